@@ -1,0 +1,123 @@
+"""Benchmark: milliseconds per artefact insertion on 600x450 images, per kind, on one core.
+
+Times ``insert_artefact`` (realize + render) for every kind with the builtin bank and, when
+``../shared/artefact-templates`` exists, with the real templates. For comparison it also times a
+straightforward implementation of the same insertions, included below (``naive_insert``): full-
+resolution scipy blur and float CDF for the position draw, per-call template transforms of the whole
+template with scikit-image-style float resampling, and full-frame float compositing. It replays the
+very same records, so both do the same work; the ratio is naive / ours.
+
+    python benchmarks/insertion.py [--repeats 60] [--templates DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED_TEMPLATES = REPO.parent / "shared" / "artefact-templates"
+
+
+def one_core() -> None:
+    """Pin the process to one CPU and OpenCV to one thread, so the figures are per core."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def naive_insert(image: np.ndarray, mask: np.ndarray, record: dict, bank) -> tuple[np.ndarray, np.ndarray]:
+    """The obvious implementation: full-frame float work for the draw and every instance."""
+    import cv2
+    from scipy import ndimage
+
+    from generator.artefacts import _inverse_map, transformed_size
+
+    height, width = image.shape[:2]
+    # the position density at full resolution, as the reference tool computes it
+    rows = np.linspace(0, 1, height)
+    cols = np.linspace(0, 1, width)
+    beta = np.outer(np.sqrt(rows * (1 - rows)), np.sqrt(cols * (1 - cols)))
+    blurred = ndimage.gaussian_filter(mask.astype(np.float64), sigma=15)
+    density = beta * (1 - blurred / max(blurred.max(), 1e-9))
+    cdf = np.cumsum(density.ravel())
+    cdf /= cdf[-1]
+    rng = np.random.default_rng(0)
+    for _ in record["instances"]:
+        np.argmax(cdf > rng.random())  # one full-length scan per drawn position
+    canvas = image.astype(np.float64)
+    for instance in record["instances"]:
+        template = bank.template(instance["template"])
+        flip, scale, angle = instance["flip"], float(instance["scale"]), int(instance["angle"])
+        canvas_h, canvas_w = transformed_size(template.shape, scale, angle)
+        warped = cv2.warpAffine(template.pixels.astype(np.float64), _inverse_map(template.shape, flip, scale, angle, 0),
+                                (canvas_w, canvas_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        frame = np.zeros((height, width, 3))
+        top, left = instance["centre"][0] - canvas_h // 2, instance["centre"][1] - canvas_w // 2
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + canvas_h, height), min(left + canvas_w, width)
+        if y0 < y1 and x0 < x1:
+            frame[y0:y1, x0:x1] = warped[y0 - top : y1 - top, x0 - left : x1 - left]
+        canvas = np.clip(canvas + np.rint(frame), 0, 255)
+    out = canvas.astype(np.uint8)
+    return out, np.any(out != image, axis=2)
+
+
+def bench_bank(label: str, bank, repeats: int) -> list[tuple[str, str, float, float]]:
+    from generator.artefacts import insert_artefact
+    from generator.gallery import demo_image
+
+    scenes = [demo_image(seed, (600, 450)) for seed in range(4)]
+    rows = []
+    for kind in bank.kinds():
+        ours, ours_cpu, naive = [], [], []
+        for index in range(repeats + 5):
+            image, mask = scenes[index % len(scenes)]
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            _, _, record = insert_artefact(image, mask, kind, bank, index)
+            elapsed, elapsed_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
+            start = time.perf_counter()
+            naive_insert(image, mask, record, bank)
+            naive_elapsed = time.perf_counter() - start
+            if index >= 5:  # the first calls warm caches (template levels, kernels)
+                ours.append(elapsed * 1000)
+                ours_cpu.append(elapsed_cpu * 1000)
+                naive.append(naive_elapsed * 1000)
+        rows.append((label, kind, statistics.median(ours), statistics.median(ours_cpu), statistics.median(naive)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--templates", default=str(SHARED_TEMPLATES))
+    args = parser.parse_args(argv)
+    one_core()
+    from generator.templates import TemplateBank
+
+    banks = [("builtin", TemplateBank.builtin(0))]
+    if (Path(args.templates) / "meta.json").is_file():
+        banks.append(("real", TemplateBank.load(args.templates)))
+    else:
+        print(f"(real templates not found at {args.templates}; builtin bank only)")
+    print(f"load average before: {os.getloadavg()[0]:.2f}  (medians over {args.repeats} insertions, one pinned core;")
+    print("  'cpu ms' is thread CPU time, less disturbed than wall-clock time when the machine is busy)")
+    print(f"{'bank':<8} {'kind':<18} {'ms/insertion':>12} {'cpu ms':>7} {'naive ms':>9} {'speed-up':>9}")
+    for label, bank in banks:
+        for bank_label, kind, ours, ours_cpu, naive in bench_bank(label, bank, args.repeats):
+            print(f"{bank_label:<8} {kind:<18} {ours:>12.2f} {ours_cpu:>7.2f} {naive:>9.2f} {naive / ours:>8.1f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f}; reference tool (issue): 19-74 ms per insertion")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

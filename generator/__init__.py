@@ -1,0 +1,27 @@
+"""ham-artefacts data generator: artefact insertion, sources, variant HDF5 files, manifests.
+
+This package never imports torch; heavy dependencies are imported lazily by the functions
+that need them so ``import generator`` stays fast.
+"""
+
+__version__ = "0.1.0"
+
+CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+"""HAM10000 diagnosis codes, in the order used for integer labels everywhere."""
+
+
+def __getattr__(name):
+    # Lazy public API so `import generator` does not pay for numpy/scipy/PIL up front.
+    if name in {"insert_artefact", "realize", "realize_random", "render"}:
+        from . import artefacts
+
+        return getattr(artefacts, name)
+    if name == "TemplateBank":
+        from .templates import TemplateBank
+
+        return TemplateBank
+    if name in {"KINDS", "FAMILIES", "list_kinds"}:
+        from . import kinds
+
+        return getattr(kinds, name)
+    raise AttributeError(f"module 'generator' has no attribute {name!r}")

@@ -1,0 +1,180 @@
+"""manifest.json of an output folder: checksums, counts and content digests; verification.
+
+Two digests per file:
+
+* ``sha256`` of the bytes: exact, but changes with the zlib/libjpeg/HDF5 versions that wrote it.
+* ``content_digest``: SHA-256 over what a reader gets back -- the decoded pixels, both masks,
+  labels, image ids and artefact kinds, row by row. It is stable across compression-library
+  versions, so the repository's golden ``data_manifest.json`` survives library upgrades.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from . import CLASSES
+from .errors import UserError
+
+FORMAT = "ham-artefacts-manifest/1"
+MANIFEST_NAME = "manifest.json"
+CONTENT_DIGEST_VERSION = b"ham-artefacts-content/1\n"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+_TOP_KEYS = {
+    "format": str, "generator_version": str, "seed": int, "source_fingerprint": str, "templates": str,
+    "image_size": (list, type(None)), "synthetic": bool, "base_url": (str, type(None)), "licence": str,
+    "citation": str, "files": list,
+}
+_FILE_KEYS = {
+    "name": str, "variant": str, "split": str, "description": str, "sha256": str, "bytes": int, "rows": int,
+    "class_counts": dict, "artefact_counts": dict, "n_artefact": int, "content_digest": str,
+}
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- content digest ---------------------------------------------------------------------------
+
+def row_digest(image: np.ndarray, lesion_mask: np.ndarray, artefact_mask: np.ndarray) -> bytes:
+    """32-byte digest of one row's decoded pixels (uint8 HxWx3) and 0/1 masks."""
+    h = hashlib.sha256()
+    for array in (np.asarray(image, np.uint8), (np.asarray(lesion_mask) > 0), (np.asarray(artefact_mask) > 0)):
+        array = np.ascontiguousarray(array.astype(np.uint8))
+        h.update(repr(array.shape).encode())
+        h.update(array.tobytes())
+    return h.digest()
+
+
+def content_digest_of_rows(rows: Iterable[tuple[bytes, str, int, bool, str]]) -> str:
+    """Digest from (row_digest, image_id, label, has_artefact, kind) tuples, in file order."""
+    h = hashlib.sha256(CONTENT_DIGEST_VERSION)
+    h.update(("\t".join(CLASSES) + "\n").encode())
+    for digest, image_id, label, has_artefact, kind in rows:
+        h.update(digest)
+        h.update(f"{image_id}\t{int(label)}\t{int(bool(has_artefact))}\t{kind}\n".encode())
+    return h.hexdigest()
+
+
+def content_digest(path: str | os.PathLike) -> str:
+    """Content digest of a variant file, decoding every row (slow: use for verification)."""
+    import h5py
+
+    from .store import decode_image, decode_mask
+
+    with h5py.File(path, "r") as f:
+        labels = f["labels"][:]
+        has_artefact = f["has_artefact"][:]
+        ids = f["image_ids"].asstr()[:]
+        kinds = f["artefact_kinds"].asstr()[:]
+        images, lesions, artefacts = f["images"], f["lesion_masks"], f["artefact_masks"]
+
+        def rows():
+            for i in range(len(labels)):
+                digest = row_digest(decode_image(images[i]), decode_mask(lesions[i]), decode_mask(artefacts[i]))
+                yield digest, ids[i], int(labels[i]), bool(has_artefact[i]), kinds[i]
+
+        return content_digest_of_rows(rows())
+
+
+# --- loading and verification -----------------------------------------------------------------
+
+def load_manifest(path_or_dir: str | os.PathLike) -> dict:
+    """Read and validate a manifest (a file, or a folder holding manifest.json); UserError if malformed."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise UserError(f"{path}: manifest not found")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    validate_manifest(manifest, str(path))
+    return manifest
+
+
+def validate_manifest(manifest, where: str = "manifest") -> None:
+    if not isinstance(manifest, dict):
+        raise UserError(f"{where}: top level must be an object")
+    for key, kind in _TOP_KEYS.items():
+        if key not in manifest:
+            raise UserError(f"{where}: missing key {key!r}")
+        if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
+            raise UserError(f"{where}: {key!r} has the wrong type")
+    if manifest["format"] != FORMAT:
+        raise UserError(f"{where}: format {manifest['format']!r} is not {FORMAT!r}")
+    names = set()
+    for i, entry in enumerate(manifest["files"]):
+        at = f"{where}: files[{i}]"
+        if not isinstance(entry, dict):
+            raise UserError(f"{at}: must be an object")
+        for key, kind in _FILE_KEYS.items():
+            if key not in entry:
+                raise UserError(f"{at}: missing key {key!r}")
+            if not isinstance(entry[key], kind) or (kind is int and isinstance(entry[key], bool)):
+                raise UserError(f"{at}: {key!r} has the wrong type")
+        for key in ("sha256", "content_digest"):
+            if not _HEX64.match(entry[key]):
+                raise UserError(f"{at}: {key!r} is not 64 hex digits")
+        name = entry["name"]
+        if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".h5"):
+            raise UserError(f"{at}: bad file name {name!r}")
+        if name in names:
+            raise UserError(f"{at}: duplicate file {name!r}")
+        names.add(name)
+
+
+def check_entry(folder: Path, entry: dict, content: bool = False) -> str | None:
+    """None if the file matches its manifest entry, else a one-line problem naming the file."""
+    path = Path(folder) / entry["name"]
+    if not path.is_file():
+        return f"{entry['name']}: missing"
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        return f"{entry['name']}: {size} bytes, manifest says {entry['bytes']}"
+    if sha256_file(path) != entry["sha256"]:
+        return f"{entry['name']}: SHA-256 does not match the manifest"
+    if content:
+        try:
+            digest = content_digest(path)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is a verification failure
+            return f"{entry['name']}: unreadable ({exc})"
+        if digest != entry["content_digest"]:
+            return f"{entry['name']}: content digest does not match the manifest"
+    return None
+
+
+def verify_dir(folder: str | os.PathLike, content: bool = False, progress: bool = False) -> list[str]:
+    """Problems found in an output folder (empty list: complete and intact).
+
+    UserError only when ``folder`` is not a folder; a missing or malformed manifest is a problem,
+    since that is what an interrupted run leaves behind.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder")
+    try:
+        manifest = load_manifest(folder / MANIFEST_NAME)
+    except UserError as exc:
+        return [f"{MANIFEST_NAME}: {exc}"]
+    if not manifest["files"]:
+        return [f"{MANIFEST_NAME}: lists no files"]
+    entries = manifest["files"]
+    if progress:
+        from tqdm import tqdm
+
+        entries = tqdm(entries, desc="verify", unit="file")
+    return [p for entry in entries if (p := check_entry(folder, entry, content)) is not None]

@@ -1,0 +1,211 @@
+"""Prepare an upload folder (Zenodo or any static host) from a generated data folder.
+
+The folder holds the variant files (hard links when the file system allows, else copies), the
+manifest with ``base_url`` filled in, the label CSVs, the example images and a README datacard
+(layout, licence and attribution of HAM10000 and of the artefact templates, citation). It is
+built beside the target under a temporary name and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _check_publish_url(base_url: str) -> str:
+    if not isinstance(base_url, str) or not base_url:
+        raise UserError("--base-url: required")
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme.lower() not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise UserError(f"--base-url: {base_url!r} must be an http://, https:// or file:// URL")
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def _link_or_copy(src: Path, dst: Path) -> str:
+    try:
+        os.link(src, dst)
+        return "linked"
+    except OSError:
+        shutil.copy2(src, dst)
+        return "copied"
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give the folder and the files created here (not hard links) the usual umask modes.
+
+    mkdtemp and the atomic writers create 0700 folders / 0600 files; an upload folder is meant to
+    be read by a web server or another user.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for path in folder.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o777 & ~mask)
+        elif path.stat().st_nlink == 1:
+            path.chmod(0o666 & ~mask)
+
+
+def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: str, variants=None,
+            verify: bool = True, progress: bool = True) -> Path:
+    """Build the upload folder ``out_dir`` from ``data_dir``; returns ``out_dir``."""
+    from tqdm import tqdm
+
+    from .atomic import write_json_atomic, write_text_atomic
+    from .fetch import MANIFEST_NAME, read_manifest, select_entries, sha256_file, validate_manifest
+    from .labels_csv import LABELS_DIR, write_label_csvs
+
+    base_url = _check_publish_url(base_url)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise UserError(f"{data_dir}: --data is not a folder")
+    manifest, _ = read_manifest(data_dir)
+    entries = select_entries(validate_manifest(manifest, where=str(data_dir / MANIFEST_NAME)), variants)
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == data_dir.resolve():
+        raise UserError(f"{out_dir}: --out must differ from --data")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UserError(f"{out_dir}: --out exists and is not an empty folder")
+    for e in entries:
+        if not (data_dir / e.name).is_file():
+            raise UserError(f"{data_dir / e.name}: listed in the manifest but missing")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        modes = set()
+        for e in tqdm(entries, desc="publish", unit="file", disable=not progress):
+            src = data_dir / e.name
+            if src.stat().st_size != e.bytes or (verify and sha256_file(src) != e.sha256):
+                raise UserError(f"{src}: does not match its manifest entry (size or SHA-256); regenerate")
+            modes.add(_link_or_copy(src, tmp / e.name))
+        names = {e.variant for e in entries}
+        src_labels = data_dir / LABELS_DIR
+        have = {p.name for p in src_labels.glob("*.csv")} if src_labels.is_dir() else set()
+        wanted = {f"{v}_{suffix}.csv" for v in names for suffix in ("bissoto", "artefacts")}
+        if wanted <= have:
+            (tmp / LABELS_DIR).mkdir()
+            for name in sorted(wanted):
+                shutil.copy2(src_labels / name, tmp / LABELS_DIR / name)
+        else:
+            write_label_csvs(tmp, variants=names, progress=progress)
+        if (data_dir / "examples").is_dir():
+            shutil.copytree(data_dir / "examples", tmp / "examples")
+        selected = {e.name for e in entries}
+        published = dict(manifest, base_url=base_url)
+        published["files"] = [f for f in manifest["files"] if f["name"] in selected]
+        write_json_atomic(tmp / MANIFEST_NAME, published)
+        write_text_atomic(tmp / "README.md", datacard(published, linked="linked" in modes))
+        _apply_umask(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            out_dir.rmdir()  # an empty target folder is replaced
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def datacard(manifest: dict, linked: bool = False) -> str:
+    """README.md of an upload folder: what is in it, how to get and read it, licence, citation."""
+    from . import CLASSES, store
+    from .info import (
+        CITATION,
+        HAM10000_ATTRIBUTION,
+        HAM10000_CITATION,
+        HAM10000_LICENCE,
+        HAM10000_LICENCE_URL,
+        TEMPLATES_ATTRIBUTION,
+    )
+
+    base = manifest.get("base_url") or ""
+    lines = [
+        "# ham-artefacts datasets",
+        "",
+        "HAM10000 dermatoscopic images with inserted artefacts (gel bubbles, rulers, ink markings), one "
+        "HDF5 file per variant. Clean and artefacted variants are paired: the same image carries the "
+        "same artefact in every variant that includes it.",
+        "",
+    ]
+    if manifest.get("synthetic"):
+        lines += ["> **Synthetic**: these files were built from synthetic stand-in images, not from the real "
+                  "HAM10000 data. Use them for testing pipelines only.", ""]
+    lines += [
+        f"Generator version {manifest.get('generator_version', '?')}, seed {manifest.get('seed', '?')}, "
+        f"templates `{manifest.get('templates', '?')}`, image size {manifest.get('image_size')}.",
+        "",
+        "## Get it",
+        "",
+        "```bash",
+        f"ham-artefacts fetch --manifest {base}manifest.json --out data/   # resumes, verifies SHA-256",
+        "```",
+        "",
+        "```python",
+        "from training.datasets import HAMArtefacts",
+        f"ds = HAMArtefacts('data/', 'test_all', download=True, manifest='{base}manifest.json')",
+        "image, label, meta = ds[0]",
+        "```",
+        "",
+        "## Files",
+        "",
+        "| file | split | rows | with artefact | bytes | SHA-256 |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for f in manifest["files"]:
+        lines.append(f"| `{f['name']}` | {f.get('split', '')} | {f.get('rows', '')} | {f.get('n_artefact', '')} "
+                     f"| {f['bytes']} | `{f['sha256']}` |")
+    lines += [
+        "",
+        "Descriptions:",
+        "",
+    ]
+    lines += [f"- `{f.get('variant', f['name'])}`: {f.get('description', '')}" for f in manifest["files"]]
+    lines += [
+        "",
+        "Also here:",
+        "",
+        "- `manifest.json`: the list above as JSON (format `ham-artefacts-manifest/1`): per file its SHA-256, "
+        "size, rows, class counts and artefact counts. `base_url` says where the files live.",
+        "- `labels/<variant>_bissoto.csv`: artefact labels in the column convention of Bissoto et al.'s ISIC "
+        "annotations (`image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string`, "
+        "semicolon-separated, 0/1; bubble -> gel_bubble, rulers -> ruler, markings -> ink; `label` is the "
+        "7-class index, `label_string` the HAM10000 class code, `image` the image_id without a file "
+        "extension; unlike the original there is no leading index column).",
+        "- `labels/<variant>_artefacts.csv`: per image its kind, template and placement.",
+        "- `examples/`: one clean | artefact example per kind (when present).",
+        "",
+        "Classes (label = index): " + ", ".join(f"{i} {c}" for i, c in enumerate(CLASSES)) + ".",
+        "",
+        "## File layout",
+        "",
+        "```text",
+        (store.__doc__ or "").strip(),
+        "```",
+        "",
+        "## Licence and attribution",
+        "",
+        *([f"- **Images (this build)**: synthetic stand-ins, {manifest.get('licence', '')}. Builds from "
+           "the real HAM10000 carry the licence below."] if manifest.get("synthetic") else []),
+        f"- **Images**: {HAM10000_ATTRIBUTION}",
+        f"  Licence: [{HAM10000_LICENCE}]({HAM10000_LICENCE_URL}).",
+        f"- **Licence recorded in the manifest**: {manifest.get('licence', '')}",
+        f"- **Artefact templates**: {TEMPLATES_ATTRIBUTION}",
+        "- **Labels and manifest**: same licence as the images they describe "
+        f"({HAM10000_LICENCE}).",
+        "",
+        "## Citation",
+        "",
+        str(manifest.get("citation") or CITATION),
+        "",
+        f"HAM10000: {HAM10000_CITATION}",
+        "",
+    ]
+    if linked:
+        lines += ["<!-- variant files in this folder are hard links to the generated data -->", ""]
+    return "\n".join(lines)

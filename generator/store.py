@@ -1,0 +1,326 @@
+"""The HDF5 layout of one variant file: the only module that knows it (write and read).
+
+One file per variant, N rows, every dataset of length N in the same row order::
+
+    images            vlen uint8   encoded image: the source JPEG bytes verbatim (clean rows at
+                                   source size) or lossless PNG (artefacted or resized rows)
+    lesion_masks      vlen uint8   PNG, mode L, 0/255
+    artefact_masks    vlen uint8   PNG, mode L, 0/255 (all zero for clean rows)
+    labels            int8         index into attrs["classes"]
+    image_ids         str          ISIC_xxxxxxx
+    lesion_ids        str          HAM_xxxxxxx (repeat images share one)
+    has_artefact      bool
+    artefact_kinds    str          "" for clean rows, else a kind name (bubble, ruler_vertical, ...)
+    artefact_records  str          JSON realization record ("" for clean rows); replay with
+                                   generator.artefacts.render
+    mask_source       str          provided | auto
+    meta_<column>     str/float64  the HAM10000 metadata columns (dx, dx_type, age, sex,
+                                   localization, dataset); age is NaN when empty
+
+File attributes: format, format_version, classes, variant (JSON spec), split, seed,
+generator_version, source_fingerprint, templates, licence, n_rows, image_size.
+
+Reading needs only h5py + numpy + Pillow::
+
+    import h5py, io, numpy as np; from PIL import Image
+    f = h5py.File("test_all.h5", "r")
+    image = np.asarray(Image.open(io.BytesIO(f["images"][0])))
+    label = f.attrs["classes"][f["labels"][0]]
+
+Bytes are deterministic: no timestamps (track_times=False), fixed write order, no groups.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import CLASSES, __version__
+from .atomic import atomic_path
+
+FORMAT = "ham-artefacts-variant"
+FORMAT_VERSION = 1
+METADATA_COLUMNS = ("dx", "dx_type", "age", "sex", "localization", "dataset")
+LICENCE = (
+    "Images derived from HAM10000 (Tschandl, Rosendahl & Kittler 2018, doi:10.1038/sdata.2018.161), "
+    "CC BY-NC-SA 4.0"
+)
+_STR_COLUMNS = ("image_ids", "lesion_ids", "artefact_kinds", "artefact_records", "mask_source")
+
+
+@dataclass
+class Row:
+    """One encoded row, ready to be written. Produced once per image, reused by every variant."""
+
+    image_id: str
+    lesion_id: str
+    label: int
+    image_bytes: bytes
+    lesion_mask_bytes: bytes
+    artefact_mask_bytes: bytes
+    has_artefact: bool = False
+    kind: str = ""
+    record: str = ""
+    mask_source: str = "provided"
+    metadata: dict = field(default_factory=dict)
+
+
+# --- encoding helpers (shared by writers and tests) -------------------------------------------
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a uint8 HxW or HxWx3 array; deterministic for a given zlib."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """PNG of a boolean / 0-1 / 0-255 mask, stored as 0/255 L."""
+    return encode_png(np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8))
+
+
+def decode_image(data) -> np.ndarray:
+    """HxWx3 uint8 from stored bytes (JPEG or PNG)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def decode_mask(data) -> np.ndarray:
+    """HxW uint8 0/1 from stored PNG bytes."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return (np.asarray(im.convert("L")) > 127).astype(np.uint8)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, attrs: dict) -> Path:
+    """Write ``n_rows`` rows to ``path`` atomically (temporary name, then rename).
+
+    ``attrs`` holds at least: variant (dict spec), split, seed, source_fingerprint, templates.
+    """
+    import h5py
+
+    path = Path(path)
+    vlen = h5py.vlen_dtype(np.uint8)
+    text = h5py.string_dtype("utf-8")
+    kw = {"track_times": False}
+    with atomic_path(path, suffix=".h5.partial") as tmp:
+        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
+            ds = {
+                "images": f.create_dataset("images", (n_rows,), dtype=vlen, **kw),
+                "lesion_masks": f.create_dataset("lesion_masks", (n_rows,), dtype=vlen, **kw),
+                "artefact_masks": f.create_dataset("artefact_masks", (n_rows,), dtype=vlen, **kw),
+            }
+            labels = np.zeros(n_rows, np.int8)
+            has_artefact = np.zeros(n_rows, bool)
+            strings = {name: [] for name in _STR_COLUMNS}
+            meta = {c: [] for c in METADATA_COLUMNS}
+            shapes = set()
+            count = 0
+            for i, row in enumerate(rows):
+                if i >= n_rows:
+                    raise ValueError(f"{path.name}: more rows than the declared {n_rows}")
+                ds["images"][i] = np.frombuffer(row.image_bytes, np.uint8)
+                ds["lesion_masks"][i] = np.frombuffer(row.lesion_mask_bytes, np.uint8)
+                ds["artefact_masks"][i] = np.frombuffer(row.artefact_mask_bytes, np.uint8)
+                labels[i] = row.label
+                has_artefact[i] = row.has_artefact
+                strings["image_ids"].append(row.image_id)
+                strings["lesion_ids"].append(row.lesion_id)
+                strings["artefact_kinds"].append(row.kind)
+                strings["artefact_records"].append(row.record)
+                strings["mask_source"].append(row.mask_source)
+                for c in METADATA_COLUMNS:
+                    meta[c].append(row.metadata.get(c, CLASSES[row.label] if c == "dx" else ""))
+                shapes.add(_png_or_jpeg_size(row.image_bytes))
+                count += 1
+            if count != n_rows:
+                raise ValueError(f"{path.name}: got {count} rows, declared {n_rows}")
+            f.create_dataset("labels", data=labels, **kw)
+            f.create_dataset("has_artefact", data=has_artefact, **kw)
+            for name, values in strings.items():
+                f.create_dataset(name, data=np.array(values, dtype=object), dtype=text, **kw)
+            for c, values in meta.items():
+                if c == "age":
+                    arr = np.array([_to_float(v) for v in values], np.float64)
+                    f.create_dataset(f"meta_{c}", data=arr, **kw)
+                else:
+                    f.create_dataset(f"meta_{c}", data=np.array([str(v) for v in values], dtype=object),
+                                     dtype=text, **kw)
+            all_attrs = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "classes": list(CLASSES),
+                "generator_version": __version__,
+                "licence": LICENCE,
+                "n_rows": n_rows,
+                "image_size": json.dumps(sorted(shapes)[0] if len(shapes) == 1 else None),
+            }
+            all_attrs.update(attrs)
+            for key in sorted(all_attrs):
+                value = all_attrs[key]
+                if isinstance(value, dict | list) and key != "classes":
+                    value = json.dumps(value, sort_keys=True)
+                f.attrs[key] = value
+    return path
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _png_or_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header without decoding pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - size is informative only
+        return None
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+class VariantReader:
+    """Random access to one variant file.
+
+    Small columns (labels, ids, kinds...) are read once, eagerly. The HDF5 handle for the big
+    columns is opened lazily and re-opened in any new process, so a reader created before a
+    DataLoader forks its workers never shares a handle across fork.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            from .errors import UserError
+
+            raise UserError(f"{self.path}: variant file not found")
+        with h5py.File(self.path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                from .errors import UserError
+
+                raise UserError(f"{self.path}: not a ham-artefacts variant file")
+            self.attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+            self.labels = f["labels"][:].astype(np.int64)
+            self.has_artefact = f["has_artefact"][:].astype(bool)
+            self.image_ids = _strings(f["image_ids"])
+            self.lesion_ids = _strings(f["lesion_ids"])
+            self.artefact_kinds = _strings(f["artefact_kinds"])
+            self.mask_source = _strings(f["mask_source"])
+            self.metadata = {
+                c: (f[f"meta_{c}"][:] if c == "age" else _strings(f[f"meta_{c}"]))
+                for c in METADATA_COLUMNS
+            }
+        self.classes = tuple(self.attrs["classes"])
+        self._file = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_pid"] = None
+        return state
+
+    def _h5(self):
+        if self._file is None or self._pid != os.getpid():
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def variant(self) -> dict:
+        return self.attrs.get("variant", {})
+
+    def image_bytes(self, i: int) -> bytes:
+        return self._h5()["images"][i].tobytes()
+
+    def image(self, i: int) -> np.ndarray:
+        return decode_image(self._h5()["images"][i])
+
+    def lesion_mask(self, i: int) -> np.ndarray:
+        return decode_mask(self._h5()["lesion_masks"][i])
+
+    def artefact_mask(self, i: int) -> np.ndarray:
+        return decode_mask(self._h5()["artefact_masks"][i])
+
+    def record(self, i: int) -> dict | None:
+        text = self._h5()["artefact_records"][i]
+        text = text.decode("utf-8") if isinstance(text, bytes) else text
+        return json.loads(text) if text else None
+
+    def records(self) -> list[dict | None]:
+        """Every row's realization record, read in one pass (None for clean rows)."""
+        texts = self._h5()["artefact_records"].asstr()[:]
+        return [json.loads(t) if t else None for t in texts]
+
+    def row(self, i: int) -> dict:
+        """Everything about row ``i``, decoded."""
+        return {
+            "image": self.image(i),
+            "lesion_mask": self.lesion_mask(i),
+            "artefact_mask": self.artefact_mask(i),
+            "label": int(self.labels[i]),
+            "image_id": self.image_ids[i],
+            "lesion_id": self.lesion_ids[i],
+            "has_artefact": bool(self.has_artefact[i]),
+            "kind": self.artefact_kinds[i],
+            "mask_source": self.mask_source[i],
+        }
+
+    def index_of(self, image_id: str) -> int:
+        if not hasattr(self, "_index"):
+            self._index = {iid: i for i, iid in enumerate(self.image_ids)}
+        return self._index[image_id]
+
+
+def _strings(ds) -> list[str]:
+    return [s for s in ds.asstr()[:]]
+
+
+def _attr_value(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str) and value[:1] in "{[" or value in ("null",):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            return value
+    return value

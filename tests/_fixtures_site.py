@@ -1,0 +1,284 @@
+"""Fabricated evaluation results + data manifest with the exact schemas of CONTRACTS.md.
+
+The site export reads only tables, so its tests do not need a trained model: these helpers
+write a results folder and a data folder (manifest.json + examples/<kind>.png) whose numbers
+are random but well-formed, seeded, and known to the test that made them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from generator import CLASSES
+
+ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+TRAIN_VARIANTS = ("train_none", "train_all") + tuple(f"train_{c}" for c in CLASSES)
+TEST_VARIANTS = (
+    ("test_none", "test_all") + tuple(f"test_{c}" for c in CLASSES) + ("test_20", "test_40", "test_60", "test_80")
+)
+KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
+PCT_TO_TEST = {0: "test_none", 20: "test_20", 40: "test_40", 60: "test_60", 80: "test_80", 100: "test_all"}
+METRICS = ("pr_auc", "precision", "recall", "fpr", "fnr", "accuracy", "balanced_accuracy")
+# Known headline values, so tests can find them on the overview page.
+BASELINE_PR_AUC = {"resnet34": 0.8123, "fasterrcnn_resnet34": 0.7345, "maskrcnn_resnet34": 0.7012}
+
+
+def _write_table(folder: Path, stem: str, frame: pd.DataFrame) -> None:
+    path = folder / f"{stem}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    frame.to_json(path.with_suffix(".json"), orient="records", indent=1)
+
+
+def _classes_for(metric: str) -> tuple[str, ...]:
+    return ("all",) if metric in ("accuracy", "balanced_accuracy") else ("macro",) + CLASSES
+
+
+def _png(rgb: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+
+
+def _picture(rng: np.random.Generator, h: int = 48, w: int = 64, artefact: bool = False) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    skin = np.array([220, 170, 150]) + rng.integers(-15, 15, 3)
+    image = np.broadcast_to(skin, (h, w, 3)).copy()
+    lesion = (yy - h / 2) ** 2 / (h / 4) ** 2 + (xx - w / 2) ** 2 / (w / 5) ** 2 < 1
+    image[lesion] = [110, 70, 50]
+    if artefact:
+        image[h // 5 : h // 5 + 3, :] = [20, 20, 20]
+    return image
+
+
+def write_results(
+    root: str | Path, *, synthetic: bool = True, seed: int = 0, archs=ARCHS, gradcam: bool = True
+) -> Path:
+    """Write a complete results folder (every table of the evaluation contract) under ``root``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    base = {arch: BASELINE_PR_AUC.get(arch, 0.75) for arch in archs}
+    summary_rows, metric_rows = [], []
+    for arch in archs:
+        for train in TRAIN_VARIANTS:
+            for test in TEST_VARIANTS:
+                for metric in METRICS:
+                    for cls in _classes_for(metric):
+                        if train == "train_none" and test == "test_none" and metric == "pr_auc" and cls == "macro":
+                            mean = base[arch]
+                        else:
+                            mean = float(np.clip(base[arch] + rng.normal(0, 0.05), 0.01, 0.99))
+                        half = float(rng.uniform(0.01, 0.05))
+                        summary_rows.append(
+                            dict(arch=arch, train_variant=train, test_variant=test, metric=metric, **{"class": cls},
+                                 mean=mean, ci_lo=mean - half, ci_hi=mean + half, n_folds=1,
+                                 delta_vs_test_none=0.0 if test == "test_none" else float(rng.normal(-0.02, 0.01)),
+                                 delta_vs_train_none=0.0 if train == "train_none" else float(rng.normal(-0.05, 0.03)))
+                        )
+                        metric_rows.append(
+                            dict(arch=arch, train_variant=train, fold=0, test_variant=test, metric=metric,
+                                 **{"class": cls}, value=mean, boot_lo=mean - half, boot_hi=mean + half)
+                        )
+    _write_table(root, "metrics_summary", pd.DataFrame(summary_rows))
+    _write_table(root, "metrics", pd.DataFrame(metric_rows))
+
+    curve_rows = []
+    for arch in archs:
+        for train in TRAIN_VARIANTS:
+            for cls in ("macro",) + CLASSES:
+                start = base[arch] if cls == "macro" else float(rng.uniform(0.5, 0.95))
+                slope = float(rng.uniform(0.0, 0.06))
+                for pct in PCT_TO_TEST:
+                    mean = start - slope * pct / 100
+                    half = float(rng.uniform(0.01, 0.04))
+                    curve_rows.append(dict(arch=arch, train_variant=train, pct_artefact=pct, **{"class": cls},
+                                           mean=mean, ci_lo=mean - half, ci_hi=mean + half))
+    _write_table(root, "curves", pd.DataFrame(curve_rows))
+
+    mc_rows = []
+    for arch in archs:
+        for train in TRAIN_VARIANTS:
+            for test in TEST_VARIANTS[1:]:
+                n01, n10 = (int(x) for x in rng.integers(0, 30, 2))
+                n11 = int(rng.integers(100, 200))
+                n00 = int(rng.integers(5, 40))
+                stat = (abs(n01 - n10) - 1) ** 2 / max(n01 + n10, 1)
+                p = float(np.exp(-stat / 2))
+                p_holm = min(1.0, p * 3)
+                mc_rows.append(dict(arch=arch, train_variant=train, fold=0, test_variant=test, n00=n00, n01=n01,
+                                    n10=n10, n11=n11, statistic=stat, p_value=p,
+                                    p_exact=p if n01 + n10 < 25 else float("nan"), p_holm=p_holm,
+                                    significant=bool(p_holm < 0.05), family=f"{arch}/{train}"))
+    _write_table(root, "mcnemar", pd.DataFrame(mc_rows))
+
+    bias_rows, shift_rows = [], []
+    for arch in archs:
+        for biased in CLASSES:
+            train = f"train_{biased}"
+            for test in ("test_none", "test_all"):
+                for cls in CLASSES:
+                    for metric in ("recall", "fpr", "fnr"):
+                        baseline = float(rng.uniform(0.05, 0.9))
+                        shift = float(rng.normal(0, 0.08))
+                        bias_rows.append(dict(arch=arch, train_variant=train, biased_class=biased, test_variant=test,
+                                              **{"class": cls}, metric=metric, value=baseline + shift,
+                                              baseline=baseline, shift=shift))
+                share_baseline = float(rng.uniform(0.05, 0.4))
+                share_biased = share_baseline + float(rng.uniform(0.0, 0.2))
+                shift_rows.append(dict(arch=arch, train_variant=train, biased_class=biased, test_variant=test,
+                                       share_biased=share_biased, share_baseline=share_baseline,
+                                       shift=share_biased - share_baseline))
+    _write_table(root, "bias", pd.DataFrame(bias_rows))
+    _write_table(root, "bias_shift", pd.DataFrame(shift_rows))
+
+    flip_rows = []
+    for arch in archs:
+        for train in ("train_none", "train_all"):
+            for kind in ("all",) + KINDS:
+                n = int(rng.integers(20, 200))
+                flipped = int(rng.integers(0, n // 4))
+                flip_rows.append(dict(arch=arch, train_variant=train, test_variant="test_all", kind=kind, n=n,
+                                      n_flipped=flipped, share=flipped / n))
+    _write_table(root, "flips", pd.DataFrame(flip_rows))
+
+    if gradcam:
+        index_rows, attention_rows = [], []
+        for arch in archs:
+            for train in ("train_none", "train_all"):
+                values = []
+                for i in range(2):
+                    image_id = f"ISIC_00{i:05d}"
+                    folder = Path("gradcam") / arch / train
+                    clean, artefacted = folder / f"{image_id}_clean.png", folder / f"{image_id}_artefact.png"
+                    _png(_picture(rng), root / clean)
+                    _png(_picture(rng, artefact=True), root / artefacted)
+                    attention = float(rng.uniform(0, 0.5))
+                    values.append(attention)
+                    index_rows.append(dict(arch=arch, train_variant=train, image_id=image_id, dx=CLASSES[i],
+                                           kind=KINDS[i], clean_png=clean.as_posix(), artefact_png=artefacted.as_posix(),
+                                           attention_clean=float(rng.uniform(0, 0.1)), attention_artefact=attention))
+                mean = float(np.mean(values))
+                attention_rows.append(dict(arch=arch, train_variant=train, n=len(values), attention_mean=mean,
+                                           attention_ci_lo=mean - 0.05, attention_ci_hi=mean + 0.05))
+        _write_table(root, "gradcam/index", pd.DataFrame(index_rows))
+        _write_table(root, "gradcam/attention", pd.DataFrame(attention_rows))
+
+    (root / "results.json").write_text(json.dumps({
+        "synthetic": synthetic, "runs": "demo/runs", "generated_by": "0.1.0", "archs": list(archs),
+        "definitions": {"mcnemar": "Fixture McNemar definition: n10 = correct clean, wrong with artefact.",
+                        "pr_auc": "Fixture PR-AUC definition."},
+    }, indent=2))
+    return root
+
+
+def write_data(root: str | Path, *, synthetic: bool = True, base_url: str | None = None, seed: int = 0) -> Path:
+    """Write manifest.json (22 variants, exact schema) and examples/<kind>.png under ``root``."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    files = []
+    for variant in TRAIN_VARIANTS + TEST_VARIANTS:
+        split = variant.split("_")[0]
+        counts = {c: int(rng.integers(2, 50)) for c in CLASSES}
+        rows = sum(counts.values())
+        kinds = {k: int(rng.integers(0, 10)) for k in KINDS} if not variant.endswith("_none") else {}
+        files.append({
+            "name": f"{variant}.h5", "variant": variant, "split": split,
+            "description": f"{split} images; artefact rule for {variant}",
+            "sha256": hashlib.sha256(variant.encode()).hexdigest(), "bytes": int(rng.integers(10**5, 10**7)),
+            "rows": rows, "class_counts": counts, "artefact_counts": kinds, "n_artefact": sum(kinds.values()),
+            "content_digest": hashlib.sha256(b"content " + variant.encode()).hexdigest(),
+        })
+    manifest = {
+        "format": "ham-artefacts-manifest/1", "generator_version": "0.1.0", "seed": seed,
+        "source_fingerprint": "f" * 16, "templates": "builtin:abc123", "image_size": [128, 96],
+        "synthetic": synthetic, "base_url": base_url, "licence": "CC BY-NC-SA 4.0",
+        "citation": "Katsch, Rinner & Tschandl 2022", "files": files,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    for kind in KINDS:
+        pair = np.concatenate([_picture(rng), _picture(rng, artefact=True)], axis=1)
+        _png(pair, root / "examples" / f"{kind}.png")
+    return root
+
+
+# ---- a throw-away copy of the MkDocs project, exported from fabricated tables and built ----
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATED_PAGES = ("index.md", "robustness.md", "bias.md", "significance.md", "gallery.md", "datasets.md",
+                   "downloads.md")
+
+
+def make_site_project(root: str | Path) -> Path:
+    """Copy the hand-written site sources and mkdocs.yml into ``root`` (never touching the repo's site/)."""
+    import shutil
+
+    import yaml
+
+    root = Path(root)
+    ignore = shutil.ignore_patterns("generated", ".generated-*", *GENERATED_PAGES)
+    shutil.copytree(REPO / "site", root / "site", ignore=ignore)
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    config["hooks"] = [str(REPO / h) for h in config.get("hooks", [])]
+    (root / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    # Seed the Vega bundle (the export reuses it when its version header matches): saves ~5 s per export.
+    target = root / "site" / "generated" / "vendor" / "vega-bundle.js"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(vega_bundle(), target)
+    return root
+
+
+def vega_bundle() -> Path:
+    """One Vega bundle per test process (the repo's own if an export already made it)."""
+    if "bundle" not in _SHARED:
+        from training.export.assets import bundle_header, write_vega_bundle
+
+        existing = REPO / "site" / "generated" / "vendor" / "vega-bundle.js"
+        if existing.is_file() and existing.open(encoding="utf-8").readline() == bundle_header():
+            _SHARED["bundle"] = existing
+        else:
+            _SHARED["bundle"] = _scratch() / "vega-bundle.js"
+            write_vega_bundle(_SHARED["bundle"])
+    return _SHARED["bundle"]
+
+
+def _scratch() -> Path:
+    if "scratch" not in _SHARED:
+        import atexit
+        import shutil
+        import tempfile
+
+        _SHARED["scratch"] = Path(tempfile.mkdtemp(prefix="ham-site-test-"))
+        atexit.register(shutil.rmtree, _SHARED["scratch"], True)
+    return _SHARED["scratch"]
+
+
+def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = True) -> Path:
+    """Fabricate results + data under ``root``, export into a project copy, build it; return the project."""
+    from training.export.site import build_site, export_site
+
+    root = Path(root)
+    project = make_site_project(root / "project")
+    write_results(root / "results", synthetic=synthetic)
+    write_data(root / "data", synthetic=synthetic)
+    export_site(root / "results", root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False)
+    if build:
+        build_site(project / "mkdocs.yml")
+    return project
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_built_site() -> Path:
+    """One exported + built demo project per test process (the browser and build tests share it)."""
+    if "project" not in _SHARED:
+        _SHARED["project"] = export_and_build(_scratch() / "shared")
+    return _SHARED["project"]

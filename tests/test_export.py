@@ -1,0 +1,266 @@
+"""`ham-artefacts export`: fabricated result tables in, generated MkDocs sources out (no browser, no build)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from generator import CLASSES
+from generator.cli import main
+from generator.errors import UserError
+
+try:
+    from . import _fixtures_site as fx
+except ImportError:
+    import _fixtures_site as fx
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    return fx.export_and_build(tmp_path_factory.mktemp("export"), build=False)
+
+
+def _inline_specs(page: str) -> list[dict]:
+    blocks = re.findall(r'<script type="application/json">(.*?)</script>', page, flags=re.S)
+    return [json.loads(b.replace("<\\/", "</")) for b in blocks]
+
+
+def test_writes_every_page_and_the_banner_flag(exported):
+    site = exported / "site"
+    for name in fx.GENERATED_PAGES:
+        assert (site / name).stat().st_size > 200, name
+    info = json.loads((site / "generated" / "site.json").read_text())
+    assert info["synthetic"] is True
+    assert info["archs"] == list(fx.ARCHS)
+    # Hand-written sources are untouched and no staging folder is left behind.
+    assert (site / "methods.md").read_text() == (fx.REPO / "site" / "methods.md").read_text()
+    assert not list(site.glob(".generated-*"))
+
+
+def test_overview_shows_our_numbers_beside_the_papers(exported):
+    page = (exported / "site" / "index.md").read_text()
+    summary = pd.read_csv(exported.parent / "results" / "metrics_summary.csv")
+    for arch, baseline in fx.BASELINE_PR_AUC.items():
+        assert f"{baseline:.3f}" in page
+        row = summary[(summary.arch == arch) & (summary.train_variant == "train_none")
+                      & (summary.test_variant == "test_all") & (summary.metric == "pr_auc")
+                      & (summary["class"] == "macro")]
+        assert f"{-row.delta_vs_test_none.iloc[0]:.3f}" in page  # drop = sign-flipped delta, not recomputed
+    for paper_value in ("0.80", "0.72", "0.030", "0.045", "0.011", "0.218", "0.129", "0.155"):
+        assert f'<td class="ham-paper">{paper_value}</td>' in page
+    assert "paper" in page and "Katsch" in page
+
+
+def test_headline_numbers_are_selected_not_computed():
+    from training.export.pages import headline_numbers
+
+    rows = []
+    for train, test, metric, mean, d_test, d_train in [
+        ("train_none", "test_none", "pr_auc", 0.7, 0.0, 0.0),
+        ("train_none", "test_all", "pr_auc", 0.6, -0.123, 0.0),
+        ("train_nv", "test_all", "balanced_accuracy", 0.3, -0.05, -0.456),
+        ("train_nv", "test_all", "recall", 0.3, -0.05, -0.999),  # per-class rows are never picked
+    ]:
+        cls = {"balanced_accuracy": "all", "recall": "nv"}.get(metric, "macro")
+        rows.append(dict(arch="resnet34", train_variant=train, test_variant=test, metric=metric, **{"class": cls},
+                         mean=mean, ci_lo=mean - 0.1, ci_hi=mean + 0.1, n_folds=1, delta_vs_test_none=d_test,
+                         delta_vs_train_none=d_train))
+    numbers = headline_numbers(pd.DataFrame(rows), ["resnet34", "maskrcnn_resnet34"])
+    assert numbers["resnet34"]["baseline"] == {"value": 0.7, "lo": pytest.approx(0.6), "hi": pytest.approx(0.8)}
+    assert numbers["resnet34"]["drop_all"]["value"] == pytest.approx(0.123)
+    assert numbers["resnet34"]["recall_drop_nv"]["value"] == pytest.approx(0.456)
+    assert numbers["maskrcnn_resnet34"]["baseline"]["value"] is None  # missing: shown as a dash
+
+
+def test_charts_are_valid_vega_lite_with_the_promised_interactions(exported):
+    import vl_convert as vlc
+
+    from training.export.assets import vegalite_version
+
+    charts = exported / "site" / "generated" / "charts"
+    names = {p.stem for p in charts.glob("*.json")}
+    assert {"overview", "robustness", "bias_heatmap", "bias_shift", "flips", "attention"} <= names
+    for path in charts.glob("*.json"):
+        vega = vlc.vegalite_to_vega(json.loads(path.read_text()), vl_version=vegalite_version())
+        assert vega["marks"], path.name
+    spec = json.loads((charts / "robustness.json").read_text())
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["cls_pick"]["bind"]["options"] == ["macro", *CLASSES]
+    assert params["arch_pick"]["bind"] == "legend" and params["arch_pick"]["select"]["fields"] == ["Architecture"]
+    data = next(iter(spec["datasets"].values()))
+    assert sorted({row["pct_artefact"] for row in data}) == [0, 20, 40, 60, 80, 100]
+    # The page carries the same spec inline (no fetch: works from file:// too).
+    inline = _inline_specs((exported / "site" / "robustness.md").read_text())
+    assert spec in inline
+
+
+def test_significance_rows_are_highlighted_exactly_when_significant(exported):
+    page = (exported / "site" / "significance.md").read_text()
+    table = pd.read_csv(exported.parent / "results" / "mcnemar.csv")
+    assert page.count('<tr class="ham-significant">') == int(table.significant.sum())
+    assert "Fixture McNemar definition: n10 = correct clean" in page  # the evaluation's own wording
+    assert page.count("<tr") - page.count("<thead><tr") == len(table) + 0 * len(fx.ARCHS)
+
+
+def test_datasets_page_lists_every_variant_with_its_digests(exported):
+    page = (exported / "site" / "datasets.md").read_text()
+    manifest = json.loads((exported.parent / "data" / "manifest.json").read_text())
+    assert len(manifest["files"]) == 22
+    for entry in manifest["files"]:
+        assert entry["sha256"] in page and entry["content_digest"] in page and entry["name"] in page
+    from training.export.assets import reading_recipe
+
+    recipe = reading_recipe()
+    assert 1 <= len(recipe.splitlines()) <= 5 and "h5py.File" in recipe and recipe in page
+    for kind in fx.KINDS:
+        assert f"generated/examples/{kind}.png" in page
+        assert (exported / "site" / "generated" / "examples" / f"{kind}.png").is_file()
+
+
+def test_small_local_variant_files_travel_with_the_site(tmp_path):
+    results = fx.write_results(tmp_path / "results", gradcam=False)
+    data = fx.write_data(tmp_path / "data")
+    manifest = json.loads((data / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        (data / entry["name"]).write_bytes(b"not really hdf5")
+    project = fx.make_site_project(tmp_path / "project")
+    from training.export.site import export_site
+
+    export_site(results, data, project / "site", progress=False)
+    page = (project / "site" / "datasets.md").read_text()
+    assert "generated/data/test_all.h5" in page
+    assert (project / "site" / "generated" / "data" / "test_all.h5").read_bytes() == b"not really hdf5"
+    assert "No Grad-CAM results" in (project / "site" / "gallery.md").read_text()
+
+
+def test_gallery_groups_pairs_by_arch_and_training_variant(exported):
+    page = (exported / "site" / "gallery.md").read_text()
+    index = pd.read_csv(exported.parent / "results" / "gradcam" / "index.csv")
+    for row in index.itertuples():
+        assert f"generated/{row.clean_png}" in page and f"generated/{row.artefact_png}" in page
+        assert f'data-gallery="{row.arch}-{row.train_variant}"' in page
+        assert f"{row.attention_artefact:.3f}" in page
+        assert (exported / "site" / "generated" / row.artefact_png).is_file()
+
+
+def test_downloads_offer_every_table_and_the_citation(exported):
+    page = (exported / "site" / "downloads.md").read_text()
+    for stem in ("metrics", "metrics_summary", "curves", "mcnemar", "bias", "bias_shift", "flips",
+                 "gradcam/index", "gradcam/attention"):
+        for suffix in (".csv", ".json"):
+            assert f"(generated/tables/{stem}{suffix})" in page
+            assert (exported / "site" / "generated" / "tables" / f"{stem}{suffix}").is_file()
+    assert "10.5826/dpc.1203a126" in page and "Katsch, Florian" in page and "@software{hamartefacts" in page
+    assert "Fixture PR-AUC definition." in page
+
+
+@pytest.mark.parametrize(("mode", "results_flag", "manifest_flag", "expected"), [
+    ("auto", False, False, False), ("auto", True, False, True), ("auto", False, True, True),
+    ("yes", False, False, True), ("no", True, True, False),
+])
+def test_synthetic_banner_modes(mode, results_flag, manifest_flag, expected):
+    from training.export.site import _is_synthetic
+
+    assert _is_synthetic(mode, {"synthetic": results_flag}, {"synthetic": manifest_flag}) is expected
+
+
+def test_missing_column_names_the_file(tmp_path):
+    results = fx.write_results(tmp_path / "results", gradcam=False)
+    data = fx.write_data(tmp_path / "data")
+    curves = pd.read_csv(results / "curves.csv").drop(columns=["ci_hi"])
+    curves.to_csv(results / "curves.csv", index=False)
+    project = fx.make_site_project(tmp_path / "project")
+    from training.export.site import export_site
+
+    with pytest.raises(UserError, match=r"curves\.csv: missing column\(s\) ci_hi"):
+        export_site(results, data, project / "site", progress=False)
+    fx.write_results(results, gradcam=False)  # whole again
+    (results / "bias.csv").unlink()
+    with pytest.raises(UserError, match=r"bias\.csv: required result table not found"):
+        export_site(results, data, project / "site", progress=False)
+
+
+def test_failed_export_keeps_the_previous_site(tmp_path, monkeypatch):
+    project = fx.export_and_build(tmp_path, build=False)
+    site = project / "site"
+    before = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    index = pd.read_csv(tmp_path / "results" / "gradcam" / "index.csv")
+    index.loc[0, "artefact_png"] = "../../outside.png"
+    index.to_csv(tmp_path / "results" / "gradcam" / "index.csv", index=False)
+    from training.export.site import export_site
+
+    with pytest.raises(UserError, match="leaves the results folder"):
+        export_site(tmp_path / "results", tmp_path / "data", site, progress=False)
+    assert {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+
+    # A failure half-way through (after the staging folder has files) also leaves no trace.
+    index.loc[0, "artefact_png"] = index.loc[1, "artefact_png"]
+    index.to_csv(tmp_path / "results" / "gradcam" / "index.csv", index=False)
+    from training.export import charts
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("chart failed")
+
+    monkeypatch.setattr(charts, "bias_shift_chart", broken)
+    with pytest.raises(RuntimeError, match="chart failed"):
+        export_site(tmp_path / "results", tmp_path / "data", site, progress=False)
+    assert {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+    assert not list(site.glob(".generated-*"))
+
+
+def test_cli_reports_bad_input_on_one_line(tmp_path, capsys):
+    code = main(["export", "--results", str(tmp_path / "nope"), "--data", str(tmp_path), "--site-dir",
+                 str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "results.json" in err
+
+
+def test_vega_bundle_matches_altairs_vega_lite():
+    import altair as alt
+
+    bundle = fx.vega_bundle().read_text(encoding="utf-8")
+    assert f'"{alt.SCHEMA_VERSION.lstrip("v")}"' in bundle  # Vega-Lite's own version string
+    assert "window.vegaEmbed=" in bundle and "window.vega=" in bundle
+    assert "cdn.jsdelivr" not in bundle.split("\n", 1)[0]
+
+
+def test_gallery_shows_at_most_a_dozen_pairs_per_group():
+    from training.export.pages import GALLERY_PER_GROUP, gallery_page
+
+    n = GALLERY_PER_GROUP + 3
+    index = pd.DataFrame({
+        "arch": ["resnet34"] * n, "train_variant": ["train_none"] * n,
+        "image_id": [f"ISIC_{i:07d}" for i in range(n)], "dx": ["nv"] * n, "kind": ["bubble"] * n,
+        "clean_png": [f"gradcam/r/t/{i}_clean.png" for i in range(n)],
+        "artefact_png": [f"gradcam/r/t/{i}_artefact.png" for i in range(n)],
+        "attention_clean": [0.1] * n, "attention_artefact": [float("nan")] + [0.5] * (n - 1),
+    })
+    page = gallery_page(index, ["resnet34"], lambda rel: f"generated/{rel}", None)
+    assert page.count('<figure class="ham-pair">') == GALLERY_PER_GROUP
+    assert f"The first {GALLERY_PER_GROUP} of {n} images" in page
+    assert "with artefact <strong>—</strong>" in page  # a missing attention value is a dash, not "nan"
+
+
+def test_the_reading_recipe_on_the_datasets_page_runs(tmp_path, monkeypatch):
+    import numpy as np
+
+    from generator.store import Row, encode_mask, encode_png, write_variant
+    from training.export.assets import reading_recipe
+
+    image = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    mask = encode_mask(np.zeros((6, 8), np.uint8))
+    row = Row("ISIC_0000001", "HAM_0000001", CLASSES.index("mel"), encode_png(image), mask, mask)
+    write_variant(tmp_path / "test_all.h5", [row], 1,
+                  {"variant": {"name": "test_all"}, "split": "test", "seed": 0, "source_fingerprint": "x",
+                   "templates": "builtin"})
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(reading_recipe(), scope)  # exactly the text the site shows
+    assert np.array_equal(scope["image"], image)
+    assert scope["label"] == "mel"
+    scope["f"].close()

@@ -1,0 +1,81 @@
+"""The repository's data_manifest.json is the manifest of the embedded-default (demo) build,
+i.e. of `make demo`'s demo/data/manifest.json.
+
+It is regenerated here from scratch and compared: content digests always (they survive
+compression-library upgrades), SHA-256 too when the libraries that wrote the bytes are the
+versions recorded in tests/data_manifest_versions.json.
+
+To refresh both files after an intended change to synth, segmentation or the artefact engine::
+
+    .venv/bin/python tests/test_generate_golden.py --write
+
+which is the same as::
+
+    ham-artefacts synth-ham10000 --out SRC --scale 0.03 --size 128x96 --seed 0
+    ham-artefacts generate --source SRC --out DATA --seed 0
+    cp DATA/manifest.json data_manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = REPO / "data_manifest.json"
+VERSIONS = Path(__file__).resolve().parent / "data_manifest_versions.json"
+SCALE, SIZE, SEED = 0.03, (128, 96), 0
+COMPARED = ("name", "variant", "split", "rows", "class_counts", "artefact_counts", "n_artefact", "content_digest")
+
+
+def library_versions() -> dict:
+    """Versions of everything that writes bytes or pixels of the demo build."""
+    import cv2
+    import h5py
+    import numpy
+    import PIL
+    import scipy
+    from PIL import features
+
+    return {"pillow": PIL.__version__, "zlib": features.version("zlib"), "libjpeg": features.version("jpg"),
+            "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version, "numpy": numpy.__version__,
+            "opencv": cv2.__version__, "scipy": scipy.__version__}
+
+
+def build_demo(folder: Path, workers: int = 2) -> dict:
+    from generator.pipeline import generate
+    from generator.synth import synthesize_ham10000
+
+    source = synthesize_ham10000(folder / "src", scale=SCALE, seed=SEED, size=SIZE, workers=workers, progress=False)
+    # As `make demo`: the source is already 128x96, so generate keeps it (and the JPEG bytes) as is.
+    return generate(source, folder / "data", seed=SEED, workers=workers, progress=False)
+
+
+def test_demo_build_matches_data_manifest(tmp_path):
+    from generator.manifest import load_manifest
+
+    golden = load_manifest(GOLDEN)
+    built = build_demo(tmp_path)
+    for key in ("seed", "source_fingerprint", "templates", "image_size", "synthetic", "generator_version"):
+        assert built[key] == golden[key], key
+    assert [e["name"] for e in built["files"]] == [e["name"] for e in golden["files"]]
+    for mine, theirs in zip(built["files"], golden["files"], strict=True):
+        assert {k: mine[k] for k in COMPARED} == {k: theirs[k] for k in COMPARED}, mine["name"]
+    test_rows = [e for e in golden["files"] if e["split"] == "test"]
+    assert all(all(e["class_counts"][c] > 0 for c in e["class_counts"]) for e in test_rows)
+    if VERSIONS.is_file() and json.loads(VERSIONS.read_text()) == library_versions():
+        assert [e["sha256"] for e in built["files"]] == [e["sha256"] for e in golden["files"]]
+
+
+if __name__ == "__main__":  # regenerate the golden files
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/test_generate_golden.py --write")
+    from generator.atomic import write_json_atomic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = build_demo(Path(tmp))
+    write_json_atomic(GOLDEN, manifest)
+    write_json_atomic(VERSIONS, library_versions())
+    print(f"wrote {GOLDEN} and {VERSIONS}")

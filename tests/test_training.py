@@ -1,0 +1,289 @@
+"""Training data path: folds, joint transforms, detector scores, prediction tables, sweep planning."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+pytest.importorskip("sklearn")
+
+from _fixtures_training import write_synthetic_data  # noqa: E402
+
+from generator import CLASSES  # noqa: E402
+from generator.errors import UserError  # noqa: E402
+from generator.store import VariantReader  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    torch.set_num_threads(2)
+    return write_synthetic_data(tmp_path_factory.mktemp("training_data"), n_train=42, n_test=14)
+
+
+# --- folds ------------------------------------------------------------------------------------
+
+def test_folds_keep_lesions_together_and_are_identical_across_training_variants(data_dir):
+    from training.folds import fold_indices, folds_for_data, make_folds
+
+    folds = folds_for_data(data_dir, seed=3)
+    assert sorted(folds["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert (folds.groupby("lesion_id")["fold"].nunique() == 1).all()
+    assert folds["image_id"].is_monotonic_increasing
+
+    # The same assignment whichever variant file (or row order) it is computed from.
+    with VariantReader(data_dir / "train_all.h5") as reader:
+        from_all = make_folds(reader.image_ids, reader.lesion_ids, reader.metadata["dx"], seed=3)
+        order = np.random.default_rng(1).permutation(len(reader))
+        shuffled = make_folds([reader.image_ids[i] for i in order], [reader.lesion_ids[i] for i in order],
+                              [reader.metadata["dx"][i] for i in order], seed=3)
+        all_ids = reader.image_ids
+    assert from_all.equals(folds) and shuffled.equals(folds)
+    assert not make_folds(folds["image_id"], folds["lesion_id"], folds["dx"], seed=4)["fold"].equals(folds["fold"])
+
+    with VariantReader(data_dir / "train_none.h5") as reader:
+        none_ids = reader.image_ids
+    for k in range(5):
+        train_a, held_a = fold_indices(folds, none_ids, k)
+        train_b, held_b = fold_indices(folds, all_ids, k)
+        assert [none_ids[i] for i in held_a] == [all_ids[i] for i in held_b]
+        assert len(set(train_a) & set(held_a)) == 0 and len(train_a) + len(held_a) == len(none_ids)
+        held_lesions = set(folds.set_index("image_id").loc[[none_ids[i] for i in held_a], "lesion_id"])
+        train_lesions = set(folds.set_index("image_id").loc[[none_ids[i] for i in train_a], "lesion_id"])
+        assert not held_lesions & train_lesions
+
+
+def test_folds_reject_too_few_lesions():
+    from training.folds import make_folds
+
+    with pytest.raises(UserError, match="lesions"):
+        make_folds(["a", "b", "c"], ["L1", "L1", "L2"], ["nv", "nv", "mel"])
+
+
+# --- joint transforms -------------------------------------------------------------------------
+
+def _random_lesion(rng, height, width):
+    yy, xx = np.mgrid[0:height, 0:width]
+    cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+    ry, rx = rng.uniform(0.15, 0.35) * height, rng.uniform(0.15, 0.35) * width
+    return ((((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) <= 1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_train_transform_keeps_image_mask_and_box_aligned(seed):
+    """The image is the mask painted grey-white; after random crop/rotate/flip/jitter the bright pixels
+    must still be the mask pixels, and the box must be the tight box of the transformed mask."""
+    from training.transforms import box_from_mask, train_transform
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    height, width = int(rng.integers(60, 120)), int(rng.integers(60, 120))
+    mask = _random_lesion(rng, height, width)
+    image = torch.from_numpy(np.repeat(mask[None] * 230 + 10, 3, axis=0).astype(np.uint8))
+    out_image, out_mask, box = train_transform(64)(image, torch.from_numpy(mask))
+
+    assert out_image.shape == (3, 64, 64) and out_image.dtype == torch.float32
+    assert 0.0 <= out_image.min() and out_image.max() <= 1.0
+    assert out_mask.shape == (64, 64) and set(out_mask.unique().tolist()) <= {0, 1}
+    assert torch.equal(box, box_from_mask(out_mask))
+    bright = out_image.mean(0) > out_image.mean(0).amin() + 0.5 * (out_image.mean(0).amax() - out_image.mean(0).amin())
+    if out_mask.sum() > 20:
+        inter = (bright & (out_mask > 0)).sum().item()
+        union = (bright | (out_mask > 0)).sum().item()
+        assert inter / union > 0.85, f"image and mask drifted apart (IoU {inter / union:.2f})"
+        ys, xs = torch.nonzero(bright, as_tuple=True)
+        image_box = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+        assert (image_box - box).abs().max() <= 3
+
+
+def test_eval_transform_only_resizes():
+    from training.transforms import eval_transform
+
+    rng = np.random.default_rng(0)
+    mask = _random_lesion(rng, 96, 128)
+    image = torch.from_numpy(np.repeat(mask[None] * 255, 3, axis=0).astype(np.uint8))
+    first = eval_transform(64)(image, torch.from_numpy(mask))
+    second = eval_transform(64)(image, torch.from_numpy(mask))
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)  # no randomness: no test-time augmentation
+    ys, xs = np.nonzero(mask)
+    expected = [xs.min() * 64 / 128, ys.min() * 64 / 96, (xs.max() + 1) * 64 / 128, (ys.max() + 1) * 64 / 96]
+    assert np.abs(first[2].numpy() - expected).max() <= 1.5
+
+
+def test_box_from_mask():
+    from training.transforms import box_from_mask
+
+    mask = torch.zeros(10, 20, dtype=torch.uint8)
+    assert box_from_mask(mask).tolist() == [0, 0, 20, 10]  # lesion cropped away: the whole image
+    mask[3, 7] = 1
+    assert box_from_mask(mask).tolist() == [7, 3, 8, 4]
+
+
+def test_dataset_returns_the_contract_fields(data_dir):
+    from training.data import HDF5VariantDataset, collate
+    from training.transforms import train_transform
+
+    dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[3, 5], transform=train_transform(48))
+    item = dataset[1]
+    assert item["image"].shape == (3, 48, 48) and item["image"].dtype == torch.float32
+    assert item["label"] == dataset.reader.labels[5] and item["image_id"] == dataset.reader.image_ids[5]
+    assert item["lesion_mask"].shape == (48, 48) and item["box"].shape == (4,)
+    batch = collate([dataset[0], dataset[1]])
+    assert batch["image"].shape == (2, 3, 48, 48) and batch["index"].tolist() == [3, 5]
+    plain = HDF5VariantDataset(data_dir / "train_none.h5")[0]
+    assert plain["image"].shape[1:] == plain["lesion_mask"].shape == (64, 80)
+
+
+# --- detector -> class scores -----------------------------------------------------------------
+
+def test_detector_rule_on_constructed_detections():
+    from training.detector_scores import NO_DETECTION, image_scores
+
+    detections = [
+        # classes are detector labels - 1; the top detection (0.9, label 3 -> class 2) decides y_pred
+        {"labels": torch.tensor([3, 1, 3, 6]), "scores": torch.tensor([0.9, 0.5, 0.2, 0.7])},
+        {"labels": torch.tensor([], dtype=torch.int64), "scores": torch.tensor([])},  # nothing found
+        {"labels": np.array([7, 7]), "scores": np.array([0.1, 0.3])},
+    ]
+    scores, y_pred = image_scores(detections, num_classes=7)
+    np.testing.assert_allclose(scores[0], [0.5, 0, 0.9, 0, 0, 0.7, 0])
+    assert y_pred[0] == 2
+    np.testing.assert_allclose(scores[1], np.full(7, 1 / 7))
+    assert y_pred[1] == NO_DETECTION and NO_DETECTION not in range(7)  # counted incorrect
+    np.testing.assert_allclose(scores[2], [0, 0, 0, 0, 0, 0, 0.3])
+    assert y_pred[2] == 6
+
+
+def test_gather_predictions_drops_sampler_padding():
+    from training.engine import Dist, gather_predictions
+
+    # DistributedSampler pads by repeating the first indices.
+    indices = np.array([4, 0, 2, 1, 3, 0])
+    scores = np.eye(7)[[4, 0, 2, 1, 3, 0]]
+    merged_idx, merged_scores, merged_pred = gather_predictions(Dist(), indices, scores, indices.copy())
+    assert merged_idx.tolist() == [0, 1, 2, 3, 4]
+    assert merged_scores.argmax(1).tolist() == [0, 1, 2, 3, 4] and merged_pred.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_macro_pr_auc_and_prior_baseline():
+    from training.engine import macro_pr_auc, prior_pr_auc
+
+    y = np.array([0, 0, 1, 2, 2, 2])
+    assert macro_pr_auc(y, np.eye(7)[y]) == pytest.approx(1.0)
+    assert prior_pr_auc(y) == pytest.approx(np.mean([2 / 6, 1 / 6, 3 / 6]))
+
+
+# --- prediction tables ------------------------------------------------------------------------
+
+def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
+    from generator.variants import list_variants
+    from training.models import build_model
+    from training.predict import COLUMNS, predict_variants, read_predictions
+
+    torch.manual_seed(0)
+    model = build_model("resnet34", image_size=32).eval()
+    written = predict_variants(model, "resnet34", data_dir, tmp_path / "predictions", 32, batch_size=16,
+                               progress=False)
+    assert [p.stem for p in written] == list_variants("test") and len(written) == 13
+    clean = read_predictions(tmp_path / "predictions" / "test_none.csv")
+    for path in written:
+        table = read_predictions(path)
+        with VariantReader(data_dir / f"{path.stem}.h5") as reader:
+            assert tuple(table.columns) == COLUMNS
+            assert len(table) == len(reader) and table["image_id"].is_unique
+            assert table["image_id"].tolist() == sorted(reader.image_ids)
+            truth = {i: int(reader.labels[reader.index_of(i)]) for i in reader.image_ids}
+            assert table["y_true"].tolist() == [truth[i] for i in table["image_id"]]
+            assert table["has_artefact"].sum() == reader.has_artefact.sum()
+            assert set(table.loc[table["has_artefact"] == 1, "artefact_kind"]) <= {"ruler_horizontal"}
+            assert (table.loc[table["has_artefact"] == 0, "artefact_kind"] == "").all()
+        scores = table[[f"score_{c}" for c in CLASSES]].to_numpy()
+        np.testing.assert_allclose(scores.sum(1), 1.0, atol=1e-5)
+        assert (table["y_pred"] == scores.argmax(1)).all()
+        # a clean image gets the same prediction in every variant
+        same = table["has_artefact"] == 0
+        np.testing.assert_array_equal(scores[same], clean[[f"score_{c}" for c in CLASSES]].to_numpy()[same])
+
+
+def test_missing_test_variant_is_a_user_error(data_dir, tmp_path):
+    from training.predict import test_variant_files
+
+    with pytest.raises(UserError, match="missing test variant"):
+        test_variant_files(tmp_path)
+    assert len(test_variant_files(data_dir)) == 13
+
+
+# --- sweep planning ---------------------------------------------------------------------------
+
+def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
+    from training.engine import TrainConfig
+    from training.sweep import load_jobs, plan, run_all, select
+
+    jobs_file = plan(data_dir, tmp_path / "runs", "paper")
+    jobs = load_jobs(jobs_file)
+    assert len(jobs) == 135 and [j["index"] for j in jobs] == list(range(135))
+    assert len({(j["arch"], j["train_variant"], j["fold"]) for j in jobs}) == 135
+    assert jobs[0]["run_dir"].endswith("runs/resnet34/train_none/fold0")
+    for job in jobs[:3]:
+        TrainConfig.from_dict(job["config"]).validate()
+    picked = select(jobs, archs=["maskrcnn_resnet34"], train_variants=["train_mel", "train_all"], folds=[1, 3])
+    assert len(picked) == 4 and {j["fold"] for j in picked} == {1, 3}
+    with pytest.raises(UserError, match="--archs"):
+        select(jobs, archs=["vgg16"])
+
+    # --all skips finished jobs (DONE marker) without training anything
+    for job in picked:
+        (tmp_path / job["run_dir"]).mkdir(parents=True, exist_ok=True)
+        (tmp_path / job["run_dir"] / "DONE").write_text(json.dumps({"arch": job["arch"]}))
+    results = run_all(jobs_file, archs=["maskrcnn_resnet34"], train_variants=["train_mel", "train_all"], folds=[1, 3],
+                      progress=False)
+    assert [r[1]["skipped"] for r in results] == [True] * 4
+
+    tiny = load_jobs(plan(data_dir, tmp_path / "tiny", "tiny"))
+    assert [(j["arch"], j["train_variant"], j["fold"]) for j in tiny] == [
+        ("resnet34", "train_none", 0), ("fasterrcnn_resnet34", "train_none", 0), ("maskrcnn_resnet34", "train_none", 0)]
+    assert all(j["config"]["threads"] == 2 for j in tiny)
+
+
+def test_cli_sweep_plan_and_bad_input(data_dir, tmp_path, capsys):
+    from generator.cli import main
+
+    assert main(["sweep", "plan", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--profile", "tiny",
+                 "--archs", "resnet34", "--train-variants", "train_none", "train_all", "--folds", "0", "2"]) == 0
+    assert "4 jobs" in capsys.readouterr().out
+    assert main(["sweep", "plan", "--data", str(data_dir), "--out", str(tmp_path / "r"),
+                 "--train-variants", "train_bogus"]) == 2
+    assert "train_bogus" in capsys.readouterr().err
+    assert main(["sweep", "run", "--out", str(tmp_path / "r"), "--index", "99"]) == 2
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
+                 "--arch", "resnet34"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_build_model_registry_and_weights(tmp_path):
+    from training.models import MODELS, build_model, list_models
+
+    assert list_models() == ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"] == list(MODELS)
+    with pytest.raises(UserError, match="unknown architecture"):
+        build_model("vgg16")
+    # ImageNet weights (here: any ResNet-34 state dict) load into the classifier and the detector backbone.
+    torch.manual_seed(0)
+    source = build_model("resnet34", num_classes=1000)
+    path = tmp_path / "resnet34-b627a593.pth"
+    torch.save(source.state_dict(), path)
+    classifier = build_model("resnet34", weights=path)
+    assert torch.equal(classifier.layer4[0].conv1.weight, source.layer4[0].conv1.weight)
+    assert classifier.fc.out_features == 7
+    detector = build_model("fasterrcnn_resnet34", image_size=64, weights=path)
+    assert torch.equal(detector.backbone.body.layer2[0].conv1.weight, source.layer2[0].conv1.weight)
+    assert detector.roi_heads.box_predictor.cls_score.out_features == 8
+    assert detector.transform.min_size == (64,) and detector.transform.max_size == 64
+    assert not detector.backbone.body.conv1.weight.requires_grad  # frozen stem with ImageNet weights
+    with pytest.raises(UserError, match="--weights"):
+        from training.models import resolve_weights
+
+        resolve_weights(tmp_path / "absent.pth")

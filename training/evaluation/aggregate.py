@@ -1,0 +1,58 @@
+"""Mean and 95% CI of each metric across folds, and deltas against the reference model/test variant.
+
+CI across folds: mean +/- t(0.975, k-1) * sd / sqrt(k) over the k folds where the metric is defined.
+With a single fold there is no spread to use, so that fold's bootstrap CI (over images) is reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_KEYS = ["arch", "train_variant", "test_variant", "metric", "class"]
+SUMMARY_COLUMNS = [*SUMMARY_KEYS, "mean", "ci_lo", "ci_hi", "n_folds", "delta_vs_test_none", "delta_vs_train_none"]
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi) of the t-based CI of the mean of ``values`` (NaN ignored; lo = hi = NaN for < 2)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return (float("nan"),) * 3
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, float(mean - half), float(mean + half)
+
+
+def summarise(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """metrics_summary table from the per-fold metrics table (columns of ``metrics.csv``)."""
+    from scipy import stats
+
+    defined = metrics.dropna(subset=["value"])
+    grouped = defined.groupby(SUMMARY_KEYS, sort=False)
+    summary = grouped["value"].agg(mean="mean", sd="std", n_folds="count").reset_index()
+    single = grouped[["boot_lo", "boot_hi"]].first().reset_index()
+    summary = summary.merge(single, on=SUMMARY_KEYS, how="left")
+    many = summary["n_folds"] >= 2
+    dof = np.maximum(summary["n_folds"].to_numpy() - 1, 1)
+    half = stats.t.ppf(0.5 + level / 2, dof) * summary["sd"].fillna(0).to_numpy() / np.sqrt(summary["n_folds"])
+    summary["ci_lo"] = np.where(many, summary["mean"] - half, summary["boot_lo"])
+    summary["ci_hi"] = np.where(many, summary["mean"] + half, summary["boot_hi"])
+    # Keys whose metric is undefined in every fold (e.g. recall of a class absent from the test set).
+    everything = metrics[SUMMARY_KEYS].drop_duplicates()
+    summary = everything.merge(summary, on=SUMMARY_KEYS, how="left")
+    summary["n_folds"] = summary["n_folds"].fillna(0).astype(int)
+
+    ref_test = summary[summary["test_variant"] == "test_none"][
+        ["arch", "train_variant", "metric", "class", "mean"]].rename(columns={"mean": "_ref_test"})
+    ref_train = summary[summary["train_variant"] == "train_none"][
+        ["arch", "test_variant", "metric", "class", "mean"]].rename(columns={"mean": "_ref_train"})
+    summary = summary.merge(ref_test, on=["arch", "train_variant", "metric", "class"], how="left")
+    summary = summary.merge(ref_train, on=["arch", "test_variant", "metric", "class"], how="left")
+    summary["delta_vs_test_none"] = summary["mean"] - summary["_ref_test"]
+    summary["delta_vs_train_none"] = summary["mean"] - summary["_ref_train"]
+    return summary[SUMMARY_COLUMNS].reset_index(drop=True)

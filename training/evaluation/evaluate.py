@@ -1,0 +1,139 @@
+"""The ``evaluate`` step: prediction tables of a runs folder -> every result table of a results folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from generator import CLASSES, __version__
+from generator.atomic import write_json_atomic
+from generator.seeding import derive_seed
+
+from . import aggregate, bias, curves, flips, metrics, significance
+from .bootstrap import DEFAULT_B, bootstrap_metrics
+from .predictions import SCORE_COLUMNS, TEST_VARIANTS, TRAIN_VARIANTS, detect_synthetic, load_runs
+from .tables import write_table
+
+METRIC_COLUMNS = ["arch", "train_variant", "fold", "test_variant", "metric", "class", "value", "boot_lo", "boot_hi"]
+
+DEFINITIONS = {
+    "pr_auc": "Average precision (sklearn.metrics.average_precision_score), one class vs the rest on that "
+              "class's score; macro = unweighted mean over classes present in the test set.",
+    "precision": "TP / (TP + FP) per class; undefined (empty) when the class is never predicted.",
+    "recall": "TP / (TP + FN) per class; undefined when the class has no test image.",
+    "fpr": "FP / (FP + TN) per class.",
+    "fnr": "FN / (TP + FN) = 1 - recall per class.",
+    "accuracy": "Share of test images predicted correctly; a detector's no-detection counts as wrong.",
+    "balanced_accuracy": "Mean recall over the classes present in the test set.",
+    "boot_ci": "Percentile bootstrap over test images (2.5th-97.5th percentile of B resamples).",
+    "ci": "Across folds: mean +/- t(0.975, k-1) sd/sqrt(k); with one fold, the bootstrap CI.",
+    "mcnemar": "Edwards-corrected McNemar test on paired correct/incorrect predictions of one model, "
+               "test_none vs the test variant; n10 = correct clean, wrong with artefact. Holm correction "
+               "within each (arch, train_variant, fold) family.",
+    "flips": "Share of artefacted images whose predicted class differs from the same image in test_none.",
+    "bias_shift": "Change in the share of predictions going to the biased class, vs train_none.",
+}
+
+
+def _table_metrics(item) -> list[tuple]:
+    (arch, train, fold, test), y_true, scores, y_pred, n_boot, seed = item
+    results = bootstrap_metrics(y_true, scores, y_pred, n_boot=n_boot,
+                                seed=derive_seed(seed, "bootstrap", arch, train, fold, test))
+    return [(arch, train, fold, test, metric, cls, value, lo, hi) for (metric, cls), (value, lo, hi) in results.items()]
+
+
+def metrics_table(tables: dict, n_boot: int = DEFAULT_B, seed: int = 0, progress: bool = False,
+                  workers: int = 1) -> pd.DataFrame:
+    """metrics table: every metric of every prediction table with its bootstrap CI.
+
+    Each table's resamples use their own seed derived from (seed, arch, train_variant, fold,
+    test_variant), so a result depends neither on which other runs are present nor on ``workers``
+    (processes sharing the tables; 1 = in this process).
+    """
+    from tqdm import tqdm
+
+    items = [(key, t["y_true"].to_numpy(), t[list(SCORE_COLUMNS)].to_numpy(), t["y_pred"].to_numpy(), n_boot, seed)
+             for key, t in tables.items()]
+    bar = tqdm(total=len(items), desc="metrics + bootstrap", unit="table", disable=not progress)
+    rows = []
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for table_rows in pool.map(_table_metrics, items, chunksize=8):
+                rows += table_rows
+                bar.update()
+    else:
+        for item in items:
+            rows += _table_metrics(item)
+            bar.update()
+    bar.close()
+    out = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    order = {m: i for i, m in enumerate(metrics.METRICS)}
+    cls_order = {c: i for i, c in enumerate((*CLASSES, "macro", "all"))}
+    return out.sort_values(
+        ["arch", "train_variant", "fold", "test_variant", "metric", "class"],
+        key=lambda col: col.map(_sort_key(col.name, order, cls_order)), kind="stable").reset_index(drop=True)
+
+
+def _sort_key(column: str, order: dict, cls_order: dict):
+    if column == "train_variant":
+        return {v: i for i, v in enumerate(TRAIN_VARIANTS)}.get
+    if column == "test_variant":
+        return {v: i for i, v in enumerate(TEST_VARIANTS)}.get
+    if column == "metric":
+        return order.get
+    if column == "class":
+        return cls_order.get
+    return lambda value: value
+
+
+def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B, seed: int = 0,
+             progress: bool = True, workers: int = 1) -> dict:
+    """Compute and write every evaluation table; returns the results.json content."""
+    started = time.perf_counter()
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    tables = load_runs(runs_dir, progress=progress)
+    per_fold = metrics_table(tables, n_boot=n_boot, seed=seed, progress=progress, workers=workers)
+    summary = aggregate.summarise(per_fold)
+    results = {
+        "metrics": per_fold,
+        "metrics_summary": summary,
+        "curves": curves.curves_table(summary),
+        "mcnemar": significance.mcnemar_table(tables),
+        "bias": bias.bias_table(per_fold),
+        "bias_shift": bias.bias_shift_table(tables),
+        "flips": flips.flips_table(tables),
+    }
+    written = []
+    for stem, table in results.items():
+        written += [p.name for p in write_table(table, out_dir, stem)]
+    keys = list(tables)
+    info = {
+        "synthetic": detect_synthetic(runs_dir),
+        "runs": str(runs_dir),
+        "generated_by": f"ham-artefacts {__version__}",
+        "archs": sorted({k[0] for k in keys}),
+        "train_variants": [v for v in TRAIN_VARIANTS if any(k[1] == v for k in keys)],
+        "test_variants": [v for v in TEST_VARIANTS if any(k[3] == v for k in keys)],
+        "folds": sorted({k[2] for k in keys}),
+        "n_prediction_tables": len(keys),
+        "classes": list(CLASSES),
+        "bootstrap": {"B": n_boot, "seed": seed, "level": 0.95, "method": "percentile, over images"},
+        "alpha": significance.ALPHA,
+        "definitions": DEFINITIONS,
+        "tables": written,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    previous = out_dir / "results.json"
+    if previous.is_file() and (out_dir / "gradcam" / "index.csv").is_file():
+        import json
+
+        # Keep the note of an earlier `gradcam` run, whose tables are still in the folder.
+        gradcam_note = json.loads(previous.read_text()).get("gradcam")
+        if gradcam_note is not None:
+            info["gradcam"] = gradcam_note
+    write_json_atomic(previous, info)
+    return info

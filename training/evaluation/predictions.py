@@ -1,0 +1,147 @@
+"""Discover runs in a runs folder and load their prediction tables, validating every column."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from generator import CLASSES
+from generator.errors import UserError
+
+SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
+COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
+TEST_VARIANTS = (
+    "test_none", "test_all", *(f"test_{c}" for c in CLASSES), "test_20", "test_40", "test_60", "test_80",
+)
+TRAIN_VARIANTS = ("train_none", "train_all", *(f"train_{c}" for c in CLASSES))
+NO_DETECTION = -1  # y_pred of a detector that found nothing: counted as a wrong prediction
+_FOLD_DIR = re.compile(r"^fold(\d+)$")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained model: an architecture, a training variant and a cross-validation fold."""
+
+    arch: str
+    train_variant: str
+    fold: int
+    path: Path
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.arch, self.train_variant, self.fold)
+
+
+def discover_runs(runs_dir: str | Path) -> list[Run]:
+    """Every ``<arch>/<train_variant>/fold<k>/`` under ``runs_dir`` that holds prediction tables, sorted."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise UserError(f"{runs_dir}: runs folder not found")
+    runs = []
+    for pred_dir in sorted(runs_dir.glob("*/*/fold*/predictions")):
+        fold_dir = pred_dir.parent
+        match = _FOLD_DIR.match(fold_dir.name)
+        if not match or not pred_dir.is_dir() or not any(pred_dir.glob("*.csv")):
+            continue
+        runs.append(Run(fold_dir.parent.parent.name, fold_dir.parent.name, int(match.group(1)), fold_dir))
+    if not runs:
+        raise UserError(f"{runs_dir}: no <arch>/<train_variant>/fold<k>/predictions/*.csv found")
+    return sorted(runs, key=lambda r: (r.arch, _order(r.train_variant, TRAIN_VARIANTS), r.fold))
+
+
+def _order(name: str, names: tuple[str, ...]) -> tuple[int, str]:
+    return (names.index(name) if name in names else len(names), name)
+
+
+def load_predictions(path: str | Path) -> pd.DataFrame:
+    """One prediction table, validated; UserError naming the file and the column on any problem."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"image_id": str, "artefact_kind": str}, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read prediction table ({exc})") from exc
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    if table.empty:
+        raise UserError(f"{path}: no rows")
+    if table["image_id"].duplicated().any():
+        dup = table.loc[table["image_id"].duplicated(), "image_id"].iloc[0]
+        raise UserError(f"{path}: image_id {dup} appears more than once")
+    columns = {"image_id": table["image_id"].to_numpy(dtype=object),
+               "artefact_kind": table["artefact_kind"].fillna("").astype(str).to_numpy(dtype=object)}
+    for column, low, high in (("y_true", 0, len(CLASSES) - 1), ("y_pred", NO_DETECTION, len(CLASSES) - 1),
+                              ("has_artefact", 0, 1)):
+        values = _numeric(table[column])
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < low) | (values > high)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{path}: row {row + 2}: {column} must be an integer in [{low}, {high}], "
+                            f"got {table[column].iloc[row]!r}")
+        columns[column] = values.astype(np.int64)
+    for column in SCORE_COLUMNS:
+        values = _numeric(table[column])
+        if not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise UserError(f"{path}: row {row + 2}: {column} must be a finite number")
+        columns[column] = values
+    out = pd.DataFrame({c: columns[c] for c in COLUMNS})
+    order = np.argsort(columns["image_id"], kind="stable")
+    return out if (order == np.arange(len(order))).all() else out.iloc[order].reset_index(drop=True)
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    """float64 values; anything unparsable becomes NaN (reported by the caller with its row)."""
+    if column.dtype.kind in "iuf":
+        return column.to_numpy(dtype=np.float64)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def load_runs(runs_dir: str | Path, progress: bool = False) -> dict[tuple[str, str, int, str], pd.DataFrame]:
+    """{(arch, train_variant, fold, test_variant): table} for every prediction table of every run."""
+    from tqdm import tqdm
+
+    runs = discover_runs(runs_dir)
+    tables = {}
+    for run in tqdm(runs, desc="loading predictions", unit="run", disable=not progress):
+        for csv in sorted((run.path / "predictions").glob("*.csv")):
+            tables[(*run.key, csv.stem)] = load_predictions(csv)
+    return tables
+
+
+def pair_rows(first: pd.DataFrame, second: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (i, j) such that first.image_id[i] == second.image_id[j], for every shared image_id."""
+    _, i, j = np.intersect1d(first["image_id"].to_numpy(), second["image_id"].to_numpy(),
+                             assume_unique=True, return_indices=True)
+    return i, j
+
+
+def detect_synthetic(runs_dir: str | Path) -> bool | None:
+    """Whether the runs were trained on synthetic data, from the first config.json that says so.
+
+    Looks for a top-level ``synthetic`` flag, else a ``data`` folder whose manifest.json has one.
+    None when no config tells.
+    """
+    import json
+
+    for config_path in sorted(Path(runs_dir).glob("*/*/fold*/config.json")):
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(config.get("synthetic"), bool):
+            return config["synthetic"]
+        data = config.get("data") or config.get("data_dir")
+        if isinstance(data, str):
+            manifest = Path(data) / "manifest.json"
+            try:
+                flag = json.loads(manifest.read_text()).get("synthetic")
+            except (OSError, ValueError):
+                flag = None
+            if isinstance(flag, bool):
+                return flag
+    return None

@@ -1,0 +1,447 @@
+"""Markdown page renderers. Each takes already-loaded tables and returns the page text.
+
+Pages hold raw HTML where Markdown cannot express it (sortable tables with data-sort values,
+chart containers with their inline Vega-Lite spec, the Grad-CAM gallery grid).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+import pandas as pd
+
+from generator import CLASSES
+
+from .charts import arch_label
+
+# Katsch, Rinner & Tschandl 2022 (Dermatol Pract Concept 12(3):e2022126), as reported in the paper.
+PAPER = {
+    "baseline": {"resnet34": 0.80, "fasterrcnn_resnet34": 0.72, "maskrcnn_resnet34": 0.72},
+    "drop_all": {"resnet34": 0.030, "fasterrcnn_resnet34": 0.045, "maskrcnn_resnet34": 0.011},
+    "recall_drop_nv": {"resnet34": 0.218, "fasterrcnn_resnet34": 0.129, "maskrcnn_resnet34": 0.155},
+}
+PAPER_CITATION = (
+    "Katsch F, Rinner C, Tschandl P. Comparison of convolutional neural network architectures for robustness "
+    "against common artefacts in dermatoscopic images. Dermatol Pract Concept. 2022;12(3):e2022126. "
+    "doi:10.5826/dpc.1203a126"
+)
+
+
+def fmt(value, digits: int = 3, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def fmt_p(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
+
+
+def fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def chart_block(chart_id: str, spec: dict, spec_href: str, caption: str) -> str:
+    """A chart container: the spec travels inline (works from file:// too), the loader renders it."""
+    payload = json.dumps(spec, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    return (
+        f'<figure class="ham-figure">\n'
+        f'<div class="ham-chart" id="{esc(chart_id)}"><script type="application/json">{payload}</script></div>\n'
+        f'<figcaption>{esc(caption)} <a href="{esc(spec_href)}" download>Vega-Lite spec (JSON)</a></figcaption>\n'
+        f"</figure>\n"
+    )
+
+
+def _summary_value(summary: pd.DataFrame, arch: str, train: str, test: str, metric: str, column: str,
+                   cls: str = "macro"):
+    rows = summary[(summary["arch"] == arch) & (summary["train_variant"] == train) & (summary["test_variant"] == test)
+                   & (summary["metric"] == metric) & (summary["class"] == cls)]
+    if rows.empty or pd.isna(rows.iloc[0][column]):
+        return None
+    return float(rows.iloc[0][column])
+
+
+def _mean_recall_delta(summary: pd.DataFrame, arch: str):
+    """Mean recall over classes is balanced accuracy; fall back to a "macro" recall row if one exists."""
+    for metric, cls in (("balanced_accuracy", "all"), ("recall", "macro")):
+        value = _summary_value(summary, arch, "train_nv", "test_all", metric, "delta_vs_train_none", cls)
+        if value is not None:
+            return value
+    return None
+
+
+def headline_numbers(summary: pd.DataFrame, archs: list[str]) -> dict[str, dict[str, dict]]:
+    """Our headline numbers, selected from metrics_summary (drops are the sign-flipped deltas)."""
+    out: dict[str, dict[str, dict]] = {}
+    for arch in archs:
+        mean = _summary_value(summary, arch, "train_none", "test_none", "pr_auc", "mean")
+        lo = _summary_value(summary, arch, "train_none", "test_none", "pr_auc", "ci_lo")
+        hi = _summary_value(summary, arch, "train_none", "test_none", "pr_auc", "ci_hi")
+        delta_all = _summary_value(summary, arch, "train_none", "test_all", "pr_auc", "delta_vs_test_none")
+        delta_nv = _mean_recall_delta(summary, arch)
+        out[arch] = {
+            "baseline": {"value": mean, "lo": lo, "hi": hi},
+            "drop_all": {"value": None if delta_all is None else -delta_all},
+            "recall_drop_nv": {"value": None if delta_nv is None else -delta_nv},
+        }
+    return out
+
+
+def headline_table(summary: pd.DataFrame, archs: list[str]) -> str:
+    ours = headline_numbers(summary, archs)
+    rows = [
+        ("baseline", "Baseline PR-AUC (macro)", "train_none on test_none, mean [95% CI]", 2),
+        ("drop_all", "PR-AUC drop, artefacts on all test images", "train_none: test_none − test_all", 3),
+        ("recall_drop_nv", "Recall drop, nv-biased training",
+         "test_all: train_none − train_nv (mean recall over classes = balanced accuracy)", 3),
+    ]
+    head = "".join(f'<th colspan="2">{esc(arch_label(a))}</th>' for a in archs)
+    sub = "".join('<th>this site</th><th class="ham-paper">paper</th>' for _ in archs)
+    body = []
+    for key, label, how, digits in rows:
+        cells = []
+        for arch in archs:
+            entry = ours[arch][key]
+            text = fmt(entry["value"], 3)
+            if key == "baseline" and entry["value"] is not None:
+                text += f'<br><span class="ham-ci">[{fmt(entry["lo"], 3)}, {fmt(entry["hi"], 3)}]</span>'
+            paper = PAPER[key].get(arch)
+            cells.append(f'<td class="ham-ours">{text}</td>'
+                         f'<td class="ham-paper">{fmt(paper, digits) if paper is not None else "—"}</td>')
+        body.append(f'<tr><th scope="row">{esc(label)}<br><small>{esc(how)}</small></th>{"".join(cells)}</tr>')
+    return (
+        '<div class="ham-headline"><table>'
+        f'<thead><tr><th rowspan="2"></th>{head}</tr><tr>{sub}</tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table></div>\n'
+    )
+
+
+def overview_page(results, manifest: dict, chart: str) -> str:
+    archs = results.archs
+    n_test = sum(f["rows"] for f in manifest["files"] if f["variant"] == "test_none")
+    n_train = sum(f["rows"] for f in manifest["files"] if f["variant"] == "train_none")
+    synthetic = "synthetic embedded demo data" if manifest.get("synthetic") else "HAM10000"
+    return f"""---
+hide:
+  - toc
+---
+
+# Artefacts in dermatoscopic images: robustness results
+
+How much do **bubbles, rulers and ink markings** change the predictions of a classifier (ResNet-34)
+and of two object detectors (Faster R-CNN, Mask R-CNN) on the seven HAM10000 classes? This site
+reproduces the questions of Katsch, Rinner & Tschandl (2022) on {esc(synthetic)}:
+{n_train} training and {n_test} test images, {len(manifest["files"])} dataset variants, {len(archs)} architectures.
+
+## Headline numbers
+
+Our numbers beside **the values reported in the paper** (columns marked *paper*; they are
+copied from the publication, not computed here).
+
+{headline_table(results["metrics_summary"], archs)}
+<p class="ham-note">Paper: {esc(PAPER_CITATION)}.</p>
+
+## Robustness at a glance
+
+{chart}
+## Where to look next
+
+- [Robustness](robustness.md): PR-AUC against the share of test images with artefacts, per class.
+- [Bias](bias.md): what training with artefacts on one class only does to recall, FPR and FNR.
+- [Significance](significance.md): paired McNemar tests with Holm correction.
+- [Grad-CAM gallery](gallery.md): where the networks look, clean and with artefacts.
+- [Datasets](datasets.md): the {len(manifest["files"])} variant files, their checksums and how to read them.
+- [Methods & reproduce](methods.md) and [Downloads](downloads.md).
+"""
+
+
+def robustness_page(chart: str, flips_chart: str | None) -> str:
+    flips = (
+        f"""
+## Which artefacts flip predictions
+
+Share of test images whose predicted class changes when the artefact is added (paired clean vs
+artefacted copy of the same image), by artefact kind.
+
+{flips_chart}"""
+        if flips_chart
+        else ""
+    )
+    return f"""# Robustness
+
+PR-AUC of each architecture as the share of test images carrying an artefact grows from 0 % (test_none)
+through test_20 … test_80 to 100 % (test_all). Bands are 95% confidence intervals from the evaluation
+tables. Choose the class (or the macro average) and the training variant below the chart; click a
+legend entry to highlight one architecture (shift-click for several, double-click to reset).
+
+{chart}{flips}"""
+
+
+def bias_page(heatmap: str, shift_chart: str) -> str:
+    return f"""# Bias
+
+*Biased training*: the variant `train_<class>` puts artefacts on every training image of one class
+and on no other. A model can then learn “artefact ⇒ that class”. The heatmaps show, for each biased
+training variant (rows) and each class (columns), the shift of recall, false-positive rate (FPR) and
+false-negative rate (FNR) relative to clean training (`train_none`) on the same test variant:
+red cells are higher than with clean training, blue cells lower. Hover a cell for the values.
+
+{heatmap}
+## Shift toward the biased class
+
+Share of test predictions that name the biased class, minus the same share for the model trained
+on clean images.
+
+{shift_chart}"""
+
+
+def _td(text: str, sort_value=None, cls: str = "") -> str:
+    attrs = ""
+    if sort_value is not None:
+        value = "" if isinstance(sort_value, float) and math.isnan(sort_value) else repr(float(sort_value))
+        attrs += f' data-sort="{value}"'
+    if cls:
+        attrs += f' class="{cls}"'
+    return f"<td{attrs}>{text}</td>"
+
+
+MCNEMAR_DEFINITION = (
+    "Continuity-corrected McNemar test on the paired correct/incorrect predictions of one model, "
+    "test_none vs the test variant; n10 = correct on the clean image, wrong with the artefact; n01 = the reverse. "
+    "Holm correction within each family."
+)
+
+
+def significance_page(mcnemar: pd.DataFrame, archs: list[str], definitions: dict | None = None) -> str:
+    definition = (definitions or {}).get("mcnemar")
+    source = "from the evaluation's results.json" if definition else "the evaluation contract"
+    definition = definition or MCNEMAR_DEFINITION
+    parts = [f"""---
+hide:
+  - toc
+---
+
+# Significance
+
+Paired McNemar tests between the predictions on a clean test set and on its artefacted copy
+(`test_none` vs each other test variant) for the same model.
+
+!!! info "Definition ({source})"
+    {esc(definition)}
+
+*p* is the asymptotic p-value, *exact p* the binomial one where n01 + n10 < 25 (— otherwise),
+*Holm p* the Holm-adjusted p-value within its family.
+<span class="ham-significant-key">Highlighted rows</span> are significant (Holm p < 0.05).
+Click a column header to sort.
+"""]
+    for arch in archs:
+        rows = mcnemar[mcnemar["arch"] == arch]
+        n_sig = int(rows["significant"].astype(str).str.lower().isin(["true", "1"]).sum())
+        parts.append(f"\n## {esc(arch_label(arch))}\n\n{n_sig} of {len(rows)} comparisons significant.\n")
+        head = "".join(
+            f'<th data-sort-method="{method}">{label}</th>' for label, method in [
+                ("training", "default"), ("fold", "number"), ("test", "default"), ("n01", "number"),
+                ("n10", "number"), ("statistic", "number"), ("p", "number"), ("exact p", "number"),
+                ("Holm p", "number"), ("family", "default"), ("significant", "default")]
+        )
+        body = []
+        for row in rows.itertuples(index=False):
+            significant = str(row.significant).lower() in ("true", "1")
+            cells = [
+                _td(esc(row.train_variant)), _td(str(int(row.fold)), row.fold), _td(esc(row.test_variant)),
+                _td(str(int(row.n01)), row.n01), _td(str(int(row.n10)), row.n10),
+                _td(fmt(float(row.statistic), 2), row.statistic), _td(fmt_p(float(row.p_value)), row.p_value),
+                _td(fmt_p(float(row.p_exact)), row.p_exact), _td(fmt_p(float(row.p_holm)), row.p_holm),
+                _td(esc(row.family)), _td("yes" if significant else "no"),
+            ]
+            cls = ' class="ham-significant"' if significant else ""
+            body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+        parts.append(
+            f'<div class="ham-sortable"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>\n'
+        )
+    return "".join(parts)
+
+
+GALLERY_PER_GROUP = 12
+
+
+def gallery_rows(index: pd.DataFrame, per_group: int = GALLERY_PER_GROUP) -> pd.DataFrame:
+    """The Grad-CAM rows the gallery shows: the first ``per_group`` of each (arch, training variant)."""
+    return index.groupby(["arch", "train_variant"], sort=False).head(per_group)
+
+
+def gallery_page(index: pd.DataFrame | None, archs: list[str], image_href, attention_chart: str | None,
+                 per_group: int = GALLERY_PER_GROUP) -> str:
+    """``image_href(path_in_results) -> str`` maps a PNG of the results folder to its site path."""
+    parts = ["""# Grad-CAM gallery
+
+Grad-CAM heat maps for the same test image without (left) and with (right) its artefact. The
+*attention on the artefact* is the share of the Grad-CAM mass that falls inside the artefact mask
+(for the clean image: inside where the artefact will be). Click an image to open the lightbox; the
+arrows browse the images of one architecture and training variant.
+"""]
+    if index is None or index.empty:
+        parts.append('\n!!! note "No Grad-CAM results"\n    The results folder has no `gradcam/index.csv`.\n')
+        return "".join(parts)
+    if attention_chart:
+        parts.append(f"\n## Attention on artefacts\n\n{attention_chart}")
+    for arch in archs:
+        arch_rows = index[index["arch"] == arch]
+        if arch_rows.empty:
+            continue
+        parts.append(f"\n## {esc(arch_label(arch))}\n")
+        for train, rows in arch_rows.groupby("train_variant", sort=False):
+            gallery = f"{arch}-{train}"
+            parts.append(f"\n### {esc(arch_label(arch))} · {esc(train)}\n\n")
+            if len(rows) > per_group:
+                parts.append(f"The first {per_group} of {len(rows)} images; all attention values are in "
+                             "[Downloads](downloads.md) (`gradcam/index`).\n\n")
+                rows = rows.head(per_group)
+            parts.append('<div class="ham-gallery">\n')
+            for row in rows.itertuples(index=False):
+                title = f"{row.image_id} ({row.dx}, {row.kind})"
+                figures = []
+                for label, path, value in (("clean", row.clean_png, row.attention_clean),
+                                           ("with artefact", row.artefact_png, row.attention_artefact)):
+                    desc = f"{arch_label(arch)}, {train}: {label}; attention on artefact {fmt(float(value), 3)}"
+                    figures.append(
+                        f'<img src="{esc(image_href(path))}" alt="{esc(title)} {label}" loading="lazy" '
+                        f'data-gallery="{esc(gallery)}" data-title="{esc(title)} — {label}" '
+                        f'data-description="{esc(desc)}">'
+                    )
+                parts.append(
+                    f'<figure class="ham-pair"><div class="ham-pair__images">{"".join(figures)}</div>'
+                    f"<figcaption><strong>{esc(row.image_id)}</strong> · {esc(row.dx)} · {esc(row.kind)}<br>"
+                    f"attention on artefact: clean {fmt(float(row.attention_clean), 3)} → "
+                    f"with artefact <strong>{fmt(float(row.attention_artefact), 3)}</strong></figcaption></figure>\n"
+                )
+            parts.append("</div>\n")
+    return "".join(parts)
+
+
+def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], download_href) -> str:
+    """``download_href(entry) -> str | None``: where a variant file can be downloaded."""
+    files = manifest["files"]
+    size = manifest.get("image_size")
+    rows = []
+    for entry in files:
+        href = download_href(entry)
+        name = f'<a href="{esc(href)}"><code>{esc(entry["name"])}</code></a>' if href else f"<code>{esc(entry['name'])}</code>"
+        rows.append(
+            f'<tr><td>{name}</td><td>{esc(entry["split"])}</td><td data-sort="{entry["rows"]}">{entry["rows"]}</td>'
+            f'<td data-sort="{entry["n_artefact"]}">{entry["n_artefact"]}</td>'
+            f'<td data-sort="{entry["bytes"]}">{fmt_bytes(entry["bytes"])}</td><td>{esc(entry["description"])}</td></tr>'
+        )
+    details = []
+    for entry in files:
+        classes = "".join(f"<td>{entry['class_counts'].get(c, 0)}</td>" for c in CLASSES)
+        kinds = entry["artefact_counts"]
+        kind_text = ", ".join(f"{esc(k)} {v}" for k, v in kinds.items() if v) or "none"
+        href = download_href(entry)
+        link = f'[download `{entry["name"]}`]({href})' if href else "not published: build it with the commands on [Methods & reproduce](methods.md)"
+        details.append(f"""??? info "{entry['variant']}: {entry['rows']} images, {entry['n_artefact']} with an artefact"
+    {esc(entry["description"])}
+
+    <div class="ham-counts"><table><thead><tr>{''.join(f'<th>{c}</th>' for c in CLASSES)}</tr></thead><tbody><tr>{classes}</tr></tbody></table></div>
+
+    - Artefacts by kind: {kind_text}
+    - Size: {fmt_bytes(entry["bytes"])} ({entry["bytes"]} bytes)
+    - SHA-256: `{entry["sha256"]}`
+    - Content digest: `{entry["content_digest"]}`
+    - {link}
+""")
+    example_html = "".join(
+        f'<figure class="ham-example"><img src="{esc(src)}" alt="{esc(kind)} example" data-gallery="examples" '
+        f'data-title="{esc(kind)}" data-description="clean (left) and with a {esc(kind)} artefact (right)">'
+        f"<figcaption>{esc(kind)}</figcaption></figure>"
+        for kind, src in examples
+    )
+    size_text = f"{size[0]}×{size[1]} px" if size else "source size"
+    base_url = manifest.get("base_url")
+    if base_url:
+        where = f"Files download from <{base_url}>."
+    elif files and download_href(files[0]):
+        where = "Files download from this site (links in the table)."
+    else:
+        where = "The files are not published with this site: rebuild them with the commands on [Methods & reproduce](methods.md)."
+    return f"""---
+hide:
+  - toc
+---
+
+# Datasets
+
+{len(files)} variant files, generated with seed {manifest["seed"]} by ham-artefacts {esc(manifest["generator_version"])}
+at {size_text}; templates `{esc(manifest["templates"])}`. {where}
+Licence: {esc(manifest["licence"])}.
+
+<div class="ham-sortable"><table><thead><tr><th>file</th><th>split</th><th data-sort-method="number">images</th>
+<th data-sort-method="number">with artefact</th><th data-sort-method="number">size</th><th>description</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table></div>
+
+## Reading a variant file
+
+Only h5py, NumPy and Pillow are needed:
+
+```python
+{recipe}
+```
+
+Check a download with `sha256sum FILE` against the table below, or `ham-artefacts verify DIR`.
+
+## Artefact kinds
+
+Each example shows the same image clean (left) and with the artefact (right).
+
+<div class="ham-examples">{example_html}</div>
+
+## Every variant
+
+{''.join(details)}
+"""
+
+
+def downloads_page(downloads: list[tuple[str, str, str]], citation_bibtex: str, citation_texts: list[str],
+                   definitions: dict | None = None) -> str:
+    """``downloads``: (title, csv_href or "", json_href or ""); ``definitions`` from results.json."""
+    rows = []
+    for title, csv_href, json_href in downloads:
+        links = " · ".join(f"[{kind}]({href})" for kind, href in (("CSV", csv_href), ("JSON", json_href)) if href)
+        rows.append(f"| `{title}` | {links} |")
+    table = "\n".join(rows)
+    texts = "\n\n".join(f"    {esc(text)}" for text in citation_texts)
+    glossary = ""
+    if isinstance(definitions, dict) and definitions:
+        items = "\n".join(f"`{esc(k)}`\n:   {esc(v)}\n" for k, v in definitions.items())
+        glossary = f"\n## Definitions\n\nAs recorded by the evaluation in `results.json`.\n\n{items}\n"
+    return f"""# Downloads
+
+Every table behind this site, as CSV and as JSON (records orientation), exactly as the evaluation wrote it.
+
+| table | download |
+|---|---|
+{table}
+{glossary}
+## Cite
+
+!!! quote "How to cite (generated from CITATION.cff)"
+{texts}
+
+```bibtex
+{citation_bibtex}
+```
+"""

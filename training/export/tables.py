@@ -1,0 +1,100 @@
+"""Read the evaluation result tables (CONTRACTS.md "Evaluation outputs") and check their columns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from generator.errors import UserError
+
+# Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
+SCHEMAS: dict[str, tuple[str, ...]] = {
+    "metrics": ("arch", "train_variant", "fold", "test_variant", "metric", "class", "value", "boot_lo", "boot_hi"),
+    "metrics_summary": ("arch", "train_variant", "test_variant", "metric", "class", "mean", "ci_lo", "ci_hi",
+                        "n_folds", "delta_vs_test_none", "delta_vs_train_none"),
+    "curves": ("arch", "train_variant", "pct_artefact", "class", "mean", "ci_lo", "ci_hi"),
+    "mcnemar": ("arch", "train_variant", "fold", "test_variant", "n00", "n01", "n10", "n11", "statistic",
+                "p_value", "p_exact", "p_holm", "significant", "family"),
+    "bias": ("arch", "train_variant", "biased_class", "test_variant", "class", "metric", "value", "baseline",
+             "shift"),
+    "bias_shift": ("arch", "train_variant", "biased_class", "test_variant", "share_biased", "share_baseline",
+                   "shift"),
+    "flips": ("arch", "train_variant", "test_variant", "kind", "n", "n_flipped", "share"),
+    "gradcam/index": ("arch", "train_variant", "image_id", "dx", "kind", "clean_png", "artefact_png",
+                      "attention_clean", "attention_artefact"),
+    "gradcam/attention": ("arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"),
+}
+ARCH_ORDER = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
+
+# Columns read as text even when they look numeric (class codes, image ids).
+_STRING_COLUMNS = ("arch", "train_variant", "test_variant", "metric", "class", "biased_class", "kind", "image_id",
+                   "dx", "family", "clean_png", "artefact_png")
+
+
+@dataclass
+class Results:
+    """The result tables of one results folder, each a DataFrame keyed by its stem."""
+
+    root: Path
+    info: dict
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __getitem__(self, stem: str) -> pd.DataFrame:
+        return self.tables[stem]
+
+    def has(self, stem: str) -> bool:
+        return stem in self.tables and not self.tables[stem].empty
+
+    @property
+    def archs(self) -> list[str]:
+        """Architectures in the paper's order (classifier first), unknown ones after, alphabetically."""
+        listed = self.info.get("archs")
+        if not (isinstance(listed, list) and listed):
+            listed = self.tables["metrics_summary"]["arch"].unique()
+        names = {str(a) for a in listed}
+        return sorted(names, key=lambda a: (ARCH_ORDER.index(a) if a in ARCH_ORDER else len(ARCH_ORDER), a))
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read one CSV; UserError naming the file if it is unreadable or lacks a column."""
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS}, keep_default_na=False,
+                            na_values=["", "NaN", "nan"])
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"{path}: cannot read table ({exc})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    for column in _STRING_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].fillna("").astype(str)
+    return frame
+
+
+def load_results(root: str | Path) -> Results:
+    """Load results.json and every known table under ``root``; required tables must exist."""
+    root = Path(root)
+    info_path = root / "results.json"
+    if not info_path.is_file():
+        raise UserError(f"{info_path}: not found (is --results an evaluation output folder?)")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{info_path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{info_path}: top level must be an object")
+    if "synthetic" in info and not isinstance(info["synthetic"], bool):
+        raise UserError(f"{info_path}: 'synthetic' must be true or false")
+    results = Results(root=root, info=info)
+    for stem, columns in SCHEMAS.items():
+        path = root / f"{stem}.csv"
+        if not path.is_file():
+            if stem in REQUIRED:
+                raise UserError(f"{path}: required result table not found")
+            continue
+        results.tables[stem] = read_table(path, columns)
+    return results
