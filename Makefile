@@ -19,8 +19,10 @@ DATA := $(DEMO_DIR)/data
 RUNS := $(DEMO_DIR)/runs
 RESULTS := $(DEMO_DIR)/results
 SITE_OUT := build/site
+DEMO_GRADCAM_N ?= 6
+SHARED_TEMPLATES ?= ../shared/artefact-templates
 
-.PHONY: demo test install lint chromium serve clean gallery benchmarks
+.PHONY: demo test install lint chromium serve clean benchmarks
 
 install: $(STAMP)
 
@@ -53,12 +55,36 @@ $(DATA)/manifest.json: $(SOURCE)/SYNTHETIC.txt
 	@echo "==> [2/7] all 22 variants to HDF5"
 	$(CLI) generate --source $(SOURCE) --out $(DATA) --seed $(DEMO_SEED) --workers 2
 
-gallery: $(STAMP)
-	@echo "==> artefact gallery and one insertion per kind"
-	$(CLI) templates gallery --out $(DEMO_DIR)/gallery.png
+$(RUNS)/.tiny-done: $(DATA)/manifest.json
+	@echo "==> [3/7] tiny training profile: ResNet-34, Faster R-CNN, Mask R-CNN (1 fold, CPU)"
+	$(CLI) sweep run --all --profile tiny --data $(DATA) --out $(RUNS)
+	@touch $@
 
-demo: $(DATA)/manifest.json gallery
-	@echo "==> demo finished: variants in $(DATA)"
+$(RESULTS)/results.json: $(RUNS)/.tiny-done
+	@echo "==> [4/7] evaluate: metrics, CIs, McNemar, bias, flips"
+	$(CLI) evaluate --runs $(RUNS) --out $(RESULTS)
+
+# Grad-CAM of the detectors costs seconds per map on a CPU: the demo draws a small sample.
+$(RESULTS)/gradcam/index.csv: $(RUNS)/.tiny-done
+	@echo "==> [5/7] Grad-CAM overlays and artefact attention"
+	$(CLI) gradcam --runs $(RUNS) --data $(DATA) --out $(RESULTS) --n $(DEMO_GRADCAM_N)
+
+$(SITE_OUT)/index.html: $(RESULTS)/results.json $(RESULTS)/gradcam/index.csv
+	@echo "==> [6/7] export the results site sources into site/"
+	$(CLI) export --results $(RESULTS) --data $(DATA) --site-dir site
+	@echo "==> [7/7] mkdocs build --strict"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+$(DEMO_DIR)/gallery.png: | $(STAMP)
+	@echo "==> artefact gallery and one insertion per kind"
+	$(CLI) templates gallery --templates builtin $(if $(wildcard $(SHARED_TEMPLATES)/meta.json),--compare $(SHARED_TEMPLATES)) --out $@
+	$(CLI) templates examples --templates builtin --out $(DEMO_DIR)/examples
+
+demo: $(DEMO_DIR)/gallery.png $(SITE_OUT)/index.html
+	@echo
+	@echo "Demo finished (synthetic data: the embedded demo, not HAM10000 results)."
+	@echo "  variants:  $(DATA)   results: $(RESULTS)   gallery: $(DEMO_DIR)/gallery.png"
+	@echo "  site:      $(CURDIR)/$(SITE_OUT)/index.html   (view it with: make serve)"
 
 serve: $(STAMP)
 	@echo "serving $(SITE_OUT) on http://127.0.0.1:8000"
@@ -66,6 +92,10 @@ serve: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/insertion.py
+	$(BIN)/python benchmarks/decode.py
+	$(BIN)/python benchmarks/loader.py
+	$(BIN)/python benchmarks/generate.py --scale 0.1
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf $(DEMO_DIR) build

@@ -65,8 +65,10 @@ class TrainConfig:
     predict: bool = True
     profile: str = "custom"
 
-    # Fields that do not change the result: may differ between a run and its resume.
-    RUNTIME_FIELDS = ("workers", "threads", "device", "predict", "eval_batch_size")
+    # Settings of the machine rather than the experiment: a resume may change them (bit-exact resume
+    # needs the same ones). ``workers`` is not among them: with workers, augmentations draw from
+    # per-worker generators instead of the main process's, so it changes the run.
+    RUNTIME_FIELDS = ("threads", "device", "predict", "eval_batch_size")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
