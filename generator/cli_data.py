@@ -47,7 +47,8 @@ def register(sub) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .pipeline import generate, parse_shard, parse_size
+    from .pipeline import generate, parse_shard
+    from .sizes import parse_size
 
     manifest = generate(
         args.source, args.out, seed=args.seed, workers=args.workers, size=parse_size(args.size),

@@ -28,7 +28,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import sys
 
-    from .synth import parse_size, synthesize_ham10000
+    from .sizes import parse_size
+    from .synth import synthesize_ham10000
 
     out = synthesize_ham10000(
         args.out,

@@ -30,6 +30,7 @@ import numpy as np
 from . import CLASSES, __version__
 from .errors import UserError
 from .seeding import derive_seed
+from .sizes import parse_size
 from .sources.ham10000 import EXPECTED_COUNTS, SYNTHETIC_MARKER
 
 DEFAULT_SIZE = (600, 450)
@@ -498,17 +499,6 @@ def _table_text(header, rows) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H); UserError unless both are integers in [32, 4096]."""
-    try:
-        w, h = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size: expected WxH such as 600x450, got {text!r}") from None
-    if not (32 <= w <= 4096 and 32 <= h <= 4096):
-        raise UserError(f"--size: width and height must be between 32 and 4096, got {text!r}")
-    return w, h
 
 
 def synthesize_ham10000(

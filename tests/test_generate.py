@@ -283,7 +283,7 @@ def test_decoded_artefact_rows_are_lossless(built):
 
 
 def test_stored_png_round_trips_exactly():
-    from generator.pipeline import encode_png_stored
+    from generator.store import encode_png_stored
 
     rng = np.random.default_rng(1)
     for shape in [(1, 1, 3), (45, 60, 3), (3, 700, 3)]:

@@ -3,6 +3,10 @@
 Every chart embeds its (small) data inline, so a page needs no request besides the vendored
 Vega bundle. Interactivity uses Vega-Lite params: dropdowns for class / variant, and a legend
 bound point selection that dims the architectures not clicked.
+
+A run may cover only part of the grid (the demo trains train_none, maybe train_nv, one fold). Every
+builder returns None when nothing is left to plot, so the page can say what is missing instead of
+showing an empty chart container.
 """
 
 from __future__ import annotations
@@ -44,7 +48,12 @@ def _select(name: str, options: list[str], value: str, label: str) -> alt.Parame
 
 
 def _first(options: list[str], preferred: str) -> str:
-    return preferred if preferred in options else options[0]
+    return preferred if preferred in options or not options else options[0]
+
+
+def _plottable(frame: pd.DataFrame, archs: list[str], value: str) -> pd.DataFrame:
+    """Rows of the listed architectures whose ``value`` column is a number (NaN rows cannot be drawn)."""
+    return frame[frame["arch"].isin(archs) & pd.to_numeric(frame[value], errors="coerce").notna()]
 
 
 def _to_dict(chart) -> dict:
@@ -54,9 +63,13 @@ def _to_dict(chart) -> dict:
 
 
 def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool = True,
-                     height: int = 320) -> dict:
+                     height: int = 320) -> dict | None:
     """PR-AUC against % of test images with artefacts, 95% CI band per architecture."""
-    data = _with_arch(curves[curves["arch"].isin(archs)])
+    data = _plottable(curves, archs, "mean")
+    if data.empty:
+        return None
+    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
+    data = _with_arch(data)
     data = data[["Architecture", "train_variant", "pct_artefact", "cls", "mean", "ci_lo", "ci_hi"]]
     trains = list(dict.fromkeys(data["train_variant"]))
     classes = [c for c in ("macro",) + CLASSES if c in set(data["cls"])]
@@ -90,9 +103,13 @@ def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool =
     return _to_dict(chart.properties(width=WIDTH, height=height))
 
 
-def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict:
+def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
     """Shift of recall / FPR / FNR per class (columns) for each biased training variant (rows), per arch."""
-    data = _with_arch(bias[bias["arch"].isin(archs)])
+    data = _plottable(bias, archs, "shift")
+    if data.empty:
+        return None
+    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
+    data = _with_arch(data)
     data["Metric"] = data["metric"].map(METRIC_LABELS).fillna(data["metric"])
     data = data[["Architecture", "train_variant", "test_variant", "cls", "Metric", "value", "baseline", "shift"]]
     tests = list(dict.fromkeys(data["test_variant"]))
@@ -130,9 +147,13 @@ def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict:
     return _to_dict(chart)
 
 
-def bias_shift_chart(bias_shift: pd.DataFrame, archs: list[str]) -> dict:
+def bias_shift_chart(bias_shift: pd.DataFrame, archs: list[str]) -> dict | None:
     """Share of predictions moved toward the biased class, per biased class and architecture."""
-    data = _with_arch(bias_shift[bias_shift["arch"].isin(archs)])
+    data = _plottable(bias_shift, archs, "shift")
+    if data.empty:
+        return None
+    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
+    data = _with_arch(data)
     tests = list(dict.fromkeys(data["test_variant"]))
     test_param = _select("shift_test", tests, _first(tests, "test_all"), "Test variant ")
     legend = alt.selection_point(fields=["Architecture"], bind="legend", name="shift_arch")
@@ -157,9 +178,13 @@ def bias_shift_chart(bias_shift: pd.DataFrame, archs: list[str]) -> dict:
     return _to_dict(chart)
 
 
-def flips_chart(flips: pd.DataFrame, archs: list[str]) -> dict:
+def flips_chart(flips: pd.DataFrame, archs: list[str]) -> dict | None:
     """Share of predictions that change when the artefact is added, by artefact kind."""
-    data = _with_arch(flips[flips["arch"].isin(archs)])
+    data = _plottable(flips, archs, "share")
+    if data.empty:
+        return None
+    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
+    data = _with_arch(data)
     data["label"] = data["train_variant"] + " → " + data["test_variant"]
     options = list(dict.fromkeys(data["label"]))
     pick = _select("flip_pick", options, _first(options, "train_none → test_all"), "Training → test ")
@@ -182,9 +207,17 @@ def flips_chart(flips: pd.DataFrame, archs: list[str]) -> dict:
     return _to_dict(chart)
 
 
-def attention_chart(attention: pd.DataFrame, archs: list[str]) -> dict:
-    """Mean Grad-CAM attention on the artefact, with its 95% CI, per architecture and training variant."""
-    data = _with_arch(attention[attention["arch"].isin(archs)])
+def attention_chart(attention: pd.DataFrame, archs: list[str]) -> dict | None:
+    """Mean artefact attention ratio with its 95% CI, per architecture and training variant.
+
+    The ratio is (share of CAM mass on the artefact) / (share of image area it covers): 1 = no more
+    drawn to the artefact than a uniform map, marked by a dashed rule.
+    """
+    data = _plottable(attention, archs, "attention_mean")
+    if data.empty:
+        return None
+    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
+    data = _with_arch(data)
     trains = list(dict.fromkeys(data["train_variant"]))
     base = alt.Chart(data).encode(
         y=alt.Y("train_variant:N", sort=trains, title="training variant"),
@@ -192,7 +225,7 @@ def attention_chart(attention: pd.DataFrame, archs: list[str]) -> dict:
         color=_arch_colour(archs),
     )
     rules = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("attention_ci_lo:Q", title="share of Grad-CAM attention on the artefact"), x2="attention_ci_hi:Q")
+        x=alt.X("attention_ci_lo:Q", title="artefact attention ratio (1 = uniform map)"), x2="attention_ci_hi:Q")
     points = base.mark_point(filled=True, size=60).encode(
         x="attention_mean:Q",
         tooltip=[alt.Tooltip("Architecture:N"), alt.Tooltip("train_variant:N", title="training"),
@@ -200,4 +233,6 @@ def attention_chart(attention: pd.DataFrame, archs: list[str]) -> dict:
                  alt.Tooltip("attention_ci_lo:Q", title="95% CI low", format=".3f"),
                  alt.Tooltip("attention_ci_hi:Q", title="95% CI high", format=".3f")],
     )
-    return _to_dict(alt.layer(rules, points).properties(width=WIDTH, height=max(120, 60 * len(trains))))
+    uniform = alt.Chart(pd.DataFrame({"uniform": [1.0]})).mark_rule(strokeDash=[4, 4], color="grey").encode(
+        x="uniform:Q")
+    return _to_dict(alt.layer(uniform, rules, points).properties(width=WIDTH, height=max(120, 60 * len(trains))))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from generator import CLASSES
 from generator.errors import UserError
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
@@ -28,6 +29,8 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "gradcam/attention": ("arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"),
 }
 ARCH_ORDER = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+# Training variants in the registry's order (CONTRACTS.md); the class-biased ones are train_<class>.
+TRAIN_VARIANTS = ("train_none", "train_all") + tuple(f"train_{c}" for c in CLASSES)
 REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
 
 # Columns read as text even when they look numeric (class codes, image ids).
@@ -49,14 +52,48 @@ class Results:
     def has(self, stem: str) -> bool:
         return stem in self.tables and not self.tables[stem].empty
 
-    @property
-    def archs(self) -> list[str]:
-        """Architectures in the paper's order (classifier first), unknown ones after, alphabetically."""
+    def _listed_archs(self) -> set[str]:
         listed = self.info.get("archs")
         if not (isinstance(listed, list) and listed):
             listed = self.tables["metrics_summary"]["arch"].unique()
-        names = {str(a) for a in listed}
-        return sorted(names, key=lambda a: (ARCH_ORDER.index(a) if a in ARCH_ORDER else len(ARCH_ORDER), a))
+        return {str(a) for a in listed}
+
+    @property
+    def archs(self) -> list[str]:
+        """Architectures with results, in the paper's order (classifier first), unknown ones after.
+
+        An architecture that results.json lists but no table row mentions (not trained in this run)
+        is left out here and reported by ``missing_archs``.
+        """
+        names = self._listed_archs()
+        with_rows = set(self.tables["metrics_summary"]["arch"])
+        if with_rows:
+            names &= with_rows
+        return _arch_sorted(names)
+
+    @property
+    def missing_archs(self) -> list[str]:
+        """Architectures results.json lists (or the paper compares) that have no results in this run."""
+        return _arch_sorted((self._listed_archs() | set(ARCH_ORDER)) - set(self.archs))
+
+    def train_variants(self, arch: str | None = None) -> list[str]:
+        """Training variants with results (of one architecture, or of any), in registry order."""
+        summary = self.tables["metrics_summary"]
+        if arch is not None:
+            summary = summary[summary["arch"] == arch]
+        present = set(summary["train_variant"])
+        return [v for v in TRAIN_VARIANTS if v in present] + sorted(present - set(TRAIN_VARIANTS))
+
+    @property
+    def n_folds(self) -> int:
+        """Number of cross-validation folds with results (0 when metrics.csv is absent or empty)."""
+        if not self.has("metrics"):
+            return 0
+        return int(self.tables["metrics"]["fold"].nunique())
+
+
+def _arch_sorted(names) -> list[str]:
+    return sorted(names, key=lambda a: (ARCH_ORDER.index(a) if a in ARCH_ORDER else len(ARCH_ORDER), a))
 
 
 def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
