@@ -30,6 +30,10 @@ BASELINE_PR_AUC = {"resnet34": 0.8123, "fasterrcnn_resnet34": 0.7345, "maskrcnn_
 
 
 def _write_table(folder: Path, stem: str, frame: pd.DataFrame) -> None:
+    if frame.empty:  # an empty table still has its header row, as the evaluation writes it
+        from training.export.tables import SCHEMAS
+
+        frame = pd.DataFrame(columns=list(SCHEMAS[stem]))
     path = folder / f"{stem}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
@@ -57,9 +61,14 @@ def _picture(rng: np.random.Generator, h: int = 48, w: int = 64, artefact: bool 
 
 
 def write_results(
-    root: str | Path, *, synthetic: bool = True, seed: int = 0, archs=ARCHS, gradcam: bool = True
+    root: str | Path, *, synthetic: bool = True, seed: int = 0, archs=ARCHS, gradcam: bool = True,
+    train_variants=TRAIN_VARIANTS,
 ) -> Path:
-    """Write a complete results folder (every table of the evaluation contract) under ``root``."""
+    """Write a results folder (every table of the evaluation contract) under ``root``.
+
+    ``train_variants`` < all nine gives a partial grid like the tiny demo profile's: the tables only
+    have rows for those variants (bias / bias_shift empty when no train_<class> is among them).
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -67,7 +76,7 @@ def write_results(
     base = {arch: BASELINE_PR_AUC.get(arch, 0.75) for arch in archs}
     summary_rows, metric_rows = [], []
     for arch in archs:
-        for train in TRAIN_VARIANTS:
+        for train in train_variants:
             for test in TEST_VARIANTS:
                 for metric in METRICS:
                     for cls in _classes_for(metric):
@@ -91,7 +100,7 @@ def write_results(
 
     curve_rows = []
     for arch in archs:
-        for train in TRAIN_VARIANTS:
+        for train in train_variants:
             for cls in ("macro",) + CLASSES:
                 start = base[arch] if cls == "macro" else float(rng.uniform(0.5, 0.95))
                 slope = float(rng.uniform(0.0, 0.06))
@@ -104,7 +113,7 @@ def write_results(
 
     mc_rows = []
     for arch in archs:
-        for train in TRAIN_VARIANTS:
+        for train in train_variants:
             for test in TEST_VARIANTS[1:]:
                 n01, n10 = (int(x) for x in rng.integers(0, 30, 2))
                 n11 = int(rng.integers(100, 200))
@@ -122,6 +131,8 @@ def write_results(
     for arch in archs:
         for biased in CLASSES:
             train = f"train_{biased}"
+            if train not in train_variants:
+                continue
             for test in ("test_none", "test_all"):
                 for cls in CLASSES:
                     for metric in ("recall", "fpr", "fnr"):
@@ -140,7 +151,7 @@ def write_results(
 
     flip_rows = []
     for arch in archs:
-        for train in ("train_none", "train_all"):
+        for train in [v for v in ("train_none", "train_all") if v in train_variants]:
             for kind in ("all",) + KINDS:
                 n = int(rng.integers(20, 200))
                 flipped = int(rng.integers(0, n // 4))
@@ -151,7 +162,7 @@ def write_results(
     if gradcam:
         index_rows, attention_rows = [], []
         for arch in archs:
-            for train in ("train_none", "train_all"):
+            for train in [v for v in ("train_none", "train_all") if v in train_variants]:
                 values = []
                 for i in range(2):
                     image_id = f"ISIC_00{i:05d}"
@@ -172,6 +183,7 @@ def write_results(
 
     (root / "results.json").write_text(json.dumps({
         "synthetic": synthetic, "runs": "demo/runs", "generated_by": "0.1.0", "archs": list(archs),
+        "train_variants": list(train_variants),
         "definitions": {"mcnemar": "Fixture McNemar definition: n10 = correct clean, wrong with artefact.",
                         "pr_auc": "Fixture PR-AUC definition."},
     }, indent=2))
@@ -260,13 +272,14 @@ def _scratch() -> Path:
     return _SHARED["scratch"]
 
 
-def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = True) -> Path:
+def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = True,
+                     train_variants=TRAIN_VARIANTS, archs=ARCHS) -> Path:
     """Fabricate results + data under ``root``, export into a project copy, build it; return the project."""
     from training.export.site import build_site, export_site
 
     root = Path(root)
     project = make_site_project(root / "project")
-    write_results(root / "results", synthetic=synthetic)
+    write_results(root / "results", synthetic=synthetic, train_variants=train_variants, archs=archs)
     write_data(root / "data", synthetic=synthetic)
     export_site(root / "results", root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False)
     if build:

@@ -264,3 +264,98 @@ def test_the_reading_recipe_on_the_datasets_page_runs(tmp_path, monkeypatch):
     assert np.array_equal(scope["image"], image)
     assert scope["label"] == "mel"
     scope["f"].close()
+
+
+# ---- partial grids: the tiny demo profile trains train_none (maybe train_nv), one fold ----
+
+def _chart_ids(page: str) -> list[str]:
+    return re.findall(r'<div class="ham-chart" id="([^"]+)"', page)
+
+
+@pytest.fixture(scope="module")
+def only_train_none(tmp_path_factory) -> Path:
+    """train_none only, Mask R-CNN not trained, no Grad-CAM: like a demo run cut short."""
+    root = tmp_path_factory.mktemp("only-none")
+    project = fx.make_site_project(root / "project")
+    fx.write_results(root / "results", train_variants=("train_none",), archs=fx.ARCHS[:2], gradcam=False)
+    fx.write_data(root / "data")
+    from training.export.site import build_site, export_site
+
+    export_site(root / "results", root / "data", project / "site", citation=fx.REPO / "CITATION.cff", progress=False)
+    build_site(project / "mkdocs.yml")  # strict: the "not available" notes keep every link and anchor valid
+    return project
+
+
+def test_only_train_none_says_what_is_missing_instead_of_crashing(only_train_none):
+    site = only_train_none / "site"
+    bias = (site / "bias.md").read_text()
+    assert not _chart_ids(bias)  # no empty chart container for the browser to fail on
+    assert bias.count("No class-biased training variants") == 2 and "paper profile" in bias
+    charts = {p.stem for p in (site / "generated" / "charts").glob("*.json")}
+    assert charts == {"overview", "robustness", "flips"}
+    index = (site / "index.md").read_text()
+    assert "Not trained in this run: Mask R-CNN." in index
+    assert "1 cross-validation fold instead of the paper's 5" in index
+    recall_row = index.split("Recall drop, nv-biased training")[1].split("</tr>")[0]
+    assert recall_row.count('<td class="ham-ours">n/a</td>') == 2  # ResNet-34 and Faster R-CNN columns
+    assert "train_nv was not trained in this run" in index
+    assert "No Grad-CAM results" in (site / "gallery.md").read_text()
+    assert (only_train_none / "build" / "site" / "bias.html").is_file()
+
+
+@pytest.fixture(scope="module")
+def none_and_nv(tmp_path_factory) -> Path:
+    """train_none + train_nv, as the tiny profile trains them, with NaN holes in several tables."""
+    root = tmp_path_factory.mktemp("none-nv")
+    results = fx.write_results(root / "results", train_variants=("train_none", "train_nv"))
+    nan = float("nan")
+    for stem, column, where in (("curves", "mean", lambda f: f["pct_artefact"] == 40),
+                                ("bias", "shift", lambda f: f["class"] == "df"),
+                                ("mcnemar", "n01", lambda f: f["test_variant"] == "test_bcc"),
+                                ("gradcam/attention", "attention_mean", lambda f: f["arch"] == "resnet34")):
+        frame = pd.read_csv(results / f"{stem}.csv")
+        frame.loc[where(frame), column] = nan
+        frame.to_csv(results / f"{stem}.csv", index=False)
+    index = pd.read_csv(results / "gradcam" / "index.csv")
+    index.loc[0, "attention_clean"] = nan
+    index.to_csv(results / "gradcam" / "index.csv", index=False)
+    fx.write_data(root / "data")
+    project = fx.make_site_project(root / "project")
+    from training.export.site import build_site, export_site
+
+    export_site(results, root / "data", project / "site", citation=fx.REPO / "CITATION.cff", progress=False)
+    build_site(project / "mkdocs.yml")
+    return project
+
+
+def test_train_nv_fills_the_bias_page_and_the_headline(none_and_nv):
+    import vl_convert as vlc
+
+    from training.export.assets import vegalite_version
+
+    site = none_and_nv / "site"
+    bias = (site / "bias.md").read_text()
+    assert _chart_ids(bias) == ["chart-bias_heatmap", "chart-bias_shift"]
+    assert "Not trained: `train_akiec`, `train_bcc`, `train_bkl`, `train_df`, `train_mel`, `train_vasc`" in bias
+    heatmap = _inline_specs(bias)[0]
+    rows = next(iter(heatmap["datasets"].values()))
+    assert {r["train_variant"] for r in rows} == {"train_nv"}
+    assert all(r["shift"] is not None for r in rows)  # NaN shifts are left out, not drawn as 0 or "null"
+    for path in (site / "generated" / "charts").glob("*.json"):
+        text = path.read_text()
+        assert "NaN" not in text, path.name
+        assert vlc.vegalite_to_vega(json.loads(text), vl_version=vegalite_version())["marks"], path.name
+
+    # The headline's nv row is train_nv's own delta (sign-flipped), selected not recomputed.
+    summary = pd.read_csv(none_and_nv.parent / "results" / "metrics_summary.csv")
+    index = (site / "index.md").read_text()
+    recall_row = index.split("Recall drop, nv-biased training")[1].split("</tr>")[0]
+    assert "n/a" not in recall_row
+    for arch in fx.ARCHS:
+        row = summary[(summary.arch == arch) & (summary.train_variant == "train_nv")
+                      & (summary.test_variant == "test_all") & (summary.metric == "balanced_accuracy")]
+        assert f'<td class="ham-ours">{-row.delta_vs_train_none.iloc[0]:.3f}</td>' in recall_row
+    assert "Only 1 of 7 class-biased training variants were trained (`train_nv`)" in index
+    assert "Not trained in this run" not in index  # every architecture has results
+    significance = (site / "significance.md").read_text()
+    assert '<td data-sort="">—</td>' in significance  # the NaN n01 is a dash, sorted as empty

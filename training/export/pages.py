@@ -16,6 +16,10 @@ from generator import CLASSES
 
 from .charts import arch_label
 
+BIASED_VARIANTS = tuple(f"train_{c}" for c in CLASSES)
+NOT_AVAILABLE = "n/a"
+PAPER_PROFILE = "[paper profile](methods.md#reproduce-on-real-ham10000-gpu-cluster)"
+
 # Katsch, Rinner & Tschandl 2022 (Dermatol Pract Concept 12(3):e2022126), as reported in the paper.
 PAPER = {
     "baseline": {"resnet34": 0.80, "fasterrcnn_resnet34": 0.72, "maskrcnn_resnet34": 0.72},
@@ -33,6 +37,10 @@ def fmt(value, digits: int = 3, sign: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def fmt_int(value) -> str:
+    return "—" if value is None or pd.isna(value) else str(int(value))
 
 
 def fmt_p(value) -> str:
@@ -101,6 +109,7 @@ def headline_numbers(summary: pd.DataFrame, archs: list[str]) -> dict[str, dict[
 
 
 def headline_table(summary: pd.DataFrame, archs: list[str]) -> str:
+    """Our numbers beside the paper's; a number this run cannot give (variant not trained) is "n/a"."""
     ours = headline_numbers(summary, archs)
     rows = [
         ("baseline", "Baseline PR-AUC (macro)", "train_none on test_none, mean [95% CI]", 2),
@@ -115,21 +124,66 @@ def headline_table(summary: pd.DataFrame, archs: list[str]) -> str:
         cells = []
         for arch in archs:
             entry = ours[arch][key]
-            text = fmt(entry["value"], 3)
+            text = NOT_AVAILABLE if entry["value"] is None else fmt(entry["value"], 3)
             if key == "baseline" and entry["value"] is not None:
                 text += f'<br><span class="ham-ci">[{fmt(entry["lo"], 3)}, {fmt(entry["hi"], 3)}]</span>'
             paper = PAPER[key].get(arch)
             cells.append(f'<td class="ham-ours">{text}</td>'
                          f'<td class="ham-paper">{fmt(paper, digits) if paper is not None else "—"}</td>')
         body.append(f'<tr><th scope="row">{esc(label)}<br><small>{esc(how)}</small></th>{"".join(cells)}</tr>')
-    return (
+    table = (
         '<div class="ham-headline"><table>'
         f'<thead><tr><th rowspan="2"></th>{head}</tr><tr>{sub}</tr></thead>'
         f'<tbody>{"".join(body)}</tbody></table></div>\n'
     )
+    notes = []
+    for key, what in (("baseline", "train_none was not evaluated on test_none"),
+                      ("drop_all", "train_none was not evaluated on test_all"),
+                      ("recall_drop_nv", "the nv-biased training variant train_nv was not trained in this run")):
+        missing = [arch_label(a) for a in archs if ours[a][key]["value"] is None]
+        if missing:
+            notes.append(f"{what} ({', '.join(missing)})")
+    if notes:
+        table += (f'<p class="ham-note"><strong>{NOT_AVAILABLE}</strong>: not available because '
+                  f'{esc("; ".join(notes))}.</p>\n')
+    return table
 
 
-def overview_page(results, manifest: dict, chart: str) -> str:
+def coverage_admonition(results) -> str:
+    """A note saying what this run did not train (architectures, class-biased variants, folds); "" if complete."""
+    lines = []
+    if results.missing_archs:
+        lines.append("Not trained in this run: " + ", ".join(arch_label(a) for a in results.missing_archs) + ".")
+    trained = results.train_variants()
+    biased = [v for v in BIASED_VARIANTS if v in trained]
+    if not biased:
+        lines.append("No class-biased training variants (`train_akiec` … `train_vasc`) were trained in this run, "
+                     "so the [Bias](bias.md) page and the nv-biased headline number are not available.")
+    elif len(biased) < len(BIASED_VARIANTS):
+        lines.append(f"Only {len(biased)} of {len(BIASED_VARIANTS)} class-biased training variants were trained "
+                     f"({', '.join(f'`{v}`' for v in biased)}).")
+    if "train_all" not in trained:
+        lines.append("`train_all` (artefacts on every training image) was not trained.")
+    n_folds = results.n_folds
+    if 0 < n_folds < 5:
+        lines.append(f"{n_folds} cross-validation fold{'s' if n_folds > 1 else ''} instead of the paper's 5"
+                     + (": confidence intervals are bootstrap intervals over test images." if n_folds == 1 else "."))
+    if not lines:
+        return ""
+    body = "\n".join(f"    - {line}" for line in lines)
+    return (f'!!! warning "This run covers part of the paper\'s grid"\n'
+            f"    Training variants with results: {', '.join(f'`{v}`' for v in trained) or 'none'}.\n\n"
+            f"{body}\n\n"
+            f"    Run the {PAPER_PROFILE} (3 architectures × 9 training variants × 5 folds) for the full set.\n")
+
+
+def not_available(title: str, text: str) -> str:
+    """A visible note in place of a chart or table that this run has no data for."""
+    return f'!!! note "{esc(title)}"\n    {text}\n'
+
+
+
+def overview_page(results, manifest: dict, chart: str | None) -> str:
     archs = results.archs
     n_test = sum(f["rows"] for f in manifest["files"] if f["variant"] == "test_none")
     n_train = sum(f["rows"] for f in manifest["files"] if f["variant"] == "train_none")
@@ -146,6 +200,7 @@ and of two object detectors (Faster R-CNN, Mask R-CNN) on the seven HAM10000 cla
 reproduces the questions of Katsch, Rinner & Tschandl (2022) on {esc(synthetic)}:
 {n_train} training and {n_test} test images, {len(manifest["files"])} dataset variants, {len(archs)} architectures.
 
+{coverage_admonition(results)}
 ## Headline numbers
 
 Our numbers beside **the values reported in the paper** (columns marked *paper*; they are
@@ -156,7 +211,7 @@ copied from the publication, not computed here).
 
 ## Robustness at a glance
 
-{chart}
+{chart or not_available("No robustness curves", "The results folder has no PR-AUC curves (`curves.csv` is empty).")}
 ## Where to look next
 
 - [Robustness](robustness.md): PR-AUC against the share of test images with artefacts, per class.
@@ -168,7 +223,7 @@ copied from the publication, not computed here).
 """
 
 
-def robustness_page(chart: str, flips_chart: str | None) -> str:
+def robustness_page(chart: str | None, flips_chart: str | None, trained: list[str] | None = None) -> str:
     flips = (
         f"""
 ## Which artefacts flip predictions
@@ -178,8 +233,14 @@ artefacted copy of the same image), by artefact kind.
 
 {flips_chart}"""
         if flips_chart
-        else ""
+        else "\n## Which artefacts flip predictions\n\n" + not_available(
+            "No prediction flips", "The results folder has no prediction-flip rows (`flips.csv` is absent or empty).")
     )
+    if chart is None:
+        chart = not_available("No robustness curves", "The results folder has no PR-AUC curves (`curves.csv` is empty).")
+    elif trained is not None and len(trained) < 9:
+        chart = (f"Training variants in this run: {', '.join(f'`{v}`' for v in trained)}; the others need the "
+                 f"{PAPER_PROFILE}.\n\n{chart}")
     return f"""# Robustness
 
 PR-AUC of each architecture as the share of test images carrying an artefact grows from 0 % (test_none)
@@ -190,7 +251,26 @@ legend entry to highlight one architecture (shift-click for several, double-clic
 {chart}{flips}"""
 
 
-def bias_page(heatmap: str, shift_chart: str) -> str:
+def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None) -> str:
+    """``trained``: the training variants with results in this run (for what-is-missing notes)."""
+    trained = list(trained or [])
+    biased = [v for v in BIASED_VARIANTS if v in trained]
+    missing = [v for v in BIASED_VARIANTS if v not in trained]
+    if not biased:
+        reason = (f"No class-biased training variants (`train_akiec` … `train_vasc`) were trained in this run "
+                  f"(it trained {', '.join(f'`{v}`' for v in trained) or 'nothing'}); run the {PAPER_PROFILE} "
+                  "to fill this page.")
+    else:
+        reason = ("The evaluation wrote no rows for the class-biased training variants of this run "
+                  f"({', '.join(f'`{v}`' for v in biased)}); re-run `ham-artefacts evaluate`.")
+    if heatmap is None:
+        heatmap = not_available("Not available in this run", reason)
+    elif missing:
+        heatmap = (f"Class-biased training variants in this run: {', '.join(f'`{v}`' for v in biased)}. "
+                   f"Not trained: {', '.join(f'`{v}`' for v in missing)} (the {PAPER_PROFILE} trains all).\n\n"
+                   f"{heatmap}")
+    if shift_chart is None:
+        shift_chart = not_available("Not available in this run", reason)
     return f"""# Bias
 
 *Biased training*: the variant `train_<class>` puts artefacts on every training image of one class
@@ -247,8 +327,13 @@ Paired McNemar tests between the predictions on a clean test set and on its arte
 <span class="ham-significant-key">Highlighted rows</span> are significant (Holm p < 0.05).
 Click a column header to sort.
 """]
+    if mcnemar.empty:
+        parts.append("\n" + not_available("No McNemar tests", "The results folder has no McNemar rows "
+                                            "(`mcnemar.csv` is empty)."))
     for arch in archs:
         rows = mcnemar[mcnemar["arch"] == arch]
+        if rows.empty:
+            continue
         n_sig = int(rows["significant"].astype(str).str.lower().isin(["true", "1"]).sum())
         parts.append(f"\n## {esc(arch_label(arch))}\n\n{n_sig} of {len(rows)} comparisons significant.\n")
         head = "".join(
@@ -261,8 +346,8 @@ Click a column header to sort.
         for row in rows.itertuples(index=False):
             significant = str(row.significant).lower() in ("true", "1")
             cells = [
-                _td(esc(row.train_variant)), _td(str(int(row.fold)), row.fold), _td(esc(row.test_variant)),
-                _td(str(int(row.n01)), row.n01), _td(str(int(row.n10)), row.n10),
+                _td(esc(row.train_variant)), _td(fmt_int(row.fold), row.fold), _td(esc(row.test_variant)),
+                _td(fmt_int(row.n01), row.n01), _td(fmt_int(row.n10), row.n10),
                 _td(fmt(float(row.statistic), 2), row.statistic), _td(fmt_p(float(row.p_value)), row.p_value),
                 _td(fmt_p(float(row.p_exact)), row.p_exact), _td(fmt_p(float(row.p_holm)), row.p_holm),
                 _td(esc(row.family)), _td("yes" if significant else "no"),
@@ -290,13 +375,19 @@ def gallery_page(index: pd.DataFrame | None, archs: list[str], image_href, atten
     parts = ["""# Grad-CAM gallery
 
 Grad-CAM heat maps for the same test image without (left) and with (right) its artefact. The
-*attention on the artefact* is the share of the Grad-CAM mass that falls inside the artefact mask
-(for the clean image: inside where the artefact will be). Click an image to open the lightbox; the
-arrows browse the images of one architecture and training variant.
+*attention on the artefact* is a ratio: the share of the Grad-CAM mass inside the artefact mask divided
+by the share of the image the mask covers (for the clean image: the same region). 1 means the map is no
+more drawn to the artefact than a uniform map, above 1 it is attracted to it; — means undefined (an
+all-zero map, e.g. a detector that found nothing). Click an image to open the lightbox; the arrows
+browse the images of one architecture and training variant.
 """]
     if index is None or index.empty:
-        parts.append('\n!!! note "No Grad-CAM results"\n    The results folder has no `gradcam/index.csv`.\n')
+        parts.append('\n!!! note "No Grad-CAM results"\n    The results folder has no Grad-CAM images '
+                     "(`gradcam/index.csv` is absent or empty): run `ham-artefacts gradcam`.\n")
         return "".join(parts)
+    without = [arch_label(a) for a in archs if a not in set(index["arch"])]
+    if without:
+        parts.append(f"\nNo Grad-CAM images for {esc(', '.join(without))} in this run.\n")
     if attention_chart:
         parts.append(f"\n## Attention on artefacts\n\n{attention_chart}")
     for arch in archs:

@@ -92,6 +92,8 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
     recipe = reading_recipe()
     archs = results.archs
     index = results["gradcam/index"] if results.has("gradcam/index") else None
+    if index is not None:  # a row without both images (Grad-CAM failed for it) has nothing to show
+        index = index[(index["clean_png"] != "") & (index["artefact_png"] != "")]
     gallery_images = []
     if index is not None:
         for column in ("clean_png", "artefact_png"):
@@ -131,16 +133,18 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
 
         # Charts: specs as files (downloads) and inline in the pages.
         steps.set_postfix_str("charts")
+        # A builder returns None when this run has nothing to plot (e.g. no class-biased training
+        # variant): the page then says what is missing, and no empty chart container is emitted.
         specs = {
             "overview": charts.robustness_chart(results["curves"], archs, interactive=False, height=260),
             "robustness": charts.robustness_chart(results["curves"], archs),
             "bias_heatmap": charts.bias_heatmap(results["bias"], archs),
             "bias_shift": charts.bias_shift_chart(results["bias_shift"], archs),
+            "flips": charts.flips_chart(results["flips"], archs) if results.has("flips") else None,
+            "attention": (charts.attention_chart(results["gradcam/attention"], archs)
+                          if results.has("gradcam/attention") else None),
         }
-        if results.has("flips"):
-            specs["flips"] = charts.flips_chart(results["flips"], archs)
-        if results.has("gradcam/attention"):
-            specs["attention"] = charts.attention_chart(results["gradcam/attention"], archs)
+        specs = {name: spec for name, spec in specs.items() if spec is not None}
         blocks = {}
         captions = {
             "overview": "Macro PR-AUC (train_none) against % of test images with artefacts, 95% CI bands.",
@@ -148,7 +152,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             "bias_heatmap": "Shift of recall, FPR and FNR per class for each biased training variant.",
             "bias_shift": "Shift of predictions toward the biased class.",
             "flips": "Share of predictions flipped by the artefact, per kind.",
-            "attention": "Share of Grad-CAM attention on the artefact, mean and 95% CI.",
+            "attention": "Artefact attention ratio (1 = uniform map), mean and 95% CI.",
         }
         for name, spec in specs.items():
             write_json_atomic(g / "charts" / f"{name}.json", spec)
@@ -182,9 +186,11 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             return f"{GENERATED}/data/{entry['name']}" if copy_data else None
 
         texts = {
-            "index.md": pages.overview_page(results, manifest, blocks["overview"]),
-            "robustness.md": pages.robustness_page(blocks["robustness"], blocks.get("flips")),
-            "bias.md": pages.bias_page(blocks["bias_heatmap"], blocks["bias_shift"]),
+            "index.md": pages.overview_page(results, manifest, blocks.get("overview")),
+            "robustness.md": pages.robustness_page(blocks.get("robustness"), blocks.get("flips"),
+                                                   results.train_variants()),
+            "bias.md": pages.bias_page(blocks.get("bias_heatmap"), blocks.get("bias_shift"),
+                                       results.train_variants()),
             "significance.md": pages.significance_page(results["mcnemar"], archs, results.info.get("definitions")),
             "gallery.md": pages.gallery_page(index, archs, lambda rel: f"{GENERATED}/{Path(rel).as_posix()}",
                                              blocks.get("attention")),
