@@ -295,3 +295,22 @@ def shared_built_site() -> Path:
     if "project" not in _SHARED:
         _SHARED["project"] = export_and_build(_scratch() / "shared")
     return _SHARED["project"]
+
+
+def shared_partial_site() -> Path:
+    """A built project from a partial grid, as the tiny demo profile makes: train_none + train_nv, one fold,
+    Mask R-CNN missing, NaN holes in the curves (a class without test images)."""
+    if "partial" not in _SHARED:
+        root = _scratch() / "partial"
+        project = make_site_project(root / "project")
+        results = write_results(root / "results", train_variants=("train_none", "train_nv"), archs=ARCHS[:2])
+        curves = pd.read_csv(results / "curves.csv")
+        curves.loc[curves["class"] == "df", ["mean", "ci_lo", "ci_hi"]] = float("nan")
+        curves.to_csv(results / "curves.csv", index=False)
+        write_data(root / "data")
+        from training.export.site import build_site, export_site
+
+        export_site(results, root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False)
+        build_site(project / "mkdocs.yml")
+        _SHARED["partial"] = project
+    return _SHARED["partial"]

@@ -359,3 +359,26 @@ def test_train_nv_fills_the_bias_page_and_the_headline(none_and_nv):
     assert "Not trained in this run" not in index  # every architecture has results
     significance = (site / "significance.md").read_text()
     assert '<td data-sort="">—</td>' in significance  # the NaN n01 is a dash, sorted as empty
+
+
+def test_empty_tables_give_notes_and_no_chart_containers(tmp_path):
+    """Header-only tables (nothing evaluated yet, Grad-CAM not run): every page exported, no chart at all."""
+    from training.export.tables import SCHEMAS
+
+    results = fx.write_results(tmp_path / "results", train_variants=("train_none",))
+    for stem in ("curves", "mcnemar", "flips", "bias", "bias_shift", "gradcam/index", "gradcam/attention"):
+        pd.DataFrame(columns=list(SCHEMAS[stem])).to_csv(results / f"{stem}.csv", index=False)
+    data = fx.write_data(tmp_path / "data")
+    project = fx.make_site_project(tmp_path / "project")
+    from training.export.site import export_site
+
+    export_site(results, data, project / "site", progress=False)
+    site = project / "site"
+    assert not list((site / "generated" / "charts").glob("*.json"))
+    for name in fx.GENERATED_PAGES:
+        assert not _chart_ids((site / name).read_text()), name
+    assert "No robustness curves" in (site / "index.md").read_text()
+    robustness = (site / "robustness.md").read_text()
+    assert "No robustness curves" in robustness and "No prediction flips" in robustness
+    assert "No McNemar tests" in (site / "significance.md").read_text()
+    assert "No Grad-CAM results" in (site / "gallery.md").read_text()
