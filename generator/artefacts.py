@@ -152,8 +152,9 @@ def _mip_level(scale: float, shape: tuple[int, int]) -> int:
     return level
 
 
-def _inverse_map(shape, flip: str, scale: float, angle: int, level: int) -> np.ndarray:
-    """2x3 affine taking canvas pixel (x, y) to source pixel (x, y) of the template's mip ``level``.
+def _inverse_coefficients(shape, flip: str, scale: float, angle: int, level: int) -> tuple:
+    """``(a00, a01, a02, a10, a11, a12)``: the 2x3 affine taking canvas pixel (x, y) to source pixel
+    (x, y) of the template's mip ``level``, as plain floats (cheap to shift per output window).
 
     Forward, the template is flipped, scaled to ``scaled_size`` about pixel centres, rotated
     counter-clockwise by ``angle`` degrees about its centre (OpenCV's convention) and centred on a
@@ -181,12 +182,21 @@ def _inverse_map(shape, flip: str, scale: float, angle: int, level: int) -> np.n
     factor = float(2**level)
     a00, a01, a02 = a00 / factor, a01 / factor, (a02 + 0.5) / factor - 0.5
     a10, a11, a12 = a10 / factor, a11 / factor, (a12 + 0.5) / factor - 0.5
+    return a00, a01, a02, a10, a11, a12
+
+
+def _inverse_map(shape, flip: str, scale: float, angle: int, level: int) -> np.ndarray:
+    """2x3 affine taking canvas pixel (x, y) to source pixel (x, y) of the template's mip ``level``.
+
+    See :func:`_inverse_coefficients`.
+    """
+    a00, a01, a02, a10, a11, a12 = _inverse_coefficients(shape, flip, scale, angle, level)
     return np.array([[a00, a01, a02], [a10, a11, a12]])
 
 
-def _shifted(inverse: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """The inverse map for an output window whose origin is canvas pixel (dx, dy)."""
-    (a00, a01, a02), (a10, a11, a12) = inverse.tolist()
+def _shifted(inverse: tuple, dx: int, dy: int) -> np.ndarray:
+    """The inverse map (coefficients a00..a12) for an output window whose origin is canvas pixel (dx, dy)."""
+    a00, a01, a02, a10, a11, a12 = inverse
     return np.array([[a00, a01, a02 + a00 * dx + a01 * dy], [a10, a11, a12 + a10 * dx + a11 * dy]])
 
 
@@ -201,26 +211,31 @@ def _add_clipped(out: np.ndarray, y0: int, x0: int, delta: np.ndarray) -> None:
 def _add_warped(out: np.ndarray, level, matrix: np.ndarray, y0: int, x0: int, y1: int, x1: int) -> None:
     """Warp the level's planes onto output box (y0, x0, y1, x1) and add them, clipped to [0, 255].
 
-    The sums are exact: image + plane in int16, then the bias (or the negative plane) is applied with
-    a single saturating conversion back to uint8.
+    The sums are exact: with one offset plane, ``image + plane + bias`` is evaluated by addWeighted in
+    float32 (all terms are small integers, so exactly) and rounded/saturated once; with a positive and a
+    negative plane, image + plane in int16, then the negative plane is subtracted with a single
+    saturating conversion back to uint8.
     """
     import cv2
 
     region = out[y0:y1, x0:x1]
+    size = (x1 - x0, y1 - y0)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    if len(level.planes) == 1:
+        plane, sign, bias = level.planes[0]
+        border = -bias * sign
+        four = cv2.warpAffine(plane, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=(border, border, border, 0))
+        cv2.addWeighted(region, 1.0, cv2.cvtColor(four, cv2.COLOR_BGRA2BGR), 1.0, float(bias), dst=region)
+        return
     warped = []
     for plane, sign, bias in level.planes:
         border = -bias * sign
-        four = cv2.warpAffine(
-            plane, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border, 0),
-        )
-        warped.append((cv2.cvtColor(four, cv2.COLOR_BGRA2BGR), sign, bias))
-    (first, _, bias), *rest = warped
-    summed = cv2.add(region, first, dtype=cv2.CV_16S)
-    if rest:  # positive and negative planes
-        region[...] = cv2.subtract(summed, rest[0][0], dtype=cv2.CV_8U)
-    else:
-        region[...] = cv2.add(summed, (bias, bias, bias, bias), dtype=cv2.CV_8U)
+        four = cv2.warpAffine(plane, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=(border, border, border, 0))
+        warped.append(cv2.cvtColor(four, cv2.COLOR_BGRA2BGR))
+    summed = cv2.add(region, warped[0], dtype=cv2.CV_16S)
+    region[...] = cv2.subtract(summed, warped[1], dtype=cv2.CV_8U)
 
 
 def _paint_direct(out: np.ndarray, pixels: np.ndarray, centre) -> list:
@@ -245,7 +260,7 @@ def _paint_warped(out: np.ndarray, template, flip: str, scale: float, angle: int
         return []
     level_index = _mip_level(scale, template.shape)
     level = template.level(level_index)
-    inverse = _inverse_map(template.shape, flip, scale, angle, level_index)
+    inverse = _inverse_coefficients(template.shape, flip, scale, angle, level_index)
     if (y1 - y0) * (x1 - x0) <= SMALL_WINDOW:  # bubbles, spots: one call beats the tile bookkeeping
         _add_warped(out, level, _shifted(inverse, x0 - left, y0 - top), y0, x0, y1, x1)
         return [(y0, x0, y1, x1)]
@@ -254,31 +269,42 @@ def _paint_warped(out: np.ndarray, template, flip: str, scale: float, angle: int
     tile_x = np.arange(x0, x1, TILE)
     last_y = np.minimum(tile_y + TILE, y1) - 1
     last_x = np.minimum(tile_x + TILE, x1) - 1
-    corner_y = np.stack([tile_y, last_y], axis=1)[:, None, :, None] - top  # canvas coordinates
-    corner_x = np.stack([tile_x, last_x], axis=1)[None, :, None, :] - left
-    src_x = inverse[0, 0] * corner_x + inverse[0, 1] * corner_y + inverse[0, 2]
-    src_y = inverse[1, 0] * corner_x + inverse[1, 1] * corner_y + inverse[1, 2]
+    # canvas coordinates of each tile's first and last row/column, corner index on the leading axes
+    corner_y = np.empty((2, 1, tile_y.size, 1))
+    corner_y[0, 0, :, 0] = tile_y - top
+    corner_y[1, 0, :, 0] = last_y - top
+    corner_x = np.empty((1, 2, 1, tile_x.size))
+    corner_x[0, 0, 0, :] = tile_x - left
+    corner_x[0, 1, 0, :] = last_x - left
+    a00, a01, a02, a10, a11, a12 = inverse
+    src_x = a00 * corner_x + a01 * corner_y + a02
+    src_y = a10 * corner_x + a11 * corner_y + a12
     level_h, level_w = level.shape
-    sx0 = np.clip(np.floor(src_x.min(axis=(2, 3))).astype(np.int64) - 1, 0, level_w)
-    sx1 = np.clip(np.ceil(src_x.max(axis=(2, 3))).astype(np.int64) + 2, 0, level_w)
-    sy0 = np.clip(np.floor(src_y.min(axis=(2, 3))).astype(np.int64) - 1, 0, level_h)
-    sy1 = np.clip(np.ceil(src_y.max(axis=(2, 3))).astype(np.int64) + 2, 0, level_h)
+
+    def source_bound(values: np.ndarray, low: bool, limit: int) -> np.ndarray:
+        if low:
+            bound = np.floor(values.min(axis=(0, 1))).astype(np.int64) - 1
+        else:
+            bound = np.ceil(values.max(axis=(0, 1))).astype(np.int64) + 2
+        return np.minimum(np.maximum(bound, 0, out=bound), limit, out=bound)
+
+    sx0, sx1 = source_bound(src_x, True, level_w), source_bound(src_x, False, level_w)
+    sy0, sy1 = source_bound(src_y, True, level_h), source_bound(src_y, False, level_h)
     sat = level.support_sat
     filled = (sat[sy1, sx1] - sat[sy0, sx1] - sat[sy1, sx0] + sat[sy0, sx0]) > 0
+    # runs of consecutive non-empty tiles (row by row, left to right) are warped in one call each
+    padded = np.zeros((filled.shape[0], filled.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = filled
+    edges = np.diff(padded, axis=1)
+    run_rows, run_starts = np.nonzero(edges == 1)
+    run_ends = np.nonzero(edges == -1)[1] - 1
     boxes = []
-    for row in range(filled.shape[0]):
-        columns = np.flatnonzero(filled[row])
-        if columns.size == 0:
-            continue
-        # runs of consecutive non-empty tiles are warped in one call
-        breaks = np.flatnonzero(np.diff(columns) > 1)
-        starts = [int(columns[0])] + [int(c) for c in columns[breaks + 1]]
-        ends = [int(c) for c in columns[breaks]] + [int(columns[-1])]
-        ry0, ry1 = int(tile_y[row]), int(last_y[row]) + 1
-        for start, end in zip(starts, ends, strict=True):
-            rx0, rx1 = int(tile_x[start]), int(last_x[end]) + 1
-            _add_warped(out, level, _shifted(inverse, rx0 - left, ry0 - top), ry0, rx0, ry1, rx1)
-            boxes.append((ry0, rx0, ry1, rx1))
+    tile_y, last_y, tile_x, last_x = tile_y.tolist(), last_y.tolist(), tile_x.tolist(), last_x.tolist()
+    for row, start, end in zip(run_rows.tolist(), run_starts.tolist(), run_ends.tolist(), strict=True):
+        ry0, ry1 = tile_y[row], last_y[row] + 1
+        rx0, rx1 = tile_x[start], last_x[end] + 1
+        _add_warped(out, level, _shifted(inverse, rx0 - left, ry0 - top), ry0, rx0, ry1, rx1)
+        boxes.append((ry0, rx0, ry1, rx1))
     return boxes
 
 
@@ -328,11 +354,25 @@ def render(image: np.ndarray, record: dict, bank: TemplateBank) -> tuple[np.ndar
         boxes += paint_instance(
             out, template, instance.get("flip", "none"), float(instance["scale"]), int(instance["angle"]), centre
         )
-    artefact_mask = np.zeros(image.shape[:2], dtype=bool)
+    return out, _changed_pixels(image, out, boxes)
+
+
+def _changed_pixels(image: np.ndarray, out: np.ndarray, boxes: list) -> np.ndarray:
+    """Boolean HxW mask of the pixels (inside ``boxes``) where ``out`` differs from ``image`` in any channel.
+
+    Per box: |out - image| per channel, saturated to 0/255, then a grey conversion, which is non-zero
+    exactly where any channel is (every channel weight times 255 rounds to at least 29).
+    """
+    import cv2
+
+    changed = np.zeros(image.shape[:2], dtype=np.uint8)
     for y0, x0, y1, x1 in boxes:
-        changed = out[y0:y1, x0:x1] != image[y0:y1, x0:x1]
-        artefact_mask[y0:y1, x0:x1] |= changed[:, :, 0] | changed[:, :, 1] | changed[:, :, 2]
-    return out, artefact_mask
+        difference = cv2.absdiff(out[y0:y1, x0:x1], image[y0:y1, x0:x1])
+        _, saturated = cv2.threshold(difference, 0, 255, cv2.THRESH_BINARY)
+        box = changed[y0:y1, x0:x1]
+        cv2.max(box, cv2.cvtColor(saturated, cv2.COLOR_RGB2GRAY), dst=box)
+    cv2.threshold(changed, 0, 1, cv2.THRESH_BINARY, dst=changed)
+    return changed.view(bool)
 
 
 def insert_artefact(image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int = 0):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,30 +20,46 @@ REFERENCE_SHORT_SIDE = 450
 LESION_BLUR_SIGMA = 15.0
 SCATTER_ATTEMPTS = 10
 PERIPHERY_ATTEMPTS = 25
+_PERIPHERY_BATCH = 4
 _QUANT = float(1 << 30)
 
 Box = tuple[int, int, int, int]  # top, left, bottom, right (exclusive), in pixels
 
 
-@dataclass
 class Scene:
-    """Per-image placement context: the lesion (or a central stand-in) on the coarse grid."""
+    """Per-image placement context: the lesion (or a central stand-in) on the coarse grid.
 
-    height: int
-    width: int
-    cell: int
-    lesion_cells: np.ndarray
-    """Lesion fraction per cell, float64 (grid_h x grid_w)."""
-    blurred: np.ndarray
-    """Gaussian-blurred lesion fraction per cell, in [0, 1]."""
-    centroid: tuple[float, float]
-    """Lesion centre of mass (row, col) in pixels."""
-    lesion_counts: np.ndarray
-    """Lesion pixels per cell, int64 (exact, for order-independent sums)."""
+    The grid quantities are computed on first use: a placement that only needs the centroid (circle
+    markings) never pays for the cell counts and the blur.
+    """
+
+    def __init__(self, height: int, width: int, cell: int, pixels: np.ndarray, centroid: tuple[float, float]):
+        self.height = height
+        self.width = width
+        self.cell = cell
+        self._pixels = pixels
+        self.centroid = centroid
+        """Lesion centre of mass (row, col) in pixels."""
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        return self.lesion_cells.shape
+        return -(-self.height // self.cell), -(-self.width // self.cell)
+
+    @functools.cached_property
+    def lesion_counts(self) -> np.ndarray:
+        """Lesion pixels per cell, int64 (exact, for order-independent sums)."""
+        return _cell_counts(self._pixels, self.cell, *self.grid_shape)
+
+    @functools.cached_property
+    def lesion_cells(self) -> np.ndarray:
+        """Lesion fraction per cell, float64 (grid_h x grid_w)."""
+        return self.lesion_counts / float(self.cell * self.cell)
+
+    @functools.cached_property
+    def blurred(self) -> np.ndarray:
+        """Gaussian-blurred lesion fraction per cell, in [0, 1]."""
+        sigma = LESION_BLUR_SIGMA * min(self.height, self.width) / REFERENCE_SHORT_SIDE / self.cell
+        return np.clip(_gaussian_blur(self.lesion_cells, sigma), 0.0, 1.0)
 
 
 def cell_size(height: int, width: int) -> int:
@@ -56,25 +71,41 @@ def make_scene(height: int, width: int, lesion: np.ndarray | None) -> Scene:
     import cv2
 
     cell = cell_size(height, width)
-    grid_h, grid_w = -(-height // cell), -(-width // cell)
     if lesion is None or not lesion.any():
         lesion = _central_lesion(height, width)
-    # one integer summed-area table gives the per-cell lesion counts and the row/column moments
-    sat = cv2.integral(np.ascontiguousarray(lesion).view(np.uint8), sdepth=cv2.CV_32S)
-    ys = np.minimum(np.arange(grid_h + 1) * cell, height)
-    xs = np.minimum(np.arange(grid_w + 1) * cell, width)
-    corners = sat.take(ys, axis=0).take(xs, axis=1).astype(np.int64)
-    counts = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
-    cells = counts / float(cell * cell)
-    row_counts = np.diff(sat[:, width].astype(np.int64))
-    col_counts = np.diff(sat[height, :].astype(np.int64))
+    pixels = np.ascontiguousarray(lesion).view(np.uint8)
+    row_counts = cv2.reduce(pixels, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel().astype(np.int64)
+    col_counts = cv2.reduce(pixels, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel().astype(np.int64)
     # integer moments, so the centroid does not depend on floating-point summation order
     total = int(row_counts.sum())
-    centroid_row = int((row_counts * np.arange(height)).sum()) / total
-    centroid_col = int((col_counts * np.arange(width)).sum()) / total
-    sigma = LESION_BLUR_SIGMA * min(height, width) / REFERENCE_SHORT_SIDE / cell
-    blurred = np.clip(_gaussian_blur(cells, sigma), 0.0, 1.0)
-    return Scene(height, width, cell, cells, blurred, (centroid_row, centroid_col), counts)
+    centroid_row = int(row_counts @ np.arange(height, dtype=np.int64)) / total
+    centroid_col = int(col_counts @ np.arange(width, dtype=np.int64)) / total
+    return Scene(height, width, cell, pixels, (centroid_row, centroid_col))
+
+
+def _cell_counts(pixels: np.ndarray, cell: int, grid_h: int, grid_w: int) -> np.ndarray:
+    """Lesion pixels per ``cell`` x ``cell`` block (int64, grid_h x grid_w) of a 0/1 uint8 image.
+
+    Rows k, k + cell, ... are summed for each k (strided adds, exact integers), then the same for
+    columns: cheaper than a full-resolution summed-area table.
+    """
+    import cv2
+
+    width = pixels.shape[1]
+    small = cell * cell <= 255  # block sums fit in uint8: saturating OpenCV adds never saturate
+    rows = np.zeros((grid_h, width), dtype=np.uint8 if small else np.uint32)
+    for k in range(min(cell, pixels.shape[0])):
+        strided = pixels[k::cell]
+        target = rows[: strided.shape[0]]
+        if small:
+            cv2.add(target, strided, dst=target)
+        else:
+            target += strided
+    blocks = np.zeros((grid_h, grid_w), dtype=rows.dtype)
+    for k in range(min(cell, width)):
+        strided = rows[:, k::cell]
+        blocks[:, : strided.shape[1]] += strided
+    return blocks.astype(np.int64)
 
 
 @functools.lru_cache(maxsize=16)
@@ -257,8 +288,19 @@ def place_periphery(scene: Scene, instances: list, rng: np.random.Generator, spe
     centres = []
     for instance in instances:
         candidates = sampler.draw(rng, PERIPHERY_ATTEMPTS)
-        hits = _lesion_hits(lesion, np.array(candidates, dtype=np.float64), instance)
-        # the first candidate clear of the lesion, else the first one touching it least
-        clear = np.flatnonzero(hits == 0)
-        centres.append(candidates[int(clear[0]) if clear.size else int(np.argmin(hits))])
+        points = np.array(candidates, dtype=np.float64)
+        # the first candidate clear of the lesion, else the first one touching it least; candidates
+        # are tested a few at a time, since one of the first is usually clear
+        hits = []
+        chosen = None
+        for start in range(0, PERIPHERY_ATTEMPTS, _PERIPHERY_BATCH):
+            batch = _lesion_hits(lesion, points[start : start + _PERIPHERY_BATCH], instance)
+            clear = np.flatnonzero(batch == 0)
+            if clear.size:
+                chosen = start + int(clear[0])
+                break
+            hits.append(batch)
+        if chosen is None:
+            chosen = int(np.argmin(np.concatenate(hits)))
+        centres.append(candidates[chosen])
     return centres
