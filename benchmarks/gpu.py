@@ -83,7 +83,8 @@ def main(argv=None) -> int:
 
             data = Path(tmp)
             synthetic_variant(data, args.detector_images)
-        dataset = HDF5VariantDataset(data / "train_none.h5", transform=train_transform(224), decode_size=(224, 224))
+        dataset = HDF5VariantDataset(data / "train_none.h5", transform=train_transform(224), decode_size=(224, 224),
+                                      with_masks=False)
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                             collate_fn=collate, pin_memory=True, drop_last=True, worker_init_fn=worker_init_fn,
                             persistent_workers=True, prefetch_factor=4)

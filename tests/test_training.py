@@ -138,6 +138,61 @@ def test_dataset_returns_the_contract_fields(data_dir):
     assert plain["image"].shape[1:] == plain["lesion_mask"].shape == (64, 80)
 
 
+def test_dataset_without_masks_gives_the_same_images(data_dir):
+    """with_masks=False (classifier, prediction) drops mask and box but not a pixel of the image."""
+    from training.data import HDF5VariantDataset, collate
+    from training.transforms import eval_transform, train_transform
+
+    path = data_dir / "train_none.h5"
+    with_masks = HDF5VariantDataset(path, indices=[1, 4], transform=eval_transform(40))
+    image_only = HDF5VariantDataset(path, indices=[1, 4], transform=eval_transform(40), with_masks=False)
+    for i in range(2):
+        assert torch.equal(with_masks[i]["image"], image_only[i]["image"])
+    batch = collate([image_only[0], image_only[1]])
+    assert "lesion_mask" not in batch and "box" not in batch and batch["image"].shape == (2, 3, 40, 40)
+    # the training augmentations draw the same random parameters with or without the mask
+    augmented = HDF5VariantDataset(path, indices=[2], transform=train_transform(32), with_masks=False)
+    torch.manual_seed(7)
+    a = augmented[0]["image"]
+    augmented.with_masks = True
+    torch.manual_seed(7)
+    assert torch.equal(a, augmented[0]["image"])
+
+
+def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
+    """decode_size decodes JPEG rows at a reduced DCT scale: same content, far fewer pixels decoded."""
+    import io
+
+    from PIL import Image
+
+    from generator.store import Row, encode_mask, write_variant
+    from training.data import HDF5VariantDataset
+    from training.transforms import eval_transform
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(3):
+        low = rng.uniform(40, 230, (6, 8, 3)).astype(np.uint8)  # smooth, lesion-like
+        buf = io.BytesIO()
+        Image.fromarray(low).resize((256, 192), Image.BICUBIC).save(buf, format="JPEG", quality=90)
+        mask = np.zeros((192, 256), bool)
+        mask[50:150, 60:200] = True
+        rows.append(Row(f"ISIC_{i:07d}", f"HAM_{i:07d}", i, buf.getvalue(), encode_mask(mask),
+                        encode_mask(np.zeros_like(mask)), metadata={"dx": "akiec"}))
+    variant = write_variant(tmp_path / "train_none.h5", rows, len(rows),
+                            {"variant": {"name": "train_none"}, "split": "train", "seed": 0,
+                             "source_fingerprint": "test", "templates": "none"})
+    full = HDF5VariantDataset(variant, transform=eval_transform(48), with_masks=False)
+    reduced = HDF5VariantDataset(variant, transform=eval_transform(48), decode_size=(48, 48), with_masks=False)
+    assert reduced._decode_image(reduced.reader.image_bytes(0)).shape == (3, 48, 64)  # 1/4 scale covers 48
+    for i in range(3):
+        a, b = full[i]["image"], reduced[i]["image"]
+        assert a.shape == b.shape == (3, 48, 48) and b.is_contiguous()
+        assert (a - b).abs().mean() < 0.02
+    masked = HDF5VariantDataset(variant, decode_size=(48, 48))[0]
+    assert masked["lesion_mask"].shape == masked["image"].shape[1:] == (48, 64)
+
+
 # --- detector -> class scores -----------------------------------------------------------------
 
 def test_detector_rule_on_constructed_detections():
@@ -245,7 +300,8 @@ def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
 
     tiny = load_jobs(plan(data_dir, tmp_path / "tiny", "tiny"))
     assert [(j["arch"], j["train_variant"], j["fold"]) for j in tiny] == [
-        ("resnet34", "train_none", 0), ("fasterrcnn_resnet34", "train_none", 0), ("maskrcnn_resnet34", "train_none", 0)]
+        (arch, variant, 0) for arch in ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+        for variant in ("train_none", "train_nv")]
     assert all(j["config"]["threads"] == 2 for j in tiny)
 
 

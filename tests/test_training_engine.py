@@ -18,6 +18,8 @@ TINY_DETECTOR = {
     "rpn_pre_nms_top_n_train": 100, "rpn_post_nms_top_n_train": 30, "rpn_pre_nms_top_n_test": 50,
     "rpn_post_nms_top_n_test": 10, "rpn_batch_size_per_image": 32, "box_batch_size_per_image": 16,
     "box_detections_per_img": 10,
+    # the tiny profile's smaller RoI heads (training.models.HEAD_OPTIONS)
+    "box_representation_size": 256, "mask_roi_size": 7, "mask_head_layers": 2,
 }
 
 

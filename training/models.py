@@ -140,15 +140,48 @@ def _anchor_generator(image_size: int):
     return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
 
 
-def _detector_kwargs(image_size: int, options: dict | None) -> dict:
+# Head-size options (not torchvision keyword arguments): they build smaller RoI heads, for the tiny CPU
+# profile, where torchvision's defaults (a 12544 -> 1024 box MLP, four 256-channel convolutions on
+# 14x14 mask RoIs) cost far more than the ResNet-34 backbone at 64 px.
+HEAD_OPTIONS = ("box_representation_size", "mask_roi_size", "mask_head_layers")
+
+
+def _heads(num_classes: int, options: dict, mask: bool) -> dict:
+    """torchvision head modules for the HEAD_OPTIONS present in ``options`` (none: torchvision's own)."""
+    from torchvision.ops import MultiScaleRoIAlign
+
+    kwargs = {}
+    if options.get("box_representation_size"):
+        from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+
+        size = int(options["box_representation_size"])
+        kwargs["box_head"] = TwoMLPHead(256 * 7 * 7, size)  # 256 FPN channels, 7x7 box RoIs
+        kwargs["box_predictor"] = FastRCNNPredictor(size, num_classes)
+    if mask and (options.get("mask_roi_size") or options.get("mask_head_layers")):
+        from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+
+        kwargs["mask_roi_pool"] = MultiScaleRoIAlign(["0", "1", "2", "3"], int(options.get("mask_roi_size") or 14), 2)
+        kwargs["mask_head"] = MaskRCNNHeads(256, [256] * int(options.get("mask_head_layers") or 4), 1)
+    if mask and "box_predictor" in kwargs:
+        # torchvision takes num_classes only when it builds both predictors itself
+        from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+        kwargs["mask_predictor"] = MaskRCNNPredictor(256, 256, num_classes)
+    return kwargs
+
+
+def _detector_kwargs(image_size: int, num_classes: int, options: dict | None, mask: bool = False) -> dict:
     """min_size = max_size = the training resolution (no upscaling to torchvision's default 800 px),
     box_score_thresh=0 (every class keeps its detections), plus ``options``: torchvision FasterRCNN
     keyword arguments such as rpn_post_nms_top_n_train or box_batch_size_per_image (the tiny CPU
-    profile lowers the proposal and RoI counts; they change no weights)."""
+    profile lowers the proposal and RoI counts; they change no weights) and the HEAD_OPTIONS."""
+    options = dict(options or {})
     kwargs = {"min_size": int(image_size), "max_size": int(image_size), "box_score_thresh": 0.0,
-              "rpn_anchor_generator": _anchor_generator(image_size)}
-    kwargs.update(options or {})
-    return kwargs
+              "rpn_anchor_generator": _anchor_generator(image_size), **_heads(num_classes, options, mask)}
+    kwargs.update({k: v for k, v in options.items() if k not in HEAD_OPTIONS})
+    if "box_predictor" in kwargs:
+        return kwargs | {"num_classes": None}
+    return kwargs | {"num_classes": num_classes}
 
 
 @register("fasterrcnn_resnet34")
@@ -157,8 +190,8 @@ def build_fasterrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weigh
     from torchvision.models.detection import FasterRCNN
 
     # +1: class 0 is the detector's background.
-    return FasterRCNN(_detector_backbone(weights, pretrained_layout), num_classes=num_classes + 1,
-                      **_detector_kwargs(image_size, detector_options))
+    return FasterRCNN(_detector_backbone(weights, pretrained_layout),
+                      **_detector_kwargs(image_size, num_classes + 1, detector_options))
 
 
 @register("maskrcnn_resnet34")
@@ -166,8 +199,8 @@ def build_maskrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights
                             pretrained_layout=None, detector_options=None) -> nn.Module:
     from torchvision.models.detection import MaskRCNN
 
-    return MaskRCNN(_detector_backbone(weights, pretrained_layout), num_classes=num_classes + 1,
-                    **_detector_kwargs(image_size, detector_options))
+    return MaskRCNN(_detector_backbone(weights, pretrained_layout),
+                    **_detector_kwargs(image_size, num_classes + 1, detector_options, mask=True))
 
 
 def build_model(arch: str, num_classes: int = 7, image_size: int = 224, weights=None,

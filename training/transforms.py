@@ -55,12 +55,17 @@ class JointTransform:
         self.pipeline = pipeline
         self.to_float = v2.ToDtype(torch.float32, scale=True)
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor):
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None):
+        """With ``mask=None`` only the image is transformed (the same random draws): (image, None, None)."""
+        if mask is None:
+            image = self.pipeline(tv_tensors.Image(image)).as_subclass(torch.Tensor)
+            return self.to_float(image).contiguous(), None, None
         height, width = image.shape[-2:]
         box = tv_tensors.BoundingBoxes(box_from_mask(mask)[None], format="XYXY", canvas_size=(height, width))
         image, mask, box = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(mask), box)
         mask = mask.as_subclass(torch.Tensor)
-        image = self.to_float(image.as_subclass(torch.Tensor))
+        # contiguous: a reduced-size decode hands over a channels-last view (see training.data)
+        image = self.to_float(image.as_subclass(torch.Tensor)).contiguous()
         return image, mask, box_from_mask(mask)
 
     def __repr__(self) -> str:
