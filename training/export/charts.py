@@ -103,17 +103,26 @@ def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool =
     return _to_dict(chart.properties(width=WIDTH, height=height))
 
 
-def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
-    """Shift of recall / FPR / FNR per class (columns) for each biased training variant (rows), per arch."""
-    data = _plottable(bias, archs, "shift")
+def _per_test_variant(table: pd.DataFrame, archs: list[str], param_name: str):
+    """Plottable shift rows, the architectures present and a test-variant selector (test_all first);
+    None when there is nothing to draw."""
+    data = _plottable(table, archs, "shift")
     if data.empty:
         return None
     archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
     data = _with_arch(data)
+    tests = list(dict.fromkeys(data["test_variant"]))
+    return data, archs, _select(param_name, tests, _first(tests, "test_all"), "Test variant ")
+
+
+def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
+    """Shift of recall / FPR / FNR per class (columns) for each biased training variant (rows), per arch."""
+    prepared = _per_test_variant(bias, archs, "bias_test")
+    if prepared is None:
+        return None
+    data, archs, test_param = prepared
     data["Metric"] = data["metric"].map(METRIC_LABELS).fillna(data["metric"])
     data = data[["Architecture", "train_variant", "test_variant", "cls", "Metric", "value", "baseline", "shift"]]
-    tests = list(dict.fromkeys(data["test_variant"]))
-    test_param = _select("bias_test", tests, _first(tests, "test_all"), "Test variant ")
     rows = [f"train_{c}" for c in CLASSES if f"train_{c}" in set(data["train_variant"])]
     rows += [v for v in dict.fromkeys(data["train_variant"]) if v not in rows]
     largest = data["shift"].abs().max()  # NaN-safe: pandas skips missing values
@@ -149,13 +158,10 @@ def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
 
 def bias_shift_chart(bias_shift: pd.DataFrame, archs: list[str]) -> dict | None:
     """Share of predictions moved toward the biased class, per biased class and architecture."""
-    data = _plottable(bias_shift, archs, "shift")
-    if data.empty:
+    prepared = _per_test_variant(bias_shift, archs, "shift_test")
+    if prepared is None:
         return None
-    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
-    data = _with_arch(data)
-    tests = list(dict.fromkeys(data["test_variant"]))
-    test_param = _select("shift_test", tests, _first(tests, "test_all"), "Test variant ")
+    data, archs, test_param = prepared
     legend = alt.selection_point(fields=["Architecture"], bind="legend", name="shift_arch")
     chart = (
         alt.Chart(data).mark_bar().encode(
