@@ -51,9 +51,14 @@ def _first(options: list[str], preferred: str) -> str:
     return preferred if preferred in options or not options else options[0]
 
 
-def _plottable(frame: pd.DataFrame, archs: list[str], value: str) -> pd.DataFrame:
-    """Rows of the listed architectures whose ``value`` column is a number (NaN rows cannot be drawn)."""
-    return frame[frame["arch"].isin(archs) & pd.to_numeric(frame[value], errors="coerce").notna()]
+def _plottable(frame: pd.DataFrame, archs: list[str], value: str):
+    """(rows with an Architecture label, architectures present) for the listed architectures whose
+    ``value`` is a number (NaN rows cannot be drawn); None when nothing is left to draw. Absent
+    architectures get no legend entry or facet."""
+    data = frame[frame["arch"].isin(archs) & pd.to_numeric(frame[value], errors="coerce").notna()]
+    if data.empty:
+        return None
+    return _with_arch(data), [a for a in archs if a in set(data["arch"])]
 
 
 def _to_dict(chart) -> dict:
@@ -65,11 +70,10 @@ def _to_dict(chart) -> dict:
 def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool = True,
                      height: int = 320) -> dict | None:
     """PR-AUC against % of test images with artefacts, 95% CI band per architecture."""
-    data = _plottable(curves, archs, "mean")
-    if data.empty:
+    plottable = _plottable(curves, archs, "mean")
+    if plottable is None:
         return None
-    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
-    data = _with_arch(data)
+    data, archs = plottable
     data = data[["Architecture", "train_variant", "pct_artefact", "cls", "mean", "ci_lo", "ci_hi"]]
     trains = list(dict.fromkeys(data["train_variant"]))
     classes = [c for c in ("macro",) + CLASSES if c in set(data["cls"])]
@@ -106,11 +110,10 @@ def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool =
 def _per_test_variant(table: pd.DataFrame, archs: list[str], param_name: str):
     """Plottable shift rows, the architectures present and a test-variant selector (test_all first);
     None when there is nothing to draw."""
-    data = _plottable(table, archs, "shift")
-    if data.empty:
+    plottable = _plottable(table, archs, "shift")
+    if plottable is None:
         return None
-    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
-    data = _with_arch(data)
+    data, archs = plottable
     tests = list(dict.fromkeys(data["test_variant"]))
     return data, archs, _select(param_name, tests, _first(tests, "test_all"), "Test variant ")
 
@@ -186,11 +189,10 @@ def bias_shift_chart(bias_shift: pd.DataFrame, archs: list[str]) -> dict | None:
 
 def flips_chart(flips: pd.DataFrame, archs: list[str]) -> dict | None:
     """Share of predictions that change when the artefact is added, by artefact kind."""
-    data = _plottable(flips, archs, "share")
-    if data.empty:
+    plottable = _plottable(flips, archs, "share")
+    if plottable is None:
         return None
-    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
-    data = _with_arch(data)
+    data, archs = plottable
     data["label"] = data["train_variant"] + " → " + data["test_variant"]
     options = list(dict.fromkeys(data["label"]))
     pick = _select("flip_pick", options, _first(options, "train_none → test_all"), "Training → test ")
@@ -219,11 +221,10 @@ def attention_chart(attention: pd.DataFrame, archs: list[str]) -> dict | None:
     The ratio is (share of CAM mass on the artefact) / (share of image area it covers): 1 = no more
     drawn to the artefact than a uniform map, marked by a dashed rule.
     """
-    data = _plottable(attention, archs, "attention_mean")
-    if data.empty:
+    plottable = _plottable(attention, archs, "attention_mean")
+    if plottable is None:
         return None
-    archs = [a for a in archs if a in set(data["arch"])]  # no legend entry or facet for an absent arch
-    data = _with_arch(data)
+    data, archs = plottable
     trains = list(dict.fromkeys(data["train_variant"]))
     base = alt.Chart(data).encode(
         y=alt.Y("train_variant:N", sort=trains, title="training variant"),
