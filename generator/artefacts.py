@@ -8,6 +8,7 @@ function of (image, record, bank). Compositing adds the signed template to the i
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,10 +25,12 @@ FLIPS = ("none", "vertical", "horizontal")
 
 
 # --------------------------------------------------------------------------------------------- geometry
+@functools.lru_cache(maxsize=4096)
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
 
 
+@functools.lru_cache(maxsize=4096)
 def rotated_size(height: int, width: int, angle: int) -> tuple[int, int]:
     """Canvas (h, w) holding an (h, w) image rotated by ``angle`` degrees without cropping."""
     quarter = angle % 360
@@ -38,6 +41,7 @@ def rotated_size(height: int, width: int, angle: int) -> tuple[int, int]:
     return int(math.ceil(height * c + width * s - 1e-9)), int(math.ceil(width * c + height * s - 1e-9))
 
 
+@functools.lru_cache(maxsize=4096)
 def transformed_size(shape: tuple[int, int], scale: float, angle: int) -> tuple[int, int]:
     return rotated_size(*scaled_size(shape[0], shape[1], scale), angle)
 

@@ -83,7 +83,7 @@ class Template:
     """int16 HxWx3 signed difference, cropped to the bounding box of its non-zero pixels."""
     _levels: dict = field(default_factory=dict, repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def shape(self) -> tuple[int, int]:
         return int(self.pixels.shape[0]), int(self.pixels.shape[1])
 

@@ -9,11 +9,29 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from generator.store import VariantReader
+from generator.store import VariantReader, decode_png_stored
 
 from .transforms import box_from_mask
 
-JPEG_MAGIC = b"\xff\xd8"
+
+def jpeg_draft_factor(width: int, height: int, size) -> int:
+    """The DCT scale denominator (1, 2, 4 or 8) Pillow's ``draft`` picks for an image of
+    ``width`` x ``height`` asked to cover ``size`` (W, H)."""
+    scale = min(width // int(size[0]), height // int(size[1]))
+    return next(s for s in (8, 4, 2, 1) if scale >= s)
+
+
+def reduce_like_jpeg_draft(array: np.ndarray, size) -> np.ndarray:
+    """Shrink HxWx3 ``array`` as a JPEG draft would have (ceil(W/s) x ceil(H/s), s from
+    :func:`jpeg_draft_factor` of the original size), by area averaging; arrays already at that size,
+    or needing no reduction, are returned as they are."""
+    height, width = array.shape[:2]
+    factor = jpeg_draft_factor(width, height, size)
+    if factor == 1:
+        return array
+    import cv2
+
+    return cv2.resize(array, (-(-width // factor), -(-height // factor)), interpolation=cv2.INTER_AREA)
 
 
 class HDF5VariantDataset(Dataset):
@@ -36,9 +54,10 @@ class HDF5VariantDataset(Dataset):
     The HDF5 handle is opened lazily inside whichever process reads (VariantReader re-opens after a
     fork), so DataLoader workers never share a handle inherited from the parent.
 
-    ``decode_size`` (W, H): decode JPEG rows at a reduced DCT scale that still covers this size
-    (PIL ``draft``), which skips most of the decoding work for small training resolutions. Otherwise
-    images are decoded by torchvision.io straight from the stored bytes into a uint8 tensor.
+    ``decode_size`` (W, H): decode every row at the reduced size that still covers this size: JPEG
+    rows at a reduced DCT scale (Pillow ``draft``, skipping most of the decoding work), other rows
+    shrunk by the same factor (area averaging), so that clean and artefact rows of one variant always
+    arrive at the same resolution. Without it, rows are decoded at full size.
     """
 
     def __init__(self, path: str | os.PathLike, indices=None, transform=None, decode_size=None,
@@ -60,19 +79,24 @@ class HDF5VariantDataset(Dataset):
     def image_ids(self) -> list[str]:
         return [self.reader.image_ids[i] for i in self.indices]
 
-    def _decode_image(self, data: bytes) -> torch.Tensor:
-        """uint8 CxHxW. The reduced-size path keeps PIL's HxWxC buffer (a channels-last view, no copy):
-        torch's uint8 antialiased resize is fastest on that layout."""
-        if self.decode_size is not None and data[:2] == JPEG_MAGIC:
+    def _decode_image(self, data) -> torch.Tensor:
+        """uint8 CxHxW, a channels-last view of the decoded HxWxC buffer (no copy): torch's uint8
+        antialiased resize, the first training transform, is several times faster on that layout."""
+        array = decode_png_stored(data)  # artefact rows: one zlib pass, no PNG decoder
+        drafted = False
+        if array is None:
             from PIL import Image
 
             with Image.open(io.BytesIO(data)) as im:
-                im.draft("RGB", tuple(self.decode_size))
+                if self.decode_size is not None and im.format == "JPEG":
+                    im.draft("RGB", tuple(self.decode_size))  # decode at a reduced DCT scale
+                    drafted = True
                 array = np.array(im.convert("RGB"))  # writable (torch warns on read-only buffers)
-            return torch.from_numpy(array).permute(2, 0, 1)
-        from torchvision.io import ImageReadMode, decode_image
-
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        if self.decode_size is not None and not drafted:
+            # other rows get the very same reduction, so that a variant never mixes resolutions
+            # (artefact rows are PNG, clean rows JPEG: a mix would be a shortcut cue for the model)
+            array = reduce_like_jpeg_draft(array, self.decode_size)
+        return torch.from_numpy(array).permute(2, 0, 1)
 
     def _lesion_mask(self, row: int, shape: tuple[int, int]) -> torch.Tensor:
         mask = self.reader.lesion_mask(row)
@@ -85,7 +109,7 @@ class HDF5VariantDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         row = int(self.indices[i])
-        image = self._decode_image(self.reader.image_bytes(row))
+        image = self._decode_image(self.reader.image_buffer(row))
         mask = self._lesion_mask(row, tuple(image.shape[-2:])) if self.with_masks else None
         if self.transform is not None:
             image, mask, box = self.transform(image, mask)
@@ -121,5 +145,7 @@ def worker_init_fn(worker_id: int) -> None:
     Randomness needs nothing here: the transforms draw from torch's per-worker generator, which the
     DataLoader seeds from its own (explicitly seeded) ``generator``, and nothing in the data path uses
     numpy's global RNG. One intra-op thread per worker keeps workers from oversubscribing the cores.
+    (OpenCV's thread count is left alone: ``cv2.setNumThreads`` in a forked worker can deadlock, and
+    its kernels here run on 224 px images, below OpenCV's threshold for going parallel.)
     """
     torch.set_num_threads(1)
