@@ -162,11 +162,13 @@ class FolderTransform:
 
 
 def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
+    import torch
     from torch.utils.data import DataLoader
     from torchvision.datasets import ImageFolder
+    from torchvision.transforms import v2
 
     from training.data import HDF5VariantDataset, collate, worker_init_fn
-    from training.transforms import train_transform
+    from training.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
 
     root = export_image_folder(variant, folder_root)
     joint = train_transform(args.size)
@@ -176,8 +178,14 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     common = {"batch_size": args.batch_size, "num_workers": args.workers, "worker_init_fn": worker_init_fn,
               "shuffle": False, "persistent_workers": args.workers > 0}
     reduced = (args.size, args.size)
+    # context, not the comparison: the same augmentations as a user would write them, torchvision's
+    # stock kernels on the PIL images ImageFolder returns
+    stock = v2.Compose([v2.RandomResizedCrop(args.size, scale=CROP_SCALE, antialias=True),
+                        v2.RandomRotation(ROTATION_DEGREES), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                        v2.ColorJitter(**COLOUR_JITTER), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
     datasets = {
         "ImageFolder (JPEG files)": ImageFolder(str(root), transform=folder_transform),
+        "ImageFolder, stock v2 kernels (PIL)": ImageFolder(str(root), transform=stock),
         # the like-for-like comparison: image only, full-size decode
         "HDF5 image only, full size": HDF5VariantDataset(variant, transform=joint, with_masks=False),
         # what the classifier trains on: image only, reduced-size decode
@@ -202,6 +210,9 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
         print(f"  {name:34s} {rate:8.1f} images/s{ratio}")
     print_cost_split(datasets["HDF5 image only, full size"], datasets["ImageFolder (JPEG files)"], joint)
     base = rates[base_name]
+    stock = rates["ImageFolder, stock v2 kernels (PIL)"]
+    print(f"  as training reads it vs ImageFolder with torchvision's stock kernels: "
+          f"{rates['HDF5 image only, reduced decode'] / stock:.2f}x (context; the target compares same transforms)")
     return rates["HDF5 image only, full size"] / base, rates["HDF5 image only, reduced decode"] / base
 
 

@@ -201,3 +201,26 @@ def test_reduced_decode_gives_jpeg_and_stored_png_rows_one_resolution(tmp_path):
     full = HDF5VariantDataset(variant, with_masks=False)
     assert tuple(full._decode_image(full.reader.image_buffer(1)).shape) == (3, 450, 600)
     assert np.array_equal(full._decode_image(full.reader.image_buffer(1)).permute(1, 2, 0).numpy(), pixels)
+
+
+def test_box_from_mask_matches_the_torch_definition_on_random_masks():
+    import torch
+
+    from training.transforms import box_from_mask
+
+    def reference(mask):
+        height, width = mask.shape[-2:]
+        mask2d = mask.reshape(height, width) > 0
+        rows, cols = torch.nonzero(mask2d.any(dim=1)).flatten(), torch.nonzero(mask2d.any(dim=0)).flatten()
+        if rows.numel() == 0:
+            return torch.tensor([0.0, 0.0, float(width), float(height)])
+        return torch.tensor([float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)])
+
+    rng = np.random.default_rng(0)
+    for dtype in (torch.uint8, torch.bool, torch.int64, torch.float32):
+        for _ in range(100):
+            height, width = (int(v) for v in rng.integers(1, 60, 2))
+            mask = torch.from_numpy(rng.random((height, width)) < rng.choice([0.0, 0.002, 0.05, 0.5])).to(dtype)
+            if rng.random() < 0.5:
+                mask = mask[None]
+            assert torch.equal(box_from_mask(mask), reference(mask)), (dtype, height, width)
