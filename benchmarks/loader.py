@@ -171,7 +171,7 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     from training.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
 
     root = export_image_folder(variant, folder_root)
-    joint = train_transform(args.size)
+    joint = train_transform(args.size, float_output=False)  # as training.engine builds it: uint8 out
     # ImageFolder gets the very same transform, on a channels-last uint8 view of the PIL image its
     # default loader returns (the layout the HDF5 Dataset hands over: no kernel advantage either way)
     folder_transform = FolderTransform(joint)

@@ -224,3 +224,25 @@ def test_box_from_mask_matches_the_torch_definition_on_random_masks():
             if rng.random() < 0.5:
                 mask = mask[None]
             assert torch.equal(box_from_mask(mask), reference(mask)), (dtype, height, width)
+
+
+def test_uint8_output_is_the_float_output_before_scaling_and_the_engine_scales_it():
+    import torch
+
+    from training.engine import _to_device
+    from training.transforms import eval_transform, train_transform
+
+    image = torch.from_numpy(smooth_image(np.random.default_rng(5), 90, 120)).permute(2, 0, 1)
+    mask = torch.zeros(90, 120, dtype=torch.uint8)
+    mask[20:70, 30:90] = 1
+    for make in (train_transform, eval_transform):
+        torch.manual_seed(3)
+        as_float, float_mask, float_box = make(64)(image, mask)
+        torch.manual_seed(3)
+        as_uint8, uint8_mask, uint8_box = make(64, float_output=False)(image, mask)
+        assert as_float.dtype == torch.float32 and as_uint8.dtype == torch.uint8 and as_uint8.is_contiguous()
+        assert torch.equal(float_mask, uint8_mask) and torch.equal(float_box, uint8_box)
+        scaled, labels = _to_device({"image": as_uint8[None], "label": torch.tensor([2])}, torch.device("cpu"),
+                                    channels_last=True)
+        assert scaled.dtype == torch.float32 and torch.equal(scaled, as_float[None]) and labels.tolist() == [2]
+        assert scaled.is_contiguous(memory_format=torch.channels_last)

@@ -37,7 +37,7 @@ def reduce_like_jpeg_draft(array: np.ndarray, size) -> np.ndarray:
 class HDF5VariantDataset(Dataset):
     """Rows of one ``<variant>.h5`` file as dicts::
 
-        image       float32 CxHxW in [0, 1]
+        image       float32 CxHxW in [0, 1] (uint8 0-255 with a transform made with float_output=False)
         label       int (index into generator.CLASSES)
         lesion_mask uint8 HxW, 0/1                                         (with_masks only)
         box         float32 (4,) x0, y0, x1, y1 around the lesion mask (after the transform; with_masks only)

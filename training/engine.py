@@ -184,6 +184,10 @@ def _autocast(device: torch.device, amp: bool):
 def _to_device(batch: dict, device: torch.device, channels_last: bool):
     non_blocking = device.type == "cuda"
     images = batch["image"].to(device, non_blocking=non_blocking)
+    if images.dtype == torch.uint8:  # the loaders hand over uint8 (a quarter of the bytes): scale here
+        from torchvision.transforms.v2.functional import to_dtype
+
+        images = to_dtype(images, torch.float32, scale=True)  # torchvision's arithmetic, bit for bit
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     labels = batch["label"].to(device, non_blocking=non_blocking)
@@ -339,13 +343,13 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     # Folds: once, from train_none, identical for every training variant.
     folds = folds_for_data(data_dir, config.n_folds, config.seed, variant_path)
     # Masks and boxes are detector targets only: the classifier and validation read images alone.
-    train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size),
+    train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size, float_output=False),
                                   decode_size=(config.image_size, config.image_size), with_masks=detector)
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")
     val_idx = _subsample(val_idx, config.max_val_images, config.seed, "val")
     train_ds.indices = train_idx
-    val_ds = HDF5VariantDataset(variant_path, val_idx, transform=eval_transform(config.image_size),
+    val_ds = HDF5VariantDataset(variant_path, val_idx, transform=eval_transform(config.image_size, float_output=False),
                                 decode_size=(config.image_size, config.image_size), with_masks=False)
 
     last_file = run_dir / "last.pt"

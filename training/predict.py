@@ -88,7 +88,7 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     cache: dict[bytes, tuple[np.ndarray, int]] = {}
     written = []
     for path in test_variant_files(data_dir, variants):
-        dataset = HDF5VariantDataset(path, transform=eval_transform(image_size), decode_size=(image_size, image_size),
+        dataset = HDF5VariantDataset(path, transform=eval_transform(image_size, float_output=False), decode_size=(image_size, image_size),
                                      with_masks=False)
         reader = dataset.reader
         digests = [hashlib.sha256(reader.image_bytes(i)).digest() for i in range(len(reader))]

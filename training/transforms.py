@@ -141,15 +141,20 @@ class OpenCVRandomRotation(v2.RandomRotation):
 
 
 class JointTransform:
-    """Apply a v2 pipeline to (image, mask HxW) and return (image float [0,1] CxHxW, mask, box).
+    """Apply a v2 pipeline to (image, mask HxW) and return (image float [0,1] CxHxW, mask, box)
+    (the image as uint8 with ``float_output=False``).
 
     The image is a uint8 CxHxW tensor (a channels-last view is fastest) or a PIL image. The pipeline
     sees tv_tensors Image / Mask / BoundingBoxes, so geometric transforms move all three together
     and photometric ones touch the image only.
     """
 
-    def __init__(self, pipeline: v2.Transform):
+    def __init__(self, pipeline: v2.Transform, float_output: bool = True):
         self.pipeline = pipeline
+        self.float_output = float_output
+        """False: hand the image over as uint8 (0-255), for the consumer to scale on its device
+        (``training.engine``): a quarter of the bytes through the DataLoader's worker queues and the
+        host-to-device copy."""
         self.to_float = v2.ToDtype(torch.float32, scale=True)
 
     def _finish(self, image) -> torch.Tensor:
@@ -157,8 +162,9 @@ class JointTransform:
 
         if isinstance(image, Image.Image):
             image = v2.functional.pil_to_tensor(image)
+        image = image.as_subclass(torch.Tensor)
         # contiguous: a channels-last view (see training.data) must not reach the model as such
-        return self.to_float(image.as_subclass(torch.Tensor)).contiguous()
+        return (self.to_float(image) if self.float_output else image).contiguous()
 
     def __call__(self, image, mask: torch.Tensor | None = None):
         """With ``mask=None`` only the image is transformed (the same random draws): (image, None, None)."""
@@ -178,7 +184,7 @@ class JointTransform:
         return f"JointTransform({self.pipeline!r})"
 
 
-def train_transform(image_size) -> JointTransform:
+def train_transform(image_size, float_output: bool = True) -> JointTransform:
     """The paper's augmentations, ordered for speed: the crop first (everything after it works on
     the small crop), on a uint8 tensor (torch's antialiased resize, fastest on a channels-last
     view); rotation and colour jitter use OpenCV kernels for uint8 pixels (same parameters and
@@ -190,9 +196,9 @@ def train_transform(image_size) -> JointTransform:
         v2.RandomHorizontalFlip(),
         v2.RandomVerticalFlip(),
         OpenCVColorJitter(**COLOUR_JITTER),
-    ]))
+    ]), float_output)
 
 
-def eval_transform(image_size) -> JointTransform:
+def eval_transform(image_size, float_output: bool = True) -> JointTransform:
     """Resize only (no test-time augmentation)."""
-    return JointTransform(v2.Resize(_size(image_size), antialias=True))
+    return JointTransform(v2.Resize(_size(image_size), antialias=True), float_output)
