@@ -82,7 +82,7 @@ class HDF5VariantDataset(Dataset):
     def _decode_image(self, data) -> torch.Tensor:
         """uint8 CxHxW, a channels-last view of the decoded HxWxC buffer (no copy): torch's uint8
         antialiased resize, the first training transform, is several times faster on that layout."""
-        array = decode_png_stored(data)  # artefact rows: one zlib pass, no PNG decoder
+        array = decode_png_stored(data)  # artefact rows (stored PNG): a copy of the deflate blocks
         drafted = False
         if array is None:
             from PIL import Image
