@@ -145,7 +145,8 @@ def main(argv=None) -> int:
 
 
 def pil_to_channels_last(image):
-    """uint8 CxHxW tensor viewing the PIL image's HxWxC pixels (no copy)."""
+    """uint8 CxHxW channels-last view of a copy of the PIL image's HxWxC pixels (the layout, and the
+    one copy, that the HDF5 Dataset's decode also produces)."""
     import torch
 
     return torch.from_numpy(np.array(image)).permute(2, 0, 1)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torchvision.transforms.v2.functional import to_dtype
 
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
 from generator.errors import UserError
@@ -185,8 +186,6 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool):
     non_blocking = device.type == "cuda"
     images = batch["image"].to(device, non_blocking=non_blocking)
     if images.dtype == torch.uint8:  # the loaders hand over uint8 (a quarter of the bytes): scale here
-        from torchvision.transforms.v2.functional import to_dtype
-
         images = to_dtype(images, torch.float32, scale=True)  # torchvision's arithmetic, bit for bit
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
