@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a one-line message and exit code 2."""
+"""The exception types the CLI turns into a one-line message and a non-zero exit code."""
 
 
 class UserError(Exception):
@@ -8,3 +8,11 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class RunFailed(UserError):
+    """A training or prediction run that cannot be trusted (an epoch that saw fewer images than its
+    sampler holds, a non-finite loss, missing predictions). The message names the run and the cause;
+    exit code 1, since the input may be fine and the run is what failed."""
+
+    exit_code = 1

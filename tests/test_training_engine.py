@@ -107,7 +107,7 @@ def test_resume_after_interruption_gives_the_same_final_weights(data_dir, tmp_pa
     # a resume with a different configuration is refused rather than mixed into the run
     from generator.errors import UserError
 
-    (tmp_path / "resumed" / "DONE").unlink()
+    assert not (tmp_path / "resumed" / "DONE").exists()  # DONE needs the 13 prediction tables (predict=False)
     with pytest.raises(UserError, match="another configuration"):
         train(_config(data_dir, lr=0.1), tmp_path / "resumed", progress=False)
 

@@ -16,9 +16,12 @@ from .transforms import box_from_mask
 
 def jpeg_draft_factor(width: int, height: int, size) -> int:
     """The DCT scale denominator (1, 2, 4 or 8) Pillow's ``draft`` picks for an image of
-    ``width`` x ``height`` asked to cover ``size`` (W, H)."""
+    ``width`` x ``height`` asked to cover ``size`` (W, H).
+
+    An image smaller than ``size`` gets 1: it is decoded at full size and the transform upscales it.
+    """
     scale = min(width // int(size[0]), height // int(size[1]))
-    return next(s for s in (8, 4, 2, 1) if scale >= s)
+    return next((s for s in (8, 4, 2) if scale >= s), 1)
 
 
 def reduce_like_jpeg_draft(array: np.ndarray, size) -> np.ndarray:
@@ -108,6 +111,14 @@ class HDF5VariantDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(mask))
 
     def __getitem__(self, i: int) -> dict:
+        try:
+            return self._item(i)
+        except StopIteration as exc:
+            # A StopIteration escaping __getitem__ would end the DataLoader's iteration silently
+            # (an epoch over zero images); make it the error it is.
+            raise RuntimeError(f"{self.reader.path}: reading row {i} raised StopIteration") from exc
+
+    def _item(self, i: int) -> dict:
         row = int(self.indices[i])
         image = self._decode_image(self.reader.image_buffer(row))
         mask = self._lesion_mask(row, tuple(image.shape[-2:])) if self.with_masks else None

@@ -103,10 +103,14 @@ class HAMArtefacts(_DatasetBase):
             "has_artefact": bool(self.reader.has_artefact[index]),
             "kind": self.reader.artefact_kinds[index],
         }
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
+        try:
+            if self.transform is not None:
+                image = self.transform(image)
+            if self.target_transform is not None:
+                label = self.target_transform(label)
+        except StopIteration as exc:
+            # escaping __getitem__, it would end a DataLoader's (or a for loop's) iteration silently
+            raise RuntimeError(f"{self.variant}: a transform raised StopIteration on row {index}") from exc
         return image, label, meta
 
     @property

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 from torchvision.transforms.v2.functional import to_dtype
 
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
-from generator.errors import UserError
+from generator.errors import RunFailed, UserError
 from generator.seeding import derive_seed
 
 from .data import HDF5VariantDataset, collate, worker_init_fn
@@ -309,7 +309,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     """Train one run into ``run_dir`` (resuming from ``last.pt`` when present); returns the summary.
 
     Writes config.json, folds.csv, log.jsonl, last.pt (every epoch), best.pt, predictions/ and,
-    last, DONE. A run whose DONE exists is not retrained. ``stop_after_epochs`` stops after that
+    last, DONE once all 13 prediction tables are complete (so never with ``predict=False``). A run
+    whose DONE exists is not retrained; an epoch that lost data or diverged raises RunFailed. ``stop_after_epochs`` stops after that
     many epochs of this call without writing DONE (a controlled interruption, for tests).
     """
     from tqdm import tqdm
@@ -420,7 +421,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         for batch in bar:
             loss = training_loss(model, config.arch, batch, device, amp, channels_last)
             if not torch.isfinite(loss):
-                raise RuntimeError(f"non-finite loss at epoch {epoch + 1}; lower --lr")
+                raise RunFailed(f"{run_dir}: non-finite loss at epoch {epoch + 1}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -430,12 +431,16 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             n_images += len(batch["label"])
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         train_seconds = time.time() - t0
+        train_loss = float(np.mean(losses)) if losses else float("nan")
+        check_epoch(run_dir, epoch, n_images, expected_images(len(train_sampler), batch_size, drop_last), train_loss)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
 
         indices, scores, y_pred = gather_predictions(
             dist, *predict_loader(_unwrap(model), config.arch, val_loader, device, amp, channels_last))
         y_true = val_labels[indices]
+        if not np.isfinite(scores).all():
+            raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} (the model diverged; lower --lr)")
         metric = macro_pr_auc(y_true, scores)
         improved = metric > state["best_metric"]
         state["epoch"] = epoch + 1
@@ -447,7 +452,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             if improved:
                 _save(_unwrap(model).state_dict(), run_dir / "best.pt")
             record = {
-                "epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "epoch": epoch + 1, "train_loss": train_loss,
                 "val_macro_pr_auc": metric, "val_accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
                 "val_prior_pr_auc": prior_pr_auc(y_true) if len(y_true) else None,
                 "lr": lr, "train_images_per_s": n_images * dist.world_size / max(train_seconds, 1e-9),
@@ -469,7 +474,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         "train_seconds": time.time() - start,
     }
     if config.predict:
-        from .predict import predict_variants
+        from .predict import check_predictions, predict_variants
 
         best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
         _unwrap(model).load_state_dict(best)
@@ -478,10 +483,26 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
                                    config.image_size, device=device, batch_size=config.eval_batch_size or batch_size,
                                    workers=config.workers, amp=amp, dist=dist, progress=progress)
         summary.update(predictions=len(written), predict_seconds=time.time() - t0)
-    if dist.is_main:
+    if dist.is_main and config.predict:
+        # DONE means "ready for evaluation": every test variant predicted, one row per test image
+        check_predictions(run_dir / "predictions", data_dir)
         write_json_atomic(done_file, summary)
     dist.barrier()
     return summary
+
+
+def expected_images(sampler_length: int, batch_size: int, drop_last: bool) -> int:
+    """Images one rank's epoch must train on: all its sampler holds, less a dropped last batch."""
+    return sampler_length // batch_size * batch_size if drop_last else sampler_length
+
+
+def check_epoch(run_dir, epoch: int, n_images: int, expected: int, train_loss: float) -> None:
+    """Refuse an epoch that silently lost data (a loader that stopped early) or diverged."""
+    if n_images != expected:
+        raise RunFailed(f"{run_dir}: epoch {epoch + 1} trained on {n_images} of {expected} images "
+                        "(the data loader stopped early)")
+    if not math.isfinite(train_loss):
+        raise RunFailed(f"{run_dir}: epoch {epoch + 1} ended with training loss {train_loss}")
 
 
 def _truncate_log(path: Path, epochs_done: int) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from generator import CLASSES
-from generator.errors import UserError
+from generator.errors import RunFailed, UserError
 
 SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
 COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
@@ -51,6 +51,24 @@ def prediction_table(reader, indices: np.ndarray, scores: np.ndarray, y_pred: np
         "artefact_kind": [reader.artefact_kinds[i] for i in indices],
     }, columns=list(COLUMNS))
     return table.sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def check_predictions(predictions_dir: str | os.PathLike, data_dir: str | os.PathLike) -> None:
+    """Raise RunFailed unless ``predictions_dir`` holds a table for every test variant of the registry,
+    each with exactly one row per image of its variant file (what evaluation relies on)."""
+    from generator.store import VariantReader
+    from generator.variants import list_variants
+
+    predictions_dir = Path(predictions_dir)
+    for name in list_variants("test"):
+        table_path = predictions_dir / f"{name}.csv"
+        if not table_path.is_file():
+            raise RunFailed(f"{table_path}: prediction table missing")
+        with VariantReader(Path(data_dir) / f"{name}.h5") as reader:
+            expected = sorted(reader.image_ids)
+        got = read_predictions(table_path)["image_id"].tolist()
+        if got != expected:
+            raise RunFailed(f"{table_path}: {len(got)} rows for the {len(expected)} images of {name}.h5")
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -108,6 +126,9 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
             indices, scores, y_pred = gather_predictions(
                 dist, *predict_loader(model, arch, loader, device, amp and device.type == "cuda", channels_last,
                                       progress=progress and dist.is_main, desc=path.stem))
+            if len(indices) != len(dataset):
+                raise RunFailed(f"{path}: predicted {len(indices)} of {len(dataset)} distinct images "
+                                "(the data loader stopped early)")
             for row, score, pred in zip(indices, scores, y_pred, strict=True):
                 cache[digests[row]] = (score, int(pred))
         if dist.is_main:
