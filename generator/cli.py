@@ -13,6 +13,7 @@ import sys
 
 from . import __version__
 from .errors import UserError
+from .userio import printable
 
 # Order here is the order in `--help`. A module that fails to import (an optional extra not
 # installed) only hides its own commands.
@@ -26,12 +27,25 @@ COMMAND_MODULES = (
 )
 
 
+DEBUG_FLAG = "--debug"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2); subparsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ham-artefacts",
         description="Artefact datasets for HAM10000, model training and a robustness results site.",
+        epilog=f"Errors are one line on stderr (exit 2: bad input, environment, network or disk; 1: a "
+               f"failed check or run; 130: interrupted). {DEBUG_FLAG}, anywhere on the line, shows the traceback.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(DEBUG_FLAG, action="store_true", help="print the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -45,16 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere, so that it can be added to any failing command line as it is.
+    debug = DEBUG_FLAG in argv
+    argv = [a for a in argv if a != DEBUG_FLAG]
+    prog = "ham-artefacts"
     try:
-        result = args.func(args)
-    except UserError as exc:
-        print(f"ham-artefacts {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        prog = f"ham-artefacts {args.command}"
+        return int(args.func(args) or 0)
     except BrokenPipeError:
         # `ham-artefacts list | head`: the reader went away; not an error worth a traceback.
         import os
@@ -63,9 +80,58 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _close_progress_bars()
+        print(f"{prog}: interrupted (partial downloads are kept as .part files; run again to resume)",
+              file=sys.stderr)
         return 130
-    return int(result or 0)
+    except Exception as exc:  # noqa: BLE001 - the CLI's one rule: one line, a meaningful exit code
+        _close_progress_bars()
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        message, code = describe_error(exc)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return code
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """(one-line message, exit code) for an exception that reached the CLI's top level.
+
+    Exit 2 for anything that comes from input, the environment, the network or the disk; 1 for a
+    failed run (RunFailed) and for a bug, which says how to see its traceback.
+    """
+    if isinstance(exc, UserError):
+        message, code = str(exc), exc.exit_code
+    elif isinstance(exc, ModuleNotFoundError) and exc.name:
+        from .extras import missing_module_message
+
+        message, code = missing_module_message(exc.name), 2
+    elif isinstance(exc, OSError):
+        # disk full, permission denied, a folder where a file belongs, a vanished file...
+        names = [n for n in (exc.filename, exc.filename2) if n is not None]
+        what = exc.strerror or str(exc) or type(exc).__name__
+        message, code = (f"{' -> '.join(str(n) for n in names)}: {what}" if names else what), 2
+    elif isinstance(exc, RecursionError):
+        message, code = "input nested too deeply (recursion limit exceeded)", 2
+    elif isinstance(exc, ValueError):
+        # unparseable input deep inside a library: huge integers, malformed URLs, bad numbers
+        message, code = f"invalid input: {exc}", 2
+    else:
+        message, code = f"internal error {type(exc).__name__}: {exc} (rerun with {DEBUG_FLAG} for the traceback)", 1
+    return printable(" ".join(message.split()), limit=2000) or type(exc).__name__, code
+
+
+def _close_progress_bars() -> None:
+    """Close live tqdm bars so that the error starts on a line of its own."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001, S110 - a bar that cannot close must not hide the real error
+            pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,8 @@ def register(sub) -> None:
                    help="do shard i of n (0 <= i < n) of the per-image work; files are written once all parts exist")
     p.add_argument("--merge", action="store_true", help="write the variant files from all shard parts")
     p.add_argument("--keep-cache", action="store_true", help="keep the row cache (<out>/.cache) afterwards")
+    p.add_argument("--wait", type=float, default=None, metavar="S",
+                   help="seconds to wait for another generate/fetch writing into --out (default 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_generate)
 
@@ -53,7 +55,7 @@ def run_generate(args: argparse.Namespace) -> int:
     manifest = generate(
         args.source, args.out, seed=args.seed, workers=args.workers, size=parse_size(args.size),
         templates=args.templates, variants=args.variants, shard=parse_shard(args.shard), merge=args.merge,
-        progress=not args.quiet, keep_cache=args.keep_cache,
+        progress=not args.quiet, keep_cache=args.keep_cache, lock_wait=args.wait,
     )
     if manifest is not None:
         rows = sum(e["rows"] for e in manifest["files"])

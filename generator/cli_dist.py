@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from .fetch import MIN_SPEED, SPEED_WINDOW_S
+from .lock import DEFAULT_WAIT_S
+from .userio import printable
+
 
 def register(sub) -> None:
     p = sub.add_parser("fetch", help="download and verify ready-made variant files from a manifest",
@@ -17,6 +21,13 @@ def register(sub) -> None:
     p.add_argument("--base-url", metavar="URL", help="where the files are (overrides the manifest's base_url)")
     p.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
     p.add_argument("--retries", type=int, default=4, help="retries per file on transient errors (default 4)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds one network read may wait (default 60)")
+    p.add_argument("--min-speed", type=float, default=MIN_SPEED, metavar="BYTES_PER_S",
+                   help=f"a transfer slower than this over {SPEED_WINDOW_S:.0f} s is cut and resumed "
+                        f"(default {MIN_SPEED})")
+    p.add_argument("--wait", type=float, default=DEFAULT_WAIT_S, metavar="S",
+                   help=f"seconds to wait for another fetch/generate writing into --out (default {DEFAULT_WAIT_S:.0f})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_fetch)
 
@@ -45,7 +56,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     from .fetch import fetch
 
     outcomes = fetch(args.manifest, args.out, variants=args.variants, base_url=args.base_url,
-                     workers=args.workers, retries=args.retries, progress=not args.no_progress)
+                     workers=args.workers, retries=args.retries, progress=not args.no_progress,
+                     timeout=args.timeout, min_speed=args.min_speed, lock_wait=args.wait)
     for o in outcomes:
         print(f"{o.status:<10} {o.path}")
     return 0
@@ -55,7 +67,8 @@ def run_list(args: argparse.Namespace) -> int:
     from .info import build_info, format_list
 
     info = build_info(args.manifest)
-    print(json.dumps(info, indent=2) if args.json else format_list(info))
+    # printable: descriptions and licences come from a manifest, which may hold terminal escapes
+    print(json.dumps(info, indent=2) if args.json else printable(format_list(info), limit=None))
     return 0
 
 
@@ -63,7 +76,7 @@ def run_info(args: argparse.Namespace) -> int:
     from .info import format_info, variant_info
 
     entry = variant_info(args.variant, args.manifest)
-    print(json.dumps(entry, indent=2) if args.json else format_info(entry))
+    print(json.dumps(entry, indent=2) if args.json else printable(format_info(entry), limit=None))
     return 0
 
 

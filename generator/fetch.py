@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import re
 import time
@@ -39,6 +38,8 @@ from pathlib import Path
 from . import __version__
 from .atomic import write_json_atomic
 from .errors import UserError
+from .lock import DEFAULT_WAIT_S, folder_lock
+from .userio import parse_json, printable
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_PREFIX = "ham-artefacts-manifest/"
@@ -52,6 +53,10 @@ USER_AGENT = f"ham-artefacts/{__version__} (+urllib)"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RETRY_HTTP_CODES = {408, 425, 429, 500, 502, 503, 504}
+# A transfer slower than MIN_SPEED bytes/s over SPEED_WINDOW_S seconds is cut and retried (resuming):
+# the per-read timeout alone never trips on a server that drips one byte a second.
+MIN_SPEED = 1024
+SPEED_WINDOW_S = 30.0
 
 
 class FetchError(UserError):
@@ -98,15 +103,26 @@ def check_plain_name(name, where: str) -> str:
     return name
 
 
+def url_scheme(location, where: str | None = None) -> str:
+    """The lower-case scheme of ``location`` ("" for a plain path); UserError for a malformed URL
+    such as ``http://[127.0.0.1/`` (urlsplit's ValueError)."""
+    try:
+        parts = urllib.parse.urlsplit(str(location))
+        parts.port  # noqa: B018 - a non-numeric or out-of-range port raises here
+    except ValueError as exc:
+        raise UserError(f"{where or printable(location)}: malformed URL ({exc})") from None
+    return parts.scheme.lower()
+
+
 def check_base_url(url, where: str) -> str | None:
     """A manifest base_url must be null or an http(s)/file URL."""
     if url is None:
         return None
     if not isinstance(url, str) or not url:
         raise UserError(f"{where}: base_url must be a non-empty string or null")
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    scheme = url_scheme(url, f"{where} {printable(url)}")
     if scheme not in ("http", "https", "file"):
-        raise UserError(f"{where}: base_url {url!r} must be an http://, https:// or file:// URL")
+        raise UserError(f"{where}: base_url {printable(repr(url))} must be an http://, https:// or file:// URL")
     return url
 
 
@@ -156,13 +172,14 @@ def _check_safety(manifest, where: str) -> list[FileEntry]:
 
 
 def _is_url(location: str) -> bool:
-    return urllib.parse.urlsplit(str(location)).scheme.lower() in ("http", "https", "file")
+    return url_scheme(location) in ("http", "https", "file")
 
 
 def _file_url_to_path(url: str) -> Path:
+    url_scheme(url)
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise UserError(f"{url}: file:// URLs must name a local path")
+        raise UserError(f"{printable(url)}: file:// URLs must name a local path")
     return Path(urllib.request.url2pathname(parts.path))
 
 
@@ -173,31 +190,32 @@ def read_manifest(location: str | os.PathLike, timeout: float = 30.0) -> tuple[d
     ``--base-url`` nor the manifest's ``base_url`` says otherwise (the manifest's own folder).
     """
     location = os.fspath(location)
-    scheme = urllib.parse.urlsplit(location).scheme.lower() if _is_url(location) else ""
+    shown = printable(location)
+    scheme = url_scheme(location) if _is_url(location) else ""
     if scheme in ("http", "https"):
         try:
             req = urllib.request.Request(location, headers={"User-Agent": USER_AGENT})
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 data = resp.read(MAX_MANIFEST_BYTES + 1)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise UserError(f"{location}: cannot read manifest ({exc})") from exc
+            raise UserError(f"{shown}: cannot read manifest ({printable(exc)})") from None
         default_base = location.rsplit("/", 1)[0] + "/"
     else:
         path = _file_url_to_path(location) if scheme == "file" else Path(location)
         if path.is_dir():
             path = path / MANIFEST_NAME
         if not path.is_file():
-            raise UserError(f"{location}: manifest not found")
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_MANIFEST_BYTES + 1)
+            raise UserError(f"{shown}: manifest not found")
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_MANIFEST_BYTES + 1)
+        except OSError as exc:
+            raise UserError(f"{shown}: cannot read manifest ({exc.strerror or exc})") from None
         default_base = str(path.resolve().parent)
     if len(data) > MAX_MANIFEST_BYTES:
-        raise UserError(f"{location}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{location}: manifest is not valid JSON ({exc})") from exc
-    validate_manifest(manifest, where=location)
+        raise UserError(f"{shown}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+    manifest = parse_json(data, f"{shown}: manifest")
+    validate_manifest(manifest, where=shown)
     return manifest, default_base
 
 
@@ -231,18 +249,19 @@ class _Source:
 
     @classmethod
     def parse(cls, base: str) -> _Source:
-        scheme = urllib.parse.urlsplit(base).scheme.lower() if _is_url(base) else ""
+        scheme = url_scheme(base) if _is_url(base) else ""
         if scheme in ("http", "https"):
             return cls("http", base if base.endswith("/") else base + "/")
         path = _file_url_to_path(base) if scheme == "file" else Path(base)
         if not path.is_dir():
-            raise UserError(f"{base}: base is not a folder")
+            raise UserError(f"{printable(base)}: base is not a folder")
         return cls("local", str(path.resolve()))
 
     def describe(self, name: str) -> str:
         return self.base + urllib.parse.quote(name) if self.kind == "http" else str(Path(self.base) / name)
 
-    def copy_into(self, name: str, fh, offset: int, expected: int, timeout: float, bar) -> int:
+    def copy_into(self, name: str, fh, offset: int, expected: int, timeout: float, bar,
+                  speed: tuple[float, float] = (MIN_SPEED, SPEED_WINDOW_S)) -> int:
         """Append bytes ``offset..expected`` of ``name`` to ``fh``; return the new offset written from.
 
         Returns the offset the bytes actually started at (0 if the server ignored the Range).
@@ -254,11 +273,14 @@ class _Source:
                     sf.seek(offset)
                     _copy_capped(sf, fh, expected - offset, bar)
             except FileNotFoundError as exc:
-                raise _Permanent(f"{src}: not found") from exc
+                raise _Permanent(f"{printable(src)}: not found") from exc
+            except IsADirectoryError as exc:
+                raise _Permanent(f"{printable(src)}: is a folder, not a file") from exc
             except _Transient as exc:
                 raise _Permanent(f"{src}: shorter than the manifest's {expected} bytes") from exc
             return offset
         url = self.describe(name)
+        shown = printable(url)
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -278,28 +300,43 @@ class _Source:
                     fh.truncate()
                     if bar is not None:
                         bar.reset(total=expected)
-                _copy_capped(resp, fh, expected - start, bar)
+                _copy_capped(resp, fh, expected - start, bar, *speed)
                 return start
         except urllib.error.HTTPError as exc:
             if exc.code == 416:
-                raise _RangeRefused(f"HTTP 416 from {url}") from exc
+                raise _RangeRefused(f"HTTP 416 from {shown}") from exc
             if exc.code in _RETRY_HTTP_CODES:
-                raise _Transient(f"HTTP {exc.code} from {url}") from exc
-            raise _Permanent(f"HTTP {exc.code} from {url}") from exc
+                raise _Transient(f"HTTP {exc.code} from {shown}") from exc
+            raise _Permanent(f"HTTP {exc.code} from {shown}") from exc
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            raise _Transient(f"{url}: {getattr(exc, 'reason', exc)}") from exc
+            raise _Transient(f"{shown}: {printable(getattr(exc, 'reason', exc))}") from exc
+        except ValueError as exc:  # a URL urllib cannot even parse (e.g. a bad port)
+            raise _Permanent(f"{shown}: malformed URL ({exc})") from exc
 
 
-def _copy_capped(src, dst, remaining: int, bar) -> None:
-    """Copy at most ``remaining`` bytes; a source that ends early is a transient failure."""
+def _copy_capped(src, dst, remaining: int, bar, min_speed: float = MIN_SPEED,
+                 window: float = SPEED_WINDOW_S) -> None:
+    """Copy at most ``remaining`` bytes; a source that ends early, or that delivers fewer than
+    ``min_speed`` bytes/s over a ``window``-second stretch, is a transient failure."""
+    # read1: whatever one receive brings; read(n) would block until all n bytes arrived, so a
+    # drip-feeding server would never be measured (nor trip the per-read timeout).
+    read = getattr(src, "read1", src.read)
+    window_start, window_bytes = time.monotonic(), 0
     while remaining > 0:
-        chunk = src.read(min(CHUNK, remaining))
+        chunk = read(min(CHUNK, remaining))
         if not chunk:
             raise _Transient(f"connection ended with {remaining} bytes missing")
         dst.write(chunk)
         remaining -= len(chunk)
+        window_bytes += len(chunk)
         if bar is not None:
             bar.update(len(chunk))
+        elapsed = time.monotonic() - window_start
+        if elapsed >= window:
+            if window_bytes < min_speed * elapsed:
+                raise _Transient(f"too slow ({window_bytes / elapsed:.0f} bytes/s over {elapsed:.0f} s, "
+                                 f"minimum {min_speed:.0f})")
+            window_start, window_bytes = time.monotonic(), 0
 
 
 # --- one file ---------------------------------------------------------------------------------
@@ -307,17 +344,19 @@ def _copy_capped(src, dst, remaining: int, bar) -> None:
 def _safe_target(out: Path, name: str) -> Path:
     """``out/name``, guaranteed to be directly inside ``out`` (defence in depth after validation)."""
     if not _PLAIN_NAME.fullmatch(name) or ".." in name:
-        raise UserError(f"{name!r}: not a plain file name")
+        raise UserError(f"{printable(repr(name))}: not a plain file name")
     target = out / name
     if target.parent != out or os.path.dirname(os.path.normpath(target)) != str(out):
-        raise UserError(f"{name}: would be written outside {out}")
+        raise UserError(f"{printable(name)}: would be written outside {out}")
     return target
 
 
 def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, backoff: float,
-               timeout: float, bar_factory) -> FetchOutcome:
+               timeout: float, bar_factory, speed: tuple[float, float] = (MIN_SPEED, SPEED_WINDOW_S)) -> FetchOutcome:
     dest = _safe_target(out, entry.name)
     part = _safe_target(out, entry.name + PART_SUFFIX)
+    if dest.is_dir() and not dest.is_symlink():  # (a symlink at dest is replaced, never written through)
+        raise FetchError(f"{dest}: a folder is in the way; remove it")
     if dest.is_file() and not dest.is_symlink() and dest.stat().st_size == entry.bytes \
             and sha256_file(dest) == entry.sha256:
         return FetchOutcome(entry.name, dest, "present", entry.bytes)
@@ -325,8 +364,22 @@ def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, ba
         raise FetchError(f"{part}: exists and is not a regular file; remove it")
     if part.exists() and part.stat().st_nlink > 1:
         part.unlink()  # a hard link would let appends change a file elsewhere: start afresh
+    try:
+        return _download(entry, dest, part, source, retries=retries, backoff=backoff, timeout=timeout,
+                         bar_factory=bar_factory, speed=speed)
+    except BaseException:
+        # nothing half-written: an empty .part is no resume point (a non-empty one is kept for resume)
+        with contextlib.suppress(OSError):
+            if part.is_file() and not part.is_symlink() and part.stat().st_size == 0:
+                part.unlink()
+        raise
 
-    resumed = False
+
+def _download(entry: FileEntry, dest: Path, part: Path, source: _Source, *, retries: int, backoff: float,
+              timeout: float, bar_factory, speed: tuple[float, float]) -> FetchOutcome:
+    # A .part found on disk may belong to an older version of the file: if it fails the hash, one
+    # fresh download is due, even when it was already full size (so no request was made for it).
+    resumed = part.exists() and part.stat().st_size > 0
     fresh_retry_left = True
     attempt = 0
     with bar_factory(entry) as bar:
@@ -341,7 +394,7 @@ def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, ba
             try:
                 if offset < entry.bytes or not part.exists():
                     with open(part, "ab") as fh:
-                        started = source.copy_into(entry.name, fh, offset, entry.bytes, timeout, bar)
+                        started = source.copy_into(entry.name, fh, offset, entry.bytes, timeout, bar, speed)
                     resumed = resumed or started > 0
             except _Transient as exc:
                 if part.exists() and (part.stat().st_size == 0 or isinstance(exc, _RangeRefused)):
@@ -350,11 +403,11 @@ def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, ba
                 if attempt > retries:
                     kept = part.stat().st_size if part.exists() else 0
                     hint = f"; {kept} bytes kept in {part.name}, run fetch again to resume" if kept else ""
-                    raise FetchError(f"{entry.name}: {exc}; gave up after {retries} retries{hint}") from exc
+                    raise FetchError(f"{entry.name}: {exc}; gave up after {retries} retries{hint}") from None
                 time.sleep(backoff * 2 ** (attempt - 1))
                 continue
             except _Permanent as exc:
-                raise FetchError(f"{entry.name}: {exc}") from exc
+                raise FetchError(f"{entry.name}: {exc}") from None
             digest = sha256_file(part)
             if digest == entry.sha256:
                 os.replace(part, dest)
@@ -385,7 +438,7 @@ def select_entries(entries: list[FileEntry], variants: Iterable[str] | None) -> 
     unknown = [v for v in wanted if v not in by_key]
     if unknown:
         known = ", ".join(e.variant for e in entries)
-        raise UserError(f"--variants: unknown {', '.join(unknown)} (manifest lists: {known})")
+        raise UserError(f"--variants: unknown {printable(', '.join(unknown))} (manifest lists: {printable(known, 400)})")
     return list(dict.fromkeys(by_key[v] for v in wanted))
 
 
@@ -399,16 +452,29 @@ def fetch(
     backoff: float = 1.0,
     timeout: float = 60.0,
     progress: bool = True,
+    min_speed: float = MIN_SPEED,
+    speed_window: float = SPEED_WINDOW_S,
+    lock_wait: float = DEFAULT_WAIT_S,
 ) -> list[FetchOutcome]:
     """Download (or find present) and verify the files of ``manifest`` into ``out``.
 
     ``manifest`` is a URL, a path to a manifest file or a folder holding ``manifest.json``, or
     an already-loaded dict (then ``base_url`` or the manifest's own ``base_url`` must say
     where the files are). Raises FetchError (a UserError) listing every file that failed; the
-    files that succeeded stay in place. Writes ``out/manifest.json`` when all succeed.
+    files that succeeded stay in place. Writes ``out/manifest.json`` when all succeed, listing
+    the files fetched now and those of an earlier fetch still intact there (what ``verify`` checks).
+
+    ``timeout`` bounds each network read; a transfer below ``min_speed`` bytes/s over
+    ``speed_window`` seconds is cut and resumed (at most ``retries`` times). Another fetch or
+    generate writing into ``out`` is waited for up to ``lock_wait`` seconds, then refused.
     """
     if workers < 1:
         raise UserError(f"--workers: must be at least 1, got {workers}")
+    if retries < 0:
+        raise UserError(f"--retries: must be at least 0, got {retries}")
+    if not timeout > 0 or not min_speed >= 0 or not speed_window > 0:
+        raise UserError(f"--timeout: must be positive, got {timeout}" if not timeout > 0
+                        else f"--min-speed: must be non-negative, got {min_speed}")
     if isinstance(manifest, dict):
         data, default_base = manifest, None
         entries = validate_manifest(data)
@@ -427,26 +493,48 @@ def fetch(
     out_path.mkdir(parents=True, exist_ok=True)
     out_path = out_path.resolve()
 
-    bar_factory = _bar_factory(progress, workers)
-    outcomes, failures = [], []
-    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(selected)))) as pool:
-        futures = [
-            pool.submit(_fetch_one, e, out_path, source, retries=retries, backoff=backoff,
-                        timeout=timeout, bar_factory=bar_factory)
-            for e in selected
-        ]
-        for future in futures:
-            try:
-                outcomes.append(future.result())
-            except UserError as exc:
-                failures.append(str(exc))
-    if failures:
-        raise FetchError(f"{len(failures)} of {len(selected)} file(s) failed: " + " | ".join(failures))
-    local = dict(data)
-    if local.get("base_url") is None and source.kind == "http":
-        local["base_url"] = source.base
-    write_json_atomic(out_path / MANIFEST_NAME, local)
+    with folder_lock(out_path, "fetch", wait=lock_wait):
+        bar_factory = _bar_factory(progress, workers)
+        outcomes, failures = [], []
+        with ThreadPoolExecutor(max_workers=min(workers, max(1, len(selected)))) as pool:
+            futures = [
+                pool.submit(_fetch_one, e, out_path, source, retries=retries, backoff=backoff,
+                            timeout=timeout, bar_factory=bar_factory, speed=(min_speed, speed_window))
+                for e in selected
+            ]
+            for entry, future in zip(selected, futures, strict=True):
+                try:
+                    outcomes.append(future.result())
+                except UserError as exc:
+                    failures.append(str(exc))
+                except OSError as exc:  # disk full, permissions, a folder in the way
+                    failures.append(f"{entry.name}: {exc.strerror or exc}")
+        if failures:
+            raise FetchError(f"{len(failures)} of {len(selected)} file(s) failed: " + " | ".join(failures))
+        local = dict(data)
+        local["files"] = _files_held(data, out_path, {e.name for e in selected})
+        if local.get("base_url") is None and source.kind == "http":
+            local["base_url"] = source.base
+        write_json_atomic(out_path / MANIFEST_NAME, local)
     return outcomes
+
+
+def _files_held(manifest: dict, out: Path, fetched: set[str]) -> list[dict]:
+    """The manifest's file entries that ``out`` holds: the ones just fetched, plus those an earlier
+    fetch recorded in ``out/manifest.json`` with the same SHA-256 and that are still there at that
+    size (a partial fetch must not make ``verify`` report the other variants as missing)."""
+    earlier: dict[str, str] = {}
+    previous = out / MANIFEST_NAME
+    if previous.is_file():
+        with contextlib.suppress(UserError):
+            earlier = {f["name"]: f["sha256"] for f in read_manifest(previous)[0]["files"]}
+    held = []
+    for f in manifest["files"]:
+        path = out / f["name"]
+        if f["name"] in fetched or (earlier.get(f["name"]) == f["sha256"] and path.is_file()
+                                    and path.stat().st_size == f["bytes"]):
+            held.append(f)
+    return held
 
 
 def _bar_factory(progress: bool, workers: int):

@@ -433,12 +433,16 @@ def _remove_stale_partials(out: Path) -> None:
 def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0, workers: int = 1,
              size: tuple[int, int] | None = None, templates: str = "builtin",
              variants: Sequence[str] | None = None, shard: tuple[int, int] | None = None,
-             merge: bool = False, progress: bool = True, keep_cache: bool = False) -> dict | None:
+             merge: bool = False, progress: bool = True, keep_cache: bool = False,
+             lock_wait: float | None = None) -> dict | None:
     """Write the requested variant files and ``manifest.json`` to ``out``.
 
     Returns the manifest, or None when only a shard's cache part was written and other parts are
-    still missing.
+    still missing. A run without ``shard`` holds ``out``'s folder lock (generator.lock): a second
+    generate or fetch into ``out`` waits up to ``lock_wait`` seconds, then is refused. Shards run
+    in parallel by design (each writes its own cache part), so they take no lock.
     """
+    from .lock import DEFAULT_WAIT_S, folder_lock
     from .sources import load_source
     from .templates import TemplateBank
 
@@ -458,7 +462,9 @@ def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
     plan = make_plan(src, specs, seed, size, _templates_label(templates, bank))
     created = _prepare_output(out)
     try:
-        return _generate(plan, out, src, bank, workers, templates, shard, merge, progress, keep_cache)
+        with (folder_lock(out, "generate", DEFAULT_WAIT_S if lock_wait is None else lock_wait)
+              if shard is None else contextlib.nullcontext()):
+            return _generate(plan, out, src, bank, workers, templates, shard, merge, progress, keep_cache)
     except BaseException:
         # Empty folders this run left behind are removed again (rmdir fails on non-empty ones).
         for folder in (out / CACHE_DIR / "done", out / CACHE_DIR, out) if created else (

@@ -24,6 +24,8 @@ except ImportError:  # pragma: no cover - exercised only without torch
 
 from generator.errors import UserError
 
+DOWNLOAD_LOCK_WAIT_S = 3600.0
+
 
 class HAMArtefacts(_DatasetBase):
     """The rows of ``<root>/<variant>.h5``: ``(image, label, metadata)``.
@@ -80,7 +82,10 @@ class HAMArtefacts(_DatasetBase):
         """Fetch (resuming) and verify this variant's file into ``root``; no-op when already intact."""
         from generator.fetch import fetch
 
-        fetch(self._manifest_source(), self.root, variants=[self.variant], progress=self.progress)
+        # Several DataLoader / DDP processes may call this at once: the later ones wait for the first
+        # (the folder lock) and then find the file present, instead of racing on one .part file.
+        fetch(self._manifest_source(), self.root, variants=[self.variant], progress=self.progress,
+              lock_wait=DOWNLOAD_LOCK_WAIT_S)
 
     # --- sequence protocol --------------------------------------------------------------------
 
