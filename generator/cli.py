@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         prog = f"ham-artefacts {args.command}"
         return int(args.func(args) or 0)
+    except SystemExit as exc:  # argparse: --help, --version and usage errors (already printed)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except BrokenPipeError:
         # `ham-artefacts list | head`: the reader went away; not an error worth a traceback.
         import os

@@ -11,7 +11,6 @@ Two digests per file:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -98,10 +97,9 @@ def load_manifest(path_or_dir: str | os.PathLike) -> dict:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise UserError(f"{path}: manifest not found")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    from .userio import read_json
+
+    manifest = read_json(path)
     validate_manifest(manifest, str(path))
     return manifest
 

@@ -8,7 +8,6 @@ The result is written as ``<out>/src/<name>/<name>_with_NN.png`` / ``_without_NN
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +82,16 @@ def extract_template(
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"--name: {name!r} is not a usable template set name")
     out_dir = Path(out_dir)
+    # the bank's meta.json is read before anything is written, so a malformed one leaves no stray PNGs
+    meta_path = out_dir / "meta.json"
+    meta = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
+    if meta_path.exists() or meta_path.is_symlink():
+        from .userio import read_json
+
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict) or not isinstance(meta.get("artefacts"), list) \
+                or not all(isinstance(e, dict) for e in meta["artefacts"]):
+            raise UserError(f"{meta_path}: expected an object with an 'artefacts' list of objects")
     folder = out_dir / "src" / name
     existing = sorted(folder.glob(f"{name}_with_*.png")) if folder.is_dir() else []
     number = len(existing) + 1
@@ -92,15 +101,6 @@ def extract_template(
     if spec.meta_subclass is not None:
         entry["subclass"] = spec.meta_subclass
     entry.update({"preprocessor": "difference", "name": name, "artefact_folder": f"src/{name}"})
-    meta_path = out_dir / "meta.json"
-    meta = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{meta_path}: not valid JSON ({exc})") from None
-        if not isinstance(meta, dict) or not isinstance(meta.get("artefacts"), list):
-            raise UserError(f"{meta_path}: expected an object with an 'artefacts' list")
     meta["artefacts"] = [e for e in meta["artefacts"] if e.get("name") != name] + [entry]
     write_json_atomic(meta_path, meta)
     return entry

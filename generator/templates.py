@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,10 +149,9 @@ class TemplateBank:
             raise UserError(f"{root}: template directory does not exist")
         if not meta_path.is_file():
             raise UserError(f"{meta_path}: missing (a template directory needs a meta.json)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{meta_path}: not valid JSON ({exc})") from None
+        from .userio import read_json
+
+        meta = read_json(meta_path)
         entries = meta.get("artefacts") if isinstance(meta, dict) else None
         if not isinstance(entries, list):
             raise UserError(f"{meta_path}: expected an object with an 'artefacts' list")

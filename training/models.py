@@ -221,10 +221,15 @@ def build_model(arch: str, num_classes: int = 7, image_size: int = 224, weights=
 
 def load_trained(run_dir: str | os.PathLike, checkpoint: str = "best.pt", map_location="cpu") -> tuple[nn.Module, dict]:
     """Rebuild a trained model from ``<run_dir>/config.json`` and load ``checkpoint`` (weights_only)."""
-    import json
+    from generator.userio import read_json
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json")
+    if not isinstance(config, dict) or not isinstance(config.get("arch"), str) \
+            or not isinstance(config.get("image_size"), int):
+        from generator.errors import UserError
+
+        raise UserError(f"{run_dir / 'config.json'}: not a run configuration (needs arch and image_size)")
     model = build_model(config["arch"], num_classes=7, image_size=config["image_size"],
                         pretrained_layout=config.get("pretrained", False),
                         detector_options=config.get("detector_options"))

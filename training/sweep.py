@@ -127,10 +127,20 @@ def load_jobs(jobs_file: str | os.PathLike) -> list[dict]:
     path = Path(jobs_file)
     if not path.is_file():
         raise UserError(f"{path}: jobs file not found (run `ham-artefacts sweep plan` first)")
+    from generator.userio import parse_json
+
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno}: not JSON") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the jobs file ({exc})") from None
+    jobs = [parse_json(line, f"{path}: line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not jobs:
+        raise UserError(f"{path}: lists no jobs (run `ham-artefacts sweep plan` again)")
+    for n, job in enumerate(jobs):
+        if not isinstance(job, dict) or not {"run_dir", "config", "arch", "train_variant", "fold"} <= set(job) \
+                or not isinstance(job["config"], dict):
+            raise UserError(f"{path}: job {n} is not a job object (run `ham-artefacts sweep plan` again)")
+    return jobs
 
 
 def is_done(job: dict) -> bool:

@@ -131,7 +131,9 @@ def detect_synthetic(runs_dir: str | Path) -> bool | None:
     for config_path in sorted(Path(runs_dir).glob("*/*/fold*/config.json")):
         try:
             config = json.loads(config_path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not isinstance(config, dict):
             continue
         if isinstance(config.get("synthetic"), bool):
             return config["synthetic"]
@@ -140,7 +142,7 @@ def detect_synthetic(runs_dir: str | Path) -> bool | None:
             manifest = Path(data) / "manifest.json"
             try:
                 flag = json.loads(manifest.read_text()).get("synthetic")
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError, AttributeError):
                 flag = None
             if isinstance(flag, bool):
                 return flag
