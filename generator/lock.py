@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
+from .userio import printable
 
 LOCK_NAME = ".ham-artefacts.lock"
 DEFAULT_WAIT_S = 10.0
@@ -36,12 +37,13 @@ def folder_lock(folder: str | os.PathLike, what: str, wait: float = DEFAULT_WAIT
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
+            holder = _read_holder(fd)
             os.close(fd)
             if time.monotonic() >= deadline:
-                by = f" by process {holder}" if holder else ""
-                raise UserError(f"{folder}: in use{by} (another {what} is writing into it); "
-                                "wait for it to finish or choose another folder") from None
+                pid, _, holder_what = holder.partition(" ")
+                by = f" by process {pid}" if pid.isdigit() else ""
+                raise UserError(f"{folder}: in use{by} (a {printable(holder_what or 'fetch or generate', 40)} "
+                                f"run is writing into it); wait for it to finish or choose another folder") from None
             time.sleep(poll)
             continue
         try:
@@ -54,7 +56,7 @@ def folder_lock(folder: str | os.PathLike, what: str, wait: float = DEFAULT_WAIT
         break
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{os.getpid()} {what}\n".encode())
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -62,8 +64,9 @@ def folder_lock(folder: str | os.PathLike, what: str, wait: float = DEFAULT_WAIT
         os.close(fd)  # closing releases the flock
 
 
-def _read_pid(fd: int) -> str:
+def _read_holder(fd: int) -> str:
+    """"<pid> <what>" as the holder wrote it ("" while it has not yet)."""
     try:
-        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return os.pread(fd, 64, 0).decode("ascii", "replace").strip()
     except OSError:
         return ""

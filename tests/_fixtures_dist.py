@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,11 @@ class ServerState:
     cut_once: set = field(default_factory=set)  # names whose first GET is cut mid-file
     corrupt: set = field(default_factory=set)  # names served with one byte flipped
     ignore_range: bool = False
+    # hostile behaviours (issue 13), each bounded so that a test can never hang:
+    drip: dict = field(default_factory=dict)  # name -> seconds between single bytes (at most 10 s a response)
+    drip_once: set = field(default_factory=set)  # names dripped on their first GET only
+    redirect: dict = field(default_factory=dict)  # name -> Location of a 302 answer
+    hold: threading.Event | None = None  # when set up, each GET waits for it (at most 10 s) before answering
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def paths(self) -> list[str]:
@@ -133,6 +139,18 @@ def _handler(state: ServerState):
                 if name in state.cut_once:
                     state.cut_once.discard(name)
                     cut = True
+                delay = state.drip.get(name)
+                if name in state.drip_once:
+                    state.drip_once.discard(name)
+                    delay = delay or 0.05
+            if state.hold is not None:
+                state.hold.wait(timeout=10)
+            if name in state.redirect:
+                self.send_response(302)
+                self.send_header("Location", state.redirect[name])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             path = state.root / name
             if not self.path.startswith("/files/") or "/" in self.path[7:] or not path.is_file():
                 self.send_error(404)
@@ -158,6 +176,19 @@ def _handler(state: ServerState):
             if cut:
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
+                self.close_connection = True
+                return
+            if delay:
+                deadline = time.monotonic() + 10
+                try:
+                    for i in range(len(body)):
+                        if time.monotonic() > deadline:
+                            break
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on us: what the test wants
                 self.close_connection = True
                 return
             self.wfile.write(body)
