@@ -275,3 +275,23 @@ def test_missing_extras_name_the_extra_to_install(tmp_path):
         line = _assert_one_line_error(code, err, argv)
         assert f"pip install 'ham-artefacts[{extra}]'" in line, line
     assert _snapshot(tmp_path) == before
+
+
+def test_an_error_after_a_progress_bar_starts_on_its_own_line(work, capsys, monkeypatch):
+    """A stage failing with its bar still open: the bar is closed first, so the error is not glued
+    to the end of the bar's line."""
+    import generator.cli_data
+    from generator.errors import UserError
+
+    def failing_generate(args):
+        from tqdm import tqdm
+
+        bar = tqdm(total=10, desc="images", file=sys.stderr)
+        bar.update(3)
+        raise UserError(f"{args.source}: image 4 is unreadable")
+
+    monkeypatch.setattr(generator.cli_data, "run_generate", failing_generate)
+    argv = ["generate", "--source", str(work), "--out", str(work / "g")]
+    code, err = _run(argv, capsys)
+    line = _assert_one_line_error(code, err, argv)
+    assert line.startswith("ham-artefacts generate: error:") and err.endswith("image 4 is unreadable\n")
