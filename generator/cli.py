@@ -113,7 +113,7 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         # disk full, permission denied, a folder where a file belongs, a vanished file...
         names = [n for n in (exc.filename, exc.filename2) if n is not None]
         what = exc.strerror or str(exc) or type(exc).__name__
-        message, code = (f"{' -> '.join(str(n) for n in names)}: {what}" if names else what), 2
+        message, code = (f"{' -> '.join(printable(n) for n in names)}: {what}" if names else what), 2
     elif isinstance(exc, RecursionError):
         message, code = "input nested too deeply (recursion limit exceeded)", 2
     elif isinstance(exc, ValueError):

@@ -21,9 +21,13 @@ from .errors import UserError
 def _check_publish_url(base_url: str) -> str:
     if not isinstance(base_url, str) or not base_url:
         raise UserError("--base-url: required")
+    from .fetch import url_scheme
+    from .userio import printable
+
+    scheme = url_scheme(base_url, "--base-url")
     parts = urllib.parse.urlsplit(base_url)
-    if parts.scheme.lower() not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
-        raise UserError(f"--base-url: {base_url!r} must be an http://, https:// or file:// URL")
+    if scheme not in ("http", "https", "file") or (scheme != "file" and not parts.netloc):
+        raise UserError(f"--base-url: {printable(repr(base_url))} must be an http://, https:// or file:// URL")
     return base_url if base_url.endswith("/") else base_url + "/"
 
 

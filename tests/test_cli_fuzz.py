@@ -185,6 +185,7 @@ MALFORMED_ARGS = [
     ["info", "\x1b[31m" + "v" * 10_000],
     ["publish", "--data", "{w}/nowhere", "--out", "{w}/p", "--base-url", "http://x/"],
     ["publish", "--data", "{w}", "--out", "{w}/p", "--base-url", "http://[bad/"],
+    ["publish", "--data", "{w}", "--out", "{w}/p", "--base-url", "http://127.0.0.1:99999/"],
     ["train", "--data", "{w}/nowhere", "--out", "{w}/runs", "--arch", "resnet34"],
     ["train", "--data", "{w}", "--out", "{w}/runs", "--arch", "vgg"],
     ["train", "--data", "{w}", "--out", "{w}/runs", "--arch", "resnet34", "--epochs", "0"],

@@ -207,3 +207,22 @@ def test_train_cli_exits_non_zero_with_one_line_on_a_failed_run(data_dir, tmp_pa
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert str(runs / "resnet34" / "train_none" / "fold0") in lines[0] and "non-finite" in lines[0]
     assert not (runs / "resnet34" / "train_none" / "fold0" / "DONE").exists()
+
+
+def test_sweep_run_exits_non_zero_when_a_job_fails(data_dir, tmp_path, capsys, monkeypatch):
+    """`sweep run --all` stops at a failed run with one line naming it and exit 1 (not 0)."""
+    import training.sweep as sweep
+    from generator.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["sweep", "plan", "--data", str(data_dir), "--out", str(runs), "--profile", "tiny",
+                 "--archs", "resnet34", "--train-variants", "train_none"]) == 0
+
+    def failing(job, progress=True):
+        raise RunFailed(f"{job['run_dir']}: epoch 1 trained on 0 of 128 images (the data loader stopped early)")
+
+    monkeypatch.setattr(sweep, "run_job", failing)
+    capsys.readouterr()
+    assert main(["sweep", "run", "--out", str(runs), "--all", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("ham-artefacts sweep: error:") and "trained on 0 of 128" in err
