@@ -234,3 +234,20 @@ def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monke
         monkeypatch.setattr(fetch_module, "_copy_capped", real_copy)
         assert [o.status for o in fetch(m, out, variants=["test_40"], **FAST)] == ["resumed"]
     assert server.range_requests("test_40.h5") == ["bytes=100-"]
+
+
+def test_generate_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path, capsys):
+    """generate takes the same folder lock as fetch: a second writer is refused, the folder untouched."""
+    from _fixtures_variants import make_source
+
+    from generator.cli import main
+
+    source = make_source(tmp_path / "src", train_per_class=(1,) * 7, test_per_class=(1,) * 7)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("first run's file")
+    with folder_lock(out, "fetch", wait=0):
+        code = main(["generate", "--source", str(source), "--out", str(out), "--wait", "0", "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and "in use by process" in err and "a fetch run" in err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "keep.txt"]
