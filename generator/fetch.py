@@ -26,12 +26,13 @@ import contextlib
 import http.client
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,15 @@ _RETRY_HTTP_CODES = {408, 425, 429, 500, 502, 503, 504}
 # the per-read timeout alone never trips on a server that drips one byte a second.
 MIN_SPEED = 1024
 SPEED_WINDOW_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """How long a transfer may take, and the flag that stops every worker after a Ctrl-C."""
+
+    min_speed: float = MIN_SPEED
+    window: float = SPEED_WINDOW_S
+    stop: threading.Event | None = None
 
 
 class FetchError(UserError):
@@ -261,7 +271,7 @@ class _Source:
         return self.base + urllib.parse.quote(name) if self.kind == "http" else str(Path(self.base) / name)
 
     def copy_into(self, name: str, fh, offset: int, expected: int, timeout: float, bar,
-                  speed: tuple[float, float] = (MIN_SPEED, SPEED_WINDOW_S)) -> int:
+                  limits: _Limits = _Limits()) -> int:
         """Append bytes ``offset..expected`` of ``name`` to ``fh``; return the new offset written from.
 
         Returns the offset the bytes actually started at (0 if the server ignored the Range).
@@ -271,7 +281,7 @@ class _Source:
             try:
                 with open(src, "rb") as sf:
                     sf.seek(offset)
-                    _copy_capped(sf, fh, expected - offset, bar)
+                    _copy_capped(sf, fh, expected - offset, bar, limits)
             except FileNotFoundError as exc:
                 raise _Permanent(f"{printable(src)}: not found") from exc
             except IsADirectoryError as exc:
@@ -300,7 +310,7 @@ class _Source:
                     fh.truncate()
                     if bar is not None:
                         bar.reset(total=expected)
-                _copy_capped(resp, fh, expected - start, bar, *speed)
+                _copy_capped(resp, fh, expected - start, bar, limits)
                 return start
         except urllib.error.HTTPError as exc:
             if exc.code == 416:
@@ -314,15 +324,17 @@ class _Source:
             raise _Permanent(f"{shown}: malformed URL ({exc})") from exc
 
 
-def _copy_capped(src, dst, remaining: int, bar, min_speed: float = MIN_SPEED,
-                 window: float = SPEED_WINDOW_S) -> None:
+def _copy_capped(src, dst, remaining: int, bar, limits: _Limits = _Limits()) -> None:
     """Copy at most ``remaining`` bytes; a source that ends early, or that delivers fewer than
-    ``min_speed`` bytes/s over a ``window``-second stretch, is a transient failure."""
+    ``limits.min_speed`` bytes/s over a ``limits.window``-second stretch, is a transient failure."""
+    min_speed, window = limits.min_speed, limits.window
     # read1: whatever one receive brings; read(n) would block until all n bytes arrived, so a
     # drip-feeding server would never be measured (nor trip the per-read timeout).
     read = getattr(src, "read1", src.read)
     window_start, window_bytes = time.monotonic(), 0
     while remaining > 0:
+        if limits.stop is not None and limits.stop.is_set():
+            raise KeyboardInterrupt  # the main thread was interrupted: keep the .part, stop here
         chunk = read(min(CHUNK, remaining))
         if not chunk:
             raise _Transient(f"connection ended with {remaining} bytes missing")
@@ -339,6 +351,14 @@ def _copy_capped(src, dst, remaining: int, bar, min_speed: float = MIN_SPEED,
             window_start, window_bytes = time.monotonic(), 0
 
 
+def _backoff_wait(seconds: float, stop: threading.Event | None) -> None:
+    """Wait before a retry; a Ctrl-C in the main thread (``stop``) ends the wait and the download."""
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise KeyboardInterrupt
+
+
 # --- one file ---------------------------------------------------------------------------------
 
 def _safe_target(out: Path, name: str) -> Path:
@@ -352,7 +372,7 @@ def _safe_target(out: Path, name: str) -> Path:
 
 
 def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, backoff: float,
-               timeout: float, bar_factory, speed: tuple[float, float] = (MIN_SPEED, SPEED_WINDOW_S)) -> FetchOutcome:
+               timeout: float, bar_factory, limits: _Limits = _Limits()) -> FetchOutcome:
     dest = _safe_target(out, entry.name)
     part = _safe_target(out, entry.name + PART_SUFFIX)
     if dest.is_dir() and not dest.is_symlink():  # (a symlink at dest is replaced, never written through)
@@ -366,7 +386,7 @@ def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, ba
         part.unlink()  # a hard link would let appends change a file elsewhere: start afresh
     try:
         return _download(entry, dest, part, source, retries=retries, backoff=backoff, timeout=timeout,
-                         bar_factory=bar_factory, speed=speed)
+                         bar_factory=bar_factory, limits=limits)
     except BaseException:
         # nothing half-written: an empty .part is no resume point (a non-empty one is kept for resume)
         with contextlib.suppress(OSError):
@@ -376,7 +396,7 @@ def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, ba
 
 
 def _download(entry: FileEntry, dest: Path, part: Path, source: _Source, *, retries: int, backoff: float,
-              timeout: float, bar_factory, speed: tuple[float, float]) -> FetchOutcome:
+              timeout: float, bar_factory, limits: _Limits) -> FetchOutcome:
     # A .part found on disk may belong to an older version of the file: if it fails the hash, one
     # fresh download is due, even when it was already full size (so no request was made for it).
     resumed = part.exists() and part.stat().st_size > 0
@@ -394,7 +414,7 @@ def _download(entry: FileEntry, dest: Path, part: Path, source: _Source, *, retr
             try:
                 if offset < entry.bytes or not part.exists():
                     with open(part, "ab") as fh:
-                        started = source.copy_into(entry.name, fh, offset, entry.bytes, timeout, bar, speed)
+                        started = source.copy_into(entry.name, fh, offset, entry.bytes, timeout, bar, limits)
                     resumed = resumed or started > 0
             except _Transient as exc:
                 if part.exists() and (part.stat().st_size == 0 or isinstance(exc, _RangeRefused)):
@@ -404,7 +424,7 @@ def _download(entry: FileEntry, dest: Path, part: Path, source: _Source, *, retr
                     kept = part.stat().st_size if part.exists() else 0
                     hint = f"; {kept} bytes kept in {part.name}, run fetch again to resume" if kept else ""
                     raise FetchError(f"{entry.name}: {exc}; gave up after {retries} retries{hint}") from None
-                time.sleep(backoff * 2 ** (attempt - 1))
+                _backoff_wait(backoff * 2 ** (attempt - 1), limits.stop)
                 continue
             except _Permanent as exc:
                 raise FetchError(f"{entry.name}: {exc}") from None
@@ -496,19 +516,31 @@ def fetch(
     with folder_lock(out_path, "fetch", wait=lock_wait):
         bar_factory = _bar_factory(progress, workers)
         outcomes, failures = [], []
+        limits = _Limits(min_speed, speed_window, threading.Event())
         with ThreadPoolExecutor(max_workers=min(workers, max(1, len(selected)))) as pool:
             futures = [
                 pool.submit(_fetch_one, e, out_path, source, retries=retries, backoff=backoff,
-                            timeout=timeout, bar_factory=bar_factory, speed=(min_speed, speed_window))
+                            timeout=timeout, bar_factory=bar_factory, limits=limits)
                 for e in selected
             ]
-            for entry, future in zip(selected, futures, strict=True):
-                try:
-                    outcomes.append(future.result())
-                except UserError as exc:
-                    failures.append(str(exc))
-                except OSError as exc:  # disk full, permissions, a folder in the way
-                    failures.append(f"{entry.name}: {exc.strerror or exc}")
+            try:
+                # Timed waits: a blocking result() would not see a Ctrl-C until some download ended.
+                pending = set(futures)
+                while pending:
+                    _, pending = wait(pending, timeout=0.2)
+                for entry, future in zip(selected, futures, strict=True):
+                    try:
+                        outcomes.append(future.result())
+                    except UserError as exc:
+                        failures.append(str(exc))
+                    except OSError as exc:  # disk full, permissions, a folder in the way
+                        failures.append(f"{entry.name}: {exc.strerror or exc}")
+            except KeyboardInterrupt:
+                # Workers stop at their next chunk (keeping their .part files) instead of finishing
+                # their downloads while the user waits; queued files never start.
+                limits.stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         if failures:
             raise FetchError(f"{len(failures)} of {len(selected)} file(s) failed: " + " | ".join(failures))
         local = dict(data)

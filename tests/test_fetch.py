@@ -201,7 +201,7 @@ def test_retries_back_off_exponentially_then_give_up(dataset, tmp_path, monkeypa
     import generator.fetch
 
     delays = []
-    monkeypatch.setattr(generator.fetch.time, "sleep", delays.append)
+    monkeypatch.setattr(generator.fetch, "_backoff_wait", lambda seconds, stop: delays.append(seconds))
     m = _manifest_copy(dataset, tmp_path, base_url="http://127.0.0.1:9/")  # discard port: refused
     with pytest.raises(FetchError, match="gave up after 3 retries"):
         fetch(m, tmp_path / "o", variants=["test_40"], retries=3, backoff=0.5, progress=False, timeout=5)

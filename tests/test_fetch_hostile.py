@@ -251,3 +251,30 @@ def test_generate_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path, 
         err = capsys.readouterr().err.strip()
         assert code == 2 and "\n" not in err and "in use by process" in err and "a fetch run" in err
         assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "keep.txt"]
+
+
+def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys):
+    """Ctrl-C while several files drip in: the workers stop at their next chunk instead of finishing
+    their downloads (each would take the server's full 10 s), the .part files stay for a resume."""
+    import _thread
+
+    out = tmp_path / "out"
+    with serve(dataset[0]) as server:
+        for name in ("test_40.h5", "test_all.h5", "train_none.h5"):
+            server.drip[name] = 0.01
+        m = _manifest(dataset, tmp_path, base_url=server.url)
+        timer = threading.Timer(0.8, _thread.interrupt_main)
+        start = time.monotonic()
+        timer.start()
+        try:
+            code = cli_main(["fetch", "--manifest", str(m), "--out", str(out), "--workers", "3", "--min-speed", "0",
+                             "--timeout", "2", "--no-progress"])
+        finally:
+            timer.cancel()
+        elapsed = time.monotonic() - start
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and "\n" not in err and "interrupted" in err
+    assert elapsed < 5, elapsed
+    parts = sorted(out.glob("*.part"))
+    assert len(parts) == 3 and all(p.stat().st_size > 0 for p in parts)
+    assert not (out / LOCK_NAME).exists()
