@@ -95,21 +95,22 @@ def check_plain_name(name, where: str) -> str:
     """Return ``name`` if it is a safe plain file name, else raise UserError naming ``where``."""
     if not isinstance(name, str):
         raise UserError(f"{where}: file name must be a string, got {type(name).__name__}")
+    shown = printable(repr(name))  # a hostile name may be 10,000 characters of terminal escapes
     if "\x00" in name:
         raise UserError(f"{where}: file name contains a NUL byte")
     if "/" in name or "\\" in name:
-        raise UserError(f"{where}: file name {name!r} contains a path separator")
+        raise UserError(f"{where}: file name {shown} contains a path separator")
     if ".." in name:
-        raise UserError(f"{where}: file name {name!r} contains '..'")
+        raise UserError(f"{where}: file name {shown} contains '..'")
     if os.path.isabs(name):
-        raise UserError(f"{where}: file name {name!r} is absolute")
+        raise UserError(f"{where}: file name {shown} is absolute")
     if not _PLAIN_NAME.fullmatch(name):
         raise UserError(
-            f"{where}: file name {name!r} is not a plain name "
+            f"{where}: file name {shown} is not a plain name "
             "(letters, digits, '.', '-', '_'; starting with a letter or digit; at most 200 chars)"
         )
     if name.endswith(PART_SUFFIX) or name == MANIFEST_NAME:
-        raise UserError(f"{where}: file name {name!r} is reserved")
+        raise UserError(f"{where}: file name {shown} is reserved")
     return name
 
 
@@ -154,7 +155,7 @@ def _check_safety(manifest, where: str) -> list[FileEntry]:
         raise UserError(f"{where}: top level must be a JSON object")
     fmt = manifest.get("format")
     if not isinstance(fmt, str) or not fmt.startswith(MANIFEST_FORMAT_PREFIX):
-        raise UserError(f"{where}: format must start with {MANIFEST_FORMAT_PREFIX!r}, got {fmt!r}")
+        raise UserError(f"{where}: format must start with {MANIFEST_FORMAT_PREFIX!r}, got {printable(repr(fmt))}")
     check_base_url(manifest.get("base_url"), f"{where}: base_url")
     files = manifest.get("files")
     if not isinstance(files, list):
@@ -166,17 +167,17 @@ def _check_safety(manifest, where: str) -> list[FileEntry]:
             raise UserError(f"{at}: must be an object")
         name = check_plain_name(item.get("name"), f"{at}.name")
         if name in seen:
-            raise UserError(f"{at}.name: duplicate file name {name!r}")
+            raise UserError(f"{at}.name: duplicate file name {printable(repr(name))}")
         seen.add(name)
         size = item.get("bytes")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise UserError(f"{at}.bytes: must be a non-negative integer, got {size!r}")
+            raise UserError(f"{at}.bytes: must be a non-negative integer, got {printable(repr(size))}")
         digest = item.get("sha256")
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise UserError(f"{at}.sha256: must be 64 lowercase hex digits, got {digest!r}")
+            raise UserError(f"{at}.sha256: must be 64 lowercase hex digits, got {printable(repr(digest))}")
         variant = item.get("variant", name.rsplit(".", 1)[0])
         if not isinstance(variant, str) or not _PLAIN_NAME.fullmatch(variant):
-            raise UserError(f"{at}.variant: must be a plain name, got {variant!r}")
+            raise UserError(f"{at}.variant: must be a plain name, got {printable(repr(variant))}")
         entries.append(FileEntry(name=name, variant=variant, sha256=digest, bytes=size))
     return entries
 

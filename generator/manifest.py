@@ -20,6 +20,7 @@ import numpy as np
 
 from . import CLASSES
 from .errors import UserError
+from .userio import printable
 
 FORMAT = "ham-artefacts-manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -113,7 +114,7 @@ def validate_manifest(manifest, where: str = "manifest") -> None:
         if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
             raise UserError(f"{where}: {key!r} has the wrong type")
     if manifest["format"] != FORMAT:
-        raise UserError(f"{where}: format {manifest['format']!r} is not {FORMAT!r}")
+        raise UserError(f"{where}: format {printable(repr(manifest['format']))} is not {FORMAT!r}")
     names = set()
     for i, entry in enumerate(manifest["files"]):
         at = f"{where}: files[{i}]"
@@ -129,9 +130,9 @@ def validate_manifest(manifest, where: str = "manifest") -> None:
                 raise UserError(f"{at}: {key!r} is not 64 hex digits")
         name = entry["name"]
         if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".h5"):
-            raise UserError(f"{at}: bad file name {name!r}")
+            raise UserError(f"{at}: bad file name {printable(repr(name))}")
         if name in names:
-            raise UserError(f"{at}: duplicate file {name!r}")
+            raise UserError(f"{at}: duplicate file {printable(repr(name))}")
         names.add(name)
 
 

@@ -278,3 +278,15 @@ def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys):
     parts = sorted(out.glob("*.part"))
     assert len(parts) == 3 and all(p.stat().st_size > 0 for p in parts)
     assert not (out / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("field", ["name", "variant", "sha256"])
+def test_a_10000_character_hostile_field_is_echoed_short_and_escaped(dataset, tmp_path, capsys, field):
+    m = _manifest(dataset, tmp_path)
+    data = json.loads(m.read_text())
+    data["files"][0][field] = "\x1b[2J" + "n" * 10_000
+    m.write_text(json.dumps(data))
+    assert cli_main(["fetch", "--manifest", str(m), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 1000 and "\x1b" not in err and f"files[0].{field}" in err, err
+    assert not (tmp_path / "o").exists()
