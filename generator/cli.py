@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         _close_progress_bars()
-        print(f"{prog}: interrupted (partial downloads are kept as .part files; run again to resume)",
-              file=sys.stderr)
+        # fetch keeps its .part files, generate its row cache, train its last.pt
+        print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one rule: one line, a meaningful exit code
         _close_progress_bars()

@@ -310,8 +310,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
 
     Writes config.json, folds.csv, log.jsonl, last.pt (every epoch), best.pt, predictions/ and,
     last, DONE once all 13 prediction tables are complete (so never with ``predict=False``). A run
-    whose DONE exists is not retrained; an epoch that lost data or diverged raises RunFailed. ``stop_after_epochs`` stops after that
-    many epochs of this call without writing DONE (a controlled interruption, for tests).
+    whose DONE exists is not retrained; an epoch that lost data or diverged raises RunFailed.
+    ``stop_after_epochs`` stops after that many epochs of this call without writing DONE (a
+    controlled interruption, for tests).
     """
     from tqdm import tqdm
 
@@ -440,7 +441,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             dist, *predict_loader(_unwrap(model), config.arch, val_loader, device, amp, channels_last))
         y_true = val_labels[indices]
         if not np.isfinite(scores).all():
-            raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} (the model diverged; lower --lr)")
+            raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} "
+                            "(the model diverged; lower --lr)")
         metric = macro_pr_auc(y_true, scores)
         improved = metric > state["best_metric"]
         state["epoch"] = epoch + 1
