@@ -58,6 +58,16 @@ def test_output_replays_byte_identically_from_the_json_record(builtin, with_mask
     assert np.array_equal(image, skin_image()[0])
 
 
+def test_real_template_folder_replays(real_templates_dir):
+    image, mask = skin_image(450, 600)
+    augment = ArtefactAugmenter(p=1.0, kinds={"ruler": 1, "marking": 1}, templates=real_templates_dir)
+    assert augment.bank.source == str(real_templates_dir.resolve())
+    for seed in range(4):
+        out, artefact_mask, record = augment(image, mask, seed)
+        assert record["kind"] in FAMILIES["ruler"] + FAMILIES["marking"]
+        assert render(image, record, augment.bank)[0].tobytes() == out.tobytes() and artefact_mask.any()
+
+
 def test_same_seed_same_output_and_a_generator_is_accepted(builtin):
     image, mask = skin_image()
     augment = ArtefactAugmenter(p=0.7, templates=builtin)
@@ -387,3 +397,29 @@ def test_augment_artefacts_is_validated_and_carried_by_sweep_jobs(tmp_path, caps
     assert main(["sweep", "plan", "--data", str(data), "--out", str(tmp_path / "bad"), "--augment-artefacts", "0.5",
                  "--augment-templates", str(tmp_path / "nothing")]) == 2
     assert "--augment-templates" in capsys.readouterr().err
+    (tmp_path / "no_meta").mkdir()
+    assert main(["sweep", "plan", "--data", str(data), "--out", str(tmp_path / "bad"), "--augment-artefacts", "0.5",
+                 "--augment-templates", str(tmp_path / "no_meta")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "meta.json" in error[0]
+
+
+def test_readme_example_runs_on_an_image_folder(tmp_path):
+    """The README's torchvision example, verbatim but for the folder, on a folder of someone's JPEGs."""
+    import re
+
+    from PIL import Image
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Artefacts as a training-time augmentation"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 5
+    for index, label in enumerate(("benign", "malignant")):
+        (tmp_path / label).mkdir()
+        image, _ = skin_image(120, 160, seed=index)
+        Image.fromarray(image).save(tmp_path / label / "a.jpg")
+    namespace: dict = {}
+    exec(code.replace('"isic2019/train"', repr(str(tmp_path))), namespace)
+    torch.manual_seed(0)
+    image, label = namespace["train_set"][1]
+    assert image.shape == (3, 224, 224) and image.dtype == torch.float32 and label == 1

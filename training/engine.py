@@ -96,6 +96,10 @@ class TrainConfig:
             raise UserError(f"--augment-artefacts: {self.augment_artefacts} is not a probability in [0, 1]")
         if self.augment_templates != "builtin" and not Path(self.augment_templates).is_dir():
             raise UserError(f"--augment-templates: {self.augment_templates!r} is neither 'builtin' nor a folder")
+        if self.augment_artefacts > 0 and self.augment_templates != "builtin":
+            from generator.templates import TemplateBank
+
+            TemplateBank.load(self.augment_templates)  # a UserError naming the bad file, before any output
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')}: must be at least 1")
