@@ -3,7 +3,7 @@
 A thin wrapper around the numpy :class:`generator.augment.ArtefactAugmenter`: the only randomness
 it draws is one 63-bit seed from torch's default generator (``torch.randint``), handed to the
 augmenter. DataLoader workers seed torch's generator per worker from the loader's own, so a seeded
-loader gives the same artefacts on every run, with any number of workers per worker layout, and
+loader gives the same artefacts on every run (for a given number of workers), and
 ``ArtefactAugmenter(...)(image, mask, seed)`` reproduces any single call.
 
 The artefact is painted over the pixels; geometry is unchanged, so lesion masks
