@@ -92,6 +92,7 @@ serve: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/insertion.py
+	$(BIN)/python benchmarks/augment.py
 	$(BIN)/python benchmarks/decode.py
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/generate.py --scale 0.1

@@ -16,6 +16,10 @@ def __getattr__(name):
         from . import artefacts
 
         return getattr(artefacts, name)
+    if name == "ArtefactAugmenter":
+        from .augment import ArtefactAugmenter
+
+        return ArtefactAugmenter
     if name == "TemplateBank":
         from .templates import TemplateBank
 

@@ -61,7 +61,8 @@ def fit_scale(shape: tuple[int, int], scale: float, angle: int, image_hw: tuple[
 
 
 # --------------------------------------------------------------------------------------------- realize
-def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator, image_hw) -> tuple[str, list]:
+def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator, image_hw,
+                    template_scale: float = 1.0) -> tuple[str, list]:
     sets = bank.sets.get(spec.name) or []
     if not sets:
         raise UserError(f"--kind: the template bank {bank.source} has no {spec.name!r} templates")
@@ -85,7 +86,7 @@ def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator
         angle = 0
         if rng.random() < spec.rotate_prob:
             angle = int(rng.integers(spec.rotate_range[0], spec.rotate_range[1] + 1))
-        scale = fit_scale(template.shape, scale, angle, image_hw)
+        scale = fit_scale(template.shape, scale * template_scale, angle, image_hw)
         height, width = scaled_size(*template.shape, scale)
         instances.append({
             "template": template.id, "flip": flip, "scale": scale, "angle": angle,
@@ -94,13 +95,14 @@ def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator
     return template_set.name, instances
 
 
-def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Generator, seed) -> dict:
+def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Generator, seed,
+             template_scale: float = 1.0) -> dict:
     spec = get_kind(kind)
     height, width = int(image_shape[0]), int(image_shape[1])
     if height < 1 or width < 1:
         raise UserError(f"image: empty image of size {width}x{height}")
     lesion = check_mask(mask, (height, width))
-    set_name, instances = _draw_instances(spec, bank, rng, (height, width))
+    set_name, instances = _draw_instances(spec, bank, rng, (height, width), template_scale)
     scene = make_scene(height, width, lesion)
     centres = PLACEMENTS[spec.placement](scene, instances, rng, spec)
     placed = []
@@ -117,12 +119,15 @@ def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Ge
     }
 
 
-def realize(kind: str, bank: TemplateBank, image_shape, mask=None, seed: int = 0) -> dict:
+def realize(kind: str, bank: TemplateBank, image_shape, mask=None, seed: int = 0, template_scale: float = 1.0) -> dict:
     """Draw one insertion of ``kind``: a small JSON-serialisable record (no pixels are touched).
 
     ``image_shape`` is (H, W) or (H, W, C); ``mask`` is None, 0/1 or 0/255 of size HxW.
+    ``template_scale`` multiplies every drawn template scale (templates are cut from 600x450
+    HAM10000 images; a 300x225 image needs 0.5 for artefacts of the same relative size). The
+    record holds the final scales, so ``render`` needs no such argument.
     """
-    return _realize(kind, bank, image_shape, mask, np.random.default_rng(seed), int(seed))
+    return _realize(kind, bank, image_shape, mask, np.random.default_rng(seed), int(seed), template_scale)
 
 
 def realize_random(bank: TemplateBank, image_shape, mask=None, seed: int = 0) -> dict:

@@ -65,6 +65,8 @@ class TrainConfig:
     eval_batch_size: int | None = None
     predict: bool = True
     profile: str = "custom"
+    augment_artefacts: float = 0.0  # probability of an on-the-fly artefact per training image (any class)
+    augment_templates: str = "builtin"  # template bank of those artefacts: builtin or a directory
 
     # Settings of the machine rather than the experiment: a resume may change them (bit-exact resume
     # needs the same ones). ``workers`` is not among them: with workers, augmentations draw from
@@ -90,6 +92,14 @@ class TrainConfig:
             raise UserError(f"--schedule: {self.schedule!r} is not cosine or step")
         if not 0 <= self.fold < self.n_folds:
             raise UserError(f"--fold: {self.fold} is outside 0..{self.n_folds - 1}")
+        if not 0.0 <= self.augment_artefacts <= 1.0:
+            raise UserError(f"--augment-artefacts: {self.augment_artefacts} is not a probability in [0, 1]")
+        if self.augment_templates != "builtin" and not Path(self.augment_templates).is_dir():
+            raise UserError(f"--augment-templates: {self.augment_templates!r} is neither 'builtin' nor a folder")
+        if self.augment_artefacts > 0 and self.augment_templates != "builtin":
+            from generator.templates import TemplateBank
+
+            TemplateBank.load(self.augment_templates)  # a UserError naming the bad file, before any output
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')}: must be at least 1")
@@ -344,7 +354,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     # Folds: once, from train_none, identical for every training variant.
     folds = folds_for_data(data_dir, config.n_folds, config.seed, variant_path)
     # Masks and boxes are detector targets only: the classifier and validation read images alone.
-    train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size, float_output=False),
+    train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size, float_output=False,
+                                                                          augment_artefacts=config.augment_artefacts,
+                                                                          artefact_templates=config.augment_templates),
                                   decode_size=(config.image_size, config.image_size), with_masks=detector)
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")

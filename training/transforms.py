@@ -184,13 +184,25 @@ class JointTransform:
         return f"JointTransform({self.pipeline!r})"
 
 
-def train_transform(image_size, float_output: bool = True) -> JointTransform:
+def train_transform(image_size, float_output: bool = True, augment_artefacts: float = 0.0,
+                    artefact_templates="builtin") -> JointTransform:
     """The paper's augmentations, ordered for speed: the crop first (everything after it works on
     the small crop), on a uint8 tensor (torch's antialiased resize, fastest on a channels-last
     view); rotation and colour jitter use OpenCV kernels for uint8 pixels (same parameters and
-    random draws as torchvision's). Masks and boxes follow every geometric step."""
+    random draws as torchvision's). Masks and boxes follow every geometric step.
+
+    ``augment_artefacts`` > 0 first inserts a random artefact with that probability, whatever the
+    class (:class:`training.augment.RandomArtefact`): before the crop, so the artefact is cropped,
+    rotated and colour-jittered like the skin under it, as a frozen variant's artefact is; the
+    lesion mask and box are left as they are."""
     size = _size(image_size)
+    artefacts = []
+    if augment_artefacts > 0:
+        from .augment import RandomArtefact
+
+        artefacts = [RandomArtefact(p=augment_artefacts, templates=artefact_templates)]
     return JointTransform(v2.Compose([
+        *artefacts,
         v2.RandomResizedCrop(size, scale=CROP_SCALE, antialias=True),
         OpenCVRandomRotation(ROTATION_DEGREES),
         v2.RandomHorizontalFlip(),
