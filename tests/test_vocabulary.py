@@ -288,3 +288,26 @@ def test_publish_card_licence_follows_the_manifest(all_families, tmp_path):
     assert "license: cc-by-nc-sa-4.0" in front_matter(real)
     assert croissant(real)["license"] == HAM10000_LICENCE_URL
     assert "synthetic" not in _front_matter(front_matter(real) + "\n")["tags"]
+
+
+@pytest.mark.parametrize("base_url", [None, "https://example.org/ham/"])
+def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_url):
+    pytest.importorskip("yaml", reason="the site extra")
+    import _fixtures_site as fx
+
+    from generator.cards import write_cards
+    from training.export.site import export_site
+
+    results = fx.write_results(tmp_path / "results", gradcam=False)
+    data = fx.write_data(tmp_path / "data", base_url=base_url)
+    write_cards(data, json.loads((data / "manifest.json").read_text()))
+    project = fx.make_site_project(tmp_path / "project")
+    export_site(results, data, project / "site", progress=False)
+    page = (project / "site" / "datasets.md").read_text()
+    if base_url:
+        assert "(https://example.org/ham/README.md)" in page and "(https://example.org/ham/croissant.json)" in page
+    else:
+        shipped = project / "site" / "generated" / "data"
+        assert "(generated/data/README.md.txt)" in page and "(generated/data/croissant.json)" in page
+        assert (shipped / "croissant.json").read_bytes() == (data / "croissant.json").read_bytes()
+        assert (shipped / "README.md.txt").read_text().startswith("---\nlicense: ")
