@@ -211,7 +211,8 @@ def _polyline_distance(points: np.ndarray, y: np.ndarray, x: np.ndarray) -> tupl
 def hair_strand(rng: np.random.Generator, thickness: float, colour: np.ndarray) -> np.ndarray:
     """One hair: a gently curved, tapering dark strand (a cubic curve with a small wobble), anti-aliased."""
     length = rng.uniform(90, 360)
-    bend1, bend2 = rng.uniform(-0.22, 0.22, size=2) * length
+    # at least a slight curve: a ruler-straight hair looks drawn
+    bend1, bend2 = rng.uniform(0.06, 0.3, size=2) * length * rng.choice([-1.0, 1.0], size=2)
     t = np.linspace(0, 1, 21)[:, None]
     # cubic Bezier from (0, 0) to (0, length) in (across, along) with two sideways control points
     across = 3 * (1 - t) ** 2 * t * bend1 + 3 * (1 - t) * t**2 * bend2
@@ -230,7 +231,9 @@ def hair_strand(rng: np.random.Generator, thickness: float, colour: np.ndarray) 
     coverage = np.clip(radius + 0.5 - dist, 0, 1)
     # a hair is darkest along its axis and slightly translucent at the edges
     core = np.clip(1.0 - dist / np.maximum(radius + 0.5, 0.5), 0, 1) ** 0.5
-    shade = coverage * (0.55 + 0.45 * core) * rng.uniform(0.8, 1.0)
+    # pigment and the angle to the light vary along a hair
+    along_light = 0.8 + 0.2 * np.sin(position * rng.uniform(4, 12) + rng.uniform(0, 6.3))
+    shade = coverage * (0.55 + 0.45 * core) * along_light
     shade[shade < 0.04] = 0.0
     return _to_template(-shade[:, :, None] * colour)
 
@@ -300,7 +303,7 @@ def gel_border(rng: np.random.Generator) -> np.ndarray:
     inside = np.clip(boundary - y + 0.5, 0, 1)
     gel = inside * rng.uniform(22, 55) * (0.7 + 0.6 * _smooth_noise(rng, height, length, 6))
     gel *= np.clip(1.0 - 0.5 * y / np.maximum(boundary, 1.0), 0.4, 1.0)  # thicker (brighter) at the edge
-    gloss = rng.uniform(45, 110) * np.exp(-(((y - boundary + 1.5) / rng.uniform(1.0, 2.2)) ** 2))
+    gloss = rng.uniform(30, 80) * np.exp(-(((y - boundary + 1.5) / rng.uniform(1.2, 2.8)) ** 2))
     gloss *= (0.5 + 0.5 * _smooth_noise(rng, 1, length, 10)) * (boundary > 2)
     shadow = -rng.uniform(12, 30) * np.exp(-(((y - boundary - 2.5) / 1.5) ** 2)) * (boundary > 2)
     total = gel + gloss + shadow
