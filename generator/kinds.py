@@ -163,10 +163,11 @@ def _marking_spot():
 # Beyond the paper: the rest of Bissoto et al.'s vocabulary. Their placements follow how each artefact
 # looks in real dermatoscopic images (ISIC archive, HAM10000).
 @kind(name="hair", family="hair", placement="anywhere", meta_class="hair", bissoto_column="hair",
-      remove_prob=0.2, replicate_prob=0.6, resize_range=(0.7, 1.3), rotate_prob=1.0)
+      remove_prob=0.2, replicate_prob=0.6, resize_prob=0.0, rotate_prob=1.0, rotate_range=(0, 270), rotate_step=90)
 def _hair():
     """Thin dark curved hair strands, anywhere in the image and over the lesion too (hair is not shaved
-    around lesions), at any angle."""
+    around lesions), at any angle (each template is drawn at its own angle; insertion flips and
+    quarter-turns it, so thin strands are never resampled)."""
 
 
 @kind(name="dark_corner", family="dark_corner", placement="image_centre", meta_class="dark_corner",

@@ -191,25 +191,34 @@ SKIN_REFERENCE = (196, 150, 128)
 """A typical light skin tone; opaque artefacts (calibration stickers) are stored as their colour minus it."""
 
 
-def _polyline_distance(points: np.ndarray, y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of every pixel (y, x) to a polyline (k x 2 array of (row, col)), and the arc position
-    (0 at the first point, 1 at the last) of the nearest point on it."""
-    best = np.full(np.broadcast_shapes(y.shape, x.shape), np.inf)
-    where = np.zeros_like(best)
+def _polyline_distance(points: np.ndarray, height: int, width: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of every pixel of a ``height`` x ``width`` grid to a polyline (k x 2 array of (row, col)),
+    and the arc position (0 at the first point, 1 at the last) of the nearest point on it.
+
+    Only pixels within ``reach`` of a segment get a finite distance (each segment is evaluated in its own
+    bounding box, which keeps long diagonal strands cheap to draw)."""
+    best = np.full((height, width), np.inf)
+    where = np.zeros((height, width))
     lengths = np.sqrt(((points[1:] - points[:-1]) ** 2).sum(axis=1))
     starts = np.concatenate([[0.0], np.cumsum(lengths)])
     total = max(float(starts[-1]), 1e-9)
     for (ay, ax), (by, bx), start, length in zip(points[:-1], points[1:], starts[:-1], lengths, strict=True):
+        y0, y1 = max(int(min(ay, by) - reach), 0), min(int(math.ceil(max(ay, by) + reach)) + 1, height)
+        x0, x1 = max(int(min(ax, bx) - reach), 0), min(int(math.ceil(max(ax, bx) + reach)) + 1, width)
+        y = np.arange(y0, y1, dtype=np.float64)[:, None]
+        x = np.arange(x0, x1, dtype=np.float64)[None, :]
         t = np.clip(((y - ay) * (by - ay) + (x - ax) * (bx - ax)) / max(length * length, 1e-12), 0, 1)
         dist = np.sqrt((y - ay - t * (by - ay)) ** 2 + (x - ax - t * (bx - ax)) ** 2)
-        closer = dist < best
-        best = np.where(closer, dist, best)
-        where = np.where(closer, (start + t * length) / total, where)
+        window, window_where = best[y0:y1, x0:x1], where[y0:y1, x0:x1]
+        closer = dist < window
+        window[closer] = dist[closer]
+        window_where[closer] = ((start + t * length) / total)[closer]
     return best, where
 
 
 def hair_strand(rng: np.random.Generator, thickness: float, colour: np.ndarray) -> np.ndarray:
-    """One hair: a gently curved, tapering dark strand (a cubic curve with a small wobble), anti-aliased."""
+    """One hair: a gently curved, tapering dark strand (a cubic curve with a small wobble), anti-aliased,
+    drawn at its own angle (insertion then only flips and quarter-turns it: no resampling of thin lines)."""
     length = rng.uniform(90, 360)
     # at least a slight curve: a ruler-straight hair looks drawn
     bend1, bend2 = rng.uniform(0.06, 0.3, size=2) * length * rng.choice([-1.0, 1.0], size=2)
@@ -218,13 +227,14 @@ def hair_strand(rng: np.random.Generator, thickness: float, colour: np.ndarray) 
     across = 3 * (1 - t) ** 2 * t * bend1 + 3 * (1 - t) * t**2 * bend2
     across += rng.uniform(0, 1.5) * np.sin(t * rng.uniform(6, 14) + rng.uniform(0, 6.3))
     along = t * length
+    angle = rng.uniform(0, math.pi / 2)
+    rows = across * math.cos(angle) + along * math.sin(angle)
+    cols = -across * math.sin(angle) + along * math.cos(angle)
     margin = thickness + 3
-    low = float(across.min())
-    height = int(math.ceil(float(across.max()) - low + 2 * margin))
-    width = int(math.ceil(length + 2 * margin))
-    points = np.hstack([across - low + margin, along + margin])
-    y, x = np.arange(height, dtype=np.float64)[:, None], np.arange(width, dtype=np.float64)[None, :]
-    dist, position = _polyline_distance(points, y, x)
+    height = int(math.ceil(float(rows.max() - rows.min()) + 2 * margin))
+    width = int(math.ceil(float(cols.max() - cols.min()) + 2 * margin))
+    points = np.hstack([rows - rows.min() + margin, cols - cols.min() + margin])
+    dist, position = _polyline_distance(points, height, width, thickness / 2 + 2)
     # hairs taper towards the tip; the root end is cut off by the image or the skin surface
     taper = np.clip(1.0 - np.clip(position - 0.6, 0, None) / 0.4 * 0.7, 0.3, 1.0)
     radius = thickness / 2 * taper
