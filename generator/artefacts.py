@@ -341,7 +341,7 @@ def _sub_bank_fingerprint(record: dict, bank: TemplateBank) -> str | None:
     """Fingerprint of the part of ``bank`` a record was drawn from: ``generate`` draws from the families it
     was given (the paper's three by default; other choices are named in the record's "families")."""
     try:
-        return bank.for_families(record.get("families") or DEFAULT_FAMILIES).fingerprint
+        return bank.for_families(record.get("families") or DEFAULT_FAMILIES, strict=False).fingerprint
     except UserError:
         return None
 

@@ -146,7 +146,8 @@ _WORKER: dict = {}
 def _init_worker(templates: str, seed: int, size, families: tuple[str, ...]) -> None:
     from .templates import TemplateBank
 
-    _WORKER.update(bank=TemplateBank.load(templates, seed=seed).for_families(families), seed=seed, size=size)
+    _WORKER.update(bank=TemplateBank.load(templates, seed=seed).for_families(families, strict=False), seed=seed,
+                   size=size)
 
 
 def _process_image(task) -> dict:
@@ -465,7 +466,12 @@ def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
     if not src.train and not src.test:
         raise UserError(f"{source_dir}: the source lists no images")
     chosen = resolve_families(families, kinds)
-    bank = TemplateBank.load(templates, seed=seed).for_families(chosen)
+    # named families must have templates; the default takes those of the paper's three that the bank has
+    explicit = families is not None or kinds is not None
+    bank = TemplateBank.load(templates, seed=seed).for_families(chosen, strict=explicit)
+    if not bank.kinds():
+        raise UserError(f"--templates: {bank.source} has no templates of the families {', '.join(chosen)} "
+                        "(name others with --families)")
     plan = make_plan(src, specs, seed, size, _templates_label(templates, bank), chosen)
     created = _prepare_output(out)
     try:
@@ -497,6 +503,7 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
             manifest = load_manifest(manifest_path)
             if [e["variant"] for e in manifest["files"]] == [s.name for s in plan.specs]:
                 log(f"{out}: all {len(plan.specs)} variant files are already complete and verified")
+                _write_dataset_cards(out, manifest)  # folders built before the cards existed get them too
                 return manifest
     # From here on the folder changes: it must not look complete until the new manifest exists.
     with contextlib.suppress(FileNotFoundError):

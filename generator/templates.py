@@ -122,7 +122,7 @@ class TemplateBank:
         """How the bank was made: ``builtin:<seed>`` or the directory path."""
         self.families = families
         """The families this bank was restricted to (:meth:`for_families`), or None for a whole bank."""
-        self._restricted: dict[tuple[str, ...], TemplateBank] = {}
+        self._restricted: dict[tuple[tuple[str, ...], bool], TemplateBank] = {}
         self.sets: dict[str, list[TemplateSet]] = {name: [] for name in KINDS}
         self.templates: dict[str, Template] = {}
         for template_set in sets:
@@ -190,24 +190,25 @@ class TemplateBank:
             raise UserError(f"--templates: {spec!r} is neither 'builtin' nor an existing directory")
         return _directory_bank(str(path.resolve()), _directory_stamp(path))
 
-    def for_families(self, families) -> TemplateBank:
+    def for_families(self, families, strict: bool = True) -> TemplateBank:
         """This bank with only the template sets of ``families`` (cached).
 
         Insertion draws a family among those present in the bank, so the sub-bank is what a build with
         ``generate --families`` draws from; its fingerprint covers its own sets only, so the paper's
         three families of the builtin bank keep the fingerprint they had before other kinds existed.
-        A UserError names a family without templates in this bank.
+        With ``strict``, a UserError names a family without templates in this bank; otherwise such
+        families are left out (a template folder with, say, bubbles only draws bubbles).
         """
         families = resolve_families(families)
-        if families not in self._restricted:
+        if (families, strict) not in self._restricted:
             wanted = set(family_kinds(families))
-            for family in families:
+            for family in families if strict else ():
                 if not any(self.sets[name] for name in FAMILIES[family]):
                     raise UserError(f"--families: the template bank {self.source} has no {family!r} templates "
                                     "(use --templates builtin, or add them with 'templates extract')")
             sets = [s for name in self.sets if name in wanted for s in self.sets[name]]
-            self._restricted[families] = TemplateBank(sets, self.source, families)
-        return self._restricted[families]
+            self._restricted[families, strict] = TemplateBank(sets, self.source, families)
+        return self._restricted[families, strict]
 
     # ----------------------------------------------------------------------------------- queries
     @property

@@ -230,6 +230,36 @@ def test_bad_families_exit_2_without_outputs(tmp_path, capsys, args, needle):
     assert not out.exists()
 
 
+def test_kinds_bring_in_their_families_in_registry_order():
+    from generator.kinds import resolve_families
+
+    assert resolve_families() == DEFAULT_FAMILIES == ("bubble", "ruler", "marking")
+    assert resolve_families(kinds=["patches", "ruler_vertical"]) == ("ruler", "patches")
+    assert resolve_families(families=["hair", "bubble", "hair"]) == ("bubble", "hair")
+
+
+def test_a_template_folder_without_the_chosen_family_exits_2(tmp_path, capsys, bank):
+    from generator.images import save_png
+    from generator.template_extract import extract_template
+
+    image = np.full((HEIGHT, WIDTH, 3), 150, np.uint8)
+    save_png(tmp_path / "with.png", insert_artefact(image, None, "hair", bank, 0)[0])
+    save_png(tmp_path / "without.png", image)
+    extract_template(tmp_path / "bank", "hair", with_path=tmp_path / "with.png", without_path=tmp_path / "without.png")
+    source = make_source(tmp_path / "src", train_per_class=(1,) * 7, test_per_class=(1,) * 7)
+    out = tmp_path / "out"
+    code = main(["generate", "--source", str(source), "--out", str(out), "--quiet",
+                 "--templates", str(tmp_path / "bank"), "--families", "hair", "bubble"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--families" in err and "'bubble'" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    # by default the families of the paper that a folder has are drawn from; here there are none
+    code = main(["generate", "--source", str(source), "--out", str(out), "--quiet",
+                 "--templates", str(tmp_path / "bank")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no templates" in err and len(err.splitlines()) == 1
+
+
 # --- dataset cards -------------------------------------------------------------------------------------
 
 def _front_matter(card: str) -> dict:
