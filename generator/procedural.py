@@ -250,9 +250,10 @@ def hair_strand(rng: np.random.Generator, thickness: float, colour: np.ndarray) 
 
 def hair_set(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     """Strands of one person's hair: a shared colour (black to mid brown) and thickness."""
-    darkness = rng.uniform(115, 195)
+    # HAM10000's hairs range from mid-brown, thin and translucent to black and thick
+    darkness = rng.uniform(90, 190)
     colour = darkness * np.array([1.0, rng.uniform(0.75, 0.88), rng.uniform(0.6, 0.78)])
-    thickness = rng.uniform(1.2, 3.6)
+    thickness = rng.uniform(1.0, 3.2)
     return [hair_strand(rng, thickness * rng.uniform(0.8, 1.2), colour * rng.uniform(0.85, 1.1))
             for _ in range(count)]
 
@@ -285,12 +286,11 @@ def dark_corner(rng: np.random.Generator) -> np.ndarray:
     step = np.clip((rho[rows, cols] - radius - wobble) / edge + 0.5, 0, 1)
     darkness[rows, cols] = step * step * (3 - 2 * step)  # smoothstep
     darkness[darkness < 0.01] = 0.0
-    # light scattered in the lens tints the fading edge slightly brown before it turns black
+    # light scattered in the lens tints the fading edge (brownish or violet, as in HAM10000) before
+    # it turns black: the tinted channels are darkened less there
     fringe = 1 - darkness
-    template = np.empty((height, width, 3))
-    template[:, :, 0] = -darkness * (250 - 30 * fringe)
-    template[:, :, 1] = -darkness * (255 - 10 * fringe)
-    template[:, :, 2] = -darkness * 255
+    tint = np.array([30.0, 10.0, 0.0]) if rng.random() < 0.5 else np.array([25.0, 0.0, 35.0])
+    template = -darkness[:, :, None] * (255 - tint * fringe[:, :, None])
     return _to_template(template)
 
 
