@@ -326,7 +326,7 @@ def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_
     import _fixtures_site as fx
 
     from generator.cards import write_cards
-    from training.export.site import export_site
+    from training.export.site import build_site, export_site
 
     results = fx.write_results(tmp_path / "results", gradcam=False)
     data = fx.write_data(tmp_path / "data", base_url=base_url)
@@ -341,3 +341,7 @@ def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_
         assert "(generated/data/README.md.txt)" in page and "(generated/data/croissant.json)" in page
         assert (shipped / "croissant.json").read_bytes() == (data / "croissant.json").read_bytes()
         assert (shipped / "README.md.txt").read_text().startswith("---\nlicense: ")
+        # a strict MkDocs build accepts the links (and does not turn the card into a page)
+        build_site(project / "mkdocs.yml")
+        built = project / "build" / "site" / "generated" / "data"
+        assert (built / "README.md.txt").is_file() and (built / "croissant.json").is_file()
