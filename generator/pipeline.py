@@ -565,8 +565,8 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
     manifest = {k: manifest[k] for k in ("format", "generator_version", "seed", "source_fingerprint",
                                          "templates", "families", "image_size", "synthetic", "base_url",
                                          "licence", "citation", "files") if k in manifest}
-    write_json_atomic(manifest_path, manifest)
     _write_dataset_cards(out, manifest)
+    write_json_atomic(manifest_path, manifest)
     if not keep_cache:
         shutil.rmtree(cache_dir, ignore_errors=True)
     log(f"{out}: wrote {len(todo)} variant file(s), reused {len(plan.specs) - len(todo)}; manifest written")
