@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import UserError
 from .images import as_rgb, check_mask
-from .kinds import FAMILIES, KindSpec, get_kind
+from .kinds import DEFAULT_FAMILIES, FAMILIES, KindSpec, get_kind
 from .placement import PLACEMENTS, box_at, make_scene
 from .templates import TemplateBank
 
@@ -85,8 +85,16 @@ def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator
             scale = float(rng.uniform(*spec.resize_range))
         angle = 0
         if rng.random() < spec.rotate_prob:
-            angle = int(rng.integers(spec.rotate_range[0], spec.rotate_range[1] + 1))
-        scale = fit_scale(template.shape, scale * template_scale, angle, image_hw)
+            if spec.rotate_step == 1:
+                angle = int(rng.integers(spec.rotate_range[0], spec.rotate_range[1] + 1))
+            else:
+                step = spec.rotate_step
+                angle = step * int(rng.integers(spec.rotate_range[0] // step, spec.rotate_range[1] // step + 1))
+        if spec.fill_image:  # as large as the image allows, whatever the template's own size
+            scale = max(image_hw[0] / template.shape[0], image_hw[1] / template.shape[1])
+        else:
+            scale = scale * template_scale
+        scale = fit_scale(template.shape, scale, angle, image_hw)
         height, width = scaled_size(*template.shape, scale)
         instances.append({
             "template": template.id, "flip": flip, "scale": scale, "angle": angle,
@@ -113,10 +121,14 @@ def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Ge
             "template": instance["template"], "flip": instance["flip"], "scale": instance["scale"],
             "angle": instance["angle"], "centre": [int(centre[0]), int(centre[1])],
         })
-    return {
+    record = {
         "format": RECORD_FORMAT, "kind": kind, "seed": seed, "bank": bank.fingerprint,
         "template_set": set_name, "image_shape": [height, width], "instances": placed,
     }
+    if bank.families is not None and bank.families != DEFAULT_FAMILIES:
+        # which sub-bank "bank" fingerprints, so that the whole bank can replay the record too
+        record["families"] = list(bank.families)
+    return record
 
 
 def realize(kind: str, bank: TemplateBank, image_shape, mask=None, seed: int = 0, template_scale: float = 1.0) -> dict:
@@ -332,11 +344,20 @@ def paint_instance(out: np.ndarray, template, flip: str, scale: float, angle: in
     return _paint_warped(out, template, flip, scale, angle, centre)
 
 
+def _sub_bank_fingerprint(record: dict, bank: TemplateBank) -> str | None:
+    """Fingerprint of the part of ``bank`` a record was drawn from: ``generate`` draws from the families it
+    was given (the paper's three by default; other choices are named in the record's "families")."""
+    try:
+        return bank.for_families(record.get("families") or DEFAULT_FAMILIES, strict=False).fingerprint
+    except UserError:
+        return None
+
+
 def _check_record(record: dict, bank: TemplateBank, image: np.ndarray) -> None:
     if not isinstance(record, dict) or "instances" not in record or "kind" not in record:
         raise UserError("record: not an artefact record (needs 'kind' and 'instances')")
     get_kind(record["kind"])
-    if record.get("bank") not in (None, bank.fingerprint):
+    if record.get("bank") not in (None, bank.fingerprint) and record["bank"] != _sub_bank_fingerprint(record, bank):
         raise UserError(
             f"record: made with template bank {record['bank']}, but the bank given is {bank.fingerprint} "
             f"({bank.source})"

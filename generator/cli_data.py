@@ -29,6 +29,11 @@ def register(sub) -> None:
     p.add_argument("--templates", default="builtin", help="'builtin' or a folder of artefact templates")
     p.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                    help="variants to write (default all 22; see generator.variants)")
+    p.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
+                   help="artefact families the artefacted rows draw from (default the paper's three: bubble ruler "
+                        "marking; also hair dark_corner gel_border patches)")
+    p.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
+                   help="the same by kind names: each brings in its family (see 'templates list')")
     p.add_argument("--shard", default=None, metavar="i/n",
                    help="do shard i of n (0 <= i < n) of the per-image work; files are written once all parts exist")
     p.add_argument("--merge", action="store_true", help="write the variant files from all shard parts")
@@ -55,6 +60,7 @@ def run_generate(args: argparse.Namespace) -> int:
     manifest = generate(
         args.source, args.out, seed=args.seed, workers=args.workers, size=parse_size(args.size),
         templates=args.templates, variants=args.variants, shard=parse_shard(args.shard), merge=args.merge,
+        families=args.families, kinds=args.kinds,
         progress=not args.quiet, keep_cache=args.keep_cache, lock_wait=args.wait,
     )
     if manifest is not None:

@@ -16,6 +16,11 @@ from .errors import UserError
 
 HAM10000_LICENCE = "CC BY-NC-SA 4.0"
 HAM10000_LICENCE_URL = "https://creativecommons.org/licenses/by-nc-sa/4.0/"
+LICENCE_IDS = {
+    HAM10000_LICENCE: ("cc-by-nc-sa-4.0", HAM10000_LICENCE_URL),
+    "CC0-1.0": ("cc0-1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
+}
+"""Licence names that manifests' licence texts end in -> (Hugging Face / SPDX-style id, URL)."""
 HAM10000_CITATION = (
     "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of multi-source "
     "dermatoscopic images of common pigmented skin lesions. Sci Data 5, 180161 (2018). "

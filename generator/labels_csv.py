@@ -7,9 +7,10 @@ github.com/alceubissoto/debiasing-skin: semicolon-separated, one 0/1 column per 
 
     image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string
 
-Our kinds map onto it as bubble -> gel_bubble, ruler_* -> ruler, marking_* -> ink; the other
-columns (dark_corner, hair, gel_border, patches) are 0 because we insert no such artefact
-(the HAM10000 source images may of course contain them: we did not annotate those).
+Each kind names its column in the kind registry (``KindSpec.bissoto_column``, generator.kinds):
+bubble -> gel_bubble, ruler_* -> ruler, marking_* -> ink, and hair, dark_corner, gel_border and
+patches -> the column of the same name. A column is 1 only where we inserted such an artefact
+(the HAM10000 source images may of course contain artefacts of their own: we did not annotate those).
 
 Differences from the original file, on purpose:
 - The original starts with an unnamed pandas index column (``;image;...``); ours has none, so
@@ -48,16 +49,14 @@ _TRANSFORM_KEYS = ("flip", "scale", "angle", "rotation")
 
 
 def bissoto_column(kind: str) -> str:
-    """The Bissoto column a kind maps to ('' for clean rows)."""
+    """The Bissoto column a kind maps to ('' for clean rows), from the kind registry."""
+    from .kinds import KINDS
+
     if not kind:
         return ""
-    if kind == "bubble" or kind.startswith("bubble"):
-        return "gel_bubble"
-    if kind.startswith("ruler"):
-        return "ruler"
-    if kind.startswith("marking"):
-        return "ink"
-    raise ValueError(f"artefact kind {kind!r} has no Bissoto column")
+    if kind not in KINDS:
+        raise ValueError(f"artefact kind {kind!r} has no Bissoto column")
+    return KINDS[kind].bissoto_column
 
 
 def _csv_field(value) -> str:

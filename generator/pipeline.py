@@ -35,6 +35,7 @@ import numpy as np
 
 from . import CLASSES, __version__
 from .errors import UserError
+from .kinds import DEFAULT_FAMILIES, family_kinds, resolve_families
 from .manifest import FORMAT as MANIFEST_FORMAT
 from .manifest import MANIFEST_NAME, check_entry, content_digest_of_rows, load_manifest, row_digest
 from .store import encode_png_stored
@@ -90,7 +91,10 @@ def _config_key(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def make_plan(source, specs: Sequence[VariantSpec], seed: int, size, templates_label: str) -> Plan:
+def make_plan(source, specs: Sequence[VariantSpec], seed: int, size, templates_label: str,
+              families: tuple[str, ...] | None = None) -> Plan:
+    """``families`` is recorded (config, manifest, file attributes) only when it is not the default,
+    so that the paper's build keeps its bytes."""
     train = sorted(source.train, key=lambda r: r.image_id)
     test = sorted(source.test, key=lambda r: r.image_id)
     records = train + test
@@ -113,6 +117,8 @@ def make_plan(source, specs: Sequence[VariantSpec], seed: int, size, templates_l
         "templates": templates_label,
         "image_size": list(size) if size else None,
     }
+    if families is not None and families != DEFAULT_FAMILIES:
+        config["families"] = list(families)
     config_key = _config_key(config)
     part_key = _config_key([config, np.packbits(need_clean).tobytes().hex(),
                             np.packbits(need_art).tobytes().hex()])[:20]
@@ -137,10 +143,11 @@ def _zero_mask_png(shape: tuple[int, int]) -> bytes:
 _WORKER: dict = {}
 
 
-def _init_worker(templates: str, seed: int, size) -> None:
+def _init_worker(templates: str, seed: int, size, families: tuple[str, ...]) -> None:
     from .templates import TemplateBank
 
-    _WORKER.update(bank=TemplateBank.load(templates, seed=seed), seed=seed, size=size)
+    _WORKER.update(bank=TemplateBank.load(templates, seed=seed).for_families(families, strict=False), seed=seed,
+                   size=size)
 
 
 def _process_image(task) -> dict:
@@ -233,7 +240,7 @@ def build_part(plan: Plan, part_path: Path, shard: tuple[int, int], workers: int
     texts = {c: [] for c in _TEXT_COLUMNS}
     labels = []
     vlen = h5py.vlen_dtype(np.uint8)
-    init_args = (templates, plan.config["seed"], size)
+    init_args = (templates, plan.config["seed"], size, _families(plan))
     with _worker_pool(min(workers, len(tasks)), _init_worker, init_args) as pool, \
             atomic_path(part_path, suffix=".h5.partial") as tmp, h5py.File(tmp, "w") as f:
         blobs = {c: f.create_dataset(c, (len(ks),), dtype=vlen) for c in _BLOB_COLUMNS}
@@ -434,8 +441,11 @@ def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
              size: tuple[int, int] | None = None, templates: str = "builtin",
              variants: Sequence[str] | None = None, shard: tuple[int, int] | None = None,
              merge: bool = False, progress: bool = True, keep_cache: bool = False,
-             lock_wait: float | None = None) -> dict | None:
+             lock_wait: float | None = None, families=None, kinds=None) -> dict | None:
     """Write the requested variant files and ``manifest.json`` to ``out``.
+
+    ``families`` (or ``kinds``, each bringing in its family) is what artefacted rows draw from; by
+    default the paper's three (``generator.kinds.DEFAULT_FAMILIES``).
 
     Returns the manifest, or None when only a shard's cache part was written and other parts are
     still missing. A run without ``shard`` holds ``out``'s folder lock (generator.lock): a second
@@ -458,8 +468,14 @@ def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
     src = load_source(source_dir)
     if not src.train and not src.test:
         raise UserError(f"{source_dir}: the source lists no images")
-    bank = TemplateBank.load(templates, seed=seed)
-    plan = make_plan(src, specs, seed, size, _templates_label(templates, bank))
+    chosen = resolve_families(families, kinds)
+    # named families must have templates; the default takes those of the paper's three that the bank has
+    explicit = families is not None or kinds is not None
+    bank = TemplateBank.load(templates, seed=seed).for_families(chosen, strict=explicit)
+    if not bank.kinds():
+        raise UserError(f"--templates: {bank.source} has no templates of the families {', '.join(chosen)} "
+                        "(name others with --families)")
+    plan = make_plan(src, specs, seed, size, _templates_label(templates, bank), chosen)
     created = _prepare_output(out)
     try:
         with (folder_lock(out, "generate", DEFAULT_WAIT_S if lock_wait is None else lock_wait)
@@ -492,6 +508,7 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
             manifest = load_manifest(manifest_path)
             if [e["variant"] for e in manifest["files"]] == [s.name for s in plan.specs]:
                 log(f"{out}: all {len(plan.specs)} variant files are already complete and verified")
+                _write_dataset_cards(out, manifest)  # folders built before the cards existed get them too
                 return manifest
     # From here on the folder changes: it must not look complete until the new manifest exists.
     with contextlib.suppress(FileNotFoundError):
@@ -523,6 +540,8 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
             "seed": plan.config["seed"], "source_fingerprint": plan.config["source_fingerprint"],
             "templates": plan.config["templates"], "licence": _licence(src, plan.config["templates"]),
         }
+        if "families" in plan.config:
+            attrs_common["families"] = plan.config["families"]
         tasks = []
         for spec in todo:
             idx = plan.split_index[spec.split]
@@ -549,8 +568,9 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
         "files": [reusable[s.name] for s in plan.specs],
     }
     manifest = {k: manifest[k] for k in ("format", "generator_version", "seed", "source_fingerprint",
-                                         "templates", "image_size", "synthetic", "base_url", "licence",
-                                         "citation", "files")}
+                                         "templates", "families", "image_size", "synthetic", "base_url",
+                                         "licence", "citation", "files") if k in manifest}
+    _write_dataset_cards(out, manifest)
     write_json_atomic(manifest_path, manifest)
     if not keep_cache:
         shutil.rmtree(cache_dir, ignore_errors=True)
@@ -569,13 +589,20 @@ def _licence(src, templates: str) -> str:
     return SYNTHETIC_WITH_REAL_TEMPLATES_LICENCE
 
 
-def _known_kinds(bank) -> list[str]:
-    try:
-        from .kinds import list_kinds
+def _families(plan: Plan) -> tuple[str, ...]:
+    return tuple(plan.config.get("families", DEFAULT_FAMILIES))
 
-        return list(list_kinds())
-    except ImportError:  # pragma: no cover - the engine always ships kinds
-        return list(bank.kinds())
+
+def _known_kinds(bank) -> list[str]:
+    """The kinds counted in the manifest: those of the families the build draws from."""
+    return family_kinds(bank.families or DEFAULT_FAMILIES)
+
+
+def _write_dataset_cards(out: Path, manifest: dict) -> None:
+    """README.md (Hugging Face dataset card) and croissant.json beside the files; paths relative."""
+    from .cards import write_cards
+
+    write_cards(out, manifest)
 
 
 def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:

@@ -304,3 +304,41 @@ def place_periphery(scene: Scene, instances: list, rng: np.random.Generator, spe
             chosen = int(np.argmin(np.concatenate(hits)))
         centres.append(candidates[chosen])
     return centres
+
+
+@register_placement("anywhere")
+def place_anywhere(scene: Scene, instances: list, rng: np.random.Generator, spec: KindSpec) -> list:
+    """Uniform over the whole image, the lesion included (hair grows everywhere, and is not shaved for
+    dermoscopy); instances may cross each other and the image border."""
+    return CellSampler(scene, np.ones(scene.grid_shape)).draw(rng, len(instances))
+
+
+@register_placement("image_centre")
+def place_image_centre(scene: Scene, instances: list, rng: np.random.Generator, spec: KindSpec) -> list:
+    """The image centre, whatever the lesion: the dermatoscope's field of view is centred on the sensor."""
+    return [(scene.height // 2, scene.width // 2) for _ in instances]
+
+
+EDGE_BY_ANGLE = {0: "top", 90: "left", 180: "bottom", 270: "right"}
+"""Which image edge a strip template (its row 0 being the outer edge) faces after a counter-clockwise
+turn by that many degrees."""
+
+
+@register_placement("edge")
+def place_edge(scene: Scene, instances: list, rng: np.random.Generator, spec: KindSpec) -> list:
+    """Flush with the image edge that the instance's turn makes it face, at a uniform position along it."""
+    centres = []
+    for instance in instances:
+        height, width = instance["size"]
+        side = EDGE_BY_ANGLE[instance["angle"] % 360]
+        along = scene.width - width if side in ("top", "bottom") else scene.height - height
+        offset = int(rng.integers(0, max(along, 0) + 1))
+        if side == "top":
+            centres.append((height // 2, offset + width // 2))
+        elif side == "bottom":
+            centres.append((scene.height - height + height // 2, offset + width // 2))
+        elif side == "left":
+            centres.append((offset + height // 2, width // 2))
+        else:
+            centres.append((offset + height // 2, scene.width - width + width // 2))
+    return centres

@@ -1,8 +1,9 @@
 """Prepare an upload folder (Zenodo or any static host) from a generated data folder.
 
 The folder holds the variant files (hard links when the file system allows, else copies), the
-manifest with ``base_url`` filled in, the label CSVs, the example images and a README datacard
-(layout, licence and attribution of HAM10000 and of the artefact templates, citation). It is
+manifest with ``base_url`` filled in, the label CSVs, the example images, a README datacard
+(Hugging Face front matter; layout, licence and attribution of HAM10000 and of the artefact
+templates, citation) and ``croissant.json`` (MLCommons Croissant, see ``generator.cards``). It is
 built beside the target under a temporary name and renamed into place only when complete.
 """
 
@@ -61,7 +62,8 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
     """Build the upload folder ``out_dir`` from ``data_dir``; returns ``out_dir``."""
     from tqdm import tqdm
 
-    from .atomic import write_json_atomic, write_text_atomic
+    from .atomic import write_json_atomic
+    from .cards import write_cards
     from .fetch import MANIFEST_NAME, read_manifest, select_entries, sha256_file, validate_manifest
     from .labels_csv import LABELS_DIR, write_label_csvs
 
@@ -105,7 +107,7 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
         published = dict(manifest, base_url=base_url)
         published["files"] = [f for f in manifest["files"] if f["name"] in selected]
         write_json_atomic(tmp / MANIFEST_NAME, published)
-        write_text_atomic(tmp / "README.md", datacard(published, linked="linked" in modes))
+        write_cards(tmp, published, linked="linked" in modes)
         _apply_umask(tmp)
         with contextlib.suppress(FileNotFoundError):
             out_dir.rmdir()  # an empty target folder is replaced
@@ -119,6 +121,7 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
 def datacard(manifest: dict, linked: bool = False) -> str:
     """README.md of an upload folder: what is in it, how to get and read it, licence, citation."""
     from . import CLASSES, store
+    from .cards import CROISSANT_NAME, families_of
     from .info import (
         CITATION,
         HAM10000_ATTRIBUTION,
@@ -127,14 +130,20 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         HAM10000_LICENCE_URL,
         TEMPLATES_ATTRIBUTION,
     )
+    from .kinds import FAMILIES, KINDS
 
     base = manifest.get("base_url") or ""
+    families = families_of(manifest)
+    kinds = [name for family in families for name in FAMILIES.get(family, ())]
     lines = [
         "# ham-artefacts datasets",
         "",
-        "HAM10000 dermatoscopic images with inserted artefacts (gel bubbles, rulers, ink markings), one "
-        "HDF5 file per variant. Clean and artefacted variants are paired: the same image carries the "
-        "same artefact in every variant that includes it.",
+        "HAM10000 dermatoscopic images with inserted artefacts, one HDF5 file per variant. Clean and "
+        "artefacted variants are paired: the same image carries the same artefact in every variant that "
+        "includes it.",
+        "",
+        f"Artefact families of this build: {', '.join(families)} (kinds: {', '.join(kinds)}); an artefacted "
+        "image gets one family drawn uniformly, then one of its kinds.",
         "",
     ]
     if manifest.get("synthetic"):
@@ -174,11 +183,15 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "",
         "Also here:",
         "",
+        f"- `{CROISSANT_NAME}`: MLCommons Croissant 1.0 metadata of the files (SHA-256, URLs) and their "
+        "per-row fields.",
         "- `manifest.json`: the list above as JSON (format `ham-artefacts-manifest/1`): per file its SHA-256, "
         "size, rows, class counts and artefact counts. `base_url` says where the files live.",
         "- `labels/<variant>_bissoto.csv`: artefact labels in the column convention of Bissoto et al.'s ISIC "
         "annotations (`image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string`, "
-        "semicolon-separated, 0/1; bubble -> gel_bubble, rulers -> ruler, markings -> ink; `label` is the "
+        "semicolon-separated, 0/1; "
+        + ", ".join(f"{name} -> {KINDS[name].bissoto_column}" for name in kinds if name in KINDS)
+        + "; `label` is the "
         "7-class index, `label_string` the HAM10000 class code, `image` the image_id without a file "
         "extension; unlike the original there is no leading index column).",
         "- `labels/<variant>_artefacts.csv`: per image its kind, template and placement.",

@@ -19,7 +19,9 @@ One file per variant, N rows, every dataset of length N in the same row order::
                                    localization, dataset); age is NaN when empty
 
 File attributes: format, format_version, classes, variant (JSON spec), split, seed,
-generator_version, source_fingerprint, templates, licence, n_rows, image_size.
+generator_version, source_fingerprint, templates, licence, n_rows, image_size, and families (JSON
+list of the artefact families artefacted rows drew from) when they are not the paper's three
+(bubble, ruler, marking).
 
 Reading needs only h5py + numpy + Pillow::
 
@@ -54,6 +56,21 @@ LICENCE = (
     "Images derived from HAM10000 (Tschandl, Rosendahl & Kittler 2018, doi:10.1038/sdata.2018.161), "
     "CC BY-NC-SA 4.0"
 )
+RECORD_FIELDS = (
+    ("image", "images", "sc:ImageObject", "encoded image (JPEG or PNG bytes)"),
+    ("label", "labels", "sc:Integer", "diagnosis: index into the file attribute 'classes' "
+                                      "(akiec, bcc, bkl, df, mel, nv, vasc)"),
+    ("lesion_mask", "lesion_masks", "sc:ImageObject", "lesion segmentation, PNG 0/255"),
+    ("artefact_mask", "artefact_masks", "sc:ImageObject",
+     "PNG 0/255: exactly the pixels the inserted artefact changed (all zero for clean rows)"),
+    ("has_artefact", "has_artefact", "sc:Boolean", "whether an artefact was inserted"),
+    ("artefact_kind", "artefact_kinds", "sc:Text", "'' or the kind name of the inserted artefact"),
+    ("record", "artefact_records", "sc:Text",
+     "JSON realization record (templates, transforms, positions); generator.artefacts.render replays it"),
+    ("image_id", "image_ids", "sc:Text", "HAM10000/ISIC image id"),
+    ("lesion_id", "lesion_ids", "sc:Text", "HAM10000 lesion id (repeat images share one)"),
+)
+"""Per-row fields for dataset descriptions (Croissant): (field name, HDF5 dataset, schema.org type, meaning)."""
 _STR_COLUMNS = ("image_ids", "lesion_ids", "artefact_kinds", "artefact_records", "mask_source")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .kinds import KINDS, kind_for_meta
+from .kinds import FAMILIES, KINDS, family_kinds, kind_for_meta, resolve_families
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff")
 # "with"/"without" as a separate token of a file stem: ISIC_1_with_03, ISIC_1_03_without, ISIC_1_with
@@ -116,9 +116,12 @@ def crop_to_content(pixels: np.ndarray) -> np.ndarray | None:
 class TemplateBank:
     """An immutable collection of template sets for the registered artefact kinds."""
 
-    def __init__(self, sets: list[TemplateSet], source: str):
+    def __init__(self, sets: list[TemplateSet], source: str, families: tuple[str, ...] | None = None):
         self.source = source
         """How the bank was made: ``builtin:<seed>`` or the directory path."""
+        self.families = families
+        """The families this bank was restricted to (:meth:`for_families`), or None for a whole bank."""
+        self._restricted: dict[tuple[tuple[str, ...], bool], TemplateBank] = {}
         self.sets: dict[str, list[TemplateSet]] = {name: [] for name in KINDS}
         self.templates: dict[str, Template] = {}
         for template_set in sets:
@@ -184,6 +187,26 @@ class TemplateBank:
         if not path.is_dir():
             raise UserError(f"--templates: {spec!r} is neither 'builtin' nor an existing directory")
         return _directory_bank(str(path.resolve()), _directory_stamp(path))
+
+    def for_families(self, families, strict: bool = True) -> TemplateBank:
+        """This bank with only the template sets of ``families`` (cached).
+
+        Insertion draws a family among those present in the bank, so the sub-bank is what a build with
+        ``generate --families`` draws from; its fingerprint covers its own sets only, so the paper's
+        three families of the builtin bank keep the fingerprint they had before other kinds existed.
+        With ``strict``, a UserError names a family without templates in this bank; otherwise such
+        families are left out (a template folder with, say, bubbles only draws bubbles).
+        """
+        families = resolve_families(families)
+        if (families, strict) not in self._restricted:
+            wanted = set(family_kinds(families))
+            for family in families if strict else ():
+                if not any(self.sets[name] for name in FAMILIES[family]):
+                    raise UserError(f"--families: the template bank {self.source} has no {family!r} templates "
+                                    "(use --templates builtin, or add them with 'templates extract')")
+            sets = [s for name in self.sets if name in wanted for s in self.sets[name]]
+            self._restricted[families, strict] = TemplateBank(sets, self.source, families)
+        return self._restricted[families, strict]
 
     # ----------------------------------------------------------------------------------- queries
     @property

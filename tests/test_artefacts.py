@@ -12,7 +12,7 @@ import pytest
 
 from generator.artefacts import insert_artefact, paint_instance, realize, realize_random, render
 from generator.errors import UserError
-from generator.kinds import FAMILIES, KINDS, list_kinds
+from generator.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, list_kinds
 from generator.templates import Template, TemplateBank, TemplateSet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +34,12 @@ def builtin() -> TemplateBank:
     return TemplateBank.builtin(0)
 
 
-def test_registry_has_the_five_kinds_in_three_families():
-    assert list_kinds() == ["bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot"]
+def test_registry_has_the_papers_five_kinds_in_three_families_then_bissotos_four():
+    assert list_kinds() == ["bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot",
+                            "hair", "dark_corner", "gel_border", "patches"]
     assert FAMILIES == {"bubble": ("bubble",), "ruler": ("ruler_horizontal", "ruler_vertical"),
-                        "marking": ("marking_circle", "marking_spot")}
+                        "marking": ("marking_circle", "marking_spot"), "hair": ("hair",),
+                        "dark_corner": ("dark_corner",), "gel_border": ("gel_border",), "patches": ("patches",)}
     assert all(spec.family in FAMILIES for spec in KINDS.values())
 
 
@@ -183,7 +185,7 @@ def test_mask_conventions_and_wrong_size(builtin):
 
 def test_bad_kind_lists_valid_kinds(builtin):
     with pytest.raises(UserError) as info:
-        realize("hair", builtin, (100, 100), None, 0)
+        realize("beard", builtin, (100, 100), None, 0)
     for kind in KINDS:
         assert kind in str(info.value)
 
@@ -198,9 +200,11 @@ def test_render_rejects_a_record_from_another_bank(builtin):
 
 
 def test_realize_random_picks_families_then_kinds_uniformly(builtin):
-    kinds = [realize_random(builtin, (64, 64), None, seed)["kind"] for seed in range(400)]
+    # the paper's three families, as generate draws from by default
+    paper = builtin.for_families(DEFAULT_FAMILIES)
+    kinds = [realize_random(paper, (64, 64), None, seed)["kind"] for seed in range(400)]
     family_of = {kind: spec.family for kind, spec in KINDS.items()}
-    for family in FAMILIES:
+    for family in DEFAULT_FAMILIES:
         share = sum(family_of[k] == family for k in kinds) / len(kinds)
         assert abs(share - 1 / 3) < 0.08, (family, share)
     for kind in ("ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot"):
@@ -239,7 +243,7 @@ def _assert_matches_naive_warp(image, out, template, flip, scale, angle, centre)
 def test_every_real_template_loads_and_renders():
     bank = TemplateBank.load(str(REAL_TEMPLATES))
     assert bank.counts() == {"bubble": 11, "ruler_horizontal": 6, "ruler_vertical": 14, "marking_circle": 6,
-                             "marking_spot": 14}
+                             "marking_spot": 14, "hair": 0, "dark_corner": 0, "gel_border": 0, "patches": 0}
     image = np.full((240, 320, 3), 150, np.uint8)
     for number, template in enumerate(bank.templates.values()):
         changed = 0
@@ -250,7 +254,7 @@ def test_every_real_template_loads_and_renders():
             if number % 9 == 0:
                 _assert_matches_naive_warp(image, out, template, flip, scale, angle, (120, 160))
         assert changed > 0, template.id
-    for kind in KINDS:
+    for kind in bank.kinds():
         for seed in range(3):
             out, artefact_mask, record = insert_artefact(image, None, kind, bank, seed)
             assert artefact_mask.any() and record["instances"]

@@ -84,8 +84,15 @@ def test_rich_artefact_csv_has_kind_template_and_placement(data_dir):
 def test_bissoto_kind_mapping():
     assert [bissoto_column(k) for k in ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle",
                                         "marking_spot", "")] == ["gel_bubble", "ruler", "ruler", "ink", "ink", ""]
+    assert [bissoto_column(k) for k in ("hair", "dark_corner", "gel_border", "patches")] == [
+        "hair", "dark_corner", "gel_border", "patches"]
+    # every Bissoto artefact column is reachable from some registered kind
+    from generator.kinds import KINDS
+    from generator.labels_csv import BISSOTO_ARTEFACT_COLUMNS
+
+    assert {spec.bissoto_column for spec in KINDS.values()} == set(BISSOTO_ARTEFACT_COLUMNS)
     with pytest.raises(ValueError):
-        bissoto_column("hair")
+        bissoto_column("hairs")
 
 
 # --- INFO registry and its CLI ----------------------------------------------------------------
@@ -231,7 +238,7 @@ def test_dataset_transforms_and_torch_loader(data_dir):
 
 def test_real_engine_records_are_summarised():
     artefacts = pytest.importorskip("generator.artefacts")
-    from generator.labels_csv import summarise_record
+    from generator.labels_csv import BISSOTO_ARTEFACT_COLUMNS, summarise_record
     from generator.templates import TemplateBank
 
     bank = TemplateBank.load("builtin", seed=0)
@@ -241,7 +248,7 @@ def test_real_engine_records_are_summarised():
         assert summary["template"].split("|") == [inst["template"] for inst in record["instances"]]
         assert json.loads(summary["position"]) == [inst["centre"] for inst in record["instances"]]
         assert json.loads(summary["record"]) == record
-        assert bissoto_column(record["kind"]) in ("gel_bubble", "ruler", "ink")
+        assert bissoto_column(record["kind"]) in BISSOTO_ARTEFACT_COLUMNS
 
 
 def test_distribution_modules_import_light():

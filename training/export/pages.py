@@ -424,8 +424,10 @@ browse the images of one architecture and training variant.
     return "".join(parts)
 
 
-def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], download_href) -> str:
-    """``download_href(entry) -> str | None``: where a variant file can be downloaded."""
+def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], download_href,
+                  cards: list[tuple[str, str]] = ()) -> str:
+    """``download_href(entry) -> str | None``: where a variant file can be downloaded; ``cards``:
+    (label, href) of the dataset card and Croissant metadata."""
     files = manifest["files"]
     size = manifest.get("image_size")
     rows = []
@@ -469,6 +471,8 @@ def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], 
         where = "Files download from this site (links in the table)."
     else:
         where = "The files are not published with this site: rebuild them with the commands on [Methods & reproduce](methods.md)."
+    if cards:
+        where += " Metadata for data hubs: " + " · ".join(f"[{label}]({href})" for label, href in cards) + "."
     return f"""---
 hide:
   - toc

@@ -180,6 +180,17 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
                 _link_or_copy(path, g / "data" / path.name)
         steps.update()
 
+        # Dataset card and Croissant metadata (generate/publish write them); the card travels as .txt
+        # here, since MkDocs would turn a README.md into a page of the site.
+        cards = []
+        for name, label, shipped in (("README.md", "dataset card (README.md)", "README.md.txt"),
+                                     ("croissant.json", "Croissant metadata (croissant.json)", "croissant.json")):
+            if manifest.get("base_url"):
+                cards.append((label, manifest["base_url"].rstrip("/") + "/" + name))
+            elif (data_dir / name).is_file():
+                _copy(data_dir / name, g / "data" / shipped)
+                cards.append((label, f"{GENERATED}/data/{shipped}"))
+
         def download_href(entry: dict) -> str | None:
             if manifest.get("base_url"):
                 return manifest["base_url"].rstrip("/") + "/" + entry["name"]
@@ -194,7 +205,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             "significance.md": pages.significance_page(results["mcnemar"], archs, results.info.get("definitions")),
             "gallery.md": pages.gallery_page(index, archs, lambda rel: f"{GENERATED}/{Path(rel).as_posix()}",
                                              blocks.get("attention")),
-            "datasets.md": pages.datasets_page(manifest, recipe, examples, download_href),
+            "datasets.md": pages.datasets_page(manifest, recipe, examples, download_href, cards),
             "downloads.md": pages.downloads_page(downloads, citation_bibtex, citation_texts,
                                                  results.info.get("definitions")),
         }

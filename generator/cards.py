@@ -1,0 +1,148 @@
+"""Dataset cards that data hubs read: a Hugging Face ``README.md`` and MLCommons Croissant 1.0 metadata.
+
+Both are derived from a folder's manifest (``generate`` writes them beside the files, with paths
+relative to the folder; ``publish`` writes them with ``base_url`` filled in). The card's prose is
+:func:`generator.publish.datacard`; licence and citation texts come from the manifest and
+:mod:`generator.info` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+CARD_NAME = "README.md"
+CROISSANT_NAME = "croissant.json"
+CROISSANT_CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
+HDF5_MEDIA_TYPE = "application/x-hdf5"
+
+# The JSON-LD context of Croissant 1.0 (the specification's, as mlcroissant writes it).
+CROISSANT_CONTEXT = {
+    "@language": "en", "@vocab": "https://schema.org/", "citeAs": "cr:citeAs", "column": "cr:column",
+    "conformsTo": "dct:conformsTo", "cr": "http://mlcommons.org/croissant/", "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"}, "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/", "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract", "field": "cr:field", "fileProperty": "cr:fileProperty", "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet", "format": "cr:format", "includes": "cr:includes", "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath", "key": "cr:key", "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path",
+    "recordSet": "cr:recordSet", "references": "cr:references", "regex": "cr:regex", "repeated": "cr:repeated",
+    "replace": "cr:replace", "samplingRate": "cr:samplingRate", "sc": "https://schema.org/", "separator": "cr:separator", "source": "cr:source",
+    "subField": "cr:subField", "transform": "cr:transform",
+}
+
+_SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def licence_id(manifest: dict) -> tuple[str, str]:
+    """(Hugging Face licence id, URL) of the licence the manifest records (HAM10000's when unknown)."""
+    from .info import HAM10000_LICENCE, LICENCE_IDS
+
+    text = str(manifest.get("licence") or "")
+    for name, (identifier, url) in LICENCE_IDS.items():
+        if text.rstrip(". ").endswith(name):
+            return identifier, url
+    return LICENCE_IDS[HAM10000_LICENCE]
+
+
+def size_category(rows: int) -> str:
+    """Hugging Face ``size_categories`` value for a number of rows."""
+    return next((label for limit, label in _SIZE_CATEGORIES if rows < limit), "n>1M")
+
+
+def families_of(manifest: dict) -> list[str]:
+    """The artefact families of a build (manifests record them only when not the paper's three)."""
+    from .kinds import DEFAULT_FAMILIES
+
+    return list(manifest.get("families") or DEFAULT_FAMILIES)
+
+
+def _file_url(manifest: dict, name: str) -> str:
+    return (manifest.get("base_url") or "") + name
+
+
+def _yaml(value) -> str:
+    """A YAML scalar: JSON strings are valid YAML and need no escaping rules of our own."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def front_matter(manifest: dict) -> str:
+    """The YAML header of a Hugging Face dataset card (licence, task, size, one config per variant)."""
+    identifier, _ = licence_id(manifest)
+    rows = sum(int(f.get("rows", 0)) for f in manifest["files"])
+    tags = ["medical", "dermatology", "dermoscopy", "skin-lesion", "HAM10000", "artefacts", "spurious-correlations"]
+    tags += [f"artefact-{family}" for family in families_of(manifest)]
+    if manifest.get("synthetic"):
+        tags.append("synthetic")
+    lines = ["---", f"license: {identifier}", f"pretty_name: {_yaml('HAM10000 artefact variants (ham-artefacts)')}",
+             "task_categories:", "- image-classification", "tags:", *[f"- {_yaml(t)}" for t in tags],
+             "size_categories:", f"- {size_category(rows)}", "configs:"]
+    for f in manifest["files"]:
+        lines += [f"- config_name: {_yaml(f.get('variant', Path(f['name']).stem))}", "  data_files:",
+                  f"  - split: {_yaml(f.get('split', 'train'))}", f"    path: {_yaml(f['name'])}"]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def huggingface_card(manifest: dict, linked: bool = False) -> str:
+    """README.md: YAML front matter, then the data card's prose."""
+    from .publish import datacard
+
+    return front_matter(manifest) + "\n\n" + datacard(manifest, linked=linked)
+
+
+def croissant(manifest: dict) -> dict:
+    """Croissant 1.0 JSON-LD: one FileObject per HDF5 file (SHA-256, URL, media type) and one RecordSet
+    per variant whose fields are the file's per-row datasets (``generator.store.RECORD_FIELDS``)."""
+    from .info import CITATION
+    from .store import RECORD_FIELDS
+
+    _, licence_url = licence_id(manifest)
+    families = families_of(manifest)
+    description = ("Dermatoscopic images of HAM10000 with inserted artefacts (families: " + ", ".join(families)
+                   + "), one HDF5 file per variant; clean and artefacted variants are paired.")
+    if manifest.get("synthetic"):
+        description += " Synthetic build: the images are synthetic stand-ins, not HAM10000 pixels."
+    dataset = {
+        "@context": CROISSANT_CONTEXT,
+        "@type": "sc:Dataset",
+        "name": "ham-artefacts",
+        "description": description,
+        "conformsTo": CROISSANT_CONFORMS_TO,
+        "license": licence_url,
+        "citeAs": str(manifest.get("citation") or CITATION),
+        "version": str(manifest.get("generator_version", "0.0.0")),
+        "isAccessibleForFree": True,
+        "keywords": ["dermatology", "dermoscopy", "HAM10000", "artefacts", *families],
+        "distribution": [],
+        "recordSet": [],
+    }
+    if manifest.get("base_url"):
+        dataset["url"] = manifest["base_url"]
+    for f in manifest["files"]:
+        dataset["distribution"].append({
+            "@type": "cr:FileObject", "@id": f["name"], "name": f["name"],
+            "description": str(f.get("description", "")), "contentUrl": _file_url(manifest, f["name"]),
+            "contentSize": f"{int(f['bytes'])} B", "encodingFormat": HDF5_MEDIA_TYPE, "sha256": f["sha256"],
+        })
+        variant = str(f.get("variant", Path(f["name"]).stem))
+        dataset["recordSet"].append({
+            "@type": "cr:RecordSet", "@id": variant, "name": variant, "description": str(f.get("description", "")),
+            "field": [{
+                "@type": "cr:Field", "@id": f"{variant}/{name}", "name": name, "description": meaning,
+                "dataType": data_type,
+                "source": {"fileObject": {"@id": f["name"]}, "extract": {"column": column}},
+            } for name, column, data_type, meaning in RECORD_FIELDS],
+        })
+    return dataset
+
+
+def write_cards(folder: str | os.PathLike, manifest: dict, linked: bool = False) -> list[Path]:
+    """Write ``README.md`` and ``croissant.json`` into ``folder`` (atomically); returns their paths."""
+    from .atomic import write_json_atomic, write_text_atomic
+
+    folder = Path(folder)
+    write_text_atomic(folder / CARD_NAME, huggingface_card(manifest, linked=linked))
+    write_json_atomic(folder / CROISSANT_NAME, croissant(manifest))
+    return [folder / CARD_NAME, folder / CROISSANT_NAME]
