@@ -22,7 +22,22 @@ SITE_OUT := build/site
 DEMO_GRADCAM_N ?= 6
 SHARED_TEMPLATES ?= ../shared/artefact-templates
 
-.PHONY: demo test install lint chromium serve clean benchmarks
+.PHONY: demo test install lint chromium serve clean benchmarks showcase site
+
+# ---- the published study: `make showcase` trains and evaluates (at most 2 hours on 2 CPU cores,
+# resumable; DEVICE=cuda for a GPU) and writes results/showcase (committed, no checkpoints);
+# `make site` builds the published site from results/showcase alone, in seconds.
+SHOWCASE := results/showcase
+SHOWCASE_WORK ?= showcase-work
+DEVICE ?= auto
+
+showcase: $(STAMP)
+	$(CLI) showcase --out $(SHOWCASE) --work $(SHOWCASE_WORK) --device $(DEVICE)
+
+site: $(STAMP)
+	$(CLI) export --results $(SHOWCASE)/results --data $(SHOWCASE)/data --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "site: $(CURDIR)/$(SITE_OUT)/index.html"
 
 install: $(STAMP)
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "generator.cli_dist",
     "training.cli",
     "training.evaluation.cli",
+    "training.showcase",
     "training.export.cli",
 )
 

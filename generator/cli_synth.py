@@ -6,6 +6,8 @@ import argparse
 
 
 def register(sub) -> None:
+    from .synth import DEFAULT_DIFFICULTY, DIFFICULTY_PRESETS
+
     parser = sub.add_parser(
         "synth-ham10000",
         help="write a synthetic HAM10000 in the Dataverse layout (demo and tests)",
@@ -16,6 +18,10 @@ def register(sub) -> None:
     parser.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="fraction of the real set size (1.0 = 10,015 training + 1,511 test images)")
+    parser.add_argument("--test-scale", type=float, default=None,
+                        help="size the test split apart from the training split (default: --scale)")
+    parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY,
+                        help=f"class overlap: a number in [0, 1] or a preset ({', '.join(f'{k}={v}' for k, v in DIFFICULTY_PRESETS.items())})")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--size", default="600x450", help="image size WxH")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -39,6 +45,8 @@ def run(args) -> int:
         workers=args.workers,
         test_format=args.test_format,
         progress=not args.quiet,
+        difficulty=args.difficulty,
+        test_scale=args.test_scale,
     )
     print(f"wrote synthetic HAM10000 to {out}", file=sys.stderr)
     return 0

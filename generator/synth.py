@@ -8,6 +8,14 @@ Determinism: each lesion's appearance is a function of (seed, lesion_id) and eac
 viewing conditions (rotation, zoom, position, hair, illumination, noise) of (seed, image_id), so
 the bytes written do not depend on the number of worker processes or the order of work.
 
+Difficulty: on HAM10000, class appearance overlaps: nevi, melanomas and benign keratoses are
+confused by experts and models alike, each lesion varies more than the class means differ, while
+dermatofibromas and vascular lesions stand apart. With ``difficulty`` d > 0 each lesion's appearance
+is drawn toward one of its class's usual confusers (``CONFUSERS``): colour, pattern, border
+irregularity, softness and size are interpolated with a weight uniform on [0, d x reach] (reach 1
+for nv / mel / bkl, less for the distinct classes). The label never changes. d = 0 is the old,
+colour-coded twin; the default preset was chosen by measurement (README, "Calibrating the twin").
+
 Rendering is vectorised numpy/OpenCV: a lesion is painted on its own square canvas (colour plus
 opacity) in lesion coordinates, then warped into the photograph, so repeat images of one lesion
 show the same lesion rotated, zoomed and shifted, as in real follow-up images.
@@ -47,6 +55,40 @@ TEST_DIR = "ISIC2018_Task3_Test_Images"
 TEST_GT_NAME = "ISIC2018_Task3_Test_GroundTruth.csv"
 HAM_COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization", "dataset")
 ONEHOT_ORDER = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+
+DIFFICULTY_PRESETS = {"easy": 0.0, "ham": 0.8, "hard": 1.0}
+"""Named difficulty settings. ``ham`` is the default, chosen by the calibration rule: ResNet-34 on
+train_none under the showcase profile reaches a test_none macro PR-AUC in 0.70-0.88 (the paper: 0.80)."""
+DEFAULT_DIFFICULTY = "ham"
+
+# Which classes a lesion of each class may be mistaken for, with weights, and how far (reach) its
+# appearance can drift toward them: the confusable trio nv / mel / bkl fully, akiec / bcc part way,
+# df and vasc least (HAM10000's confusion matrices show the same structure).
+CONFUSERS: dict[str, tuple[dict[str, float], float]] = {
+    "nv": ({"mel": 0.5, "bkl": 0.4, "df": 0.1}, 1.0),
+    "mel": ({"nv": 0.6, "bkl": 0.4}, 1.0),
+    "bkl": ({"nv": 0.4, "mel": 0.3, "akiec": 0.3}, 1.0),
+    "akiec": ({"bkl": 0.5, "bcc": 0.5}, 0.6),
+    "bcc": ({"akiec": 0.5, "bkl": 0.3, "nv": 0.2}, 0.6),
+    "df": ({"nv": 0.7, "bkl": 0.3}, 0.4),
+    "vasc": ({"bcc": 0.5, "akiec": 0.5}, 0.4),
+}
+
+
+def resolve_difficulty(value) -> float:
+    """A preset name or a number in [0, 1] -> the number."""
+    if isinstance(value, str):
+        if value in DIFFICULTY_PRESETS:
+            return DIFFICULTY_PRESETS[value]
+        try:
+            value = float(value)
+        except ValueError:
+            raise UserError(f"--difficulty: {value!r} is not a number in [0, 1] or one of "
+                            f"{', '.join(DIFFICULTY_PRESETS)}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise UserError(f"--difficulty: must be in [0, 1] or one of {', '.join(DIFFICULTY_PRESETS)}, got {value!r}")
+    return float(value)
+
 
 # Images per lesion: HAM10000 has 10,015 images of 7,470 lesions (about 1.34 per lesion).
 _REPEATS = (np.arange(1, 7), np.array([0.76, 0.16, 0.05, 0.017, 0.009, 0.004]))
@@ -91,12 +133,14 @@ def class_counts(scale: float, split: str) -> dict[str, int]:
     return {c: max(MIN_PER_CLASS, int(round(scale * EXPECTED_COUNTS[split][c]))) for c in CLASSES}
 
 
-def plan_dataset(scale: float, seed: int) -> list[PlannedImage]:
-    """All images (train then test) with lesion ids and metadata; a pure function of (scale, seed)."""
+def plan_dataset(scale: float, seed: int, test_scale: float | None = None) -> list[PlannedImage]:
+    """All images (train then test) with lesion ids and metadata; a pure function of (scale, seed,
+    test_scale). ``test_scale`` sizes the test split apart from the training split (default: ``scale``)."""
     rng = np.random.default_rng(derive_seed(seed, "synth-plan", repr(float(scale))))
     lesions = []  # (split, dx, n_images)
+    scales = {"train": scale, "test": scale if test_scale is None else test_scale}
     for split in ("train", "test"):
-        for dx, n in class_counts(scale, split).items():
+        for dx, n in class_counts(scales[split], split).items():
             sizes = rng.choice(_REPEATS[0], size=n, p=_REPEATS[1])  # more than enough lesions
             ends = np.cumsum(sizes)
             k = int(np.searchsorted(ends, n)) + 1  # the first k lesions cover n images
@@ -200,14 +244,15 @@ def _polar_grid(side: int):
     return grid
 
 
-def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float):
+def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float, shape: dict | None = None):
     """(colour 3xHxW planar, opacity HxW, inside HxW) float32 canvases of one lesion in its own frame.
 
     The lesion is drawn isotropic; its elongation is applied by the warp into the photograph.
+    ``shape`` overrides the class's border and opacity parameters (``_SHAPE[dx]``).
     """
     import cv2
 
-    shape = _SHAPE[dx]
+    shape = _SHAPE[dx] if shape is None else shape
     side = 16 * int(np.ceil(2.7 * radius_px / 16))  # few distinct sides, so the polar grid is cached
     c = side / 2.0
     dxs, dys, rho, index = _polar_grid(side)
@@ -337,12 +382,36 @@ def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float):
     return np.clip(colour, 0, 1), opacity.astype(np.float32), inside
 
 
+def _lerp_shape(own: dict, other: dict, weight: float) -> dict:
+    """Shape parameters (numbers and ranges) interpolated from ``own`` toward ``other``."""
+    mix = {}
+    for key, value in own.items():
+        if isinstance(value, tuple):
+            mix[key] = tuple((1 - weight) * a + weight * b for a, b in zip(value, other[key], strict=True))
+        else:
+            mix[key] = (1 - weight) * value + weight * other[key]
+    return mix
+
+
+def lesion_overlap(dx: str, lesion_id: str, seed: int, difficulty: float) -> tuple[str, float]:
+    """(confuser class, weight) of one lesion: how far its appearance is drawn toward which class.
+
+    Drawn from a stream of its own, so difficulty 0 leaves every other draw, and the old bytes, as
+    they were."""
+    if difficulty <= 0:
+        return dx, 0.0
+    rng = np.random.default_rng(derive_seed(seed, "synth-overlap", lesion_id))
+    confusers, reach = CONFUSERS[dx]
+    other = _choices(rng, confusers, 1)[0]
+    return other, float(rng.uniform(0.0, difficulty * reach))
+
+
 _SKIN = (_rgb(232, 185, 165), _rgb(225, 170, 150), _rgb(215, 160, 130), _rgb(240, 200, 185), _rgb(195, 140, 110))
 MAX_CANVAS = 256
 """Lesions are painted on a canvas of at most this side and scaled up by the warp: speed over detail."""
 
 
-def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAULT_SIZE):
+def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAULT_SIZE, difficulty: float = 0.0):
     """(rgb uint8 HxWx3, lesion mask uint8 0/1 HxW) of one synthetic dermatoscopic photograph."""
     import cv2
 
@@ -370,10 +439,16 @@ def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAU
     white_balance = (1 + view.uniform(-0.03, 0.03, 3)).astype(np.float32)
     low *= white_balance
 
-    # Lesion: painted in its own frame, warped into the photograph.
-    radius_px = lesion_rng.uniform(*_SHAPE[planned.dx]["radius"]) * short / 2
+    # Lesion: painted in its own frame, warped into the photograph; with difficulty > 0 its shape
+    # and colours are drawn toward a confuser class, painted with the same radius on a stream of its own.
+    other, weight = lesion_overlap(planned.dx, planned.lesion_id, seed, difficulty)
+    shape = _lerp_shape(_SHAPE[planned.dx], _SHAPE[other], weight) if weight > 0 else _SHAPE[planned.dx]
+    radius_px = lesion_rng.uniform(*shape["radius"]) * short / 2
     paint_scale = min(1.0, MAX_CANVAS / (2.7 * radius_px))
-    colour, opacity, inside = _paint_lesion(planned.dx, lesion_rng, radius_px * paint_scale)
+    colour, opacity, inside = _paint_lesion(planned.dx, lesion_rng, radius_px * paint_scale, shape)
+    if weight > 0:
+        confuser_rng = np.random.default_rng(derive_seed(seed, "synth-confuser", planned.lesion_id))
+        colour = (1 - weight) * colour + weight * _paint_lesion(other, confuser_rng, radius_px * paint_scale, shape)[0]
     side = opacity.shape[0]
     zoom = view.uniform(0.88, 1.12) / paint_scale
     angle = view.uniform(0, 360)
@@ -453,8 +528,8 @@ def _encode_mask_png(mask: np.ndarray) -> bytes:
 
 
 def _render_and_write(job) -> str:
-    planned, seed, size, image_path, mask_path = job
-    rgb, mask = render_image(planned, seed, size)
+    planned, seed, size, difficulty, image_path, mask_path = job
+    rgb, mask = render_image(planned, seed, size, difficulty)
     Path(image_path).write_bytes(_encode_jpeg(rgb))
     if mask_path is not None:  # the test set has no segmentations, as in reality
         Path(mask_path).write_bytes(_encode_mask_png(mask))
@@ -484,11 +559,12 @@ def _worker_init() -> None:
     _keep_freed_memory()
 
 
-def _marker_text(scale: float, seed: int, size, test_format: str) -> str:
+def _marker_text(scale: float, seed: int, size, test_format: str, difficulty: float, test_scale: float) -> str:
     return (
         "Synthetic stand-in for HAM10000 written by ham-artefacts synth-ham10000.\n"
         "These are NOT real dermatoscopic images; results on them say nothing about real lesions.\n"
         f"scale={float(scale)!r}\nseed={int(seed)}\nsize={size[0]}x{size[1]}\ntest_format={test_format}\n"
+        f"difficulty={float(difficulty)!r}\ntest_scale={float(test_scale)!r}\n"
         f"generator_version={__version__}\n"
     )
 
@@ -510,12 +586,16 @@ def synthesize_ham10000(
     workers: int = 1,
     test_format: str = "onehot",
     progress: bool = True,
+    difficulty: float | str = DEFAULT_DIFFICULTY,
+    test_scale: float | None = None,
 ) -> Path:
     """Write a synthetic HAM10000 in the Dataverse layout to ``out``; return ``out``.
 
     ``scale`` 1.0 gives 10,015 training and 1,511 test images; ``size`` is (W, H). The test
     ground truth is the ISIC one-hot table (``test_format="onehot"``) or HAM metadata columns
-    (``"ham"``). The folder appears complete or not at all (built beside it, then renamed).
+    (``"ham"``). ``difficulty`` (a preset name or a number in [0, 1]) sets how much class appearance
+    overlaps; ``test_scale`` sizes the test split apart from the training one (default ``scale``).
+    The folder appears complete or not at all (built beside it, then renamed).
     If ``out`` already holds a synthetic set made with the same parameters, it is kept as is.
     """
     from tqdm import tqdm
@@ -526,6 +606,15 @@ def synthesize_ham10000(
         raise UserError(f"--scale: not a number: {scale!r}") from None
     if not (0 < scale <= MAX_SCALE) or not np.isfinite(scale):
         raise UserError(f"--scale: must be > 0 and <= {MAX_SCALE}, got {scale}")
+    if test_scale is None:
+        test_scale = scale
+    try:
+        test_scale = float(test_scale)
+    except (TypeError, ValueError):
+        raise UserError(f"--test-scale: not a number: {test_scale!r}") from None
+    if not (0 < test_scale <= MAX_SCALE) or not np.isfinite(test_scale):
+        raise UserError(f"--test-scale: must be > 0 and <= {MAX_SCALE}, got {test_scale}")
+    difficulty = resolve_difficulty(difficulty)
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise UserError(f"--seed: must be a non-negative integer, got {seed!r}")
     if isinstance(size, str):
@@ -539,7 +628,7 @@ def synthesize_ham10000(
         raise UserError(f"--workers: must be at least 1, got {workers}")
 
     out = Path(out)
-    marker = _marker_text(scale, seed, size, test_format)
+    marker = _marker_text(scale, seed, size, test_format, difficulty, test_scale)
     if out.exists():
         if not out.is_dir():
             raise UserError(f"{out}: exists and is not a folder")
@@ -550,7 +639,7 @@ def synthesize_ham10000(
         if any(out.iterdir()):
             raise UserError(f"{out}: exists and is not empty (choose a new folder)")
 
-    planned = plan_dataset(scale, seed)
+    planned = plan_dataset(scale, seed, test_scale)
     train = sorted((p for p in planned if p.split == "train"), key=lambda p: p.image_id)
     test = sorted((p for p in planned if p.split == "test"), key=lambda p: p.image_id)
     half = (len(train) + 1) // 2
@@ -564,9 +653,9 @@ def synthesize_ham10000(
     try:
         for name in (*TRAIN_DIRS, MASK_DIR, TEST_DIR):
             (tmp / name).mkdir()
-        jobs = [(p, int(seed), size, str(tmp / part[p.image_id] / f"{p.image_id}.jpg"),
+        jobs = [(p, int(seed), size, difficulty, str(tmp / part[p.image_id] / f"{p.image_id}.jpg"),
                  str(tmp / MASK_DIR / f"{p.image_id}_segmentation.png")) for p in train]
-        jobs += [(p, int(seed), size, str(tmp / TEST_DIR / f"{p.image_id}.jpg"), None) for p in test]
+        jobs += [(p, int(seed), size, difficulty, str(tmp / TEST_DIR / f"{p.image_id}.jpg"), None) for p in test]
         bar = tqdm(total=len(jobs), desc="synth-ham10000", unit="img", disable=not progress, leave=False)
         if int(workers) == 1:
             _keep_freed_memory()

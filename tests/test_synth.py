@@ -17,11 +17,15 @@ from generator import CLASSES
 from generator.errors import UserError
 from generator.sources import EXPECTED_COUNTS, load_source
 from generator.synth import (
+    CONFUSERS,
+    DIFFICULTY_PRESETS,
     MIN_PER_CLASS,
     PlannedImage,
     class_counts,
+    lesion_overlap,
     plan_dataset,
     render_image,
+    resolve_difficulty,
     synthesize_ham10000,
 )
 
@@ -149,12 +153,89 @@ def test_class_appearance_is_separable_by_simple_colour_features():
     assert accuracy > 0.6, accuracy
 
 
+def _colour_features(plan, classes, difficulty, per_class=30, seed=21):
+    feats, labels = [], []
+    for c in classes:
+        for p in [q for q in plan if q.dx == c][:per_class]:
+            rgb, mask = render_image(p, seed, (64, 48), difficulty)
+            x = rgb.reshape(-1, 3).astype(float) / 255
+            inside = mask.reshape(-1) > 0
+            lesion, skin = x[inside], x[~inside]
+            feats.append(np.concatenate([lesion.mean(0) - skin.mean(0), lesion.std(0), [inside.mean()],
+                                         np.percentile(lesion, 10, axis=0)]))
+            labels.append(classes.index(c))
+    return np.array(feats), np.array(labels)
+
+
+def _cross_validated_accuracy(X, y) -> float:
+    """Logistic regression, 3-fold stratified cross validation (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(model, X, y, cv=3).mean())
+
+
+def test_difficulty_makes_the_confusable_trio_overlap():
+    """nv / mel / bkl: the colour features that separate them on the easy twin separate them far
+    less on the default (calibrated) one; the label never changes, only the appearance."""
+    pytest.importorskip("sklearn", reason="scikit-learn comes with the train / evaluate extras")
+    plan = plan_dataset(0.05, seed=21)
+    trio = ["nv", "mel", "bkl"]
+    easy = _cross_validated_accuracy(*_colour_features(plan, trio, 0.0))
+    ham = _cross_validated_accuracy(*_colour_features(plan, trio, resolve_difficulty("ham")))
+    assert easy > 0.8, easy
+    assert ham < easy - 0.1, (easy, ham)
+
+
+def test_overlap_weights_follow_difficulty_and_reach():
+    lesions = [f"HAM_{i:07d}" for i in range(300)]
+    for dx, (confusers, reach) in CONFUSERS.items():
+        assert lesion_overlap(dx, lesions[0], 0, 0.0) == (dx, 0.0)  # difficulty 0: nothing drawn
+        draws = [lesion_overlap(dx, lid, 0, 0.8) for lid in lesions]
+        assert {other for other, _ in draws} <= set(confusers)
+        weights = np.array([w for _, w in draws])
+        assert weights.min() >= 0 and weights.max() <= 0.8 * reach
+        # uniform on [0, d x reach]: the mean is half the top, within 4 standard errors
+        assert abs(weights.mean() - 0.4 * reach) < 4 * 0.8 * reach / np.sqrt(12 * len(weights))
+        assert lesion_overlap(dx, lesions[1], 0, 0.8) == draws[1]  # a function of (seed, lesion)
+
+
+def test_difficulty_presets_and_validation():
+    assert resolve_difficulty("easy") == 0.0 and resolve_difficulty("0.25") == 0.25
+    assert resolve_difficulty(1) == 1.0
+    for preset, value in DIFFICULTY_PRESETS.items():
+        assert resolve_difficulty(preset) == value
+    for bad in ("medium", -0.1, 1.5, float("nan"), True):
+        with pytest.raises(UserError, match="--difficulty"):
+            resolve_difficulty(bad)
+
+
+def test_easy_twin_renders_as_before_difficulty_existed():
+    """difficulty 0 draws nothing extra: the render equals one without the argument."""
+    planned = PlannedImage("ISIC_0000001", "HAM_0000003", "bkl", "train", ("histo", "50.0", "male", "back",
+                                                                            "rosendahl"))
+    assert np.array_equal(render_image(planned, 4, (64, 48))[0], render_image(planned, 4, (64, 48), 0.0)[0])
+    assert not np.array_equal(render_image(planned, 4, (64, 48), 0.0)[0], render_image(planned, 4, (64, 48), 1.0)[0])
+
+
+def test_test_split_scales_apart_from_the_training_split():
+    base, wider = plan_dataset(0.01, 3), plan_dataset(0.01, 3, test_scale=0.05)
+    assert plan_dataset(0.01, 3, test_scale=0.01) == base
+    assert Counter(p.dx for p in wider if p.split == "test") == class_counts(0.05, "test")
+    assert Counter(p.dx for p in wider if p.split == "train") == Counter(p.dx for p in base if p.split == "train")
+
+
 # --- failures, atomicity and the CLI -----------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"scale": 0}, "--scale"), ({"scale": -1}, "--scale"), ({"scale": float("nan")}, "--scale"),
     ({"size": "12x"}, "--size"), ({"size": (10, 10)}, "--size"), ({"seed": -3}, "--seed"),
     ({"workers": 0}, "--workers"), ({"test_format": "xml"}, "--test-format"),
+    ({"difficulty": "medium"}, "--difficulty"), ({"difficulty": 2.0}, "--difficulty"),
+    ({"test_scale": 0}, "--test-scale"), ({"test_scale": "x"}, "--test-scale"),
 ])
 def test_bad_arguments_raise_user_error(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):

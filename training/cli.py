@@ -163,7 +163,8 @@ def run_sweep_run(args) -> int:
     if args.index is not None:
         results = [run_index(jobs, args.index, progress=not args.quiet)]
     else:
-        results = run_all(jobs, args.archs, args.train_variants, args.folds, progress=not args.quiet)
+        results = run_all(jobs, args.archs, args.train_variants, args.folds, progress=not args.quiet,
+                          report=lambda line: print(line, file=sys.stderr, flush=True))
     for job, summary in results:
         line = {"run_dir": job["run_dir"], "best_val_macro_pr_auc": summary.get("best_val_macro_pr_auc"),
                 "skipped": bool(summary.get("skipped"))}

@@ -8,6 +8,10 @@ Profiles hold the training settings:
 
 * ``paper``: 224 px classifier input, 448 px detector input, up to 50 epochs with early stopping
   (patience 10), SGD + cosine, batch 32 (16 for the detectors), all 9 training variants, 5 folds.
+* ``showcase``: the published study on the calibrated synthetic twin (``make showcase``): 64 px,
+  ResNet-34 x (train_none, train_nv) x 3 runs and x (train_all, train_mel) x 1, Faster and Mask R-CNN
+  x (train_none, train_nv) x 1; a run is a cross-validation fold (its own split and seed). Sized for
+  at most 2 hours on 2 CPU cores; ``--device cuda`` runs the same jobs in minutes.
 * ``tiny``: the demo / CI profile: 64 px, 4 epochs on a seeded subsample (128 images for the classifier,
   48 for the detectors, with smaller RoI heads), 2 CPU threads, fold 0 of train_none and train_nv (the
   demo site's nv-biased model) for the three architectures: 6 runs. With prediction on the 13 test
@@ -38,7 +42,25 @@ _TINY_DETECTOR = {
         "box_representation_size": 256, "mask_roi_size": 7, "mask_head_layers": 2,
     },
 }
+_SHOWCASE_DETECTOR = {
+    **_TINY_DETECTOR, "epochs": 12, "batch_size": 8, "lr": 0.02, "max_train_images": 400,
+}
 PROFILES: dict[str, dict] = {
+    "showcase": {
+        "common": {"image_size": 64, "workers": 0, "threads": 2, "patience": 100, "schedule": "cosine",
+                   "eval_batch_size": 64},
+        "resnet34": {"epochs": 30, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
+        "fasterrcnn_resnet34": _SHOWCASE_DETECTOR,
+        "maskrcnn_resnet34": _SHOWCASE_DETECTOR,
+        # Not the full 3 x 9 x 5 grid: the runs the study's controls need, replicated where run-to-run
+        # variance matters (train_none vs train_nv of the classifier).
+        "grid": (
+            ("resnet34", "train_none", (0, 1, 2)), ("resnet34", "train_nv", (0, 1, 2)),
+            ("resnet34", "train_all", (0,)), ("resnet34", "train_mel", (0,)),
+            ("fasterrcnn_resnet34", "train_none", (0,)), ("fasterrcnn_resnet34", "train_nv", (0,)),
+            ("maskrcnn_resnet34", "train_none", (0,)), ("maskrcnn_resnet34", "train_nv", (0,)),
+        ),
+    },
     "tiny": {
         "common": {"image_size": 64, "workers": 0, "threads": 2, "patience": 100, "max_val_images": 32,
                    "schedule": "cosine", "eval_batch_size": 32},
@@ -70,6 +92,21 @@ def profile_config(profile: str, arch: str) -> dict:
     return {**spec["common"], **spec[arch], "profile": profile}
 
 
+def profile_grid(profile: str, archs=None, train_variants=None, folds=None) -> list[tuple[str, str, int]]:
+    """(arch, train_variant, fold) of every job of ``profile``, narrowed by the selectors: the
+    profile's own job list when it has one (``grid``), else archs x train variants x folds."""
+    spec = PROFILES[profile]
+    if "grid" in spec:
+        keep_folds = {int(f) for f in folds} if folds is not None and len(folds) else None
+        return [(arch, variant, fold) for arch, variant, grid_folds in spec["grid"] for fold in grid_folds
+                if (not archs or arch in archs) and (not train_variants or variant in train_variants)
+                and (keep_folds is None or fold in keep_folds)]
+    archs = list(archs or ARCHS)
+    train_variants = list(train_variants or spec["train_variants"] or _train_variant_names())
+    folds = [int(f) for f in (folds if folds is not None and len(folds) else spec["folds"])]
+    return [(arch, variant, fold) for arch in archs for variant in train_variants for fold in folds]
+
+
 def _train_variant_names() -> list[str]:
     from generator.variants import list_variants
 
@@ -99,25 +136,21 @@ def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=
     _check_selection(archs, train_variants, folds)
     if profile not in PROFILES:
         raise UserError(f"--profile: unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
-    spec = PROFILES[profile]
     data_dir = Path(data_dir).resolve()
     if not data_dir.is_dir():
         raise UserError(f"--data: {data_dir} is not a folder")
     runs_dir = Path(runs_dir).resolve()
-    archs = list(archs or ARCHS)
-    train_variants = list(train_variants or spec["train_variants"] or _train_variant_names())
-    folds = [int(f) for f in (folds if folds is not None and len(folds) else spec["folds"])]
     lines = []
-    for arch in archs:
-        for variant in train_variants:
-            for fold in folds:
-                values = {**profile_config(profile, arch), **(overrides or {}),
-                          "arch": arch, "data": str(data_dir), "train_variant": variant, "fold": fold, "seed": seed}
-                config = TrainConfig.from_dict(values)
-                config.validate()
-                lines.append({"index": len(lines), "arch": arch, "train_variant": variant, "fold": fold,
-                              "run_dir": str(run_dir_for(runs_dir, arch, variant, fold)),
-                              "config": values})
+    for arch, variant, fold in profile_grid(profile, archs, train_variants, folds):
+        values = {**profile_config(profile, arch), **(overrides or {}),
+                  "arch": arch, "data": str(data_dir), "train_variant": variant, "fold": fold, "seed": seed}
+        config = TrainConfig.from_dict(values)
+        config.validate()
+        lines.append({"index": len(lines), "arch": arch, "train_variant": variant, "fold": fold,
+                      "run_dir": str(run_dir_for(runs_dir, arch, variant, fold)),
+                      "config": values})
+    if not lines:
+        raise UserError(f"sweep plan: the selection leaves no job of profile {profile!r}")
     jobs = runs_dir / "jobs.jsonl"
     write_text_atomic(jobs, "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
     return jobs
@@ -169,15 +202,44 @@ def run_index(jobs_file, index: int, progress: bool = True) -> tuple[dict, dict]
     return jobs[index], run_job(jobs[index], progress)
 
 
-def run_all(jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True) -> list[tuple[dict, dict]]:
-    """Run the selected jobs in order, skipping finished ones; returns (job, summary) pairs."""
+def run_all(jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True,
+            report=None) -> list[tuple[dict, dict]]:
+    """Run the selected jobs in order, skipping finished ones; returns (job, summary) pairs.
+
+    ``report(line)`` (e.g. ``print``) gets one line per finished run with the elapsed time and an ETA
+    for the rest: the mean seconds of the runs of that architecture finished so far (of any, for an
+    architecture not yet seen)."""
+    import time
+
     results = []
-    for job in select(load_jobs(jobs_file), archs, train_variants, folds):
+    selected = select(load_jobs(jobs_file), archs, train_variants, folds)
+    seconds: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    for k, job in enumerate(selected, 1):
         if is_done(job):
             results.append((job, json.loads((Path(job["run_dir"]) / "DONE").read_text()) | {"skipped": True}))
+            if report:
+                report(f"[{k}/{len(selected)}] {job['arch']} {job['train_variant']} fold{job['fold']}: done earlier")
             continue
+        t0 = time.perf_counter()
         results.append((job, run_job(job, progress)))
+        seconds.setdefault(job["arch"], []).append(time.perf_counter() - t0)
+        if report:
+            report(f"[{k}/{len(selected)}] {job['arch']} {job['train_variant']} fold{job['fold']}: "
+                   f"{seconds[job['arch']][-1]:.0f} s, best val macro PR-AUC "
+                   f"{results[-1][1].get('best_val_macro_pr_auc', float('nan')):.3f}; elapsed "
+                   f"{time.perf_counter() - started:.0f} s, ETA {_eta(selected[k:], seconds):.0f} s")
     return results
+
+
+def _eta(remaining: list[dict], seconds: dict[str, list[float]]) -> float:
+    """Seconds the ``remaining`` unfinished jobs should take, from the mean time per architecture."""
+    every = [s for values in seconds.values() for s in values]
+    if not every:
+        return float("nan")
+    mean = {arch: sum(v) / len(v) for arch, v in seconds.items()}
+    overall = sum(every) / len(every)
+    return sum(mean.get(job["arch"], overall) for job in remaining if not is_done(job))
 
 
 def chance_check(run_dir, test_variant: str = "test_none") -> dict:

@@ -1,0 +1,219 @@
+"""``ham-artefacts showcase`` (``make showcase``): the published study on the calibrated synthetic twin.
+
+Stages, each reused when already finished, so an interrupted showcase resumes where it stopped:
+
+1. ``synth-ham10000`` with :data:`SETTINGS` -> ``<work>/source``;
+2. ``generate`` the variants the study uses -> ``<work>/data``;
+3. ``sweep run --profile showcase`` -> ``<work>/runs`` (one line per finished run, with an ETA);
+4. ``evaluate`` and ``gradcam`` -> ``<out>/results``;
+5. collect, without checkpoints: ``<out>/runs/<arch>/<variant>/fold<k>/`` (config, log, DONE, the 13
+   prediction tables), ``<out>/data/`` (manifest, label CSVs, examples, dataset card; no variant
+   files), ``<out>/jobs.json`` (the plan, paths relative) and ``<out>/provenance.json`` (settings,
+   data manifest digest, commit, library versions, timings).
+
+``make site`` builds the published site from ``<out>`` alone. :func:`check_committed` tells whether
+the committed results still match the current data build and sweep plan (a test runs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from generator.atomic import write_json_atomic
+from generator.errors import UserError
+
+SETTINGS = {
+    "scale": 0.15,  # ~1,500 training images: 5-fold CV trains on ~1,200
+    "test_scale": 0.3,  # ~450 test images, ~150 of them not nv: enough for the controls' McNemar tests
+    "size": "128x96",
+    "difficulty": "ham",
+    "seed": 0,
+    "profile": "showcase",
+    "gradcam_n": 8,
+}
+"""The showcase's data build and training profile: one place, read by the runner, the check and the README."""
+TRAIN_VARIANTS = ("train_none", "train_nv", "train_all", "train_mel")
+COLLECTED = ("config.json", "log.jsonl", "DONE")
+
+
+def study_variants() -> list[str]:
+    from generator.variants import list_variants
+
+    return [*TRAIN_VARIANTS, *list_variants("test")]
+
+
+def _stage(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def build_data(work: Path, progress: bool = True, variants=None) -> Path:
+    """Stages 1-2: the synthetic source and its variant files under ``work`` (reused when present)."""
+    from generator.pipeline import generate
+    from generator.sizes import parse_size
+    from generator.synth import synthesize_ham10000
+
+    source, data = work / "source", work / "data"
+    synthesize_ham10000(source, scale=SETTINGS["scale"], test_scale=SETTINGS["test_scale"], seed=SETTINGS["seed"],
+                        size=parse_size(SETTINGS["size"]), difficulty=SETTINGS["difficulty"],
+                        workers=os.cpu_count() or 1, progress=progress)
+    generate(source, data, seed=SETTINGS["seed"], workers=min(2, os.cpu_count() or 1),
+             variants=list(variants or study_variants()), progress=progress)
+    return data
+
+
+def run_showcase(work: str | os.PathLike, out: str | os.PathLike, device: str = "auto", progress: bool = True) -> dict:
+    """Every stage; returns the provenance written to ``<out>/provenance.json``."""
+    from .evaluation.evaluate import evaluate
+    from .evaluation.gradcam import run_gradcam
+    from .sweep import load_jobs, plan, run_all
+
+    work, out = Path(work).resolve(), Path(out).resolve()
+    started = time.perf_counter()
+    timings = {}
+    _stage(f"[1-2/5] synthetic twin and variants -> {work}")
+    data = build_data(work, progress)
+    timings["data_s"] = round(time.perf_counter() - started, 1)
+
+    _stage("[3/5] training (one line per finished run)")
+    runs = work / "runs"
+    jobs_file = runs / "jobs.jsonl"
+    overrides = {} if device == "auto" else {"device": device}
+    if not jobs_file.is_file():
+        plan(data, runs, SETTINGS["profile"], seed=SETTINGS["seed"], overrides=overrides)
+    t0 = time.perf_counter()
+    run_all(jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True))
+    timings["train_s"] = round(time.perf_counter() - t0, 1)
+
+    _stage(f"[4/5] evaluate and Grad-CAM -> {out / 'results'}")
+    t0 = time.perf_counter()
+    evaluate(runs, out / "results", progress=progress)
+    run_gradcam(runs, data, out / "results", n_images=SETTINGS["gradcam_n"], device=device, progress=progress)
+    timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
+
+    _stage(f"[5/5] collect results and provenance -> {out}")
+    jobs = load_jobs(jobs_file)
+    collect(runs, data, out, jobs)
+    timings["total_s"] = round(time.perf_counter() - started, 1)
+    provenance = {
+        "settings": SETTINGS,
+        "device": device,
+        "data_manifest_sha256": _sha256(data / "manifest.json"),
+        "content_digests": {e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]},
+        "commit": _commit(),
+        "versions": _versions(),
+        "timings": timings,
+        "n_runs": len(jobs),
+    }
+    write_json_atomic(out / "provenance.json", provenance)
+    return provenance
+
+
+def _relative_job(job: dict, runs: Path) -> dict:
+    """A job line without machine paths: what the plan decides, not where it ran."""
+    config = {k: v for k, v in job["config"].items() if k not in ("data", "device")}
+    return {"arch": job["arch"], "train_variant": job["train_variant"], "fold": job["fold"],
+            "run_dir": str(Path(job["run_dir"]).relative_to(runs)), "config": config}
+
+
+def collect(runs: Path, data: Path, out: Path, jobs: list[dict]) -> None:
+    """Copy what the site and the check need from ``runs`` and ``data`` into ``out`` (no checkpoints)."""
+    for job in jobs:
+        run_dir = Path(job["run_dir"])
+        target = out / "runs" / run_dir.relative_to(runs)
+        (target / "predictions").mkdir(parents=True, exist_ok=True)
+        for name in COLLECTED:
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, target / name)
+        for table in sorted((run_dir / "predictions").glob("*.csv")):
+            shutil.copyfile(table, target / "predictions" / table.name)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for path in sorted(data.iterdir()):
+        if path.is_file() and path.suffix != ".h5" and not path.name.startswith("."):
+            shutil.copyfile(path, out / "data" / path.name)
+    if (data / "examples").is_dir():
+        shutil.copytree(data / "examples", out / "data" / "examples", dirs_exist_ok=True)
+    write_json_atomic(out / "jobs.json", [_relative_job(j, runs) for j in jobs])
+
+
+def check_committed(out: str | os.PathLike, work: str | os.PathLike) -> list[str]:
+    """What no longer matches between the committed showcase ``out`` and the code: [] when all does.
+
+    Re-plans the sweep (the jobs must be the same) and rebuilds the twin's test_none and test_all
+    under ``work`` (their content digests must equal the committed manifest's); a difference means the
+    committed results came from other data or another plan, and ``make showcase`` must be rerun.
+    """
+    from .sweep import load_jobs, plan
+
+    out, work = Path(out), Path(work)
+    problems = []
+    provenance = json.loads((out / "provenance.json").read_text())
+    if provenance["settings"] != SETTINGS:
+        problems.append(f"settings differ: committed {provenance['settings']}, code {SETTINGS}")
+    runs = work / "runs"
+    plan(out / "data", runs, SETTINGS["profile"], seed=SETTINGS["seed"])
+    planned = [_relative_job(j, runs.resolve()) for j in load_jobs(runs / "jobs.jsonl")]
+    committed = json.loads((out / "jobs.json").read_text())
+    if planned != committed:
+        problems.append("the sweep plan differs from the committed jobs.json")
+    data = build_data(work, progress=False, variants=["test_none", "test_all"])
+    rebuilt = {e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]}
+    for name, digest in rebuilt.items():
+        if provenance["content_digests"].get(name) != digest:
+            problems.append(f"{name}: the current data build differs from the committed one")
+    return problems
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def _versions() -> dict:
+    import h5py
+    import numpy
+    import torch
+    import torchvision
+
+    from generator import __version__
+
+    return {"ham-artefacts": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__, "h5py": h5py.__version__,
+            "cuda": torch.version.cuda, "platform": platform.platform()}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("showcase", help="run the published study on the calibrated synthetic twin (resumable)",
+                       description="Build the showcase data, train the showcase profile's runs, evaluate, "
+                                   "Grad-CAM, and collect results with provenance (no checkpoints) into --out.")
+    p.add_argument("--out", default="results/showcase", help="committed results folder")
+    p.add_argument("--work", default="showcase-work", help="data, checkpoints and logs (not committed)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise UserError(f"--device: {args.device!r} is not auto, cpu or cuda")
+    provenance = run_showcase(args.work, args.out, args.device, progress=not args.quiet)
+    print(f"showcase: {provenance['n_runs']} runs in {provenance['timings']['total_s']:.0f} s -> {args.out}",
+          file=sys.stderr)
+    return 0
