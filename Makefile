@@ -12,6 +12,8 @@ CLI := $(BIN)/ham-artefacts
 # The embedded default: a small synthetic HAM10000 in the Dataverse layout (data_manifest.json is its manifest).
 DEMO_DIR ?= demo
 DEMO_SCALE ?= 0.03
+# The test split is sized apart: ~230 test images (~75 not nv), enough for the controls to mean something.
+DEMO_TEST_SCALE ?= 0.15
 DEMO_SIZE ?= 128x96
 DEMO_SEED ?= 0
 SOURCE := $(DEMO_DIR)/source
@@ -63,8 +65,8 @@ test: $(STAMP) chromium lint
 
 # ---- the demo pipeline: every stage writes a file the next one reads, so a rerun reuses finished stages.
 $(SOURCE)/SYNTHETIC.txt: | $(STAMP)
-	@echo "==> [1/7] synthetic HAM10000 (scale $(DEMO_SCALE), $(DEMO_SIZE))"
-	$(CLI) synth-ham10000 --out $(SOURCE) --scale $(DEMO_SCALE) --size $(DEMO_SIZE) --seed $(DEMO_SEED)
+	@echo "==> [1/7] synthetic HAM10000 (scale $(DEMO_SCALE), test scale $(DEMO_TEST_SCALE), $(DEMO_SIZE))"
+	$(CLI) synth-ham10000 --out $(SOURCE) --scale $(DEMO_SCALE) --test-scale $(DEMO_TEST_SCALE) --size $(DEMO_SIZE) --seed $(DEMO_SEED)
 
 $(DATA)/manifest.json: $(SOURCE)/SYNTHETIC.txt
 	@echo "==> [2/7] all 22 variants to HDF5"
