@@ -141,10 +141,9 @@ def test_loader_seeds_depend_on_rank_and_ranks_draw_disjoint_rows():
     assert not seeds[0] & seeds[1]
 
 
-def _epoch_images(loader, sampler, generator, epoch):
-    from training.engine import start_epoch
-
-    start_epoch(sampler, generator, 5, epoch, 0)
+def _epoch_images(loader, sampler, epoch):
+    """{row: image} of one epoch, in the order the loader gave them."""
+    sampler.set_epoch(epoch)
     images = {}
     for batch in loader:
         for index, image in zip(batch["index"].tolist(), batch["image"], strict=True):
@@ -154,7 +153,8 @@ def _epoch_images(loader, sampler, generator, epoch):
 
 def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_loader(train_dir):
     """Per-(seed, epoch, row) seeds: two persistent workers give each epoch new augmentations, and the
-    very images a fresh main-process loader gives for that epoch (what a resumed run reads)."""
+    very images, in the very order, that a fresh main-process loader gives for that epoch (what a
+    resumed run reads)."""
     from training.data import HDF5VariantDataset
     from training.engine import train_loader
     from training.transforms import train_transform
@@ -163,19 +163,18 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
                                  transform=train_transform(32, float_output=False), decode_size=(32, 32),
                                  with_masks=False)
     cpu = torch.device("cpu")
-    loader, sampler, generator = train_loader(dataset, _config(train_dir, workers=2, batch_size=4), cpu,
-                                              drop_last=False)
+    loader, sampler = train_loader(dataset, _config(train_dir, workers=2, batch_size=4), cpu, drop_last=False)
     assert loader.persistent_workers and loader.num_workers == 2
-    first = _epoch_images(loader, sampler, generator, 0)
+    first = _epoch_images(loader, sampler, 0)
     workers = loader._iterator
-    second = _epoch_images(loader, sampler, generator, 1)
+    second = _epoch_images(loader, sampler, 1)
     assert loader._iterator is workers  # the same worker processes served both epochs
-    assert sorted(first) == sorted(second) == list(range(12))
+    assert sorted(first) == sorted(second) == list(range(12)) and list(first) != list(second)  # reshuffled
     assert sum(not torch.equal(first[i], second[i]) for i in first) >= 10  # new augmentations
 
-    loader0, sampler0, generator0 = train_loader(dataset, _config(train_dir, workers=0, batch_size=4), cpu,
-                                                 drop_last=False)
-    again = _epoch_images(loader0, sampler0, generator0, 1)
+    loader0, sampler0 = train_loader(dataset, _config(train_dir, workers=0, batch_size=4), cpu, drop_last=False)
+    again = _epoch_images(loader0, sampler0, 1)
+    assert list(again) == list(second)  # the same order: the shuffle does not depend on the loader's state
     assert all(torch.equal(again[i], second[i]) for i in second)
 
 

@@ -389,15 +389,24 @@ class SampleSeeds(Sampler):
     or any persistent worker, whose own generators run on across epochs) nor the number of ranks:
     under DDP each rank's DistributedSampler holds other positions, so ranks draw different
     augmentations, and a resumed run replays exactly the epochs it missed.
+
+    ``shuffle``: the generator of the wrapped RandomSampler (single process), seeded by
+    :meth:`set_epoch` from (seed, epoch, rank). It must not be the DataLoader's own generator: a new
+    loader iterator draws its workers' base seed from that one before the sampler draws, while a
+    persistent loader's later epochs do not, so sharing it would shuffle a resumed epoch differently.
     """
 
-    def __init__(self, sampler, seed: int):
+    def __init__(self, sampler, seed: int, rank: int = 0, shuffle: torch.Generator | None = None):
         self.sampler = sampler
         self.seed = seed
+        self.rank = rank
+        self.shuffle = shuffle
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.shuffle is not None:
+            self.shuffle.manual_seed(loader_seed(self.seed, epoch, self.rank))
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
 
@@ -431,34 +440,33 @@ class SeededItems(Dataset):
 
 
 def loader_seed(seed: int, epoch: int, rank: int) -> int:
-    """Seed of one rank's loader generator in one epoch (shuffling without DDP, worker base seeds)."""
+    """Seed of one rank's shuffling generator in one epoch (without DDP; DistributedSampler shuffles
+    from (seed, epoch) itself, identically on every rank, and hands each rank other rows)."""
     return derive_seed(seed, "loader", epoch, rank)
 
 
 def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist | None = None,
                  drop_last: bool | None = None):
-    """(loader, sampler, generator) for training: augmentations seeded per (seed, epoch, row), workers
-    persistent. Call :func:`start_epoch` before iterating each epoch."""
+    """(loader, sampler) for training: augmentations seeded per (seed, epoch, row), workers persistent.
+    Call ``sampler.set_epoch(epoch)`` before iterating each epoch."""
     dist = dist or Dist()
-    generator = torch.Generator()
+    shuffle = None
     if dist.enabled:
         from torch.utils.data.distributed import DistributedSampler
 
         base = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
                                   seed=config.seed, drop_last=True)
     else:
-        base = RandomSampler(dataset, generator=generator)
-    sampler = SampleSeeds(base, config.seed)
+        shuffle = torch.Generator()
+        base = RandomSampler(dataset, generator=shuffle)
+    sampler = SampleSeeds(base, config.seed, dist.rank, shuffle)
     if drop_last is None:
         drop_last = len(dataset) // dist.world_size > config.batch_size  # BatchNorm needs batches > 1
-    loader = _loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, generator, drop_last,
-                     persistent=True)
-    return loader, sampler, generator
-
-
-def start_epoch(sampler: SampleSeeds, generator: torch.Generator, seed: int, epoch: int, rank: int) -> None:
-    generator.manual_seed(loader_seed(seed, epoch, rank))
-    sampler.set_epoch(epoch)
+    # The loader's own generator only seeds the workers' generators, which draw nothing now.
+    workers_generator = torch.Generator().manual_seed(derive_seed(config.seed, "workers", dist.rank))
+    loader = _loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, workers_generator,
+                     drop_last, persistent=True)
+    return loader, sampler
 
 
 def _save(obj, path: Path) -> None:
@@ -635,7 +643,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     batch_size = config.batch_size
-    train_loader_, train_sampler, generator = train_loader(train_ds, config, device, dist)
+    train_loader_, train_sampler = train_loader(train_ds, config, device, dist)
     if dist.enabled:
         from torch.utils.data.distributed import DistributedSampler
 
@@ -667,7 +675,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             # Per-epoch seeds: shuffling (without DDP) and the model's randomness depend only on
             # (seed, epoch, rank), augmentations on (seed, epoch, row): a resumed run replays exactly
             # the epochs it missed.
-            start_epoch(train_sampler, generator, config.seed, epoch, dist.rank)
+            train_sampler.set_epoch(epoch)
             torch.manual_seed(derive_seed(config.seed, "augment", epoch, dist.rank))
             model.train()
             t0 = time.time()
