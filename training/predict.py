@@ -88,7 +88,8 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     # image's artefact is the same wherever it appears, so each distinct image is predicted once
     # (about 2 passes over the test set instead of 13, and one image always gets one prediction).
     # An image is identified by its id and its artefact realization record (which fixes every
-    # changed pixel), both small columns: no pass over the image bytes before the GPU gets work.
+    # changed pixel; tests/test_generate.py holds the generator to identical bytes and records across
+    # variants), both small columns: no pass over the image bytes before the GPU gets work.
     cache: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
     written = []
     for path in test_variant_files(data_dir, variants):
