@@ -281,7 +281,7 @@ def train_resnet34(device, data: Path, sizes: dict, workers: int, tmp: Path, rea
         child.kill()
         raise RuntimeError(f"child did not start training: {line!r}")
     child.send_signal(signal.SIGTERM)
-    child.stdout.read()
+    child.stdout.close()  # not read to its end: forked loader workers hold the pipe until they notice
     code = child.wait(timeout=600)
     killed_epochs = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)["epoch"]
     t0 = time.perf_counter()
