@@ -381,6 +381,7 @@ def test_gradcam_detector_target_keeps_cpu_tensors_on_a_cuda_machine(monkeypatch
 
 # --- the GPU benchmark script, in its CPU smoke mode ------------------------------------------------
 
+@pytest.mark.slow
 def test_gpu_benchmark_smoke_gives_every_figure(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke"], cwd=tmp_path,
@@ -401,3 +402,47 @@ def test_gpu_benchmark_smoke_gives_every_figure(tmp_path):
     assert resnet["resume_max_abs_weight_diff"] == 0.0  # bit-exact on CPU
     for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
         assert figures[f"train_{arch}"]["images_per_s"] > 0
+
+
+# --- 7. DDP for real: two gloo ranks on the CPU ----------------------------------------------------
+
+DDP_RANK = """
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[1] + "/tests")
+from test_gpu_readiness import _config, _small_cnn
+from training.models import MODELS
+from training.engine import train
+MODELS["small_cnn"] = _small_cnn
+torch.set_num_threads(1)
+summary = train(_config(sys.argv[2], epochs=2, device="cpu"), sys.argv[3], progress=False)
+print(summary["epochs_run"])
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_train_one_run(tmp_path, train_dir):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", DDP_RANK, str(ROOT), str(train_dir), str(tmp_path / "run")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        results = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        assert out.strip() == "2"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["world_size"] == 2 and config["device"] == "cpu"
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all(np.isfinite(r["train_loss"]) for r in log)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["epoch"] == 2
