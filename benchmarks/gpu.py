@@ -18,7 +18,9 @@ One JSON line per figure on stdout, flushed as soon as it is measured (a run cut
   (it finishes the epoch, writes last.pt, exits) and resumed here: the largest weight difference
   against the uninterrupted run (0 on CPU; on CUDA a tolerance: cuDNN autotuning and atomics).
 * ``train_fasterrcnn_resnet34``, ``train_maskrcnn_resnet34``: ``train()`` on about 512 rows at 448 px,
-  1 epoch: training images/s (the loop only, from log.jsonl) and peak GPU memory.
+  1 epoch: training images/s (the loop only, from log.jsonl) and peak GPU memory; then the step time
+  on one resident batch with bf16 autocast over the backbone only (the engine's choice) against
+  autocast over the whole detector (the price of float32 box coordinates in the heads).
 
 Without ``--data`` it writes a synthetic ``train_none.h5`` (JPEG rows at HAM10000's 600x450 with lesion
 masks). A figure that fails prints ``{"figure": ..., "error": ...}`` and the others still run; one the
@@ -306,6 +308,47 @@ def _row_count(data: Path) -> int:
         return len(reader)
 
 
+def _detector_amp_cost(arch: str, device, sizes: dict) -> dict:
+    """Milliseconds per training step (one pre-made batch on the device) with bf16 autocast over the
+    backbone only (what the engine does) and over the whole detector: the price of float32 heads."""
+    import torch
+
+    from training.engine import amp_scope
+    from training.models import build_model
+
+    size, n = sizes["detector_size"], sizes["detector_batch_size"]
+    torch.manual_seed(0)
+    model = build_model(arch, image_size=size, detector_options=sizes["detector_options"]).to(device).train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
+    images = [torch.rand(3, size, size, device=device) for _ in range(n)]
+    lo, hi = size // 4, 3 * size // 4
+    mask = torch.zeros(1, size, size, dtype=torch.uint8, device=device)
+    mask[:, lo:hi, lo:hi] = 1
+    targets = [{"boxes": torch.tensor([[lo, lo, hi, hi]], dtype=torch.float32, device=device),
+                "labels": torch.tensor([1 + i % 7], device=device), "masks": mask} for i in range(n)]
+
+    def step(whole: bool):
+        scope = (torch.autocast(device.type, dtype=torch.bfloat16) if whole
+                 else amp_scope(model, arch, device.type, True))
+        with scope:
+            losses = model(images, targets)
+        optimizer.zero_grad(set_to_none=True)
+        sum(v.float() for v in losses.values()).backward()
+        optimizer.step()
+
+    result = {}
+    for whole in (False, True):
+        for _ in range(sizes["warmup"] // 2):  # (none in the smoke run: CPU bf16 steps are slow)
+            step(whole)
+        steps = max(1, sizes["ceiling_steps"] // 4)
+        with Timer(device) as timer:
+            for _ in range(steps):
+                step(whole)
+        result["amp_whole_step_ms" if whole else "amp_backbone_step_ms"] = round(1000 * timer.seconds / steps, 1)
+    result["amp_backbone_over_whole_time"] = round(result["amp_backbone_step_ms"] / result["amp_whole_step_ms"], 3)
+    return result
+
+
 def train_detector(arch: str, device, data: Path, sizes: dict, workers: int, tmp: Path, real_data: bool) -> None:
     import torch
 
@@ -324,6 +367,7 @@ def train_detector(arch: str, device, data: Path, sizes: dict, workers: int, tmp
               "wall_s": round(wall, 1)}
     if device.type == "cuda":
         values["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    values.update(_detector_amp_cost(arch, device, sizes))
     emit(f"train_{arch}", **values)
 
 

@@ -401,7 +401,8 @@ def test_gpu_benchmark_smoke_gives_every_figure(tmp_path):
     assert resnet["epochs"] == 2 and resnet["resumed_epochs"] == [1, 2] and resnet["images_per_s"] > 0
     assert resnet["resume_max_abs_weight_diff"] == 0.0  # bit-exact on CPU
     for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
-        assert figures[f"train_{arch}"]["images_per_s"] > 0
+        detector = figures[f"train_{arch}"]
+        assert detector["images_per_s"] > 0 and detector["amp_backbone_step_ms"] > 0 < detector["amp_whole_step_ms"]
 
 
 # --- 7. DDP for real: two gloo ranks on the CPU ----------------------------------------------------
