@@ -2,23 +2,29 @@
 
 One entry point, :func:`train`. Under ``torchrun`` (WORLD_SIZE > 1) it joins the process group,
 shards the data with DistributedSampler, and only rank 0 writes; otherwise it is a plain
-single-process loop. Everything random is seeded from ``config.seed`` per epoch, so a run killed at any
-point and resumed from ``last.pt`` ends with exactly the weights of an uninterrupted run.
+single-process loop. Everything random is seeded from ``config.seed`` per epoch (augmentations per
+epoch and image), so a run stopped at an epoch boundary and resumed from ``last.pt`` ends with exactly
+the weights of an uninterrupted run on CPU. On CUDA that holds only within a tolerance: cuDNN's
+autotuned kernels and roi_align's backward (atomic adds) are not deterministic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 from torchvision.transforms.v2.functional import to_dtype
 
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
@@ -32,6 +38,9 @@ from .models import build_model, is_detector, resolve_weights
 from .transforms import eval_transform, train_transform
 
 NUM_CLASSES = 7
+# Training steps between two reads of the loss on the host. Each read waits for the GPU to drain its
+# queue; once per 50 steps keeps the queue full while still catching a diverged run within seconds.
+SYNC_EVERY_STEPS = 50
 
 
 @dataclass
@@ -67,11 +76,17 @@ class TrainConfig:
     profile: str = "custom"
     augment_artefacts: float = 0.0  # probability of an on-the-fly artefact per training image (any class)
     augment_templates: str = "builtin"  # template bank of those artefacts: builtin or a directory
+    # last.pt every this many epochs, plus at the end and when SIGTERM/SIGINT stop the run at an epoch
+    # boundary: a ResNet-34 checkpoint with SGD momentum is 170 MB, a noticeable share of a 4 s GPU epoch.
+    checkpoint_every: int = 5
 
     # Settings of the machine rather than the experiment: a resume may change them (bit-exact resume
-    # needs the same ones). ``workers`` is not among them: with workers, augmentations draw from
-    # per-worker generators instead of the main process's, so it changes the run.
-    RUNTIME_FIELDS = ("threads", "device", "predict", "eval_batch_size")
+    # needs the same ones). ``workers`` is among them: every image's augmentation is seeded by
+    # (seed, epoch, row), whichever process draws it.
+    RUNTIME_FIELDS = ("threads", "device", "predict", "eval_batch_size", "workers", "checkpoint_every")
+    # Resolved values recorded in config.json that describe the machine, not the experiment: a run
+    # started on CPU may resume on a GPU (its AMP dtype then changes with it).
+    RESOLVED_RUNTIME_FIELDS = ("device", "amp_dtype", "torch", "weights_file")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -100,7 +115,7 @@ class TrainConfig:
             from generator.templates import TemplateBank
 
             TemplateBank.load(self.augment_templates)  # a UserError naming the bad file, before any output
-        for name in ("epochs", "batch_size", "image_size"):
+        for name in ("epochs", "batch_size", "image_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')}: must be at least 1")
 
@@ -131,16 +146,29 @@ class Dist:
             torch.distributed.barrier()
 
 
-def init_distributed() -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+def _wants_cuda(spec: str) -> bool:
+    return torch.cuda.is_available() if spec == "auto" else torch.device(spec).type == "cuda"
+
+
+def init_distributed(device_spec: str = "auto") -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1: nccl when training on CUDA, gloo otherwise
+    (``--device cpu`` on a GPU machine included)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Dist()
     import torch.distributed as dist
 
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        if _wants_cuda(device_spec):
+            # NCCL binds its communicator to the current device: set it before joining, and name it
+            # (device_id), or every rank's first collective may land on cuda:0.
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def pick_device(spec: str, dist: Dist) -> torch.device:
@@ -187,9 +215,36 @@ def prior_pr_auc(y_true: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
 
 # --- forward passes ---------------------------------------------------------------------------
 
-def _autocast(device: torch.device, amp: bool):
-    # bf16 needs no loss scaling; on CPU autocast stays off (slower than fp32 on most CPUs).
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+@contextlib.contextmanager
+def amp_scope(model, arch: str, device_type: str, enabled: bool):
+    """bf16 autocast (no loss scaling needed) over the classifier, or over a detector's backbone only.
+
+    A detector's RPN and RoI heads stay in float32: under autocast their linear layers would hand
+    bf16 box deltas to the box coder, and bf16 quantises coordinates of a 448 px image to 2-4 px
+    (and far coarser after batched_nms's per-class coordinate offsets). The ResNet-34 + FPN backbone
+    holds most of the FLOPs, so the heads in float32 cost little. The engine enables it on CUDA only
+    (bf16 on most CPUs is slower than float32).
+    """
+    if not enabled:
+        yield
+        return
+    if not is_detector(arch):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            yield
+        return
+    backbone = _unwrap(model).backbone
+    original = backbone.forward
+
+    def forward(images):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            features = original(images)
+        return OrderedDict((name, value.float()) for name, value in features.items())
+
+    backbone.forward = forward  # an instance attribute: the state dict and module tree are unchanged
+    try:
+        yield
+    finally:
+        del backbone.forward
 
 
 def _to_device(batch: dict, device: torch.device, channels_last: bool):
@@ -211,7 +266,7 @@ def training_loss(model, arch: str, batch: dict, device: torch.device, amp: bool
     as its label and, for Mask R-CNN, the lesion mask as its mask.
     """
     images, labels = _to_device(batch, device, channels_last)
-    with _autocast(device, amp):
+    with amp_scope(model, arch, device.type, amp and device.type == "cuda"):
         if not is_detector(arch):
             return F.cross_entropy(model(images).float(), labels)
         non_blocking = device.type == "cuda"
@@ -227,6 +282,55 @@ def training_loss(model, arch: str, batch: dict, device: torch.device, amp: bool
         return sum(loss.float() for loss in losses.values())
 
 
+def train_step(model, arch: str, batch: dict, optimizer, device: torch.device, amp: bool,
+               channels_last: bool = False, grad_clip: float | None = None) -> torch.Tensor:
+    """One optimisation step of the training loop; returns the detached loss, still on the device.
+
+    Nothing here reads a value back to the host (no ``.item()``, no ``if`` on a tensor), so the CPU
+    can queue the next steps while the GPU works; :class:`LossTracker` checks the losses in bulk.
+    """
+    loss = training_loss(model, arch, batch, device, amp, channels_last)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+class LossTracker:
+    """Sums step losses on the device and reads the sum back every ``sync_every`` steps and at
+    :meth:`mean` (the host syncs of an epoch), raising there if any loss so far was not finite.
+
+    A non-finite loss is caught up to ``sync_every`` steps late: the weights it touched are never
+    checkpointed, since the error ends the epoch before its checkpoint.
+    """
+
+    def __init__(self, device: torch.device, sync_every: int = SYNC_EVERY_STEPS, what: str = "training"):
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.sync_every = max(1, int(sync_every))
+        self.what = what
+        self.steps = 0
+        self.checked = 0  # steps whose losses are known finite
+
+    def add(self, loss: torch.Tensor) -> float | None:
+        """Add one step's loss; every ``sync_every`` steps returns the running mean (after the check)."""
+        self.total += loss
+        self.steps += 1
+        return self.mean() if self.steps % self.sync_every == 0 else None
+
+    def mean(self) -> float:
+        """The mean loss of the steps so far (one host sync); raises if it is not finite."""
+        if self.steps == 0:
+            return float("nan")
+        value = float(self.total.item())
+        if not math.isfinite(value):
+            raise RunFailed(f"{self.what}: loss is not finite at step {self.checked + 1}..{self.steps}; "
+                            "lower --lr")
+        self.checked = self.steps
+        return value / self.steps
+
+
 @torch.no_grad()
 def predict_loader(model, arch: str, loader, device: torch.device, amp: bool, channels_last: bool = False,
                    progress: bool = False, desc: str = "predict"):
@@ -239,7 +343,7 @@ def predict_loader(model, arch: str, loader, device: torch.device, amp: bool, ch
     with boxes_only(model):
         for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
             images, _ = _to_device(batch, device, channels_last)
-            with _autocast(device, amp):
+            with amp_scope(model, arch, device.type, amp and device.type == "cuda"):
                 if is_detector(arch):
                     scores, y_pred = image_scores(model(list(images)), NUM_CLASSES)
                 else:
@@ -277,13 +381,102 @@ def _subsample(indices: np.ndarray, limit: int | None, seed: int, key: str) -> n
 
 
 def _loader(dataset, batch_size: int, workers: int, device: torch.device, sampler=None, generator=None,
-            drop_last: bool = False) -> DataLoader:
+            drop_last: bool = False, persistent: bool = False) -> DataLoader:
+    """``persistent``: keep the workers between epochs (forking 8-14 workers, each importing torch and
+    opening the HDF5 file, costs seconds an epoch); for loaders iterated more than once."""
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
         pin_memory=device.type == "cuda", drop_last=drop_last, generator=generator,
         worker_init_fn=worker_init_fn if workers > 0 else None,
-        persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
     )
+
+
+class SampleSeeds(Sampler):
+    """Wraps a sampler: yields ``(position, seed)`` with the seed a function of (seed, epoch, position).
+
+    The augmentation of an image then depends on neither the process that draws it (main process
+    or any persistent worker, whose own generators run on across epochs) nor the number of ranks:
+    under DDP each rank's DistributedSampler holds other positions, so ranks draw different
+    augmentations, and a resumed run replays exactly the epochs it missed.
+
+    ``shuffle``: the generator of the wrapped RandomSampler (single process), seeded by
+    :meth:`set_epoch` from (seed, epoch, rank). It must not be the DataLoader's own generator: a new
+    loader iterator draws its workers' base seed from that one before the sampler draws, while a
+    persistent loader's later epochs do not, so sharing it would shuffle a resumed epoch differently.
+    """
+
+    def __init__(self, sampler, seed: int, rank: int = 0, shuffle: torch.Generator | None = None):
+        self.sampler = sampler
+        self.seed = seed
+        self.rank = rank
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if self.shuffle is not None:
+            self.shuffle.manual_seed(loader_seed(self.seed, epoch, self.rank))
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for position in self.sampler:
+            yield int(position), derive_seed(self.seed, "sample", self.epoch, int(position))
+
+
+class SeededItems(Dataset):
+    """Reads ``dataset[position]`` with torch's CPU generator seeded from the key's seed (the v2
+    transforms draw from it), restoring the generator afterwards so that the caller's stream
+    (dropout with ``workers=0``) does not depend on the data."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        position, seed = key
+        state = torch.get_rng_state()
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA's stays the model's
+        try:
+            return self.dataset[position]
+        finally:
+            torch.set_rng_state(state)
+
+
+def loader_seed(seed: int, epoch: int, rank: int) -> int:
+    """Seed of one rank's shuffling generator in one epoch (without DDP; DistributedSampler shuffles
+    from (seed, epoch) itself, identically on every rank, and hands each rank other rows)."""
+    return derive_seed(seed, "loader", epoch, rank)
+
+
+def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist | None = None,
+                 drop_last: bool | None = None):
+    """(loader, sampler) for training: augmentations seeded per (seed, epoch, row), workers persistent.
+    Call ``sampler.set_epoch(epoch)`` before iterating each epoch."""
+    dist = dist or Dist()
+    shuffle = None
+    if dist.enabled:
+        from torch.utils.data.distributed import DistributedSampler
+
+        base = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                  seed=config.seed, drop_last=True)
+    else:
+        shuffle = torch.Generator()
+        base = RandomSampler(dataset, generator=shuffle)
+    sampler = SampleSeeds(base, config.seed, dist.rank, shuffle)
+    if drop_last is None:
+        drop_last = len(dataset) // dist.world_size > config.batch_size  # BatchNorm needs batches > 1
+    # The loader's own generator only seeds the workers' generators, which draw nothing now.
+    workers_generator = torch.Generator().manual_seed(derive_seed(config.seed, "workers", dist.rank))
+    loader = _loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, workers_generator,
+                     drop_last, persistent=True)
+    return loader, sampler
 
 
 def _save(obj, path: Path) -> None:
@@ -299,9 +492,26 @@ def _rng_state(device: torch.device) -> dict:
 
 
 def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
+    # torch.set_rng_state / torch.cuda.set_rng_state take CPU ByteTensors only (TypeError otherwise),
+    # whatever device a checkpoint's tensors were mapped to.
+    torch.set_rng_state(state["torch"].cpu())
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def resume_from(path: Path, model, optimizer, scheduler, device: torch.device) -> dict:
+    """Load ``last.pt`` into the model, optimizer, scheduler and RNGs; returns the loop state.
+
+    Everything loads to the CPU first (the RNG states must stay there; load_state_dict copies the
+    weights and the optimizer state onto their parameters' device), so a checkpoint written on any
+    device resumes on any other.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    _set_rng_state(checkpoint["rng"], device)
+    return {k: checkpoint[k] for k in ("epoch", "best_metric", "best_epoch", "epochs_without_improvement")}
 
 
 def _unwrap(model):
@@ -309,7 +519,55 @@ def _unwrap(model):
 
 
 def _comparable(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in TrainConfig.RUNTIME_FIELDS and k not in ("resolved",)}
+    ignored = (*TrainConfig.RUNTIME_FIELDS, *TrainConfig.RESOLVED_RUNTIME_FIELDS)
+    return {k: v for k, v in config.items() if k not in ignored}
+
+
+class StopRequest:
+    """SIGTERM / SIGINT ask the loop to stop at the next epoch boundary (checkpoint first) instead of
+    killing it mid-epoch: a cluster's SIGTERM before the kill then loses no finished epoch although
+    last.pt is not written every epoch. :meth:`resend` then delivers the signal as it would have been
+    (SIGINT: KeyboardInterrupt; SIGTERM: the default handler ends the process). A second signal acts
+    at once. Handlers are installed only in the main thread (Python's rule)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second signal: act at once
+            self.__exit__()
+            signal.raise_signal(signum)
+            return
+        self.signum = signum
+
+    def requested(self, dist: Dist, device: torch.device) -> bool:
+        """Whether any rank was asked to stop (one small collective per epoch under DDP)."""
+        flag = self.signum is not None
+        if dist.enabled:
+            on = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+            tensor = torch.tensor([int(flag)], device=on)
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+            flag = bool(tensor.item())
+        return flag
+
+    def resend(self) -> None:
+        signum = self.signum or signal.SIGTERM
+        self.__exit__()
+        signal.raise_signal(signum)
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -318,11 +576,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
           stop_after_epochs: int | None = None) -> dict:
     """Train one run into ``run_dir`` (resuming from ``last.pt`` when present); returns the summary.
 
-    Writes config.json, folds.csv, log.jsonl, last.pt (every epoch), best.pt, predictions/ and,
-    last, DONE once all 13 prediction tables are complete (so never with ``predict=False``). A run
-    whose DONE exists is not retrained; an epoch that lost data or diverged raises RunFailed.
+    Writes config.json, folds.csv, log.jsonl, last.pt (every ``checkpoint_every`` epochs, at the end,
+    and when SIGTERM/SIGINT stop the run at an epoch boundary), best.pt, predictions/ and, last, DONE
+    once all 13 prediction tables are complete (so never with ``predict=False``). A run whose DONE
+    exists is not retrained; an epoch that lost data or diverged raises RunFailed.
     ``stop_after_epochs`` stops after that many epochs of this call without writing DONE (a
-    controlled interruption, for tests).
+    controlled interruption, for tests and benchmarks).
     """
     from tqdm import tqdm
 
@@ -331,7 +590,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     done_file = run_dir / "DONE"
     if done_file.is_file():
         return json.loads(done_file.read_text())
-    dist = init_distributed()
+    dist = init_distributed(config.device)
     if config.threads:
         torch.set_num_threads(int(config.threads))
     device = pick_device(config.device, dist)
@@ -342,6 +601,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     detector = is_detector(config.arch)
     channels_last = device.type == "cuda" and not detector  # detectors re-batch inputs internally
     amp = config.amp and device.type == "cuda"
+    # cuDNN autotuning pays off for the classifier's fixed input shape; the detectors' RoI heads see
+    # a new shape almost every step, and each new shape would be autotuned again.
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not detector
 
     weights = resolve_weights(config.weights)
     resolved = {
@@ -386,100 +648,106 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     scheduler = make_scheduler(config, optimizer)
     state = {"epoch": 0, "best_metric": -math.inf, "best_epoch": -1, "epochs_without_improvement": 0}
     if last_file.is_file():
-        checkpoint = torch.load(last_file, map_location=device, weights_only=True)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        _set_rng_state(checkpoint["rng"], device)
-        state = {k: checkpoint[k] for k in state}
+        state = resume_from(last_file, model, optimizer, scheduler, device)
         if dist.is_main:
             _truncate_log(run_dir / "log.jsonl", state["epoch"])
+    saved_epoch = state["epoch"]
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
     batch_size = config.batch_size
-    generator = torch.Generator()
+    train_loader_, train_sampler = train_loader(train_ds, config, device, dist)
     if dist.enabled:
         from torch.utils.data.distributed import DistributedSampler
 
-        train_sampler = DistributedSampler(train_ds, shuffle=True, seed=config.seed, drop_last=True)
         val_sampler = DistributedSampler(val_ds, shuffle=False)
     else:
-        train_sampler = RandomSampler(train_ds, generator=generator)
         val_sampler = SequentialSampler(val_ds)
-    drop_last = len(train_ds) // dist.world_size > batch_size  # BatchNorm needs batches > 1
-    train_loader = _loader(train_ds, batch_size, config.workers, device, train_sampler, generator, drop_last)
-    val_loader = _loader(val_ds, config.eval_batch_size or batch_size, config.workers, device, val_sampler)
+    # its own generator: a persistent loader draws its workers' base seed once, from the global RNG otherwise
+    val_loader = _loader(val_ds, config.eval_batch_size or batch_size, config.workers, device, val_sampler,
+                         generator=torch.Generator().manual_seed(derive_seed(config.seed, "val-loader")),
+                         persistent=True)
     val_labels = val_ds.reader.labels
+    where = f"{run_dir} ({config.arch} {config.train_variant} fold {config.fold})"
+
+    def save_last():
+        nonlocal saved_epoch
+        if dist.is_main:
+            _save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "rng": _rng_state(device), **state}, last_file)
+        saved_epoch = state["epoch"]
 
     start = time.time()
     epochs_this_call = 0
     stopped_early = False
-    for epoch in range(state["epoch"], config.epochs):
-        if state["epochs_without_improvement"] >= config.patience:
-            stopped_early = True
-            break
-        # Per-epoch seeds: shuffling, worker seeds and (workers=0) augmentations depend only on
-        # (seed, epoch, rank), so a resumed run replays exactly the epochs it missed.
-        generator.manual_seed(derive_seed(config.seed, "loader", epoch))
-        torch.manual_seed(derive_seed(config.seed, "augment", epoch, dist.rank))
-        if dist.enabled:
+    with StopRequest() as stop:
+        for epoch in range(state["epoch"], config.epochs):
+            if state["epochs_without_improvement"] >= config.patience:
+                stopped_early = True
+                break
+            # Per-epoch seeds: shuffling (without DDP) and the model's randomness depend only on
+            # (seed, epoch, rank), augmentations on (seed, epoch, row): a resumed run replays exactly
+            # the epochs it missed.
             train_sampler.set_epoch(epoch)
-        model.train()
-        t0 = time.time()
-        losses, n_images = [], 0
-        bar = tqdm(train_loader, desc=f"{config.arch} {config.train_variant} fold{config.fold} epoch {epoch + 1}",
-                   leave=False, disable=not (progress and dist.is_main))
-        for batch in bar:
-            loss = training_loss(model, config.arch, batch, device, amp, channels_last)
-            if not torch.isfinite(loss):
-                raise RunFailed(f"{run_dir}: non-finite loss at epoch {epoch + 1}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(loss.item())
-            n_images += len(batch["label"])
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        train_seconds = time.time() - t0
-        train_loss = float(np.mean(losses)) if losses else float("nan")
-        check_epoch(run_dir, epoch, n_images, expected_images(len(train_sampler), batch_size, drop_last), train_loss)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+            torch.manual_seed(derive_seed(config.seed, "augment", epoch, dist.rank))
+            model.train()
+            t0 = time.time()
+            n_images = 0
+            tracker = LossTracker(device, SYNC_EVERY_STEPS, f"{where} epoch {epoch + 1}")
+            bar = tqdm(train_loader_, desc=f"{config.arch} {config.train_variant} fold{config.fold} epoch {epoch + 1}",
+                       leave=False, disable=not (progress and dist.is_main))
+            for batch in bar:
+                loss = train_step(model, config.arch, batch, optimizer, device, amp, channels_last, config.grad_clip)
+                n_images += len(batch["label"])
+                running = tracker.add(loss)  # a host sync (and the finiteness check) every SYNC_EVERY_STEPS
+                if running is not None:
+                    bar.set_postfix(loss=f"{running:.3f}")
+            train_loss = tracker.mean()  # raises if any loss of the epoch was not finite
+            train_seconds = time.time() - t0
+            check_epoch(run_dir, epoch, n_images, expected_images(len(train_sampler), batch_size,
+                                                                  train_loader_.drop_last), train_loss)
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
 
-        indices, scores, y_pred = gather_predictions(
-            dist, *predict_loader(_unwrap(model), config.arch, val_loader, device, amp, channels_last))
-        y_true = val_labels[indices]
-        if not np.isfinite(scores).all():
-            raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} "
-                            "(the model diverged; lower --lr)")
-        metric = macro_pr_auc(y_true, scores)
-        improved = metric > state["best_metric"]
-        state["epoch"] = epoch + 1
-        if improved:
-            state.update(best_metric=metric, best_epoch=epoch + 1, epochs_without_improvement=0)
-        else:
-            state["epochs_without_improvement"] += 1
-        if dist.is_main:
+            indices, scores, y_pred = gather_predictions(
+                dist, *predict_loader(_unwrap(model), config.arch, val_loader, device, amp, channels_last))
+            y_true = val_labels[indices]
+            if not np.isfinite(scores).all():
+                raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} "
+                                "(the model diverged; lower --lr)")
+            metric = macro_pr_auc(y_true, scores)
+            improved = metric > state["best_metric"]
+            state["epoch"] = epoch + 1
             if improved:
-                _save(_unwrap(model).state_dict(), run_dir / "best.pt")
-            record = {
-                "epoch": epoch + 1, "train_loss": train_loss,
-                "val_macro_pr_auc": metric, "val_accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
-                "val_prior_pr_auc": prior_pr_auc(y_true) if len(y_true) else None,
-                "lr": lr, "train_images_per_s": n_images * dist.world_size / max(train_seconds, 1e-9),
-                "seconds": time.time() - t0, "best": improved,
-            }
-            with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
-            _save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "rng": _rng_state(device), **state}, last_file)
-        dist.barrier()
-        epochs_this_call += 1
-        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs and state["epoch"] < config.epochs:
-            return {"interrupted": True, **state}
+                state.update(best_metric=metric, best_epoch=epoch + 1, epochs_without_improvement=0)
+            else:
+                state["epochs_without_improvement"] += 1
+            if dist.is_main:
+                if improved:
+                    _save(_unwrap(model).state_dict(), run_dir / "best.pt")
+                record = {
+                    "epoch": epoch + 1, "train_loss": train_loss,
+                    "val_macro_pr_auc": metric, "val_accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
+                    "val_prior_pr_auc": prior_pr_auc(y_true) if len(y_true) else None,
+                    "lr": lr, "train_images_per_s": n_images * dist.world_size / max(train_seconds, 1e-9),
+                    "seconds": time.time() - t0, "best": improved,
+                }
+                with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
+                    log.write(json.dumps(record) + "\n")
+            epochs_this_call += 1
+            stopping = stop.requested(dist, device)
+            interrupted = stop_after_epochs is not None and epochs_this_call >= stop_after_epochs
+            if stopping or interrupted or state["epoch"] % config.checkpoint_every == 0:
+                save_last()
+            dist.barrier()
+            if stopping:
+                stop.resend()
+            if interrupted and state["epoch"] < config.epochs:
+                return {"interrupted": True, **state}
+    if saved_epoch != state["epoch"]:  # the last epoch, or the one before an early stop
+        save_last()
+    dist.barrier()
 
     summary = {
         "arch": config.arch, "train_variant": config.train_variant, "fold": config.fold,
