@@ -21,6 +21,8 @@ pytest.importorskip("sklearn")
 
 from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
 
+from generator.errors import RunFailed  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -220,7 +222,7 @@ def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(tmp_path
     tracker = engine.LossTracker(torch.device("cpu"), sync_every=3, what="runs/x epoch 1")
     assert tracker.add(torch.tensor(1.0)) is None
     assert tracker.add(torch.tensor(float("nan"))) is None  # not read yet: no sync
-    with pytest.raises(RuntimeError, match=r"runs/x epoch 1: loss is not finite at step 1\.\.3"):
+    with pytest.raises(RunFailed, match=r"runs/x epoch 1: non-finite loss at step 1\.\.3"):
         tracker.add(torch.tensor(1.0))
 
     calls = []
@@ -232,7 +234,7 @@ def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(tmp_path
         return loss * float("inf") if len(calls) == 5 else loss  # epoch 2's second step
     monkeypatch.setattr(engine, "training_loss", diverging)
     run = tmp_path / "diverged"
-    with pytest.raises(RuntimeError, match=re.escape(f"{run} (small_cnn train_none fold 0) epoch 2: loss is not finite")):
+    with pytest.raises(RunFailed, match=re.escape(f"{run} (small_cnn train_none fold 0) epoch 2: non-finite loss")):
         engine.train(_config(train_dir, checkpoint_every=1), run, progress=False)
     assert len(calls) == 6  # 3 steps an epoch: caught at epoch 2's end, the one sync of a short epoch
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # the diverged epoch is never saved

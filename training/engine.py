@@ -325,7 +325,7 @@ class LossTracker:
             return float("nan")
         value = float(self.total.item())
         if not math.isfinite(value):
-            raise RunFailed(f"{self.what}: loss is not finite at step {self.checked + 1}..{self.steps}; "
+            raise RunFailed(f"{self.what}: non-finite loss at step {self.checked + 1}..{self.steps}; "
                             "lower --lr")
         self.checked = self.steps
         return value / self.steps
@@ -455,6 +455,12 @@ def loader_seed(seed: int, epoch: int, rank: int) -> int:
     return derive_seed(seed, "loader", epoch, rank)
 
 
+def drops_last_batch(n_rows: int, batch_size: int, dist: Dist) -> bool:
+    """Whether training drops a short last batch: BatchNorm needs batches > 1, so whenever a rank
+    holds more than one batch."""
+    return n_rows // dist.world_size > batch_size
+
+
 def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist | None = None,
                  drop_last: bool | None = None):
     """(loader, sampler) for training: augmentations seeded per (seed, epoch, row), workers persistent.
@@ -471,7 +477,7 @@ def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist 
         base = RandomSampler(dataset, generator=shuffle)
     sampler = SampleSeeds(base, config.seed, dist.rank, shuffle)
     if drop_last is None:
-        drop_last = len(dataset) // dist.world_size > config.batch_size  # BatchNorm needs batches > 1
+        drop_last = drops_last_batch(len(dataset), config.batch_size, dist)
     # The loader's own generator only seeds the workers' generators, which draw nothing now.
     workers_generator = torch.Generator().manual_seed(derive_seed(config.seed, "workers", dist.rank))
     loader = _loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, workers_generator,
@@ -705,8 +711,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
                     bar.set_postfix(loss=f"{running:.3f}")
             train_loss = tracker.mean()  # raises if any loss of the epoch was not finite
             train_seconds = time.time() - t0
-            check_epoch(run_dir, epoch, n_images, expected_images(len(train_sampler), batch_size,
-                                                                  train_loader_.drop_last), train_loss)
+            check_epoch(run_dir, epoch, n_images, expected_images(
+                len(train_sampler), batch_size, drops_last_batch(len(train_ds), batch_size, dist)), train_loss)
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
 
