@@ -212,11 +212,18 @@ def _p_text(row) -> str:
             else f"exact McNemar p = {fmt_p(float(p))}")
 
 
+def _two_digits(value: float) -> str:
+    """Rounded half up as a reader would (0.155 -> 0.16; binary floats would give 0.15)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
 def _paper_sentence(archs: list[str]) -> str:
-    order = [a for a in PAPER["baseline"]]
+    order = list(PAPER["baseline"])
     names = "/".join(arch_label(a) for a in order)
-    baselines = "/".join(f"{PAPER['baseline'][a]:.2f}" for a in order)
-    recall = "/".join(f"{PAPER['recall_drop_nv'][a]:.2f}" for a in order)
+    baselines = "/".join(_two_digits(PAPER["baseline"][a]) for a in order)
+    recall = "/".join(_two_digits(PAPER["recall_drop_nv"][a]) for a in order)
     return (f"The paper (HAM10000; copied, not computed here) reported baseline macro PR-AUC {baselines} for "
             f"{names}, and nv-biased training cost {recall} in recall.")
 
@@ -267,7 +274,8 @@ def controls_table_html(controls: pd.DataFrame, archs: list[str]) -> str:
             status = str(row.status)
             cls = {"pass": "ham-pass", "fail": "ham-fail"}.get(status, "ham-na")
             runs = fmt_int(row.n_runs)
-            shift = (f"{_pp(row.shift_pp)}<br><span class=\"ham-ci\">{_interval(row.shift_lo, row.shift_hi)}</span>"
+            shift = ("0 (exactly)" if row.control == "identity" and row.shift_pp == 0 else
+                     f"{_pp(row.shift_pp)}<br><span class=\"ham-ci\">{_interval(row.shift_lo, row.shift_hi)}</span>"
                      if not pd.isna(row.shift_pp) else "—")
             did = (f"{_pp(row.did_pp)}<br><span class=\"ham-ci\">{_interval(row.did_lo, row.did_hi)}</span>"
                    if not pd.isna(row.did_pp) else "—")
