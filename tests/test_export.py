@@ -446,3 +446,21 @@ def test_export_runs_the_instrument_check_for_the_methods_page(exported):
     assert json.loads((generated / "site.json").read_text())["instrument_check_ok"] is True
     assert INSTRUMENT_MARKER in (exported / "site" / "methods.md").read_text()
     assert "generated/tables/instrument_check.csv" in (exported / "site" / "downloads.md").read_text()
+
+
+def test_bias_page_shows_each_model_against_itself(exported):
+    page = (exported / "site" / "bias.md").read_text()
+    summary = pd.read_csv(exported.parent / "results" / "effects_summary.csv")
+    section = page.split("## Within-model shift, clean against artefact")[1]
+    rows = summary[summary.test_variant == "test_all"]
+    assert section.count("<tr><td>") == len(rows) > 0
+    nv = rows[(rows.arch == "resnet34") & (rows.train_variant == "train_nv")].iloc[0]
+    assert f'<td data-sort="{float(nv.shift_mean)!r}">{nv.shift_mean:+.1f} pp' in section
+    assert "1 run: bootstrap over images" in section
+
+
+def test_bias_page_without_effects_says_to_rerun_evaluate(tmp_path):
+    from training.export.pages import bias_page, within_model_table
+
+    page = bias_page(None, None, ["train_none"], within_model_table(None, ["resnet34"]))
+    assert "No within-model effects" in page and "re-run `ham-artefacts evaluate`" in page

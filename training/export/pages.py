@@ -195,6 +195,13 @@ def _interval(lo, hi, digits: int = 1) -> str:
     return f"[{float(lo):+.{digits}f}, {float(hi):+.{digits}f}]"
 
 
+def _pp_ci(value, lo, hi) -> str:
+    """A table cell's value in percentage points with its interval below ("—" when undefined)."""
+    if value is None or pd.isna(value):
+        return "—"
+    return f'{_pp(value)}<br><span class="ham-ci">{_interval(lo, hi)}</span>'
+
+
 def _control_row(controls: pd.DataFrame, arch: str, control: str):
     rows = controls[(controls["arch"] == arch) & (controls["control"] == control)]
     return None if rows.empty else rows.iloc[0]
@@ -274,11 +281,9 @@ def controls_table_html(controls: pd.DataFrame, archs: list[str]) -> str:
             status = str(row.status)
             cls = {"pass": "ham-pass", "fail": "ham-fail"}.get(status, "ham-na")
             runs = fmt_int(row.n_runs)
-            shift = ("0 (exactly)" if row.control == "identity" and row.shift_pp == 0 else
-                     f"{_pp(row.shift_pp)}<br><span class=\"ham-ci\">{_interval(row.shift_lo, row.shift_hi)}</span>"
-                     if not pd.isna(row.shift_pp) else "—")
-            did = (f"{_pp(row.did_pp)}<br><span class=\"ham-ci\">{_interval(row.did_lo, row.did_hi)}</span>"
-                   if not pd.isna(row.did_pp) else "—")
+            shift = ("0 (exactly)" if row.control == "identity" and row.shift_pp == 0
+                     else _pp_ci(row.shift_pp, row.shift_lo, row.shift_hi))
+            did = _pp_ci(row.did_pp, row.did_lo, row.did_hi)
             p = fmt_p(float(row.p_mcnemar_ref_max)) if not pd.isna(row.p_mcnemar_ref_max) else "—"
             interval = "" if pd.isna(row.interval) else str(row.interval)
             body.append(
@@ -387,8 +392,35 @@ legend entry to highlight one architecture (shift-click for several, double-clic
 {chart}{flips}"""
 
 
-def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None) -> str:
-    """``trained``: the training variants with results in this run (for what-is-missing notes)."""
+def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
+    """effects_summary rows on one test variant: each model against itself, clean vs with artefact."""
+    if summary is None or summary.empty:
+        return not_available("No within-model effects", "The results folder has no `effects_summary.csv`: "
+                             "re-run `ham-artefacts evaluate`.")
+    rows = summary[summary["test_variant"] == test_variant]
+    body = []
+    for arch in archs:
+        for row in rows[rows["arch"] == arch].itertuples(index=False):
+            body.append(
+                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(row.train_variant)}</td>"
+                f"<td>{esc(row.reference_class)}</td><td>{fmt_int(row.n_runs)}</td>"
+                f"{_td(_pp_ci(row.shift_mean, row.shift_lo, row.shift_hi), row.shift_mean)}"
+                f"{_td(_pp_ci(row.did_mean, row.did_lo, row.did_hi), row.did_mean)}{_td(fmt_p(float(row.p_mcnemar_ref_max)), row.p_mcnemar_ref_max)}"
+                f"<td>{esc(row.interval)}</td></tr>")
+    if not body:
+        return not_available("No within-model effects", f"No model was evaluated on `{test_variant}`.")
+    head = "".join(f'<th data-sort-method="{m}">{h}</th>' for h, m in (
+        ("architecture", "default"), ("training", "default"), ("reference class", "default"),
+        ("runs", "number"), ("shift [95% CI]", "number"), ("DiD vs train_none [95% CI]", "number"),
+        ("exact McNemar p (largest over runs)", "number"), ("interval", "default")))
+    return (f'<div class="ham-sortable ham-controls"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+
+
+def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None,
+              within: str | None = None) -> str:
+    """``trained``: the training variants with results in this run (for what-is-missing notes);
+    ``within``: the within-model effects table (:func:`within_model_table`)."""
     trained = list(trained or [])
     biased = [v for v in BIASED_VARIANTS if v in trained]
     missing = [v for v in BIASED_VARIANTS if v not in trained]
@@ -421,7 +453,17 @@ red cells are higher than with clean training, blue cells lower. Hover a cell fo
 Share of test predictions that name the biased class, minus the same share for the model trained
 on clean images.
 
-{shift_chart}"""
+{shift_chart}
+## Within-model shift, clean against artefact
+
+The comparisons above set two different training runs side by side, so part of any difference is
+the difference between two models. Here each model is compared with itself: the percentage points
+of non-reference test images it calls the reference class (the biased class, else `nv`) with the
+artefact (`test_all`) minus clean (`test_none`), paired per image, and the difference in differences
+against `train_none`. Every test variant, and every run, is in `effects` and `effects_summary` on
+[Downloads](downloads.md).
+
+{within or ""}"""
 
 
 def _td(text: str, sort_value=None, cls: str = "") -> str:
@@ -685,7 +727,7 @@ def instrument_section(check: pd.DataFrame) -> str:
         rows.append(
             f"<tr><td><code>{esc(row.model)}</code></td><td>{esc(row.behaviour)}</td>"
             f"<td>{'yes' if row.must_detect else 'no'}</td><td>{'yes' if row.detected else 'no'}</td>"
-            f"<td>{_pp(row.did_pp)}<br><span class=\"ham-ci\">{_interval(row.did_lo, row.did_hi)}</span></td>"
+            f"<td>{_pp_ci(row.did_pp, row.did_lo, row.did_hi)}</td>"
             f"<td>{fmt_p(float(row.p_mcnemar_ref_max))}</td><td>{_pp(row.negative_shift_pp)} "
             f"({esc(row.negative_status)})</td>"
             f'<td class="{"ham-pass" if row.ok else "ham-fail"}"><strong>{"pass" if row.ok else "FAIL"}</strong></td></tr>')
