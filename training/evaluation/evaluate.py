@@ -43,9 +43,11 @@ DEFINITIONS = {
     "effects_summary": "Effects across training runs (each fold is one run): mean with a t-interval across "
                        "runs when there are >= 2, else the single run's image-bootstrap interval (see "
                        "'interval'); per-run values in *_runs.",
-    "controls": "Positive control: train_nv on test_all (passes when mean did_pp >= 15 and exact McNemar "
-                "p < 0.01 in every run). Negative control: train_none on test_all (passes when |shift_pp| "
-                "<= 5). Identity control: test_none against itself, exactly 0 (checked in code).",
+    "controls": f"Positive control: train_nv on test_all (passes when the mean did_pp over runs >= "
+                f"{effects.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
+                f"{effects.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
+                f"test_all (passes when |mean shift_pp| <= {effects.ACCEPTANCE['negative_max_abs_shift_pp']:g}). "
+                "Identity control: test_none against itself, exactly 0 (checked in code).",
 }
 
 
