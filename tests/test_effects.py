@@ -248,3 +248,14 @@ def test_instrument_check_fails_when_the_measure_is_blind(monkeypatch):
     monkeypatch.setattr(effects, "effect_counts", blind)
     check = instrument.run_instrument_check(n_boot=0)
     assert not check["ok"].all()
+
+
+def test_did_interval_is_labelled_when_train_none_has_fewer_runs():
+    tables = _runs([8, 12, 16], 2, folds=(0, 1, 2))
+    for test in ("test_none", "test_all"):
+        del tables[("resnet34", "train_none", 1, test)], tables[("resnet34", "train_none", 2, test)]
+    summary = effects.summarise_effects(effects.effects_table(tables, n_boot=100))
+    row = summary[summary.train_variant == "train_nv"].iloc[0]
+    assert row["interval"] == "t across 3 runs; DiD: 1 run: bootstrap over images"
+    assert row["did_mean"] == 15.0 and row["did_runs"] == "15;;"
+    assert row["did_lo"] <= 15.0 <= row["did_hi"]

@@ -206,16 +206,21 @@ def summarise_effects(effects: pd.DataFrame, level: float = 0.95) -> pd.DataFram
         row = dict(zip(keys, key, strict=True))
         row["n_runs"] = len(group)
         row["folds"] = ";".join(str(int(f)) for f in group["fold"])
+        labels = {}
         for measure in ("shift", "did"):
             values = group[f"{measure}_pp"].to_numpy(dtype=float)
+            defined = np.isfinite(values)
             mean, lo, hi = t_interval(values, level)
-            if np.isfinite(values).sum() == 1:  # one run: fall back to its image bootstrap
-                lo, hi = (float(group[f"{measure}_lo"].iloc[0]), float(group[f"{measure}_hi"].iloc[0]))
+            labels[measure] = f"t across {defined.sum()} runs"
+            if defined.sum() == 1:  # one run: fall back to its image bootstrap
+                one = group[defined].iloc[0]
+                lo, hi = float(one[f"{measure}_lo"]), float(one[f"{measure}_hi"])
+                labels[measure] = "1 run: bootstrap over images" if np.isfinite(lo) else "1 run: no interval"
             row[f"{measure}_mean"], row[f"{measure}_lo"], row[f"{measure}_hi"] = mean, lo, hi
             row[f"{measure}_runs"] = _runs_text(values)
-        row["interval"] = (f"t across {len(group)} runs" if len(group) >= 2
-                           else "1 run: bootstrap over images" if np.isfinite(row["shift_lo"])
-                           else "1 run: no interval")
+        # The DiD needs train_none of the same fold; say so when it had fewer runs than the shift.
+        row["interval"] = labels["shift"] if (labels["did"] == labels["shift"] or group["did_pp"].isna().all()
+                                              ) else f"{labels['shift']}; DiD: {labels['did']}"
         row["p_mcnemar_ref_max"] = float(group["p_mcnemar_ref"].max())
         row["p_mcnemar_ref_runs"] = _runs_text(group["p_mcnemar_ref"])
         rows.append(row)
