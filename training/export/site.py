@@ -107,6 +107,9 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
     from training.evaluation.instrument import run_instrument_check
 
     instrument = run_instrument_check()
+    if not instrument["ok"].all():
+        print("export: warning: the instrument check failed (see the methods page): the controls cannot be "
+              "trusted", file=sys.stderr)
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress, file=sys.stderr)
 
     staging = Path(tempfile.mkdtemp(prefix=".generated-", dir=site_dir))  # dot: MkDocs ignores leftovers
