@@ -464,3 +464,21 @@ def test_bias_page_without_effects_says_to_rerun_evaluate(tmp_path):
 
     page = bias_page(None, None, ["train_none"], within_model_table(None, ["resnet34"]))
     assert "No within-model effects" in page and "re-run `ham-artefacts evaluate`" in page
+
+
+def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, capsys):
+    from training.evaluation import effects
+    from training.export.mkdocs_hooks import INSTRUMENT_PART
+    from training.export.site import export_site
+
+    real = effects.effect_counts
+    monkeypatch.setattr(effects, "effect_counts", lambda ind: real({**ind, "ref_artefact": ind["ref_clean"]}))
+    results = fx.write_results(tmp_path / "results", train_variants=("train_none",), gradcam=False)
+    data = fx.write_data(tmp_path / "data")
+    project = fx.make_site_project(tmp_path / "project")
+    info = export_site(results, data, project / "site", progress=False)
+    assert "instrument check failed" in capsys.readouterr().err
+    part = (project / "site" / "generated" / INSTRUMENT_PART).read_text()
+    assert "**Failed**" in part and '<td class="ham-fail"><strong>FAIL</strong>' in part
+    assert json.loads((project / "site" / "generated" / "site.json").read_text())["instrument_check_ok"] is False
+    assert info["pages"]
