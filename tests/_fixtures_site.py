@@ -62,7 +62,7 @@ def _picture(rng: np.random.Generator, h: int = 48, w: int = 64, artefact: bool 
 
 def write_results(
     root: str | Path, *, synthetic: bool = True, seed: int = 0, archs=ARCHS, gradcam: bool = True,
-    train_variants=TRAIN_VARIANTS,
+    train_variants=TRAIN_VARIANTS, controls: bool = True,
 ) -> Path:
     """Write a results folder (every table of the evaluation contract) under ``root``.
 
@@ -159,6 +159,9 @@ def write_results(
                                       n_flipped=flipped, share=flipped / n))
     _write_table(root, "flips", pd.DataFrame(flip_rows))
 
+    if controls:
+        _write_controls(root, archs, train_variants)
+
     if gradcam:
         index_rows, attention_rows = [], []
         for arch in archs:
@@ -188,6 +191,54 @@ def write_results(
                         "pr_auc": "Fixture PR-AUC definition."},
     }, indent=2))
     return root
+
+
+# Known control numbers, so tests can find them on the overview: (shift_pp, did_pp, p) per architecture.
+POSITIVE_CONTROL = {"resnet34": (31.25, 27.5, 3.2e-7), "fasterrcnn_resnet34": (8.75, 6.25, 0.042),
+                    "maskrcnn_resnet34": (12.5, 16.25, 0.0021)}
+NEGATIVE_SHIFT = {"resnet34": -1.25, "fasterrcnn_resnet34": 2.5, "maskrcnn_resnet34": 6.25}
+
+
+def _write_controls(root: Path, archs, train_variants) -> None:
+    """controls, effects_summary and effects rows for the positive/negative/identity controls."""
+    rows, summary, effects = [], [], []
+    for arch in archs:
+        shift, did, p = POSITIVE_CONTROL.get(arch, (10.0, 10.0, 0.05))
+        negative = NEGATIVE_SHIFT.get(arch, 0.0)
+        common = dict(arch=arch, reference_class="nv", n_runs=1, n_images=120, interval="1 run: bootstrap over images")
+        if "train_nv" in train_variants:
+            passed = did >= 15 and p < 0.01
+            rows.append(dict(control="positive", train_variant="train_nv", test_variant="test_all", **common,
+                             shift_pp=shift, shift_lo=shift - 8, shift_hi=shift + 8, did_pp=did, did_lo=did - 9,
+                             did_hi=did + 9, p_mcnemar_ref_max=p, rule="did_pp >= 15 and exact McNemar p < 0.01",
+                             status="pass" if passed else "fail", passed=passed))
+        else:
+            rows.append(dict(control="positive", arch=arch, train_variant="train_nv", test_variant="test_all",
+                             reference_class="nv", n_runs=0, rule="did_pp >= 15", status="not available"))
+        rows.append(dict(control="negative", train_variant="train_none", test_variant="test_all", **common,
+                         shift_pp=negative, shift_lo=negative - 4, shift_hi=negative + 4, p_mcnemar_ref_max=0.5,
+                         rule="|shift_pp| <= 5", status="pass" if abs(negative) <= 5 else "fail",
+                         passed=abs(negative) <= 5))
+        rows.append(dict(control="identity", train_variant="train_none", test_variant="test_none", **common,
+                         shift_pp=0.0, shift_lo=0.0, shift_hi=0.0, p_mcnemar_ref_max=1.0,
+                         rule="exactly 0", status="pass", passed=True))
+        for train in train_variants:
+            value = shift if train == "train_nv" else negative
+            summary.append(dict(arch=arch, train_variant=train, test_variant="test_all", reference_class="nv",
+                                n_runs=1, folds="0", interval="1 run: bootstrap over images", shift_mean=value,
+                                shift_lo=value - 5, shift_hi=value + 5, shift_runs=f"{value:g}",
+                                did_mean=did if train == "train_nv" else float("nan"), did_lo=float("nan"),
+                                did_hi=float("nan"), did_runs="", p_mcnemar_ref_max=p, p_mcnemar_ref_runs=f"{p:g}"))
+            effects.append(dict(arch=arch, train_variant=train, fold=0, test_variant="test_all", reference_class="nv",
+                                n=120, pct_ref_clean=10.0, pct_ref_artefact=10.0 + value, shift_pp=value,
+                                pct_to=max(value, 0.0), pct_away=max(-value, 0.0), p_mcnemar_ref=p,
+                                p_mcnemar_correct=0.5, did_pp=float("nan"), did_lo=float("nan"),
+                                did_hi=float("nan")))
+    from training.evaluation.effects import CONTROL_COLUMNS
+
+    _write_table(root, "controls", pd.DataFrame(rows).reindex(columns=CONTROL_COLUMNS))
+    _write_table(root, "effects_summary", pd.DataFrame(summary))
+    _write_table(root, "effects", pd.DataFrame(effects))
 
 
 def write_data(root: str | Path, *, synthetic: bool = True, base_url: str | None = None, seed: int = 0) -> Path:

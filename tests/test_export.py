@@ -382,3 +382,103 @@ def test_empty_tables_give_notes_and_no_chart_containers(tmp_path):
     assert "No robustness curves" in robustness and "No prediction flips" in robustness
     assert "No McNemar tests" in (site / "significance.md").read_text()
     assert "No Grad-CAM results" in (site / "gallery.md").read_text()
+
+
+# ---- controls first on the overview, instrument check on the methods page ----
+
+def test_overview_shows_the_controls_first_with_their_numbers_and_verdicts(exported):
+    page = (exported / "site" / "index.md").read_text()
+    assert page.index("## Controls") < page.index("## Headline numbers") < page.index("## Robustness at a glance")
+    controls = pd.read_csv(exported.parent / "results" / "controls.csv")
+    section = page.split("## Controls")[1].split("## Headline numbers")[0]
+    sentence = section.strip().split("\n")[0]
+    shift, did, p = fx.POSITIVE_CONTROL["resnet34"]
+    positive = controls[(controls.arch == "resnet34") & (controls.control == "positive")].iloc[0]
+    # The sentence's numbers are the controls table's (ResNet-34 first), formatted, not recomputed.
+    assert f"nv-biased ResNet-34 calls nv by {shift:+.1f} pp" in sentence
+    assert f"train_none {did:+.1f} pp, 95% CI [{positive.did_lo:+.1f}, {positive.did_hi:+.1f}]" in sentence
+    assert f"exact McNemar p = {p:.2e}" in sentence
+    assert f"train_none's own share moved {fx.NEGATIVE_SHIFT['resnet34']:+.1f} pp" in sentence
+    assert "positive control **pass**" in sentence and "negative control **pass**" in sentence
+    assert "0.80/0.72/0.72" in sentence and "0.22/0.13/0.16" in sentence  # the paper, beside ours
+    assert "**synthetic data**" in sentence
+    # Every control of every architecture with its verdict: Faster R-CNN's positive control fails
+    # (DiD 6.25 pp) and Mask R-CNN's negative control fails (shift 6.25 pp).
+    assert section.count('<td class="ham-pass">') == int((controls.status == "pass").sum())
+    assert section.count('<td class="ham-fail">') == int((controls.status == "fail").sum()) == 2
+    assert section.count("<tr><td>") == len(controls)
+
+
+def test_controls_sentence_for_ham10000_and_without_train_nv():
+    from training.export.pages import controls_sentence
+
+    rows = pd.DataFrame([dict(control="positive", arch="resnet34", train_variant="train_nv", test_variant="test_all",
+                              reference_class="nv", n_runs=0, status="not available"),
+                         dict(control="negative", arch="resnet34", train_variant="train_none",
+                              test_variant="test_all", reference_class="nv", n_runs=3, shift_pp=0.4,
+                              status="pass")])
+    text = controls_sentence(rows, ["resnet34"], synthetic=False)
+    assert "positive control is not available for ResNet-34" in text
+    assert "train_none's own share moved +0.4 pp" in text and "from HAM10000" in text and "synthetic" not in text
+
+
+def test_results_without_controls_table_say_to_rerun_evaluate(tmp_path):
+    results = fx.write_results(tmp_path / "results", train_variants=("train_none",), gradcam=False, controls=False)
+    data = fx.write_data(tmp_path / "data")
+    project = fx.make_site_project(tmp_path / "project")
+    from training.export.site import export_site
+
+    export_site(results, data, project / "site", progress=False)
+    page = (project / "site" / "index.md").read_text()
+    assert page.index("## Controls") < page.index("## Headline numbers")
+    assert "`controls.csv` is missing" in page and "0.80/0.72/0.72" in page
+
+
+def test_export_runs_the_instrument_check_for_the_methods_page(exported):
+    from training.export.mkdocs_hooks import INSTRUMENT_MARKER, INSTRUMENT_PART
+
+    generated = exported / "site" / "generated"
+    part = (generated / INSTRUMENT_PART).read_text()
+    check = pd.read_csv(generated / "tables" / "instrument_check.csv")
+    assert list(check["ok"]) == [True, True]
+    assert "**Passed**" in part and part.count('<td class="ham-pass">') == 2
+    assert "planted_cheat / train_nv" in part and "planted_honest / train_nv" in part
+    assert json.loads((generated / "site.json").read_text())["instrument_check_ok"] is True
+    assert INSTRUMENT_MARKER in (exported / "site" / "methods.md").read_text()
+    assert "generated/tables/instrument_check.csv" in (exported / "site" / "downloads.md").read_text()
+
+
+def test_bias_page_shows_each_model_against_itself(exported):
+    page = (exported / "site" / "bias.md").read_text()
+    summary = pd.read_csv(exported.parent / "results" / "effects_summary.csv")
+    section = page.split("## Within-model shift, clean against artefact")[1]
+    rows = summary[summary.test_variant == "test_all"]
+    assert section.count("<tr><td>") == len(rows) > 0
+    nv = rows[(rows.arch == "resnet34") & (rows.train_variant == "train_nv")].iloc[0]
+    assert f'<td data-sort="{float(nv.shift_mean)!r}">{nv.shift_mean:+.1f} pp' in section
+    assert "1 run: bootstrap over images" in section
+
+
+def test_bias_page_without_effects_says_to_rerun_evaluate(tmp_path):
+    from training.export.pages import bias_page, within_model_table
+
+    page = bias_page(None, None, ["train_none"], within_model_table(None, ["resnet34"]))
+    assert "No within-model effects" in page and "re-run `ham-artefacts evaluate`" in page
+
+
+def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, capsys):
+    from training.evaluation import effects
+    from training.export.mkdocs_hooks import INSTRUMENT_PART
+    from training.export.site import export_site
+
+    real = effects.effect_counts
+    monkeypatch.setattr(effects, "effect_counts", lambda ind: real({**ind, "ref_artefact": ind["ref_clean"]}))
+    results = fx.write_results(tmp_path / "results", train_variants=("train_none",), gradcam=False)
+    data = fx.write_data(tmp_path / "data")
+    project = fx.make_site_project(tmp_path / "project")
+    info = export_site(results, data, project / "site", progress=False)
+    assert "instrument check failed" in capsys.readouterr().err
+    part = (project / "site" / "generated" / INSTRUMENT_PART).read_text()
+    assert "**Failed**" in part and '<td class="ham-fail"><strong>FAIL</strong>' in part
+    assert json.loads((project / "site" / "generated" / "site.json").read_text())["instrument_check_ok"] is False
+    assert info["pages"]

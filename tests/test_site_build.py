@@ -85,3 +85,26 @@ def test_build_without_export_says_what_to_do(tmp_path):
     (tmp_path / "generated" / "site.json").write_text('{"synthetic": false}')
     config["extra"] = {}
     assert mkdocs_hooks.on_config(config)["extra"]["synthetic"] is False
+
+
+def test_methods_page_shows_the_instrument_check(built):
+    page = (built / "methods.html").read_text(encoding="utf-8")
+    assert 'id="instrument-check"' in page
+    assert "ham:instrument-check" not in page  # the hook replaced the marker
+    section = page.split('id="instrument-check"')[1]
+    assert "Passed" in section and "planted_cheat / train_nv" in section and "ignores artefacts" in section
+    overview = (built / "index.html").read_text(encoding="utf-8")
+    assert overview.index('id="controls"') < overview.index('id="headline-numbers"')
+
+
+def test_methods_marker_without_an_instrument_result_fails_the_build(tmp_path):
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.exceptions import PluginError
+
+    from training.export import mkdocs_hooks
+
+    config = MkDocsConfig()
+    config["docs_dir"] = str(tmp_path)
+    assert mkdocs_hooks.on_page_markdown("no marker", None, config, None) == "no marker"
+    with pytest.raises(PluginError, match="instrument_check.md.part: not found"):
+        mkdocs_hooks.on_page_markdown(f"x {mkdocs_hooks.INSTRUMENT_MARKER}", None, config, None)

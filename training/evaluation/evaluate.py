@@ -11,7 +11,7 @@ from generator import CLASSES, __version__
 from generator.atomic import write_json_atomic
 from generator.seeding import derive_seed
 
-from . import aggregate, bias, curves, flips, metrics, significance
+from . import aggregate, bias, curves, effects, flips, metrics, significance
 from .bootstrap import DEFAULT_B, bootstrap_metrics
 from .predictions import SCORE_COLUMNS, TEST_VARIANTS, TRAIN_VARIANTS, detect_synthetic, load_runs
 from .tables import write_table
@@ -34,6 +34,20 @@ DEFINITIONS = {
                "within each (arch, train_variant, fold) family.",
     "flips": "Share of artefacted images whose predicted class differs from the same image in test_none.",
     "bias_shift": "Change in the share of predictions going to the biased class, vs train_none.",
+    "effects": "Within-model artefact effect: the same model on test_X vs test_none, paired per image_id, over "
+               "images with an artefact in test_X whose true class is not the reference class (the biased "
+               "class of train_<c>, else nv). shift_pp = % predicted as the reference class with artefact "
+               "minus clean (= pct_to - pct_away); exact McNemar on 'predicts the reference class' and on "
+               "correctness; did_pp = shift_pp minus train_none's shift (same arch, fold, images, reference "
+               "class); intervals: percentile bootstrap over images.",
+    "effects_summary": "Effects across training runs (each fold is one run): mean with a t-interval across "
+                       "runs when there are >= 2, else the single run's image-bootstrap interval (see "
+                       "'interval'); per-run values in *_runs.",
+    "controls": f"Positive control: train_nv on test_all (passes when the mean did_pp over runs >= "
+                f"{effects.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
+                f"{effects.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
+                f"test_all (passes when |mean shift_pp| <= {effects.ACCEPTANCE['negative_max_abs_shift_pp']:g}). "
+                "Identity control: test_none against itself, exactly 0 (checked in code).",
 }
 
 
@@ -107,6 +121,9 @@ def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B,
         "bias_shift": bias.bias_shift_table(tables),
         "flips": flips.flips_table(tables),
     }
+    results["effects"] = effects.effects_table(tables, n_boot=n_boot, seed=seed)
+    results["effects_summary"] = effects.summarise_effects(results["effects"])
+    results["controls"] = effects.controls_table(tables, results["effects_summary"])
     written = []
     for stem, table in results.items():
         written += [p.name for p in write_table(table, out_dir, stem)]
@@ -123,6 +140,7 @@ def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B,
         "classes": list(CLASSES),
         "bootstrap": {"B": n_boot, "seed": seed, "level": 0.95, "method": "percentile, over images"},
         "alpha": significance.ALPHA,
+        "acceptance": effects.ACCEPTANCE,
         "definitions": DEFINITIONS,
         "tables": written,
         "seconds": round(time.perf_counter() - started, 2),

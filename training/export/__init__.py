@@ -1,7 +1,8 @@
 """Results site export: evaluation tables + data manifest -> MkDocs sources (Markdown, Vega-Lite specs, downloads).
 
 The export reads only result tables and the data manifest; it runs no models and recomputes no
-statistics (it selects, reshapes and formats). ``mkdocs build --strict`` then builds the static,
+statistics (it selects, reshapes and formats). The one exception is the instrument check, which puts
+planted prediction tables (not the results) through ``evaluate`` to show the measures can detect an effect. ``mkdocs build --strict`` then builds the static,
 fully offline site. Entry point: :func:`training.export.site.export_site`.
 """
 

@@ -183,11 +183,151 @@ def not_available(title: str, text: str) -> str:
 
 
 
-def overview_page(results, manifest: dict, chart: str | None) -> str:
+def _pp(value, digits: int = 1, sign: bool = True) -> str:
+    """Percentage points for prose and tables ("—" when undefined)."""
+    return fmt(None if value is None or pd.isna(value) else float(value), digits, sign) + (
+        "" if value is None or pd.isna(value) else " pp")
+
+
+def _interval(lo, hi, digits: int = 1) -> str:
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return "no interval"
+    return f"[{float(lo):+.{digits}f}, {float(hi):+.{digits}f}]"
+
+
+def _pp_ci(value, lo, hi) -> str:
+    """A table cell's value in percentage points with its interval below ("—" when undefined)."""
+    if value is None or pd.isna(value):
+        return "—"
+    return f'{_pp(value)}<br><span class="ham-ci">{_interval(lo, hi)}</span>'
+
+
+def _control_row(controls: pd.DataFrame, arch: str, control: str):
+    rows = controls[(controls["arch"] == arch) & (controls["control"] == control)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def _available(row) -> bool:
+    return row is not None and row["status"] in ("pass", "fail")
+
+
+def _p_text(row) -> str:
+    p = row["p_mcnemar_ref_max"]
+    if pd.isna(p):
+        return "exact McNemar p not available"
+    return (f"exact McNemar p ≤ {fmt_p(float(p))} in every run" if int(row["n_runs"]) > 1
+            else f"exact McNemar p = {fmt_p(float(p))}")
+
+
+def _two_digits(value: float) -> str:
+    """Rounded half up as a reader would (0.155 -> 0.16; binary floats would give 0.15)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _paper_sentence(archs: list[str]) -> str:
+    order = list(PAPER["baseline"])
+    names = "/".join(arch_label(a) for a in order)
+    baselines = "/".join(_two_digits(PAPER["baseline"][a]) for a in order)
+    recall = "/".join(_two_digits(PAPER["recall_drop_nv"][a]) for a in order)
+    return (f"The paper (HAM10000; copied, not computed here) reported baseline macro PR-AUC {baselines} for "
+            f"{names}, and nv-biased training cost {recall} in recall.")
+
+
+def controls_sentence(controls: pd.DataFrame, archs: list[str], synthetic: bool) -> str:
+    """The plain sentence saying what the controls show, built only from the controls table's numbers."""
+    from training.evaluation.effects import ACCEPTANCE
+
+    with_rows = [a for a in archs if not controls[controls["arch"] == a].empty]
+    data = ("These results are from **synthetic data**, not HAM10000."
+            if synthetic else "These results are from HAM10000.")
+    if not with_rows:
+        return f"No controls could be computed for this run. {_paper_sentence(archs)} {data}"
+    arch = with_rows[0]
+    label = arch_label(arch)
+    pos, neg = _control_row(controls, arch, "positive"), _control_row(controls, arch, "negative")
+    parts = []
+    if _available(pos):
+        parts.append(
+            f"Adding artefacts moved the share of non-nv test images that the nv-biased {label} calls nv by "
+            f"{_pp(pos['shift_pp'])} (difference in differences vs train_none {_pp(pos['did_pp'])}, 95% CI "
+            f"{_interval(pos['did_lo'], pos['did_hi'])}, {esc(pos['interval'])}; {_p_text(pos)})")
+    else:
+        parts.append(f"The positive control is not available for {label} (train_nv and train_none on test_none "
+                     "and test_all are needed)")
+    if _available(neg):
+        parts.append(f"train_none's own share moved {_pp(neg['shift_pp'])}")
+    else:
+        parts.append("the negative control (train_none on test_all) is not available")
+    verdicts = []
+    for name, row, rule in (
+            ("positive control", pos, f"difference in differences ≥ +{ACCEPTANCE['positive_min_did_pp']:g} pp "
+                                      f"with p < {ACCEPTANCE['positive_max_p']:g}"),
+            ("negative control", neg, f"|shift| ≤ {ACCEPTANCE['negative_max_abs_shift_pp']:g} pp")):
+        status = row["status"] if row is not None else "not available"
+        verdicts.append(f"{name} **{status}** ({rule})")
+    return (f"{'; '.join(parts)}: {', '.join(verdicts)}. {_paper_sentence(archs)} {data}")
+
+
+def controls_table_html(controls: pd.DataFrame, archs: list[str]) -> str:
+    """Every control of every architecture: what was compared, the numbers, the rule and the verdict."""
+    what = {"positive": "Positive: nv-biased model (train_nv), test_all vs test_none",
+            "negative": "Negative: train_none, test_all vs test_none",
+            "identity": "Identity: train_none, test_none vs itself"}
+    body = []
+    for arch in archs:
+        for row in controls[controls["arch"] == arch].itertuples(index=False):
+            status = str(row.status)
+            cls = {"pass": "ham-pass", "fail": "ham-fail"}.get(status, "ham-na")
+            runs = fmt_int(row.n_runs)
+            shift = ("0 (exactly)" if row.control == "identity" and row.shift_pp == 0
+                     else _pp_ci(row.shift_pp, row.shift_lo, row.shift_hi))
+            did = _pp_ci(row.did_pp, row.did_lo, row.did_hi)
+            p = fmt_p(float(row.p_mcnemar_ref_max)) if not pd.isna(row.p_mcnemar_ref_max) else "—"
+            interval = "" if pd.isna(row.interval) else str(row.interval)
+            body.append(
+                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(what.get(row.control, row.control))}</td>"
+                f"<td>{runs}</td><td>{fmt_int(row.n_images)}</td><td>{shift}</td><td>{did}</td><td>{p}</td>"
+                f"<td>{esc(interval)}</td><td><small>{esc(row.rule)}</small></td>"
+                f'<td class="{cls}"><strong>{esc(status)}</strong></td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in (
+        "architecture", "control", "runs", "images", "shift toward nv [95% CI]", "DiD vs train_none [95% CI]",
+        "exact McNemar p (largest over runs)", "interval", "rule", "verdict"))
+    return (f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+
+
+def controls_section(results, synthetic: bool) -> str:
+    """The overview's first section: what the controls show, then every control with its verdict."""
+    if "controls" not in results.tables:
+        return ("## Controls\n\n" + not_available(
+            "No controls in this results folder",
+            "`controls.csv` is missing: it is written by `ham-artefacts evaluate`; re-run it on the runs folder.")
+            + f"\n{_paper_sentence(results.archs)}\n")
+    controls = results["controls"]
+    return f"""## Controls
+
+{controls_sentence(controls, results.archs, synthetic)}
+
+Shift = percentage points of non-nv test images carrying an artefact that the same model calls `nv`
+with the artefact minus clean (paired per image). DiD = that shift minus train_none's on the same
+images (same architecture and fold). Each fold is one training run: with several runs the interval
+is a t-interval across runs, with one run a bootstrap over images. The
+[instrument check](methods.md#instrument-check) shows these measures detect a planted cheat and
+not an honest model. Per-run numbers: `effects`, `effects_summary` and `controls` in
+[Downloads](downloads.md).
+
+{controls_table_html(controls, results.archs)}"""
+
+
+def overview_page(results, manifest: dict, chart: str | None, synthetic: bool | None = None) -> str:
     archs = results.archs
     n_test = sum(f["rows"] for f in manifest["files"] if f["variant"] == "test_none")
     n_train = sum(f["rows"] for f in manifest["files"] if f["variant"] == "train_none")
-    synthetic = "synthetic embedded demo data" if manifest.get("synthetic") else "HAM10000"
+    if synthetic is None:
+        synthetic = bool(manifest.get("synthetic") or results.info.get("synthetic"))
+    synthetic_text = "synthetic embedded demo data" if synthetic else "HAM10000"
     return f"""---
 hide:
   - toc
@@ -197,9 +337,10 @@ hide:
 
 How much do **bubbles, rulers and ink markings** change the predictions of a classifier (ResNet-34)
 and of two object detectors (Faster R-CNN, Mask R-CNN) on the seven HAM10000 classes? This site
-reproduces the questions of Katsch, Rinner & Tschandl (2022) on {esc(synthetic)}:
+reproduces the questions of Katsch, Rinner & Tschandl (2022) on {esc(synthetic_text)}:
 {n_train} training and {n_test} test images, {len(manifest["files"])} dataset variants, {len(archs)} architectures.
 
+{controls_section(results, synthetic)}
 {coverage_admonition(results)}
 ## Headline numbers
 
@@ -251,8 +392,35 @@ legend entry to highlight one architecture (shift-click for several, double-clic
 {chart}{flips}"""
 
 
-def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None) -> str:
-    """``trained``: the training variants with results in this run (for what-is-missing notes)."""
+def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
+    """effects_summary rows on one test variant: each model against itself, clean vs with artefact."""
+    if summary is None or summary.empty:
+        return not_available("No within-model effects", "The results folder has no `effects_summary.csv`: "
+                             "re-run `ham-artefacts evaluate`.")
+    rows = summary[summary["test_variant"] == test_variant]
+    body = []
+    for arch in archs:
+        for row in rows[rows["arch"] == arch].itertuples(index=False):
+            body.append(
+                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(row.train_variant)}</td>"
+                f"<td>{esc(row.reference_class)}</td><td>{fmt_int(row.n_runs)}</td>"
+                f"{_td(_pp_ci(row.shift_mean, row.shift_lo, row.shift_hi), row.shift_mean)}"
+                f"{_td(_pp_ci(row.did_mean, row.did_lo, row.did_hi), row.did_mean)}{_td(fmt_p(float(row.p_mcnemar_ref_max)), row.p_mcnemar_ref_max)}"
+                f"<td>{esc(row.interval)}</td></tr>")
+    if not body:
+        return not_available("No within-model effects", f"No model was evaluated on `{test_variant}`.")
+    head = "".join(f'<th data-sort-method="{m}">{h}</th>' for h, m in (
+        ("architecture", "default"), ("training", "default"), ("reference class", "default"),
+        ("runs", "number"), ("shift [95% CI]", "number"), ("DiD vs train_none [95% CI]", "number"),
+        ("exact McNemar p (largest over runs)", "number"), ("interval", "default")))
+    return (f'<div class="ham-sortable ham-controls"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+
+
+def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None,
+              within: str | None = None) -> str:
+    """``trained``: the training variants with results in this run (for what-is-missing notes);
+    ``within``: the within-model effects table (:func:`within_model_table`)."""
     trained = list(trained or [])
     biased = [v for v in BIASED_VARIANTS if v in trained]
     missing = [v for v in BIASED_VARIANTS if v not in trained]
@@ -285,7 +453,17 @@ red cells are higher than with clean training, blue cells lower. Hover a cell fo
 Share of test predictions that name the biased class, minus the same share for the model trained
 on clean images.
 
-{shift_chart}"""
+{shift_chart}
+## Within-model shift, clean against artefact
+
+The comparisons above set two different training runs side by side, so part of any difference is
+the difference between two models. Here each model is compared with itself: the percentage points
+of non-reference test images it calls the reference class (the biased class, else `nv`) with the
+artefact (`test_all`) minus clean (`test_none`), paired per image, and the difference in differences
+against `train_none`. Every test variant, and every run, is in `effects` and `effects_summary` on
+[Downloads](downloads.md).
+
+{within or ""}"""
 
 
 def _td(text: str, sort_value=None, cls: str = "") -> str:
@@ -540,3 +718,26 @@ Every table behind this site, as CSV and as JSON (records orientation), exactly 
 {citation_bibtex}
 ```
 """
+
+
+def instrument_section(check: pd.DataFrame) -> str:
+    """The methods page's instrument-check result (the MkDocs hook inserts it at INSTRUMENT_MARKER)."""
+    ok = bool(check["ok"].all())
+    verdict = ("**Passed**: the measures detect the planted cheat and do not detect the honest model."
+               if ok else "**Failed**: the measures did not tell the planted cheat from the honest model; "
+                          "the controls on the overview cannot be trusted.")
+    rows = []
+    for row in check.itertuples(index=False):
+        rows.append(
+            f"<tr><td><code>{esc(row.model)}</code></td><td>{esc(row.behaviour)}</td>"
+            f"<td>{'yes' if row.must_detect else 'no'}</td><td>{'yes' if row.detected else 'no'}</td>"
+            f"<td>{_pp_ci(row.did_pp, row.did_lo, row.did_hi)}</td>"
+            f"<td>{fmt_p(float(row.p_mcnemar_ref_max))}</td><td>{_pp(row.negative_shift_pp)} "
+            f"({esc(row.negative_status)})</td>"
+            f'<td class="{"ham-pass" if row.ok else "ham-fail"}"><strong>{"pass" if row.ok else "FAIL"}</strong></td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in (
+        "planted model", "behaviour", "must be detected", "detected", "DiD vs train_none [95% CI]",
+        "exact McNemar p (largest over runs)", "its train_none: shift (negative control)", "check"))
+    return (f"{verdict} Computed by `ham-artefacts export` when this site was generated.\n\n"
+            f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+            f"</table></div>\n")

@@ -4,6 +4,7 @@ Layout written under the MkDocs docs folder (``site/``)::
 
     index.md robustness.md bias.md significance.md gallery.md datasets.md downloads.md   generated pages
     generated/site.json           flags read by the MkDocs hook (synthetic banner)
+    generated/instrument_check.md.part   instrument-check result, inserted into methods.md by the hook
     generated/vendor/vega-bundle.js   Vega + Vega-Lite + vega-embed, one offline bundle
     generated/charts/*.json       Vega-Lite specs (also inlined in the pages)
     generated/tables/...          every result table (CSV + JSON), results.json, manifest.json
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from generator.atomic import write_json_atomic, write_text_atomic
 from generator.errors import UserError
+
+from .mkdocs_hooks import INSTRUMENT_PART
 
 GENERATED = "generated"
 PAGES = ("index.md", "robustness.md", "bias.md", "significance.md", "gallery.md", "datasets.md", "downloads.md")
@@ -100,6 +103,13 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             for relative in pages.gallery_rows(index)[column]:
                 src = _inside(results_dir, relative, f"{results_dir / 'gradcam/index.csv'}: {column}")
                 gallery_images.append((src, Path(relative).as_posix()))
+    # The instrument check: planted predictors through the real evaluate and this export's loader.
+    from training.evaluation.instrument import run_instrument_check
+
+    instrument = run_instrument_check()
+    if not instrument["ok"].all():
+        print("export: warning: the instrument check failed (see the methods page): the controls cannot be "
+              "trusted", file=sys.stderr)
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress, file=sys.stderr)
 
     staging = Path(tempfile.mkdtemp(prefix=".generated-", dir=site_dir))  # dot: MkDocs ignores leftovers
@@ -125,6 +135,12 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
                 else:
                     hrefs.append("")
             downloads.append((f"{stem}", *hrefs))
+        from training.evaluation.tables import write_table
+
+        write_table(instrument, g / "tables", "instrument_check")
+        downloads.append(("instrument_check", f"{GENERATED}/tables/instrument_check.csv",
+                          f"{GENERATED}/tables/instrument_check.json"))
+        write_text_atomic(g / INSTRUMENT_PART, pages.instrument_section(instrument))
         _copy(results_dir / "results.json", g / "tables" / "results.json")
         shutil.copyfile(data_dir / "manifest.json", g / "tables" / "manifest.json")
         downloads.append(("results.json", "", f"{GENERATED}/tables/results.json"))
@@ -197,11 +213,12 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             return f"{GENERATED}/data/{entry['name']}" if copy_data else None
 
         texts = {
-            "index.md": pages.overview_page(results, manifest, blocks.get("overview")),
+            "index.md": pages.overview_page(results, manifest, blocks.get("overview"), synthetic=is_synthetic),
             "robustness.md": pages.robustness_page(blocks.get("robustness"), blocks.get("flips"),
                                                    results.train_variants()),
             "bias.md": pages.bias_page(blocks.get("bias_heatmap"), blocks.get("bias_shift"),
-                                       results.train_variants()),
+                                       results.train_variants(),
+                                       pages.within_model_table(results.tables.get("effects_summary"), archs)),
             "significance.md": pages.significance_page(results["mcnemar"], archs, results.info.get("definitions")),
             "gallery.md": pages.gallery_page(index, archs, lambda rel: f"{GENERATED}/{Path(rel).as_posix()}",
                                              blocks.get("attention")),
@@ -210,6 +227,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
                                                  results.info.get("definitions")),
         }
         info = {"synthetic": is_synthetic, "generated_by": __version__, "archs": archs,
+                "instrument_check_ok": bool(instrument["ok"].all()),
                 "results": str(results_dir), "data": str(data_dir), "pages": list(PAGES)}
         write_json_atomic(g / "site.json", info)
         for path in g.rglob("*"):  # atomic writes are private (mkstemp); published files are not

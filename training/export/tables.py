@@ -24,6 +24,16 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "bias_shift": ("arch", "train_variant", "biased_class", "test_variant", "share_biased", "share_baseline",
                    "shift"),
     "flips": ("arch", "train_variant", "test_variant", "kind", "n", "n_flipped", "share"),
+    # Within-model effects and controls (training/evaluation/effects.py); absent in older results folders.
+    "effects": ("arch", "train_variant", "fold", "test_variant", "reference_class", "n", "pct_ref_clean",
+                "pct_ref_artefact", "shift_pp", "pct_to", "pct_away", "p_mcnemar_ref", "p_mcnemar_correct",
+                "did_pp", "did_lo", "did_hi"),
+    "effects_summary": ("arch", "train_variant", "test_variant", "reference_class", "n_runs", "interval",
+                        "shift_mean", "shift_lo", "shift_hi", "shift_runs", "did_mean", "did_lo", "did_hi",
+                        "did_runs", "p_mcnemar_ref_max"),
+    "controls": ("control", "arch", "train_variant", "test_variant", "reference_class", "n_runs", "n_images",
+                 "interval", "shift_pp", "shift_lo", "shift_hi", "did_pp", "did_lo", "did_hi", "p_mcnemar_ref_max",
+                 "rule", "status", "passed"),
     "gradcam/index": ("arch", "train_variant", "image_id", "dx", "kind", "clean_png", "artefact_png",
                       "attention_clean", "attention_artefact"),
     "gradcam/attention": ("arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"),
@@ -35,7 +45,8 @@ REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
 
 # Columns read as text even when they look numeric (class codes, image ids).
 _STRING_COLUMNS = ("arch", "train_variant", "test_variant", "metric", "class", "biased_class", "kind", "image_id",
-                   "dx", "family", "clean_png", "artefact_png")
+                   "dx", "family", "clean_png", "artefact_png", "control", "reference_class", "reference_from",
+                   "interval", "rule", "status", "folds", "shift_runs", "did_runs", "p_mcnemar_ref_runs")
 
 
 @dataclass

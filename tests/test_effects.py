@@ -1,0 +1,261 @@
+"""Within-model artefact effects, run variance, controls with their verdicts, and the instrument check."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+from statsmodels.stats.contingency_tables import mcnemar
+
+from generator import CLASSES
+from training.evaluation import aggregate, effects
+
+NV, MEL, BKL = CLASSES.index("nv"), CLASSES.index("mel"), CLASSES.index("bkl")
+
+
+def _table(ids, y_true, y_pred, has):
+    frame = pd.DataFrame({"image_id": ids, "y_true": y_true, "y_pred": y_pred, "has_artefact": has,
+                          "artefact_kind": ["bubble" if h else "" for h in has]})
+    for code in CLASSES:
+        frame[f"score_{code}"] = 0.1
+    return frame
+
+
+def _known_pair():
+    """12 images: 10 non-nv with an artefact, 1 nv image and 1 image without its artefact (both excluded).
+
+    Clean -> with artefact: 5 move to nv, 1 moves away, 1 stays nv, 3 stay non-nv (two right, one wrong).
+    """
+    ids = [f"i{k:02d}" for k in range(12)]
+    y_true = [MEL] * 5 + [BKL] * 5 + [NV, MEL]
+    clean = [MEL, MEL, MEL, BKL, BKL, NV, NV, BKL, BKL, MEL, BKL, NV]
+    artefact = [NV, NV, NV, NV, NV, MEL, NV, BKL, BKL, MEL, MEL, MEL]
+    has = [1] * 10 + [1, 0]
+    return _table(ids, y_true, clean, [0] * 12), _table(ids, y_true, artefact, has)
+
+
+def test_effect_counts_by_hand_and_exact_mcnemar_equals_statsmodels_and_binomtest():
+    clean, variant = _known_pair()
+    counts = effects.effect_counts(effects.paired_indicators(clean, variant, "nv"))
+    assert counts["n"] == 10
+    assert (counts["n_ref_clean"], counts["n_ref_artefact"]) == (2, 6)
+    assert (counts["pct_ref_clean"], counts["pct_ref_artefact"], counts["shift_pp"]) == (20.0, 60.0, 40.0)
+    assert (counts["n_to"], counts["n_away"], counts["pct_to"], counts["pct_away"]) == (5, 1, 50.0, 10.0)
+    # Rows: clean predicts nv no / yes; columns: with artefact no / yes.
+    p = mcnemar([[3, 5], [1, 1]], exact=True).pvalue
+    assert counts["p_mcnemar_ref"] == pytest.approx(p) == pytest.approx(binomtest(1, 6, 0.5).pvalue)
+    # Correctness: images 0-2 are right clean and called nv with the artefact; 3-4 are wrong both ways;
+    # 5 (bkl) is wrong both ways (nv, then mel); 7-8 right both ways. Nothing goes wrong -> right.
+    assert (counts["n_correct_to_wrong"], counts["n_wrong_to_correct"]) == (3, 0)
+    assert counts["p_mcnemar_correct"] == pytest.approx(mcnemar([[5, 0], [3, 2]], exact=True).pvalue)
+    assert counts["p_mcnemar_correct"] == pytest.approx(binomtest(0, 3, 0.5).pvalue) == 0.25
+
+
+def test_shift_is_moves_to_minus_moves_away_and_mcnemar_matches_binomtest_on_random_tables():
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        n = int(rng.integers(1, 80))
+        ids = [f"x{k:03d}" for k in range(n)]
+        y_true = rng.integers(0, len(CLASSES), n)
+        clean = _table(ids, y_true, rng.integers(-1, len(CLASSES), n), [0] * n)
+        variant = _table(ids[::-1], y_true[::-1], rng.integers(-1, len(CLASSES), n), rng.integers(0, 2, n))
+        ind = effects.paired_indicators(clean, variant, "nv")
+        c = effects.effect_counts(ind)
+        if c["n"] == 0:
+            assert math.isnan(c["shift_pp"])
+            continue
+        assert c["shift_pp"] == pytest.approx(c["pct_to"] - c["pct_away"])
+        discordant = c["n_to"] + c["n_away"]
+        expected = binomtest(min(c["n_to"], c["n_away"]), discordant, 0.5).pvalue if discordant else 1.0
+        assert c["p_mcnemar_ref"] == pytest.approx(expected)
+
+
+def test_reference_class_is_the_biased_class_else_nv():
+    assert effects.reference_class("train_mel") == ("mel", "biased class")
+    for train in ("train_none", "train_all", "train_none_aug"):
+        code, source = effects.reference_class(train)
+        assert code == "nv" and "no biased class" in source
+
+
+def _runs(shifts_biased, shift_none, n=40, folds=(0,)):
+    """Tables where, on n non-nv artefacted images, each model's clean->artefact moves to nv are known.
+
+    ``shifts_biased[k]`` images move to nv for train_nv in fold k; ``shift_none`` for train_none.
+    """
+    ids = [f"im{k:03d}" for k in range(n)]
+    y_true = [MEL] * n
+    tables = {}
+    for k, fold in enumerate(folds):
+        for train, moved in (("train_nv", shifts_biased[k]), ("train_none", shift_none)):
+            clean = _table(ids, y_true, [MEL] * n, [0] * n)
+            pred = [NV] * moved + [MEL] * (n - moved)
+            tables[("resnet34", train, fold, "test_none")] = clean
+            tables[("resnet34", train, fold, "test_all")] = _table(ids, y_true, pred, [1] * n)
+    return tables
+
+
+def test_did_against_train_none_of_the_same_fold_with_a_bootstrap_interval():
+    table = effects.effects_table(_runs([12], 2), n_boot=500, seed=1)
+    row = table[(table.train_variant == "train_nv")].iloc[0]
+    assert row["shift_pp"] == 30.0 and row["baseline_shift_pp"] == 5.0 and row["did_pp"] == 25.0
+    assert row["did_lo"] < 25.0 < row["did_hi"] and row["shift_lo"] < 30.0 < row["shift_hi"]
+    none = table[(table.train_variant == "train_none")].iloc[0]
+    assert none["shift_pp"] == 5.0 and math.isnan(none["did_pp"])  # train_none is the baseline itself
+    again = effects.effects_table(_runs([12], 2), n_boot=500, seed=1)
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_bootstrap_interval_of_a_mean_matches_resampling_images():
+    values = np.repeat([-100.0, 0.0, 100.0], [7, 20, 13])
+    lo, hi = effects.mean_interval(values, 4000, seed=0)
+    rng = np.random.default_rng(1)
+    direct = np.array([values[rng.integers(0, len(values), len(values))].mean() for _ in range(4000)])
+    assert lo == pytest.approx(np.percentile(direct, 2.5), abs=3) and hi == pytest.approx(np.percentile(direct, 97.5),
+                                                                                          abs=3)
+    assert effects.mean_interval(values, 0, seed=0) == (pytest.approx(float("nan"), nan_ok=True),) * 2
+
+
+def test_run_variance_uses_t_across_runs_and_labels_a_single_run():
+    many = effects.summarise_effects(effects.effects_table(_runs([8, 12, 16], 2, folds=(0, 1, 2)), n_boot=200))
+    row = many[many.train_variant == "train_nv"].iloc[0]
+    mean, lo, hi = aggregate.t_interval([20.0, 30.0, 40.0])
+    assert (row["shift_mean"], row["shift_lo"], row["shift_hi"]) == pytest.approx((mean, lo, hi))
+    assert row["n_runs"] == 3 and row["interval"] == "t across 3 runs" and row["shift_runs"] == "20;30;40"
+    assert row["did_runs"] == "15;25;35"
+    one = effects.effects_table(_runs([12], 2), n_boot=200)
+    single = effects.summarise_effects(one)
+    row, run = single[single.train_variant == "train_nv"].iloc[0], one[one.train_variant == "train_nv"].iloc[0]
+    assert row["interval"] == "1 run: bootstrap over images"
+    assert (row["did_lo"], row["did_hi"]) == (run["did_lo"], run["did_hi"])
+    no_boot = effects.summarise_effects(effects.effects_table(_runs([12], 2), n_boot=0))
+    assert (no_boot["interval"] == "1 run: no interval").all() and no_boot["shift_lo"].isna().all()
+
+
+@pytest.mark.parametrize("n, moved_biased, moved_none, p_ok, positive, negative", [
+    (40, 8, 2, True, "pass", "pass"),    # DiD = 20 - 5 = 15 pp exactly: passes (>=); p = 2^-7
+    (80, 8, 0, True, "fail", "pass"),    # p = 2^-7 but DiD only 10 pp
+    (40, 7, 0, False, "fail", "pass"),   # DiD 17.5 pp but p = 2^-6 >= 0.01
+    (40, 8, 3, True, "fail", "fail"),    # train_none moved 7.5 pp: negative fails, DiD 12.5
+    (40, 2, 2, False, "fail", "pass"),   # nothing happens
+])
+def test_control_verdicts_follow_the_acceptance_rule(n, moved_biased, moved_none, p_ok, positive, negative):
+    tables = _runs([moved_biased], moved_none, n=n)
+    controls = effects.controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
+    by = controls.set_index("control")
+    assert by.loc["positive", "status"] == positive and by.loc["negative", "status"] == negative
+    assert (by.loc["positive", "p_mcnemar_ref_max"] < effects.ACCEPTANCE["positive_max_p"]) == p_ok
+    assert by.loc["identity", "status"] == "pass" and by.loc["identity", "shift_pp"] == 0.0
+
+
+def test_positive_control_needs_every_run_significant():
+    # Mean DiD 25 pp, but one run moved only 3 of 40 images (p = 0.25): not accepted.
+    tables = _runs([20, 20, 3], 0, folds=(0, 1, 2))
+    controls = effects.controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
+    positive = controls.set_index("control").loc["positive"]
+    assert positive["did_pp"] == pytest.approx((50 + 50 + 7.5) / 3)
+    assert positive["p_mcnemar_ref_max"] == pytest.approx(binomtest(0, 3, 0.5).pvalue)
+    assert positive["status"] == "fail"
+
+
+def test_controls_not_available_without_train_nv():
+    tables = {k: v for k, v in _runs([8], 0).items() if k[1] == "train_none"}
+    controls = effects.controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
+    positive = controls.set_index("control").loc["positive"]
+    assert positive["status"] == "not available" and positive["passed"] is None
+
+
+def test_identity_control_is_zero_and_raises_when_the_pairing_is_broken(monkeypatch):
+    tables = _runs([8], 2)
+    assert effects.identity_check(tables) == {"n_runs": 1, "n_images": 40, "shift_pp": 0.0}
+    tables[("resnet34", "train_none", 0, "test_none")].loc[:9, "y_pred"] = NV
+
+    def shifted(first, second):  # pairs image k with image k+1: no longer an identity
+        n = len(first)
+        return np.arange(n - 1), np.arange(1, n)
+
+    monkeypatch.setattr(effects, "pair_rows", shifted)
+    with pytest.raises(RuntimeError, match="identity control failed for resnet34/train_none/fold0"):
+        effects.identity_check(tables)
+
+
+def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
+    from _fixtures_evaluation import make_runs
+
+    from training.evaluation.evaluate import evaluate
+
+    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none", "train_nv", "train_mel"),
+                     folds=(0, 1), n_images=70)
+    info = evaluate(runs, tmp_path / "out", n_boot=50, progress=False)
+    for stem in ("effects", "effects_summary", "controls"):
+        assert f"{stem}.csv" in info["tables"] and f"{stem}.json" in info["tables"]
+        table = pd.read_csv(tmp_path / "out" / f"{stem}.csv")
+        assert len(json.loads((tmp_path / "out" / f"{stem}.json").read_text())) == len(table) > 0
+    assert info["acceptance"] == effects.ACCEPTANCE
+    table = pd.read_csv(tmp_path / "out" / "effects.csv")
+    assert set(table.loc[table.train_variant == "train_mel", "reference_class"]) == {"mel"}
+    assert set(table.loc[table.train_variant == "train_none", "reference_class"]) == {"nv"}
+    assert "test_none" not in set(table.test_variant)
+    # The fixture's biased models pull artefacted images toward their class; train_none does not.
+    biased = table[(table.train_variant != "train_none") & (table.test_variant == "test_all")]
+    assert (biased["did_pp"] > 0).all()
+    # From the prediction tables alone, the same verdicts.
+    controls = pd.read_csv(tmp_path / "out" / "controls.csv")
+    again = effects.acceptance(runs)
+    assert list(again["status"]) == list(controls["status"])
+
+
+# --- the instrument check ---------------------------------------------------------------------------
+
+def test_planted_tables_have_the_prediction_format_and_load(tmp_path):
+    from training.evaluation.instrument import plant_runs
+    from training.evaluation.predictions import load_predictions
+    from training.predict import COLUMNS, read_predictions
+
+    runs = plant_runs(tmp_path / "runs", n_per_class=5, folds=(0,))
+    csv = runs / "planted_cheat" / "train_nv" / "fold0" / "predictions" / "test_all.csv"
+    raw = read_predictions(csv)
+    assert tuple(raw.columns) == COLUMNS and list(raw["image_id"]) == sorted(raw["image_id"])
+    table = load_predictions(csv)
+    assert (table["y_pred"] == NV).all() and (table["has_artefact"] == 1).all()  # the cheat
+    honest = load_predictions(runs / "planted_honest" / "train_nv" / "fold0" / "predictions" / "test_none.csv")
+    assert (honest["has_artefact"] == 0).all() and (honest["artefact_kind"] == "").all()
+
+
+def test_instrument_check_detects_the_cheat_and_not_the_honest_model():
+    from training.evaluation.instrument import run_instrument_check
+
+    check = run_instrument_check().set_index("model")
+    cheat, honest = check.loc["planted_cheat / train_nv"], check.loc["planted_honest / train_nv"]
+    assert cheat["must_detect"] and cheat["detected"] and cheat["did_pp"] > 80 and cheat["p_mcnemar_ref_max"] < 1e-20
+    assert not honest["must_detect"] and not honest["detected"] and abs(honest["did_pp"]) < 5
+    assert honest["negative_shift_pp"] != 0  # the artefact-blind noise is real, not a constant model
+    assert check["ok"].all()
+
+
+def test_instrument_check_fails_when_the_measure_is_blind(monkeypatch):
+    """A broken measure (every shift reads 0) must show up as a failed instrument check."""
+    from training.evaluation import instrument
+
+    real = effects.effect_counts
+
+    def blind(ind):
+        return real({**ind, "ref_artefact": ind["ref_clean"]})
+
+    monkeypatch.setattr(effects, "effect_counts", blind)
+    check = instrument.run_instrument_check(n_boot=0)
+    assert not check["ok"].all()
+
+
+def test_did_interval_is_labelled_when_train_none_has_fewer_runs():
+    tables = _runs([8, 12, 16], 2, folds=(0, 1, 2))
+    for test in ("test_none", "test_all"):
+        del tables[("resnet34", "train_none", 1, test)], tables[("resnet34", "train_none", 2, test)]
+    summary = effects.summarise_effects(effects.effects_table(tables, n_boot=100))
+    row = summary[summary.train_variant == "train_nv"].iloc[0]
+    assert row["interval"] == "t across 3 runs; DiD: 1 run: bootstrap over images"
+    assert row["did_mean"] == 15.0 and row["did_runs"] == "15;;"
+    assert row["did_lo"] <= 15.0 <= row["did_hi"]
