@@ -343,3 +343,66 @@ def test_build_model_registry_and_weights(tmp_path):
         from training.models import resolve_weights
 
         resolve_weights(tmp_path / "absent.pth")
+
+
+def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
+    from training.engine import TrainConfig
+    from training.sweep import PROFILES, load_jobs, plan
+
+    jobs = load_jobs(plan(data_dir, tmp_path / "runs", "showcase"))
+    keys = [(j["arch"], j["train_variant"], j["fold"]) for j in jobs]
+    assert len(keys) == len(set(keys)) == sum(len(entry[2]) for entry in PROFILES["showcase"]["grid"])
+    runs_of = lambda arch, variant: sum(k[:2] == (arch, variant) for k in keys)  # noqa: E731
+    # the minimum: >= 3 runs each of train_none / train_nv, >= 1 of train_all / train_mel, detectors
+    assert runs_of("resnet34", "train_none") >= 3 and runs_of("resnet34", "train_nv") >= 3
+    assert runs_of("resnet34", "train_all") >= 1 and runs_of("resnet34", "train_mel") >= 1
+    for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
+        assert runs_of(arch, "train_none") >= 1 and runs_of(arch, "train_nv") >= 1
+    for job in jobs:
+        TrainConfig.from_dict(job["config"]).validate()
+        assert job["config"]["augment"] == "dihedral" and job["config"]["profile"] == "showcase"
+    # selectors narrow the profile's own grid
+    picked = load_jobs(plan(data_dir, tmp_path / "picked", "showcase", archs=["resnet34"], folds=[1]))
+    assert {(j["arch"], j["fold"]) for j in picked} == {("resnet34", 1)}
+    with pytest.raises(UserError, match="leaves no job"):
+        plan(data_dir, tmp_path / "none", "showcase", archs=["resnet34"], folds=[4])
+
+
+def test_sweep_run_reports_each_finished_run_with_an_eta(data_dir, tmp_path, monkeypatch):
+    import training.sweep as sweep
+
+    jobs_file = sweep.plan(data_dir, tmp_path / "runs", "tiny")
+    trained = []
+
+    def fake_run(job, progress=True):
+        trained.append(job["index"])
+        return {"best_val_macro_pr_auc": 0.5}
+
+    monkeypatch.setattr(sweep, "run_job", fake_run)
+    clock = iter(float(t) for t in range(0, 1000, 10))  # every run of any arch takes 10 "seconds"
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    lines = []
+    sweep.run_all(jobs_file, progress=False, report=lines.append)
+    assert len(lines) == len(trained) == 6
+    assert lines[0].startswith("[1/6] resnet34 train_none fold0: 10 s") and "ETA 50 s" in lines[0]
+    assert lines[-1].startswith("[6/6]") and lines[-1].endswith("ETA 0 s")
+
+
+def test_dihedral_policy_moves_image_and_mask_by_square_symmetries_only():
+    from training.transforms import AUGMENT_POLICIES, train_transform
+
+    assert set(AUGMENT_POLICIES) == {"paper", "dihedral"}
+    transform = train_transform(32, float_output=False, policy="dihedral")
+    image = torch.full((3, 48, 48), 200, dtype=torch.uint8)
+    mask = torch.zeros(48, 48, dtype=torch.uint8)
+    mask[10:20, 5:30] = 1
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out, out_mask, box = transform(image, mask)
+        assert out.shape == (3, 32, 32) and out.dtype == torch.uint8
+        assert int(out.min()) == 200  # no black corners (the paper's free rotation fills them with 0)
+        assert out_mask.sum() > 0
+        x0, y0, x1, y1 = box.tolist()
+        assert out_mask[int(y0):int(y1), int(x0):int(x1)].sum() == out_mask.sum()
+    with pytest.raises(ValueError, match="augment policy"):
+        train_transform(32, policy="fancy")

@@ -12,7 +12,7 @@ _OVERRIDES = (
     ("--image-size", int, "image_size"), ("--optimizer", str, "optimizer"), ("--schedule", str, "schedule"),
     ("--patience", int, "patience"), ("--workers", int, "workers"), ("--threads", int, "threads"),
     ("--device", str, "device"), ("--weights", str, "weights"), ("--max-train-images", int, "max_train_images"),
-    ("--augment-artefacts", float, "augment_artefacts"), ("--augment-templates", str, "augment_templates"),
+    ("--augment", str, "augment"), ("--augment-artefacts", float, "augment_artefacts"), ("--augment-templates", str, "augment_templates"),
 )
 
 

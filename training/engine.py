@@ -76,6 +76,7 @@ class TrainConfig:
     profile: str = "custom"
     augment_artefacts: float = 0.0  # probability of an on-the-fly artefact per training image (any class)
     augment_templates: str = "builtin"  # template bank of those artefacts: builtin or a directory
+    augment: str = "paper"  # training augmentation policy (training.transforms.AUGMENT_POLICIES)
     # last.pt every this many epochs, plus at the end and when SIGTERM/SIGINT stop the run at an epoch
     # boundary: a ResNet-34 checkpoint with SGD momentum is 170 MB, a noticeable share of a 4 s GPU epoch.
     checkpoint_every: int = 5
@@ -107,6 +108,10 @@ class TrainConfig:
             raise UserError(f"--schedule: {self.schedule!r} is not cosine or step")
         if not 0 <= self.fold < self.n_folds:
             raise UserError(f"--fold: {self.fold} is outside 0..{self.n_folds - 1}")
+        from .transforms import AUGMENT_POLICIES
+
+        if self.augment not in AUGMENT_POLICIES:
+            raise UserError(f"--augment: {self.augment!r} is not one of {', '.join(AUGMENT_POLICIES)}")
         if not 0.0 <= self.augment_artefacts <= 1.0:
             raise UserError(f"--augment-artefacts: {self.augment_artefacts} is not a probability in [0, 1]")
         if self.augment_templates != "builtin" and not Path(self.augment_templates).is_dir():
@@ -624,7 +629,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     # Masks and boxes are detector targets only: the classifier and validation read images alone.
     train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size, float_output=False,
                                                                           augment_artefacts=config.augment_artefacts,
-                                                                          artefact_templates=config.augment_templates),
+                                                                          artefact_templates=config.augment_templates,
+                                                                          policy=config.augment),
                                   decode_size=(config.image_size, config.image_size), with_masks=detector)
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")

@@ -48,7 +48,7 @@ _SHOWCASE_DETECTOR = {
 PROFILES: dict[str, dict] = {
     "showcase": {
         "common": {"image_size": 64, "workers": 0, "threads": 2, "patience": 100, "schedule": "cosine",
-                   "eval_batch_size": 64},
+                   "eval_batch_size": 64, "augment": "dihedral"},
         "resnet34": {"epochs": 30, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
         "fasterrcnn_resnet34": _SHOWCASE_DETECTOR,
         "maskrcnn_resnet34": _SHOWCASE_DETECTOR,
