@@ -482,3 +482,22 @@ def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, 
     assert "**Failed**" in part and '<td class="ham-fail"><strong>FAIL</strong>' in part
     assert json.loads((project / "site" / "generated" / "site.json").read_text())["instrument_check_ok"] is False
     assert info["pages"]
+
+
+def test_architectures_that_did_not_learn_are_labelled_smoke_runs():
+    from training.export.pages import LEARNED_PR_AUC, headline_table, smoke_admonition, smoke_archs
+
+    def summary(values):
+        return pd.DataFrame([dict(arch=arch, train_variant="train_none", test_variant="test_none", metric="pr_auc",
+                                  **{"class": "macro"}, mean=value, ci_lo=value - 0.05, ci_hi=value + 0.05, n_folds=1,
+                                  delta_vs_test_none=0.0, delta_vs_train_none=0.0)
+                             for arch, value in values.items()])
+
+    archs = ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"]
+    mixed = summary({"resnet34": 0.71, "fasterrcnn_resnet34": LEARNED_PR_AUC - 0.01, "maskrcnn_resnet34": 0.2})
+    assert set(smoke_archs(mixed, archs)) == {"fasterrcnn_resnet34", "maskrcnn_resnet34"}
+    text = smoke_admonition(mixed, archs)
+    assert text.startswith('!!! warning "Smoke run') and "Faster R-CNN (0.49)" in text and "ResNet" not in text
+    assert headline_table(mixed, archs).count("smoke run") == 2
+    learnt = summary({arch: LEARNED_PR_AUC for arch in archs})  # the bar itself counts as learnt
+    assert smoke_archs(learnt, archs) == {} and smoke_admonition(learnt, archs) == ""
