@@ -95,18 +95,28 @@ def run_showcase(work: str | os.PathLike, out: str | os.PathLike, device: str = 
     _stage(f"[4/5] evaluate and Grad-CAM -> {out / 'results'}")
     t0 = time.perf_counter()
     evaluate(runs, out / "results", progress=progress)
-    run_gradcam(runs, data, out / "results", n_images=SETTINGS["gradcam_n"], device=device, progress=progress)
+    import torch
+
+    gradcam_device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    run_gradcam(runs, data, out / "results", n_images=SETTINGS["gradcam_n"], device=gradcam_device, progress=progress)
     timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
 
     _stage(f"[5/5] collect results and provenance -> {out}")
     jobs = load_jobs(jobs_file)
     collect(runs, data, out, jobs)
     timings["total_s"] = round(time.perf_counter() - started, 1)
+    provenance = write_provenance(out, data, jobs, device, timings)
+    return provenance
+
+
+def write_provenance(out: Path, data: Path, jobs: list[dict], device: str, timings: dict) -> dict:
+    """``<out>/provenance.json``: what built the committed results; returns it."""
     provenance = {
         "settings": SETTINGS,
         "device": device,
         "data_manifest_sha256": _sha256(data / "manifest.json"),
-        "content_digests": {e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]},
+        "content_digests": {e["name"]: e["content_digest"]
+                            for e in json.loads((data / "manifest.json").read_text())["files"]},
         "commit": _commit(),
         "versions": _versions(),
         "timings": timings,
