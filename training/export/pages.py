@@ -877,7 +877,7 @@ def remedy_section(effects_summary: pd.DataFrame | None, remedy_summary: pd.Data
                 continue
             parts.append(f"### {esc(arch_label(arch))}: `{esc(condition)}`\n\n"
                          f"{remedy_sentence(effects_summary, remedy_summary, arch, condition)}\n\n"
-                         f"{remedy_table_html(effects_summary, remedy_summary, arch, condition)}")
+                         f"{remedy_table_html(effects_summary, remedy_summary, arch, condition)}\n")
     return f"""## Remedy: artefacts as a training augmentation
 
 {claim}
@@ -886,7 +886,9 @@ def remedy_section(effects_summary: pd.DataFrame | None, remedy_summary: pd.Data
 an artefact inserted on the fly (`--augment-artefacts 0.5`, built-in templates). Each model is
 compared with itself, clean (`test_none`) against artefacted (`test_X`), toward its reference class
 (the biased class, else `nv`); "augmented − plain" pairs the `X+aug` and `X` runs of the same folds
-image by image (negative: the augmented model moved less). DiD is against `train_none`. Per-run
+image by image (negative: the augmented model moved less). DiD is against `train_none`. Rows: the
+artefacted test variants; `test_none` is the clean reference itself, and a variant whose artefacted
+images all belong to the reference class (`test_nv` for `nv`) has no image to measure. Per-run
 numbers: `remedy`, `remedy_summary` and `effects` in [Downloads](downloads.md).
 
 {"".join(parts)}"""
