@@ -5,10 +5,11 @@ with the difference between two training runs. The measures here hold the model 
 model (arch, train_variant, fold) predicts the same image clean (test_none) and with its artefact
 (test_X), and the pair is compared.
 
-Reference class: for a class-biased training variant ``train_<c>`` it is ``c`` (the class the model
-may have learnt to associate with artefacts); for every other variant (train_none, train_all,
-augmented runs) it is :data:`DEFAULT_REFERENCE`, so the negative control measures the same outcome
-as the nv-biased positive control.
+Reference class: for a class-biased training variant ``train_<c>`` (and its augmented condition
+``train_<c>+aug``, trained on the same images) it is ``c`` (the class the model may have learnt to
+associate with artefacts); for every other variant (train_none, train_all, train_none+aug) it is
+:data:`DEFAULT_REFERENCE`, so the negative control measures the same outcome as the nv-biased
+positive control.
 
 Per run and artefacted test variant (``effects`` table), over the images that carry an artefact in
 test_X and whose true class is not the reference class:
