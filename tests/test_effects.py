@@ -259,3 +259,87 @@ def test_did_interval_is_labelled_when_train_none_has_fewer_runs():
     assert row["interval"] == "t across 3 runs; DiD: 1 run: bootstrap over images"
     assert row["did_mean"] == 15.0 and row["did_runs"] == "15;;"
     assert row["did_lo"] <= 15.0 <= row["did_hi"]
+
+
+# --- the remedy experiment: augmented conditions X+aug -------------------------------------------------------
+
+def _remedy_runs(moved: dict[str, list[int]], n=40, folds=(0,)):
+    """Tables where, on n non-nv artefacted images, ``moved[train][k]`` move to nv in fold k."""
+    ids = [f"im{k:03d}" for k in range(n)]
+    y_true = [MEL] * n
+    tables = {}
+    for train, per_fold in moved.items():
+        for k, fold in enumerate(folds):
+            tables[("resnet34", train, fold, "test_none")] = _table(ids, y_true, [MEL] * n, [0] * n)
+            pred = [NV] * per_fold[k] + [MEL] * (n - per_fold[k])
+            tables[("resnet34", train, fold, "test_all")] = _table(ids, y_true, pred, [1] * n)
+    return tables
+
+
+def test_augmented_conditions_are_biased_like_their_variant_and_compared_with_train_none():
+    from training.evaluation.bias import biased_class
+
+    assert biased_class("train_nv+aug") == "nv" and biased_class("train_none+aug") is None
+    assert effects.reference_class("train_nv+aug") == ("nv", "biased class")
+    tables = _remedy_runs({"train_none": [2], "train_nv": [12], "train_nv+aug": [4], "train_none+aug": [1]})
+    table = effects.effects_table(tables, n_boot=200, seed=0).set_index("train_variant")
+    # the registry order: each condition right after its plain variant
+    assert list(table.index) == ["train_none", "train_none+aug", "train_nv", "train_nv+aug"]
+    assert table.loc["train_nv+aug", "shift_pp"] == 10.0 and table.loc["train_nv+aug", "did_pp"] == 5.0
+    assert table.loc["train_none+aug", "shift_pp"] == 2.5 and table.loc["train_none+aug", "did_pp"] == -2.5
+
+
+def test_remedy_is_augmented_minus_plain_paired_per_image_and_fold():
+    tables = _remedy_runs({"train_none": [2], "train_nv": [12], "train_nv+aug": [4], "train_none+aug": [3]})
+    remedy = effects.remedy_table(tables, n_boot=500, seed=3).set_index("train_variant")
+    row = remedy.loc["train_nv+aug"]
+    assert row["plain_variant"] == "train_nv" and row["reference_class"] == "nv" and row["n"] == 40
+    assert (row["shift_pp"], row["plain_shift_pp"], row["remedy_pp"]) == (10.0, 30.0, -20.0)
+    assert row["remedy_lo"] < -20.0 < row["remedy_hi"] < 0  # 8 images moved fewer, none more: clearly below 0
+    none = remedy.loc["train_none+aug"]
+    assert (none["plain_variant"], none["remedy_pp"]) == ("train_none", 2.5)
+    assert list(remedy.index) == ["train_none+aug", "train_nv+aug"]  # plain models get no remedy row
+    pd.testing.assert_frame_equal(effects.remedy_table(tables, n_boot=500, seed=3).set_index("train_variant"), remedy)
+    # without the plain run of the same fold there is nothing to pair with
+    del tables[("resnet34", "train_nv", 0, "test_all")]
+    assert set(effects.remedy_table(tables, n_boot=0).train_variant) == {"train_none+aug"}
+
+
+def test_remedy_summary_uses_t_across_runs_and_labels_a_single_run():
+    tables = _remedy_runs({"train_nv": [12, 16, 20], "train_nv+aug": [4, 12, 8]}, folds=(0, 1, 2))
+    summary = effects.summarise_remedy(effects.remedy_table(tables, n_boot=100))
+    row = summary.iloc[0]
+    mean, lo, hi = aggregate.t_interval([-20.0, -10.0, -30.0])
+    assert row["interval"] == "t across 3 runs" and row["remedy_runs"] == "-20;-10;-30"
+    assert (row["remedy_mean"], row["remedy_lo"], row["remedy_hi"]) == pytest.approx((mean, lo, hi))
+    assert row["shift_mean"] == pytest.approx(20.0) and row["plain_shift_mean"] == pytest.approx(40.0)
+    one = effects.summarise_remedy(effects.remedy_table(_remedy_runs({"train_nv": [12], "train_nv+aug": [4]}),
+                                                        n_boot=100)).iloc[0]
+    assert one["interval"] == "1 run: bootstrap over images" and one["remedy_lo"] < -20 < one["remedy_hi"]
+    assert effects.summarise_remedy(effects.remedy_table({}, n_boot=0)).empty
+
+
+def test_evaluate_discovers_augmented_runs_after_their_variant_and_writes_the_remedy(tmp_path):
+    from _fixtures_evaluation import make_runs
+
+    from training.evaluation.evaluate import evaluate
+    from training.evaluation.predictions import discover_runs
+
+    # The fixture pulls train_nv's artefacted images toward nv and gives "train_nv+aug" no pull: a remedy
+    # that worked. The tables must say so, without anything else breaking.
+    variants = ("train_nv+aug", "train_none", "train_nv", "train_none+aug")
+    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=variants, folds=(0, 1), n_images=140)
+    assert [(r.train_variant, r.fold) for r in discover_runs(runs)] == [
+        (v, f) for v in ("train_none", "train_none+aug", "train_nv", "train_nv+aug") for f in (0, 1)]
+    info = evaluate(runs, tmp_path / "out", n_boot=50, progress=False)
+    assert info["train_variants"] == ["train_none", "train_none+aug", "train_nv", "train_nv+aug"]
+    for stem in ("remedy", "remedy_summary"):
+        assert f"{stem}.csv" in info["tables"] and stem in info["definitions"]
+    remedy = pd.read_csv(tmp_path / "out" / "remedy_summary.csv")
+    assert set(remedy.train_variant) == {"train_none+aug", "train_nv+aug"}
+    row = remedy[(remedy.train_variant == "train_nv+aug") & (remedy.test_variant == "test_all")].iloc[0]
+    assert row["remedy_mean"] < 0 and row["plain_variant"] == "train_nv" and row["n_runs"] == 2
+    bias_shift = pd.read_csv(tmp_path / "out" / "bias_shift.csv")
+    assert set(bias_shift.train_variant) == {"train_nv", "train_nv+aug"}  # both biased toward nv, vs train_none
+    controls = pd.read_csv(tmp_path / "out" / "controls.csv")
+    assert set(controls.train_variant) == {"train_nv", "train_none"}  # the controls stay the plain models'

@@ -501,3 +501,89 @@ def test_architectures_that_did_not_learn_are_labelled_smoke_runs():
     assert headline_table(mixed, archs).count("smoke run") == 2
     learnt = summary({arch: LEARNED_PR_AUC for arch in archs})  # the bar itself counts as learnt
     assert smoke_archs(learnt, archs) == {} and smoke_admonition(learnt, archs) == ""
+
+
+# --- the Remedy section (issue 14) ------------------------------------------------------------------------
+
+def _remedy_tables(rng, remedy_interval: tuple[float, float], tests=("test_all", "test_20", "test_mel")):
+    """effects_summary and remedy_summary rows of ResNet-34 train_nv / train_nv+aug with known numbers."""
+    summary, remedy = [], []
+    lo, hi = remedy_interval
+    for test in tests:
+        for train in ("train_none", "train_nv", "train_nv+aug"):
+            shift, did = float(rng.uniform(-40, 40)), float(rng.uniform(-40, 40))
+            summary.append(dict(arch="resnet34", train_variant=train, test_variant=test, reference_class="nv",
+                                n_runs=2, folds="0;1", interval="t across 2 runs", shift_mean=shift,
+                                shift_lo=shift - 3, shift_hi=shift + 3, did_mean=did, did_lo=did - 4, did_hi=did + 4,
+                                p_mcnemar_ref_max=0.2))
+        remedy.append(dict(arch="resnet34", train_variant="train_nv+aug", plain_variant="train_nv", test_variant=test,
+                           reference_class="nv", n_runs=2, folds="0;1", interval="t across 2 runs",
+                           shift_mean=summary[-1]["shift_mean"], plain_shift_mean=summary[-2]["shift_mean"],
+                           remedy_mean=(lo + hi) / 2, remedy_lo=lo, remedy_hi=hi, remedy_runs=""))
+    return pd.DataFrame(summary), pd.DataFrame(remedy)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_remedy_section_states_what_the_numbers_show(seed):
+    import numpy as np
+
+    from training.export.pages import REMEDY_CLAIM, remedy_section
+
+    rng = np.random.default_rng(seed)
+    lo = float(rng.uniform(-30, 20))
+    hi = lo + float(rng.uniform(1, 25))
+    summary, remedy = _remedy_tables(rng, (lo, hi))
+    page = remedy_section(summary, remedy, ["resnet34"])
+    assert "## Remedy: artefacts as a training augmentation" in page and REMEDY_CLAIM in page
+    assert "Katsch, Rinner & Tschandl (2022)" in page
+    verdict = ("lies below zero" if hi < 0 else "lies above zero" if lo > 0 else "includes zero")
+    sentence = page.split("### ResNet-34: `train_nv+aug`")[1].split("<div")[0]
+    assert verdict in sentence and sum(v in sentence for v in ("lies below zero:", "lies above zero:",
+                                                               "includes zero:")) == 1
+    nv, aug = (summary[(summary.train_variant == t) & (summary.test_variant == "test_all")].iloc[0]
+               for t in ("train_nv", "train_nv+aug"))
+    assert f"by {aug.shift_mean:+.1f} pp [{aug.shift_lo:+.1f}, {aug.shift_hi:+.1f}]" in sentence
+    assert f"`train_nv` by {nv.shift_mean:+.1f} pp" in sentence
+    assert f"{(lo + hi) / 2:+.1f} pp [{lo:+.1f}, {hi:+.1f}]" in sentence
+    n_below, n_above = int(hi < 0) * 3, int(lo > 0) * 3
+    assert f"below zero on {n_below}, above zero on {n_above} and includes zero (or is missing) on " \
+           f"{3 - n_below - n_above}" in sentence
+    # one table row per test variant, in the registry's order, with the DiD of both conditions
+    table = page.split("<tbody>")[1]
+    assert [m for m in re.findall(r"<tr><td>(test_\w+)</td>", table)] == ["test_all", "test_mel", "test_20"]
+    assert f"{aug.did_mean:+.1f} pp" in table and f"{nv.did_mean:+.1f} pp" in table
+
+
+def test_remedy_section_says_plainly_when_the_augmented_runs_are_absent(exported):
+    from training.export.pages import REMEDY_CLAIM, remedy_conditions, remedy_section
+
+    assert remedy_conditions() == ["train_none+aug", "train_nv+aug"]  # from the showcase grid
+    for name in ("robustness.md", "bias.md"):
+        page = (exported / "site" / name).read_text()
+        section = page.split("## Remedy: artefacts as a training augmentation")[1]
+        assert REMEDY_CLAIM in section and "Not tested in this run" in section
+        assert "`train_none+aug`, `train_nv+aug`" in section and "<table>" not in section
+    summary, remedy = _remedy_tables(__import__("numpy").random.default_rng(0), (-5.0, 5.0))
+    unpaired = remedy_section(summary, remedy.iloc[0:0], ["resnet34"])
+    assert "`train_nv` of the same folds is missing, so the two cannot be paired" in unpaired
+
+
+def test_remedy_section_reaches_the_site_from_the_evaluation(tmp_path):
+    """Augmented runs -> evaluate -> export: both pages show the measured remedy rows."""
+    from _fixtures_evaluation import make_runs
+
+    from training.evaluation.evaluate import evaluate
+    from training.export.site import export_site
+
+    runs = make_runs(tmp_path / "runs", archs=("resnet34",), folds=(0,), n_images=70,
+                     train_variants=("train_none", "train_nv", "train_nv+aug", "train_none+aug"))
+    evaluate(runs, tmp_path / "results", n_boot=20, progress=False)
+    project = fx.make_site_project(tmp_path / "project")
+    export_site(tmp_path / "results", fx.write_data(tmp_path / "data"), project / "site", progress=False)
+    remedy = pd.read_csv(tmp_path / "results" / "remedy_summary.csv")
+    row = remedy[(remedy.train_variant == "train_nv+aug") & (remedy.test_variant == "test_all")].iloc[0]
+    for name in ("robustness.md", "bias.md"):
+        section = (project / "site" / name).read_text().split("## Remedy: artefacts as a training augmentation")[1]
+        assert "Not tested in this run" not in section
+        assert "### ResNet-34: `train_none+aug`" in section and "### ResNet-34: `train_nv+aug`" in section
+        assert f"{row.remedy_mean:+.1f} pp [{row.remedy_lo:+.1f}, {row.remedy_hi:+.1f}]" in section

@@ -305,6 +305,85 @@ def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
     assert all(j["config"]["threads"] == 2 for j in tiny)
 
 
+def test_showcase_plan_lists_the_augmented_conditions_in_their_own_run_folders(tmp_path):
+    from training.conditions import condition_label
+    from training.engine import TrainConfig, run_dir_for
+    from training.sweep import PROFILES, load_jobs, plan
+
+    (tmp_path / "data").mkdir()
+    jobs = load_jobs(plan(tmp_path / "data", tmp_path / "runs", "showcase"))
+    grid = PROFILES["showcase"]["grid"]
+    # one job per (entry, fold) of the grid, in the grid's order, every run folder distinct
+    expected = [(arch, condition_label(variant, extra[0]["augment_artefacts"] if extra else 0.0), fold)
+                for arch, variant, folds, *extra in grid for fold in folds]
+    assert [(j["arch"], j["condition"], j["fold"]) for j in jobs] == expected
+    assert len({j["run_dir"] for j in jobs}) == len(jobs)
+    runs = (tmp_path / "runs").resolve()
+    for job in jobs:
+        config = TrainConfig.from_dict(job["config"])
+        config.validate()
+        assert job["run_dir"] == str(run_dir_for(runs, job["arch"], job["train_variant"], job["fold"],
+                                                 config.augment_artefacts))
+        augmented = job["condition"].endswith("+aug")
+        assert augmented == (config.augment_artefacts > 0)
+        assert job["run_dir"].endswith(f"resnet34/{job['condition']}/fold{job['fold']}") or not augmented
+    remedy = {(j["condition"], j["fold"]): j for j in jobs if j["condition"].endswith("+aug")}
+    assert sorted(remedy) == [("train_none+aug", 0), ("train_none+aug", 1), ("train_nv+aug", 0), ("train_nv+aug", 1)]
+    for job in remedy.values():
+        assert job["arch"] == "resnet34" and job["train_variant"] == job["condition"].removesuffix("+aug")
+        assert job["config"]["augment_artefacts"] == 0.5 and job["config"]["augment_templates"] == "builtin"
+        plain = next(j for j in jobs if (j["arch"], j["condition"], j["fold"]) == (
+            "resnet34", job["train_variant"], job["fold"]))
+        # the same training otherwise: only the augmentation differs from the plain run of that fold
+        assert {k: v for k, v in job["config"].items() if not k.startswith("augment_")} == plain["config"]
+    # deterministic: planning again writes the very same file
+    first = (tmp_path / "runs" / "jobs.jsonl").read_bytes()
+    plan(tmp_path / "data", tmp_path / "runs", "showcase")
+    assert (tmp_path / "runs" / "jobs.jsonl").read_bytes() == first
+    # selectors: a plain name keeps both conditions, a condition label only its own
+    both = load_jobs(plan(tmp_path / "data", tmp_path / "sel", "showcase", archs=["resnet34"],
+                          train_variants=["train_nv"]))
+    assert {j["condition"] for j in both} == {"train_nv", "train_nv+aug"}
+    only = load_jobs(plan(tmp_path / "data", tmp_path / "sel", "showcase", train_variants=["train_nv+aug"]))
+    assert {j["condition"] for j in only} == {"train_nv+aug"} and len(only) == 2
+
+
+def test_an_override_that_merges_plain_and_augmented_jobs_is_refused(tmp_path):
+    from training.sweep import plan
+
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UserError, match="would share .*train_none\\+aug/fold0"):
+        plan(tmp_path / "data", tmp_path / "runs", "showcase", overrides={"augment_artefacts": 0.3})
+    assert not (tmp_path / "runs" / "jobs.jsonl").exists()
+
+
+def test_train_writes_an_augmented_run_beside_the_plain_one(tmp_path):
+    from training.conditions import base_variant, condition_label
+    from training.engine import run_dir_for
+
+    assert condition_label("train_nv", 0.0) == "train_nv" and condition_label("train_nv", 0.5) == "train_nv+aug"
+    assert base_variant("train_nv+aug") == "train_nv" and base_variant("train_nv") == "train_nv"
+    plain = run_dir_for(tmp_path, "resnet34", "train_nv", 1)
+    augmented = run_dir_for(tmp_path, "resnet34", "train_nv", 1, 0.5)
+    assert plain == tmp_path / "resnet34" / "train_nv" / "fold1"
+    assert augmented == tmp_path / "resnet34" / "train_nv+aug" / "fold1"
+
+
+@pytest.mark.parametrize(("flags", "folder"), [([], "train_nv"), (["--augment-artefacts", "0.5"], "train_nv+aug"),
+                                               (["--augment-artefacts", "0"], "train_nv")])
+def test_cli_train_picks_the_condition_folder(tmp_path, monkeypatch, capsys, flags, folder):
+    import training.engine
+    from generator.cli import main
+
+    seen = []
+    monkeypatch.setattr(training.engine, "train", lambda config, run_dir, progress: seen.append((config, run_dir)) or {})
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "runs"), "--arch", "resnet34",
+                 "--train-variant", "train_nv", "--fold", "2", "--profile", "tiny", "--quiet", *flags]) == 0
+    (config, run_dir), = seen
+    assert run_dir == tmp_path / "runs" / "resnet34" / folder / "fold2"
+    assert config.train_variant == "train_nv"  # the data it trains on; the folder says how
+
+
 def test_cli_sweep_plan_and_bad_input(data_dir, tmp_path, capsys):
     from generator.cli import main
 

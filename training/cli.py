@@ -40,7 +40,8 @@ def register(sub) -> None:
     from .sweep import ARCHS, PROFILES
 
     p = sub.add_parser("train", help="train one model (arch x training variant x fold) and predict the test variants",
-                       description="Train one run into <out>/<arch>/<train_variant>/fold<k>/ (resumes from last.pt). "
+                       description="Train one run into <out>/<arch>/<train_variant>/fold<k>/ (<train_variant>+aug with "
+                                   "--augment-artefacts P > 0; resumes from last.pt). "
                                    "Under torchrun it trains with DDP.")
     p.add_argument("--data", required=True, help="folder of <variant>.h5 files")
     p.add_argument("--out", required=True, help="runs folder")
@@ -121,8 +122,9 @@ def run_train(args) -> int:
         import torch
 
         torch.set_num_threads(values["threads"])
-    run_dir = run_dir_for(args.out, args.arch, args.train_variant, args.fold)
-    summary = train(TrainConfig.from_dict(values), run_dir, progress=not args.quiet)
+    config = TrainConfig.from_dict(values)
+    run_dir = run_dir_for(args.out, args.arch, args.train_variant, args.fold, config.augment_artefacts)
+    summary = train(config, run_dir, progress=not args.quiet)
     print(f"{run_dir}: {json.dumps(summary)}")
     return 0
 

@@ -125,9 +125,13 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')}: must be at least 1")
 
 
-def run_dir_for(runs: str | os.PathLike, arch: str, train_variant: str, fold: int) -> Path:
-    """``<runs>/<arch>/<train_variant>/fold<k>`` (the layout evaluation reads)."""
-    return Path(runs) / arch / train_variant / f"fold{fold}"
+def run_dir_for(runs: str | os.PathLike, arch: str, train_variant: str, fold: int,
+                augment_artefacts: float = 0.0) -> Path:
+    """``<runs>/<arch>/<condition>/fold<k>`` (the layout evaluation reads); the condition is the
+    training variant, or ``<train_variant>+aug`` with on-the-fly artefacts (training.conditions)."""
+    from .conditions import condition_label
+
+    return Path(runs) / arch / condition_label(train_variant, augment_artefacts) / f"fold{fold}"
 
 
 # --- distributed helpers ----------------------------------------------------------------------

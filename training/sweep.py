@@ -1,7 +1,7 @@
 """The experiment grid: 3 architectures x 9 training variants x 5 folds = 135 jobs.
 
 ``plan`` writes every job to ``<runs>/jobs.jsonl`` (one JSON object a line: index, arch,
-train_variant, fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
+train_variant, condition (training.conditions), fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
 array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists.
 
 Profiles hold the training settings:
@@ -9,7 +9,8 @@ Profiles hold the training settings:
 * ``paper``: 224 px classifier input, 448 px detector input, up to 50 epochs with early stopping
   (patience 10), SGD + cosine, batch 32 (16 for the detectors), all 9 training variants, 5 folds.
 * ``showcase``: the published study on the calibrated synthetic twin (``make showcase``): 64 px,
-  ResNet-34 x (train_none, train_nv) x 3 runs and x (train_all, train_mel) x 1, Faster and Mask R-CNN
+  ResNet-34 x (train_none, train_nv) x 3 runs, x (train_all, train_mel) x 1 and x (train_none+aug,
+  train_nv+aug) x 2 (the remedy: on-the-fly artefacts, p = 0.5), Faster and Mask R-CNN
   x (train_none, train_nv) x 1; a run is a cross-validation fold (its own split and seed). Sized for
   at most 2 hours on 2 CPU cores; ``--device cuda`` runs the same jobs in minutes.
 * ``tiny``: the demo / CI profile: 64 px, 4 epochs on a seeded subsample (128 images for the classifier,
@@ -42,6 +43,8 @@ _TINY_DETECTOR = {
         "box_representation_size": 256, "mask_roi_size": 7, "mask_head_layers": 2,
     },
 }
+AUGMENTED = {"augment_artefacts": 0.5, "augment_templates": "builtin"}
+"""Overrides of the showcase's augmented conditions (``<train_variant>+aug``)."""
 _SHOWCASE_DETECTOR = {
     **_TINY_DETECTOR, "epochs": 12, "batch_size": 8, "lr": 0.02, "max_train_images": 400,
 }
@@ -53,10 +56,17 @@ PROFILES: dict[str, dict] = {
         "fasterrcnn_resnet34": _SHOWCASE_DETECTOR,
         "maskrcnn_resnet34": _SHOWCASE_DETECTOR,
         # Not the full 3 x 9 x 5 grid: the runs the study's controls need, replicated where run-to-run
-        # variance matters (train_none vs train_nv of the classifier).
+        # variance matters (train_none vs train_nv of the classifier). A job may carry a 4th element:
+        # TrainConfig overrides for that job alone.
         "grid": (
             ("resnet34", "train_none", (0, 1, 2)), ("resnet34", "train_nv", (0, 1, 2)),
             ("resnet34", "train_all", (0,)), ("resnet34", "train_mel", (0,)),
+            # The remedy experiment (issue 14): class-independent on-the-fly artefacts (built-in
+            # templates) on half of the training images. 2 runs each, not 3 like their plain
+            # counterparts: at ~7 min per ResNet-34 run on 2 cores, 6 more runs (+42 min) would push
+            # the showcase past its 2-hour budget; 4 (+28 min) fit. Their DiD pairs them with
+            # train_none of the same folds (0, 1).
+            ("resnet34", "train_none", (0, 1), AUGMENTED), ("resnet34", "train_nv", (0, 1), AUGMENTED),
             ("fasterrcnn_resnet34", "train_none", (0,)), ("fasterrcnn_resnet34", "train_nv", (0,)),
             ("maskrcnn_resnet34", "train_none", (0,)), ("maskrcnn_resnet34", "train_nv", (0,)),
         ),
@@ -93,19 +103,29 @@ def profile_config(profile: str, arch: str) -> dict:
     return {**spec["common"], **spec[arch], "profile": profile}
 
 
-def profile_grid(profile: str, archs=None, train_variants=None, folds=None) -> list[tuple[str, str, int]]:
-    """(arch, train_variant, fold) of every job of ``profile``, narrowed by the selectors: the
-    profile's own job list when it has one (``grid``), else archs x train variants x folds."""
+def profile_grid(profile: str, archs=None, train_variants=None, folds=None) -> list[tuple[str, str, int, dict]]:
+    """(arch, train_variant, fold, job overrides) of every job of ``profile``, narrowed by the
+    selectors: the profile's own job list when it has one (``grid``; an entry's optional 4th element
+    is its overrides), else archs x train variants x folds (no overrides). A train-variant selector
+    keeps a job when it names its training variant (plain and augmented) or its condition label."""
+    from .conditions import condition_label
+
     spec = PROFILES[profile]
     if "grid" in spec:
         keep_folds = {int(f) for f in folds} if folds is not None and len(folds) else None
-        return [(arch, variant, fold) for arch, variant, grid_folds in spec["grid"] for fold in grid_folds
-                if (not archs or arch in archs) and (not train_variants or variant in train_variants)
-                and (keep_folds is None or fold in keep_folds)]
+        jobs = []
+        for arch, variant, grid_folds, *extra in spec["grid"]:
+            overrides = dict(extra[0]) if extra else {}
+            condition = condition_label(variant, overrides.get("augment_artefacts", 0.0))
+            if (archs and arch not in archs) or (train_variants and variant not in train_variants
+                                                 and condition not in train_variants):
+                continue
+            jobs += [(arch, variant, fold, overrides) for fold in grid_folds if keep_folds is None or fold in keep_folds]
+        return jobs
     archs = list(archs or ARCHS)
     train_variants = list(train_variants or spec["train_variants"] or _train_variant_names())
     folds = [int(f) for f in (folds if folds is not None and len(folds) else spec["folds"])]
-    return [(arch, variant, fold) for arch in archs for variant in train_variants for fold in folds]
+    return [(arch, variant, fold, {}) for arch in archs for variant in train_variants for fold in folds]
 
 
 def _train_variant_names() -> list[str]:
@@ -118,8 +138,10 @@ def _check_selection(archs, train_variants, folds) -> None:
     for arch in archs or ():
         if arch not in ARCHS:
             raise UserError(f"--archs: unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
+    from .conditions import base_variant
+
     for name in train_variants or ():
-        if name not in _train_variant_names():
+        if base_variant(name) not in _train_variant_names():
             raise UserError(f"--train-variants: unknown training variant {name!r}")
     for fold in folds or ():
         if not 0 <= int(fold) < 5:
@@ -141,15 +163,20 @@ def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=
     if not data_dir.is_dir():
         raise UserError(f"--data: {data_dir} is not a folder")
     runs_dir = Path(runs_dir).resolve()
-    lines = []
-    for arch, variant, fold in profile_grid(profile, archs, train_variants, folds):
-        values = {**profile_config(profile, arch), **(overrides or {}),
+    lines, seen = [], {}
+    for arch, variant, fold, job_overrides in profile_grid(profile, archs, train_variants, folds):
+        # command-line overrides last: they apply to every job, the grid's only to its own
+        values = {**profile_config(profile, arch), **job_overrides, **(overrides or {}),
                   "arch": arch, "data": str(data_dir), "train_variant": variant, "fold": fold, "seed": seed}
         config = TrainConfig.from_dict(values)
         config.validate()
-        lines.append({"index": len(lines), "arch": arch, "train_variant": variant, "fold": fold,
-                      "run_dir": str(run_dir_for(runs_dir, arch, variant, fold)),
-                      "config": values})
+        run_dir = run_dir_for(runs_dir, arch, variant, fold, config.augment_artefacts)
+        if run_dir in seen:
+            raise UserError(f"sweep plan: jobs {seen[run_dir]} and {len(lines)} would share {run_dir} (an override "
+                            f"such as --augment-artefacts made a plain and an augmented job the same condition)")
+        seen[run_dir] = len(lines)
+        lines.append({"index": len(lines), "arch": arch, "train_variant": variant,
+                      "condition": run_dir.parent.name, "fold": fold, "run_dir": str(run_dir), "config": values})
     if not lines:
         raise UserError(f"sweep plan: the selection leaves no job of profile {profile!r}")
     jobs = runs_dir / "jobs.jsonl"
@@ -186,7 +213,8 @@ def select(jobs: list[dict], archs=None, train_variants=None, folds=None) -> lis
     folds = {int(f) for f in folds} if folds else None
     return [j for j in jobs
             if (not archs or j["arch"] in archs)
-            and (not train_variants or j["train_variant"] in train_variants)
+            and (not train_variants or j["train_variant"] in train_variants
+                 or j.get("condition", j["train_variant"]) in train_variants)
             and (folds is None or j["fold"] in folds)]
 
 
@@ -220,17 +248,22 @@ def run_all(jobs_file, archs=None, train_variants=None, folds=None, progress: bo
         if is_done(job):
             results.append((job, json.loads((Path(job["run_dir"]) / "DONE").read_text()) | {"skipped": True}))
             if report:
-                report(f"[{k}/{len(selected)}] {job['arch']} {job['train_variant']} fold{job['fold']}: done earlier")
+                report(f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: done earlier")
             continue
         t0 = time.perf_counter()
         results.append((job, run_job(job, progress)))
         seconds.setdefault(job["arch"], []).append(time.perf_counter() - t0)
         if report:
-            report(f"[{k}/{len(selected)}] {job['arch']} {job['train_variant']} fold{job['fold']}: "
+            report(f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: "
                    f"{seconds[job['arch']][-1]:.0f} s, best val macro PR-AUC "
                    f"{results[-1][1].get('best_val_macro_pr_auc', float('nan')):.3f}; elapsed "
                    f"{time.perf_counter() - started:.0f} s, ETA {_eta(selected[k:], seconds):.0f} s")
     return results
+
+
+def _condition(job: dict) -> str:
+    """The job's condition label (job files written before it was recorded: the training variant)."""
+    return job.get("condition", job["train_variant"])
 
 
 def _eta(remaining: list[dict], seconds: dict[str, list[float]]) -> float:

@@ -17,6 +17,8 @@ import pandas as pd
 
 from generator import CLASSES
 
+from ..conditions import base_variant
+
 BIAS_TESTS = ("test_none", "test_all")
 BIAS_METRICS = ("recall", "fpr", "fnr")
 BIAS_COLUMNS = ["arch", "train_variant", "biased_class", "test_variant", "class", "metric", "value", "baseline",
@@ -25,8 +27,9 @@ SHIFT_COLUMNS = ["arch", "train_variant", "biased_class", "test_variant", "share
 
 
 def biased_class(train_variant: str) -> str | None:
-    """The class a training variant is biased toward, or None (train_none, train_all, unknown)."""
-    code = train_variant.removeprefix("train_")
+    """The class a training variant (or condition: ``train_nv+aug`` is train_nv's images plus
+    class-independent artefacts) is biased toward, or None (train_none, train_all, unknown)."""
+    code = base_variant(train_variant).removeprefix("train_")
     return code if code in CLASSES else None
 
 

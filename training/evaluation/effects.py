@@ -5,10 +5,11 @@ with the difference between two training runs. The measures here hold the model 
 model (arch, train_variant, fold) predicts the same image clean (test_none) and with its artefact
 (test_X), and the pair is compared.
 
-Reference class: for a class-biased training variant ``train_<c>`` it is ``c`` (the class the model
-may have learnt to associate with artefacts); for every other variant (train_none, train_all,
-augmented runs) it is :data:`DEFAULT_REFERENCE`, so the negative control measures the same outcome
-as the nv-biased positive control.
+Reference class: for a class-biased training variant ``train_<c>`` (and its augmented condition
+``train_<c>+aug``, trained on the same images) it is ``c`` (the class the model may have learnt to
+associate with artefacts); for every other variant (train_none, train_all, train_none+aug) it is
+:data:`DEFAULT_REFERENCE`, so the negative control measures the same outcome as the nv-biased
+positive control.
 
 Per run and artefacted test variant (``effects`` table), over the images that carry an artefact in
 test_X and whose true class is not the reference class:
@@ -26,6 +27,13 @@ test_X and whose true class is not the reference class:
 t-interval across runs when there are at least 2, else the single run's image-bootstrap interval,
 labelled in ``interval``.
 
+``remedy`` (issue 14: the paper's proposed remedy, artefacts as a training augmentation): per run of an
+augmented condition ``X+aug`` and artefacted test variant, its shift beside that of the plain ``X``
+model of the same arch and fold on the same images and reference class, and remedy_pp = the
+augmented model's shift minus the plain model's (negative: augmentation reduced the shift toward the
+reference class), with an image bootstrap interval. ``remedy_summary`` summarises it over runs like
+``effects_summary``.
+
 ``controls``: the positive control (train_nv on test_all), the negative control (train_none on
 test_all) and the identity control (test_none against itself, which must be exactly zero and is
 checked), each with its verdict under :data:`ACCEPTANCE`.
@@ -39,6 +47,7 @@ import pandas as pd
 from generator import CLASSES
 from generator.seeding import derive_seed
 
+from ..conditions import base_variant, is_augmented
 from .aggregate import t_interval
 from .bias import biased_class
 from .bootstrap import percentile_interval
@@ -65,6 +74,14 @@ SUMMARY_COLUMNS = [
     "arch", "train_variant", "test_variant", "reference_class", "n_runs", "folds", "interval",
     "shift_mean", "shift_lo", "shift_hi", "shift_runs", "did_mean", "did_lo", "did_hi", "did_runs",
     "p_mcnemar_ref_max", "p_mcnemar_ref_runs",
+]
+REMEDY_COLUMNS = [
+    "arch", "train_variant", "plain_variant", "fold", "test_variant", "reference_class", "n", "shift_pp",
+    "plain_shift_pp", "remedy_pp", "remedy_lo", "remedy_hi",
+]
+REMEDY_SUMMARY_COLUMNS = [
+    "arch", "train_variant", "plain_variant", "test_variant", "reference_class", "n_runs", "folds", "interval",
+    "shift_mean", "plain_shift_mean", "remedy_mean", "remedy_lo", "remedy_hi", "remedy_runs",
 ]
 CONTROL_COLUMNS = [
     "control", "arch", "train_variant", "test_variant", "reference_class", "n_runs", "n_images", "interval",
@@ -165,28 +182,93 @@ def effects_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot:
         row["shift_lo"], row["shift_hi"] = mean_interval(
             delta, n_boot, derive_seed(seed, "effects-shift", arch, train, fold, test))
         row["baseline_shift_pp"] = row["did_pp"] = row["did_lo"] = row["did_hi"] = float("nan")
-        base_clean = tables.get((arch, "train_none", fold, "test_none"))
-        base_variant = tables.get((arch, "train_none", fold, test))
-        if train != "train_none" and base_clean is not None and base_variant is not None:
-            base = paired_indicators(base_clean, base_variant, reference)
-            # Pair the two models image by image so the bootstrap resamples images, not models.
-            _, a, b = np.intersect1d(ind["image_id"], base["image_id"], assume_unique=True, return_indices=True)
-            if len(a):
-                base_delta = _delta(base)
-                row["baseline_shift_pp"] = float(base_delta.mean())
-                difference = delta[a] - base_delta[b]
-                row["did_pp"] = float(difference.mean())
-                row["did_lo"], row["did_hi"] = mean_interval(
-                    difference, n_boot, derive_seed(seed, "effects-did", arch, train, fold, test))
+        if train != "train_none":
+            compared = _compare(tables, ind, (arch, "train_none", fold, test), reference, n_boot,
+                                derive_seed(seed, "effects-did", arch, train, fold, test))
+            if compared is not None:
+                row["baseline_shift_pp"], row["did_pp"], row["did_lo"], row["did_hi"] = compared
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
-    out = pd.DataFrame(rows)[EFFECT_COLUMNS]
+    return _sorted(pd.DataFrame(rows)[EFFECT_COLUMNS])
+
+
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the registries' order of training and test variants (then architecture and fold)."""
     order = {"train_variant": {v: i for i, v in enumerate(TRAIN_VARIANTS)},
              "test_variant": {v: i for i, v in enumerate(TEST_VARIANTS)}}
-    return out.sort_values(["arch", "train_variant", "fold", "test_variant"], kind="stable",
-                           key=lambda col: col.map(lambda v: order[col.name].get(v, len(order[col.name])))
-                           if col.name in order else col).reset_index(drop=True)
+    return table.sort_values(["arch", "train_variant", "fold", "test_variant"], kind="stable",
+                             key=lambda col: col.map(lambda v: order[col.name].get(v, len(order[col.name])))
+                             if col.name in order else col).reset_index(drop=True)
+
+
+def _compare(tables, ind: dict[str, np.ndarray], other: tuple[str, str, int, str], reference: str, n_boot: int,
+             seed: int) -> tuple[float, float, float, float] | None:
+    """(the other model's shift, this shift minus it, interval) on the images both measure, or None.
+
+    ``other`` = (arch, train_variant, fold, test_variant) of the model compared with; the two are
+    paired image by image so the bootstrap resamples images, not models.
+    """
+    other_clean = tables.get((*other[:3], "test_none"))
+    other_variant = tables.get(other)
+    if other_clean is None or other_variant is None:
+        return None
+    base = paired_indicators(other_clean, other_variant, reference)
+    _, a, b = np.intersect1d(ind["image_id"], base["image_id"], assume_unique=True, return_indices=True)
+    if not len(a):
+        return None
+    base_delta = _delta(base)
+    difference = _delta(ind)[a] - base_delta[b]
+    lo, hi = mean_interval(difference, n_boot, seed)
+    return float(base_delta.mean()), float(difference.mean()), lo, hi
+
+
+def remedy_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
+    """remedy table: each augmented run (``X+aug``) against the plain ``X`` run of its arch and fold."""
+    rows = []
+    for (arch, train, fold, test), table in tables.items():
+        clean = tables.get((arch, train, fold, "test_none"))
+        if not is_augmented(train) or test == "test_none" or clean is None:
+            continue
+        reference, _ = reference_class(train)
+        ind = paired_indicators(clean, table, reference)
+        plain = base_variant(train)
+        compared = _compare(tables, ind, (arch, plain, fold, test), reference, n_boot,
+                            derive_seed(seed, "effects-remedy", arch, train, fold, test))
+        if not len(ind["ref_clean"]) or compared is None:
+            continue
+        plain_shift, remedy, lo, hi = compared
+        rows.append({"arch": arch, "train_variant": train, "plain_variant": plain, "fold": fold,
+                     "test_variant": test, "reference_class": reference, "n": len(ind["ref_clean"]),
+                     "shift_pp": float(_delta(ind).mean()), "plain_shift_pp": plain_shift, "remedy_pp": remedy,
+                     "remedy_lo": lo, "remedy_hi": hi})
+    if not rows:
+        return pd.DataFrame(columns=REMEDY_COLUMNS)
+    return _sorted(pd.DataFrame(rows)[REMEDY_COLUMNS])
+
+
+def summarise_remedy(remedy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """remedy_summary: the remedy table over training runs, with the same interval rule as
+    :func:`summarise_effects` (t across >= 2 runs, else the one run's image bootstrap)."""
+    rows = []
+    keys = ["arch", "train_variant", "plain_variant", "test_variant", "reference_class"]
+    for key, group in remedy.groupby(keys, sort=False):
+        group = group.sort_values("fold")
+        values = group["remedy_pp"].to_numpy(dtype=float)
+        mean, lo, hi = t_interval(values, level)
+        interval = f"t across {len(values)} runs"
+        if len(values) == 1:
+            lo, hi = float(group["remedy_lo"].iloc[0]), float(group["remedy_hi"].iloc[0])
+            interval = "1 run: bootstrap over images" if np.isfinite(lo) else "1 run: no interval"
+        rows.append({**dict(zip(keys, key, strict=True)), "n_runs": len(group),
+                     "folds": ";".join(str(int(f)) for f in group["fold"]), "interval": interval,
+                     "shift_mean": float(group["shift_pp"].mean()),
+                     "plain_shift_mean": float(group["plain_shift_pp"].mean()),
+                     "remedy_mean": mean, "remedy_lo": lo, "remedy_hi": hi, "remedy_runs": _runs_text(values)})
+    if not rows:
+        return pd.DataFrame(columns=REMEDY_SUMMARY_COLUMNS)
+    return pd.DataFrame(rows)[REMEDY_SUMMARY_COLUMNS]
 
 
 def _runs_text(values) -> str:

@@ -43,6 +43,13 @@ DEFINITIONS = {
     "effects_summary": "Effects across training runs (each fold is one run): mean with a t-interval across "
                        "runs when there are >= 2, else the single run's image-bootstrap interval (see "
                        "'interval'); per-run values in *_runs.",
+    "remedy": "The remedy experiment (artefacts as a training augmentation): each run of an augmented condition "
+              "X+aug (class-independent artefacts inserted on the fly into a share of the training images) "
+              "against the plain X run of the same arch and fold, on the same images and reference class as "
+              "'effects'. remedy_pp = shift_pp of X+aug minus plain_shift_pp of X (negative: augmentation "
+              "reduced the shift toward the reference class); interval: percentile bootstrap over images.",
+    "remedy_summary": "The remedy table across training runs: mean with a t-interval across runs when there are "
+                      ">= 2, else the single run's image-bootstrap interval (see 'interval').",
     "controls": f"Positive control: train_nv on test_all (passes when the mean did_pp over runs >= "
                 f"{effects.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
                 f"{effects.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
@@ -124,6 +131,8 @@ def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B,
     results["effects"] = effects.effects_table(tables, n_boot=n_boot, seed=seed)
     results["effects_summary"] = effects.summarise_effects(results["effects"])
     results["controls"] = effects.controls_table(tables, results["effects_summary"])
+    results["remedy"] = effects.remedy_table(tables, n_boot=n_boot, seed=seed)
+    results["remedy_summary"] = effects.summarise_remedy(results["remedy"])
     written = []
     for stem, table in results.items():
         written += [p.name for p in write_table(table, out_dir, stem)]

@@ -394,7 +394,11 @@ copied from the publication, not computed here).
 """
 
 
-def robustness_page(chart: str | None, flips_chart: str | None, trained: list[str] | None = None) -> str:
+def robustness_page(chart: str | None, flips_chart: str | None, trained: list[str] | None = None,
+                    remedy: str | None = None) -> str:
+    """``remedy``: the Remedy section (:func:`remedy_section`)."""
+    from training.conditions import is_augmented
+
     flips = (
         f"""
 ## Which artefacts flip predictions
@@ -409,7 +413,7 @@ artefacted copy of the same image), by artefact kind.
     )
     if chart is None:
         chart = not_available("No robustness curves", "The results folder has no PR-AUC curves (`curves.csv` is empty).")
-    elif trained is not None and len(trained) < 9:
+    elif trained is not None and len([v for v in trained if not is_augmented(v)]) < 9:
         chart = (f"Training variants in this run: {', '.join(f'`{v}`' for v in trained)}; the others need the "
                  f"{PAPER_PROFILE}.\n\n{chart}")
     return f"""# Robustness
@@ -419,7 +423,8 @@ through test_20 … test_80 to 100 % (test_all). Bands are 95% confidence interv
 tables. Choose the class (or the macro average) and the training variant below the chart; click a
 legend entry to highlight one architecture (shift-click for several, double-click to reset).
 
-{chart}{flips}"""
+{chart}{flips}
+{remedy or ""}"""
 
 
 def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
@@ -448,9 +453,10 @@ def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_vari
 
 
 def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None,
-              within: str | None = None) -> str:
+              within: str | None = None, remedy: str | None = None) -> str:
     """``trained``: the training variants with results in this run (for what-is-missing notes);
-    ``within``: the within-model effects table (:func:`within_model_table`)."""
+    ``within``: the within-model effects table (:func:`within_model_table`); ``remedy``: the Remedy
+    section (:func:`remedy_section`)."""
     trained = list(trained or [])
     biased = [v for v in BIASED_VARIANTS if v in trained]
     missing = [v for v in BIASED_VARIANTS if v not in trained]
@@ -493,7 +499,8 @@ artefact (`test_all`) minus clean (`test_none`), paired per image, and the diffe
 against `train_none`. Every test variant, and every run, is in `effects` and `effects_summary` on
 [Downloads](downloads.md).
 
-{within or ""}"""
+{within or ""}
+{remedy or ""}"""
 
 
 def _td(text: str, sort_value=None, cls: str = "") -> str:
@@ -771,3 +778,147 @@ def instrument_section(check: pd.DataFrame) -> str:
     return (f"{verdict} Computed by `ham-artefacts export` when this site was generated.\n\n"
             f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
             f"</table></div>\n")
+
+
+REMEDY_CLAIM = ("“automated superimposition of artefacts … as a further evolution of data augmentation” should make "
+                "classifiers robust to artefacts")
+"""The paper's proposal (its closing discussion), quoted as the issue that set up the experiment quotes it."""
+
+
+def remedy_conditions() -> list[str]:
+    """The augmented conditions the showcase trains (from its grid), in the evaluation's order."""
+    from training.conditions import condition_label
+    from training.evaluation.predictions import TRAIN_VARIANTS
+    from training.sweep import PROFILES
+
+    labels = {condition_label(variant, extra[0].get("augment_artefacts", 0.0))
+              for _, variant, _, *extra in PROFILES["showcase"]["grid"] if extra}
+    return [v for v in TRAIN_VARIANTS if v in labels]
+
+
+def _verdict(mean, lo, hi) -> str:
+    """What an interval of (augmented - plain) says, from its numbers alone."""
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return "no interval could be computed, so this run cannot tell"
+    if hi < 0:
+        return "the interval lies below zero: with augmentation the model moved less toward the reference class"
+    if lo > 0:
+        return "the interval lies above zero: with augmentation the model moved more toward the reference class"
+    return "the interval includes zero: no difference this study can detect"
+
+
+def _summary_row(table: pd.DataFrame | None, arch: str, train: str, test: str):
+    if table is None or table.empty:
+        return None
+    rows = table[(table["arch"] == arch) & (table["train_variant"] == train) & (table["test_variant"] == test)]
+    return None if rows.empty else rows.iloc[0]
+
+
+def remedy_sentence(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, arch: str,
+                    augmented: str, test_variant: str = "test_all") -> str:
+    """One plain sentence on one augmented condition against its plain counterpart, from the tables' numbers."""
+    from training.conditions import base_variant
+
+    plain = base_variant(augmented)
+    label = arch_label(arch)
+    aug_row = _summary_row(effects_summary, arch, augmented, test_variant)
+    if aug_row is None:
+        return f"{label} `{augmented}` has no within-model effect on `{test_variant}` in this run."
+    reference = aug_row["reference_class"]
+    text = (f"On `{test_variant}`, {label} `{augmented}` ({fmt_int(aug_row['n_runs'])} run"
+            f"{'s' if int(aug_row['n_runs']) != 1 else ''}) moved the share of non-{esc(reference)} images it calls "
+            f"{esc(reference)} by {_pp(aug_row['shift_mean'])} {_interval(aug_row['shift_lo'], aug_row['shift_hi'])}")
+    plain_row = _summary_row(effects_summary, arch, plain, test_variant)
+    if plain_row is not None:
+        text += f", `{plain}` by {_pp(plain_row['shift_mean'])} {_interval(plain_row['shift_lo'], plain_row['shift_hi'])}"
+    remedy = _summary_row(remedy_summary, arch, augmented, test_variant)
+    if remedy is None:
+        return text + f"; `{plain}` of the same folds is missing, so the two cannot be paired."
+    # The runs' table: the paired difference over the folds both conditions have.
+    below = above = 0
+    rows = remedy_summary[(remedy_summary["arch"] == arch) & (remedy_summary["train_variant"] == augmented)]
+    for row in rows.itertuples(index=False):
+        below += bool(pd.notna(row.remedy_hi) and row.remedy_hi < 0)
+        above += bool(pd.notna(row.remedy_lo) and row.remedy_lo > 0)
+    return (text + f". Augmented minus plain, paired per image and fold: {_pp(remedy['remedy_mean'])} "
+            f"{_interval(remedy['remedy_lo'], remedy['remedy_hi'])} ({esc(remedy['interval'])}); "
+            f"{_verdict(remedy['remedy_mean'], remedy['remedy_lo'], remedy['remedy_hi'])}. Over the {len(rows)} "
+            f"artefacted test variants measured, the interval lies below zero on {below}, above zero on {above} "
+            f"and includes zero (or is missing) on {len(rows) - below - above}.")
+
+
+def remedy_table_html(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, arch: str,
+                      augmented: str) -> str:
+    """Every test variant: shift and DiD vs train_none of the plain and the augmented condition, and their
+    paired difference."""
+    from training.conditions import base_variant
+    from training.evaluation.predictions import TEST_VARIANTS
+
+    plain = base_variant(augmented)
+    body = []
+    for test in TEST_VARIANTS:
+        aug_row = _summary_row(effects_summary, arch, augmented, test)
+        plain_row = _summary_row(effects_summary, arch, plain, test)
+        remedy = _summary_row(remedy_summary, arch, augmented, test)
+        if aug_row is None and plain_row is None:
+            continue
+
+        def cell(row, measure):
+            return "—" if row is None else _pp_ci(row[f"{measure}_mean"], row[f"{measure}_lo"], row[f"{measure}_hi"])
+
+        body.append(
+            f"<tr><td>{esc(test)}</td><td>{cell(plain_row, 'shift')}</td><td>{cell(aug_row, 'shift')}</td>"
+            f"<td>{cell(remedy, 'remedy')}</td><td>{cell(plain_row, 'did')}</td><td>{cell(aug_row, 'did')}</td>"
+            f"<td>{'—' if remedy is None else fmt_int(remedy['n_runs'])}</td>"
+            f"<td>{'' if remedy is None else esc(remedy['interval'])}</td></tr>")
+    if not body:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in (
+        "test variant", f"shift, {esc(plain)} [95% CI]", f"shift, {esc(augmented)} [95% CI]",
+        "augmented − plain [95% CI]", f"DiD vs train_none, {esc(plain)}", f"DiD vs train_none, {esc(augmented)}",
+        "paired runs", "interval"))
+    return (f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+
+
+def remedy_section(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None,
+                   archs: list[str]) -> str:
+    """The "Remedy" section: the paper's claim quoted, and our measured answer beside it (or why there is none)."""
+    from training.conditions import is_augmented
+    from training.evaluation.predictions import TRAIN_VARIANTS
+
+    claim = (f"**The paper's claim.** Katsch, Rinner & Tschandl (2022) propose that {REMEDY_CLAIM}. Their "
+             "`train_all` put an artefact on every training image; random, class-independent artefacts on a share "
+             "of the images were not tested.")
+    present = set() if effects_summary is None or effects_summary.empty else set(effects_summary["train_variant"])
+    augmented = [v for v in TRAIN_VARIANTS if v in present and is_augmented(v)]
+    augmented += sorted(v for v in present if is_augmented(v) and v not in augmented)
+    if not augmented:
+        wanted = ", ".join(f"`{v}`" for v in remedy_conditions())
+        return (f"## Remedy: artefacts as a training augmentation\n\n{claim}\n\n"
+                + not_available("Not tested in this run",
+                                f"No augmented condition ({wanted}) was trained or evaluated here, so this run gives "
+                                "no answer to the claim. `make showcase` trains them; one run: `ham-artefacts train "
+                                "--augment-artefacts 0.5 …`.") + "\n")
+    parts = []
+    for arch in archs:
+        for condition in augmented:
+            if effects_summary[(effects_summary["arch"] == arch) & (effects_summary["train_variant"] == condition)].empty:
+                continue
+            parts.append(f"### {esc(arch_label(arch))}: `{esc(condition)}`\n\n"
+                         f"{remedy_sentence(effects_summary, remedy_summary, arch, condition)}\n\n"
+                         f"{remedy_table_html(effects_summary, remedy_summary, arch, condition)}\n")
+    return f"""## Remedy: artefacts as a training augmentation
+
+{claim}
+
+**Our measurement.** `X+aug` is trained like `X` plus, on half of the training images of every class,
+an artefact inserted on the fly (`--augment-artefacts 0.5`, built-in templates). Each model is
+compared with itself, clean (`test_none`) against artefacted (`test_X`), toward its reference class
+(the biased class, else `nv`); "augmented − plain" pairs the `X+aug` and `X` runs of the same folds
+image by image (negative: the augmented model moved less). DiD is against `train_none`. Rows: the
+artefacted test variants; `test_none` is the clean reference itself, and a variant whose artefacted
+images all belong to the reference class (`test_nv` for `nv`) has no image to measure. Per-run
+numbers: `remedy`, `remedy_summary` and `effects` in [Downloads](downloads.md).
+
+{"".join(parts)}"""

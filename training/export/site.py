@@ -212,13 +212,16 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
                 return manifest["base_url"].rstrip("/") + "/" + entry["name"]
             return f"{GENERATED}/data/{entry['name']}" if copy_data else None
 
+        remedy = pages.remedy_section(results.tables.get("effects_summary"), results.tables.get("remedy_summary"),
+                                      archs)
         texts = {
             "index.md": pages.overview_page(results, manifest, blocks.get("overview"), synthetic=is_synthetic),
             "robustness.md": pages.robustness_page(blocks.get("robustness"), blocks.get("flips"),
-                                                   results.train_variants()),
+                                                   results.train_variants(), remedy),
             "bias.md": pages.bias_page(blocks.get("bias_heatmap"), blocks.get("bias_shift"),
                                        results.train_variants(),
-                                       pages.within_model_table(results.tables.get("effects_summary"), archs)),
+                                       pages.within_model_table(results.tables.get("effects_summary"), archs),
+                                       remedy),
             "significance.md": pages.significance_page(results["mcnemar"], archs, results.info.get("definitions")),
             "gallery.md": pages.gallery_page(index, archs, lambda rel: f"{GENERATED}/{Path(rel).as_posix()}",
                                              blocks.get("attention")),

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from generator import CLASSES
 from generator.errors import UserError
+
+# Training variants in the registry's order, each followed by its augmented condition (X+aug).
+from ..evaluation.predictions import TRAIN_VARIANTS
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -34,19 +36,23 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "controls": ("control", "arch", "train_variant", "test_variant", "reference_class", "n_runs", "n_images",
                  "interval", "shift_pp", "shift_lo", "shift_hi", "did_pp", "did_lo", "did_hi", "p_mcnemar_ref_max",
                  "rule", "status", "passed"),
+    # The remedy experiment (augmented conditions X+aug against X); absent in older results folders.
+    "remedy": ("arch", "train_variant", "plain_variant", "fold", "test_variant", "reference_class", "n", "shift_pp",
+               "plain_shift_pp", "remedy_pp", "remedy_lo", "remedy_hi"),
+    "remedy_summary": ("arch", "train_variant", "plain_variant", "test_variant", "reference_class", "n_runs",
+                       "interval", "shift_mean", "plain_shift_mean", "remedy_mean", "remedy_lo", "remedy_hi"),
     "gradcam/index": ("arch", "train_variant", "image_id", "dx", "kind", "clean_png", "artefact_png",
                       "attention_clean", "attention_artefact"),
     "gradcam/attention": ("arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"),
 }
 ARCH_ORDER = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
-# Training variants in the registry's order (CONTRACTS.md); the class-biased ones are train_<class>.
-TRAIN_VARIANTS = ("train_none", "train_all") + tuple(f"train_{c}" for c in CLASSES)
 REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
 
 # Columns read as text even when they look numeric (class codes, image ids).
 _STRING_COLUMNS = ("arch", "train_variant", "test_variant", "metric", "class", "biased_class", "kind", "image_id",
                    "dx", "family", "clean_png", "artefact_png", "control", "reference_class", "reference_from",
-                   "interval", "rule", "status", "folds", "shift_runs", "did_runs", "p_mcnemar_ref_runs")
+                   "interval", "rule", "status", "folds", "shift_runs", "did_runs", "p_mcnemar_ref_runs",
+                   "plain_variant", "remedy_runs")
 
 
 @dataclass
