@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import UserError
-from .kinds import FAMILIES, KINDS
+from .kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
 from .templates import TemplateBank
 
 TEMPLATE_REFERENCE_HW = (450, 600)
@@ -68,14 +68,16 @@ def load_bank(templates) -> TemplateBank:
 def kind_weights(kinds, bank: TemplateBank) -> dict[str, float]:
     """Normalised ``{kind: probability}`` (zero weights dropped) from a ``kinds`` argument.
 
-    ``None``: a family uniformly among the bank's families, then a kind uniformly within it (the
-    frozen variants' scheme, :func:`generator.artefacts.realize_random`). A name or a sequence of
+    ``None``: a family uniformly among the paper's three (:data:`generator.kinds.DEFAULT_FAMILIES`,
+    those the bank holds; every family of a bank that holds none of them), then a kind uniformly
+    within it (the default variants' scheme, :func:`generator.artefacts.realize_random`). A name or a sequence of
     names: equal weights. A mapping: ``{name: weight}``. A name is a kind or a family; a family's
     weight is shared equally by its kinds that the bank holds.
     """
     present = bank.kinds()
     if kinds is None:
-        kinds = {family: 1.0 for family, members in FAMILIES.items() if set(members) & set(present)}
+        held = [family for family, members in FAMILIES.items() if set(members) & set(present)]
+        kinds = {family: 1.0 for family in ([f for f in held if f in DEFAULT_FAMILIES] or held)}
         if not kinds:
             raise ValueError(f"templates: the template bank {bank.source} holds no templates")
     elif isinstance(kinds, str):

@@ -16,7 +16,7 @@ from scipy import stats
 
 from generator.artefacts import render
 from generator.augment import ArtefactAugmenter, auto_lesion_mask, kind_weights
-from generator.kinds import FAMILIES, KINDS
+from generator.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
 from generator.templates import TemplateBank
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,10 +127,11 @@ def test_kind_weights_are_respected_chi_square(builtin):
 def test_families_share_their_weight_and_the_default_is_family_then_kind(builtin):
     assert kind_weights({"ruler": 1, "bubble": 1}, builtin) == pytest.approx(
         {"bubble": 0.5, "ruler_horizontal": 0.25, "ruler_vertical": 0.25})
-    default = kind_weights(None, builtin)
-    for members in FAMILIES.values():
-        for kind in members:
-            assert default[kind] == pytest.approx(1 / len(FAMILIES) / len(members))
+    default = kind_weights(None, builtin)  # the paper's three families, as the default variants draw
+    assert set(default) == {kind for family in DEFAULT_FAMILIES for kind in FAMILIES[family]}
+    for family in DEFAULT_FAMILIES:
+        for kind in FAMILIES[family]:
+            assert default[kind] == pytest.approx(1 / len(DEFAULT_FAMILIES) / len(FAMILIES[family]))
     n = 1200
     counts = _kind_counts(ArtefactAugmenter(p=1.0, templates=builtin), n)
     observed = [counts[k] for k in default]
@@ -138,6 +139,8 @@ def test_families_share_their_weight_and_the_default_is_family_then_kind(builtin
     # a bank holding one family only: the default uses what the bank has
     rulers = TemplateBank(builtin.sets["ruler_horizontal"], source="rulers")
     assert kind_weights(None, rulers) == {"ruler_horizontal": 1.0}
+    hair = TemplateBank(builtin.sets["hair"], source="hair")  # none of the paper's families: what it has
+    assert kind_weights(None, hair) == {"hair": 1.0}
 
 
 def test_template_scale_auto_keeps_the_relative_size(builtin):
@@ -159,7 +162,7 @@ def test_automatic_lesion_mask_finds_the_lesion():
 
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"p": 1.5}, "^p: "), ({"p": "half"}, "^p: "), ({"p": True}, "^p: "),
-    ({"kinds": "hair"}, "^kinds: unknown kind or family 'hair'"), ({"kinds": {"ruler": -1}}, "^kinds: the weight"),
+    ({"kinds": "freckle"}, "^kinds: unknown kind or family 'freckle'"), ({"kinds": {"ruler": -1}}, "^kinds: the weight"),
     ({"kinds": {"bubble": 0}}, "^kinds: all weights are zero"), ({"kinds": []}, "^kinds: "), ({"kinds": 3}, "^kinds: "),
     ({"templates": "/no/such/folder"}, "^templates: "), ({"templates": 7}, "^templates: "),
     ({"template_scale": 0}, "^template_scale: "), ({"template_scale": "big"}, "^template_scale: "),
