@@ -11,7 +11,7 @@ To refresh both files after an intended change to synth, segmentation or the art
 
 which is the same as::
 
-    ham-artefacts synth-ham10000 --out SRC --scale 0.03 --test-scale 0.15 --size 128x96 --seed 0
+    ham-artefacts synth-ham10000 --out SRC --scale 0.03 --test-scale 0.15 --difficulty easy --size 128x96 --seed 0
     ham-artefacts generate --source SRC --out DATA --seed 0
     cp DATA/manifest.json data_manifest.json
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "data_manifest.json"
 VERSIONS = Path(__file__).resolve().parent / "data_manifest_versions.json"
-SCALE, TEST_SCALE, SIZE, SEED = 0.03, 0.15, (128, 96), 0
+SCALE, TEST_SCALE, DIFFICULTY, SIZE, SEED = 0.03, 0.15, "easy", (128, 96), 0
 COMPARED = ("name", "variant", "split", "rows", "class_counts", "artefact_counts", "n_artefact", "content_digest")
 
 
@@ -48,8 +48,8 @@ def build_demo(folder: Path, workers: int = 2) -> dict:
     from generator.pipeline import generate
     from generator.synth import synthesize_ham10000
 
-    source = synthesize_ham10000(folder / "src", scale=SCALE, test_scale=TEST_SCALE, seed=SEED, size=SIZE,
-                                 workers=workers, progress=False)
+    source = synthesize_ham10000(folder / "src", scale=SCALE, test_scale=TEST_SCALE, difficulty=DIFFICULTY, seed=SEED,
+                                 size=SIZE, workers=workers, progress=False)
     # As `make demo`: the source is already 128x96, so generate keeps it (and the JPEG bytes) as is.
     return generate(source, folder / "data", seed=SEED, workers=workers, progress=False)
 
