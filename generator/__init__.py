@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 """HAM10000 diagnosis codes, in the order used for integer labels everywhere."""
+NUM_CLASSES = len(CLASSES)
 
 
 def __getattr__(name):

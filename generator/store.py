@@ -48,14 +48,11 @@ import numpy as np
 
 from . import CLASSES, __version__
 from .atomic import atomic_path
+from .licences import VARIANT_FILE_LICENCE
 
 FORMAT = "ham-artefacts-variant"
 FORMAT_VERSION = 1
 METADATA_COLUMNS = ("dx", "dx_type", "age", "sex", "localization", "dataset")
-LICENCE = (
-    "Images derived from HAM10000 (Tschandl, Rosendahl & Kittler 2018, doi:10.1038/sdata.2018.161), "
-    "CC BY-NC-SA 4.0"
-)
 RECORD_FIELDS = (
     ("image", "images", "sc:ImageObject", "encoded image (JPEG or PNG bytes)"),
     ("label", "labels", "sc:Integer", "diagnosis: index into the file attribute 'classes' "
@@ -258,7 +255,7 @@ def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, att
                 "format_version": FORMAT_VERSION,
                 "classes": list(CLASSES),
                 "generator_version": __version__,
-                "licence": LICENCE,
+                "licence": VARIANT_FILE_LICENCE,
                 "n_rows": n_rows,
                 "image_size": json.dumps(sorted(shapes)[0] if len(shapes) == 1 else None),
             }

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import CLASSES
 from .errors import UserError
 from .seeding import derive_seed
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLITS = ("train", "test")
 PERCENTAGES = (20, 40, 60, 80)
@@ -59,6 +61,8 @@ class VariantSpec:
 
     def selection(self, labels: Sequence[int], image_ids: Sequence[str], seed: int) -> np.ndarray:
         """Boolean array: True where the image (in the given order) carries an artefact."""
+        import numpy as np  # here, not at the top: the registry is read by numpy-free tools (list, info)
+
         labels = np.asarray(labels, dtype=np.int64)
         n = len(labels)
         if len(image_ids) != n:
@@ -80,6 +84,8 @@ def percent_rank_key(seed: int, image_id: str) -> int:
 
 
 def _stratified_prefix(labels: np.ndarray, image_ids: Sequence[str], seed: int, percent: int) -> np.ndarray:
+    import numpy as np
+
     chosen = np.zeros(len(labels), bool)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)

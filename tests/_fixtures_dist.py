@@ -69,7 +69,7 @@ def sha256_of(path: Path) -> str:
 
 
 def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url: str | None = None) -> dict:
-    """Write ``<root>/<variant>.h5`` files and ``<root>/manifest.json`` (schema of CONTRACTS.md)."""
+    """Write ``<root>/<variant>.h5`` files and ``<root>/manifest.json`` (the schema generator.pipeline writes)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     files = []

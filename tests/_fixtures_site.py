@@ -1,4 +1,4 @@
-"""Fabricated evaluation results + data manifest with the exact schemas of CONTRACTS.md.
+"""Fabricated evaluation results + data manifest with the exact schemas the evaluation writes.
 
 The site export reads only tables, so its tests do not need a trained model: these helpers
 write a results folder and a data folder (manifest.json + examples/<kind>.png) whose numbers

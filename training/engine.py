@@ -27,17 +27,18 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 from torchvision.transforms.v2.functional import to_dtype
 
+from generator import NUM_CLASSES
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
 from generator.errors import RunFailed, UserError
 from generator.seeding import derive_seed
 
+from .architectures import ARCHITECTURES, is_detector, uses_channels_last
 from .data import HDF5VariantDataset, collate, worker_init_fn
 from .detector_scores import boxes_only, image_scores
 from .folds import fold_indices, folds_for_data
-from .models import build_model, is_detector, resolve_weights
+from .models import build_model, resolve_weights
 from .transforms import eval_transform, train_transform
 
-NUM_CLASSES = 7
 # Training steps between two reads of the loss on the host. Each read waits for the GPU to drain its
 # queue; once per 50 steps keeps the queue full while still catching a diverged run within seconds.
 SYNC_EVERY_STEPS = 50
@@ -605,7 +606,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     if not variant_path.is_file():
         raise UserError(f"{variant_path}: training variant file not found")
     detector = is_detector(config.arch)
-    channels_last = device.type == "cuda" and not detector  # detectors re-batch inputs internally
+    channels_last = uses_channels_last(config.arch, device.type)
     amp = config.amp and device.type == "cuda"
     # cuDNN autotuning pays off for the classifier's fixed input shape; the detectors' RoI heads see
     # a new shape almost every step, and each new shape would be autotuned again.
@@ -625,7 +626,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size, float_output=False,
                                                                           augment_artefacts=config.augment_artefacts,
                                                                           artefact_templates=config.augment_templates),
-                                  decode_size=(config.image_size, config.image_size), with_masks=detector)
+                                  decode_size=(config.image_size, config.image_size),
+                                  with_masks=ARCHITECTURES[config.arch].needs_masks)
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")
     val_idx = _subsample(val_idx, config.max_val_images, config.seed, "val")

@@ -19,14 +19,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from generator import NUM_CLASSES
+
+from .architectures import ARCHITECTURES, is_detector  # noqa: F401  (is_detector: re-exported)
+
 MODELS: dict[str, Callable[..., nn.Module]] = {}
-DETECTORS = ("fasterrcnn_resnet34", "maskrcnn_resnet34")
+"""Architecture name -> factory; every name is an entry of training.architectures.ARCHITECTURES."""
 IMAGENET_FILE = "resnet34-b627a593.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def register(name: str):
+    if name not in ARCHITECTURES:
+        raise ValueError(f"architecture {name!r}: register its ArchSpec in training.architectures first")
+
     def wrap(factory):
         MODELS[name] = factory
         return factory
@@ -35,10 +42,6 @@ def register(name: str):
 
 def list_models() -> list[str]:
     return list(MODELS)
-
-
-def is_detector(arch: str) -> bool:
-    return arch in DETECTORS
 
 
 def default_weights_path() -> Path:
@@ -93,7 +96,7 @@ def _resnet34_classifier(num_classes: int) -> nn.Module:
 
 
 @register("resnet34")
-def build_resnet34(num_classes: int = 7, image_size: int = 224, weights=None, pretrained_layout=None,
+def build_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None, pretrained_layout=None,
                    detector_options=None) -> nn.Module:
     model = _resnet34_classifier(num_classes)
     state = _imagenet_state(weights)
@@ -185,7 +188,7 @@ def _detector_kwargs(image_size: int, num_classes: int, options: dict | None, ma
 
 
 @register("fasterrcnn_resnet34")
-def build_fasterrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights=None,
+def build_fasterrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                               pretrained_layout=None, detector_options=None) -> nn.Module:
     from torchvision.models.detection import FasterRCNN
 
@@ -195,7 +198,7 @@ def build_fasterrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weigh
 
 
 @register("maskrcnn_resnet34")
-def build_maskrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights=None,
+def build_maskrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                             pretrained_layout=None, detector_options=None) -> nn.Module:
     from torchvision.models.detection import MaskRCNN
 
@@ -203,7 +206,7 @@ def build_maskrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights
                     **_detector_kwargs(image_size, num_classes + 1, detector_options, mask=True))
 
 
-def build_model(arch: str, num_classes: int = 7, image_size: int = 224, weights=None,
+def build_model(arch: str, num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                 pretrained_layout: bool | None = None, detector_options: dict | None = None) -> nn.Module:
     """Build ``arch`` from the registry. ``weights``: an ImageNet ResNet-34 state-dict file, or None.
 
@@ -230,7 +233,7 @@ def load_trained(run_dir: str | os.PathLike, checkpoint: str = "best.pt", map_lo
         from generator.errors import UserError
 
         raise UserError(f"{run_dir / 'config.json'}: not a run configuration (needs arch and image_size)")
-    model = build_model(config["arch"], num_classes=7, image_size=config["image_size"],
+    model = build_model(config["arch"], num_classes=NUM_CLASSES, image_size=config["image_size"],
                         pretrained_layout=config.get("pretrained", False),
                         detector_options=config.get("detector_options"))
     state = torch.load(run_dir / checkpoint, map_location=map_location, weights_only=True)

@@ -92,6 +92,7 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     import torch
     from torch.utils.data import SequentialSampler
 
+    from .architectures import uses_channels_last
     from .data import HDF5VariantDataset
     from .engine import Dist, _loader, gather_predictions, predict_loader
     from .transforms import eval_transform
@@ -99,7 +100,7 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     device = torch.device(device or "cpu")
     dist = dist or Dist()
     out_dir = Path(out_dir)
-    channels_last = device.type == "cuda" and arch == "resnet34"
+    channels_last = uses_channels_last(arch, device.type)
     if channels_last:  # the inputs are made channels_last below; a contiguous model would convert back
         model = model.to(memory_format=torch.channels_last)
     # The variants share their images: a clean image is byte-identical in every test variant and an

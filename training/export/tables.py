@@ -1,4 +1,4 @@
-"""Read the evaluation result tables (CONTRACTS.md "Evaluation outputs") and check their columns."""
+"""Read the evaluation result tables (written by training.evaluation) and check their columns."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from generator import CLASSES
 from generator.errors import UserError
+from generator.variants import list_variants
+
+from ..architectures import ARCHITECTURES
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -38,9 +40,8 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
                       "attention_clean", "attention_artefact"),
     "gradcam/attention": ("arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"),
 }
-ARCH_ORDER = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
-# Training variants in the registry's order (CONTRACTS.md); the class-biased ones are train_<class>.
-TRAIN_VARIANTS = ("train_none", "train_all") + tuple(f"train_{c}" for c in CLASSES)
+ARCH_ORDER = tuple(ARCHITECTURES)
+TRAIN_VARIANTS = tuple(list_variants("train"))
 REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
 
 # Columns read as text even when they look numeric (class codes, image ids).
