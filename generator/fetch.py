@@ -137,10 +137,11 @@ def check_base_url(url, where: str) -> str | None:
     return url
 
 
-def validate_manifest(manifest, where: str = "manifest") -> list[FileEntry]:
-    """Check every field fetch relies on and return the file entries (no I/O, no network).
+def fetchable_entries(manifest, where: str = "manifest") -> list[FileEntry]:
+    """The file entries of a manifest from an untrusted place, once every field fetch relies on is
+    checked (no I/O, no network).
 
-    The safety checks (plain names, sizes, hashes, base_url) run first, then the full schema of
+    The safety checks (plain names, sizes, hashes, base_url) run first, then the one schema check,
     ``generator.manifest.validate_manifest``.
     """
     entries = _check_safety(manifest, where)
@@ -226,7 +227,7 @@ def read_manifest(location: str | os.PathLike, timeout: float = 30.0) -> tuple[d
     if len(data) > MAX_MANIFEST_BYTES:
         raise UserError(f"{shown}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
     manifest = parse_json(data, f"{shown}: manifest")
-    validate_manifest(manifest, where=shown)
+    fetchable_entries(manifest, where=shown)
     return manifest, default_base
 
 
@@ -498,10 +499,10 @@ def fetch(
                         else f"--min-speed: must be non-negative, got {min_speed}")
     if isinstance(manifest, dict):
         data, default_base = manifest, None
-        entries = validate_manifest(data)
+        entries = fetchable_entries(data)
     else:
         data, default_base = read_manifest(manifest, timeout=timeout)
-        entries = validate_manifest(data, where=os.fspath(manifest))
+        entries = fetchable_entries(data, where=os.fspath(manifest))
     selected = select_entries(entries, variants)
     base = base_url or data.get("base_url") or default_base
     if not base:
@@ -606,12 +607,12 @@ def verify_files(out: str | os.PathLike, manifest: dict | None = None,
     out = Path(out)
     if manifest is None:
         manifest, _ = read_manifest(out)
-    selected = {e.name for e in select_entries(validate_manifest(manifest), variants)}
+    selected = {e.name for e in select_entries(fetchable_entries(manifest), variants)}
     return [p for f in manifest["files"] if f["name"] in selected
             and (p := check_entry(out, f, content=content)) is not None]
 
 
 __all__ = [
     "FetchError", "FetchOutcome", "FileEntry", "check_plain_name", "fetch", "read_manifest",
-    "select_entries", "sha256_file", "validate_manifest", "verify_files",
+    "fetchable_entries", "select_entries", "sha256_file", "verify_files",
 ]

@@ -150,10 +150,11 @@ def write_insertion_examples(bank: TemplateBank, out_dir: str | Path, seed: int 
     return paths
 
 
-def insert_artefact_pair(image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int) -> np.ndarray:
-    """Clean image and the same image with ``kind`` inserted, side by side with a white gap."""
+def insert_artefact_pair(image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int,
+                         gap: int = 8) -> np.ndarray:
+    """Clean image and the same image with ``kind`` inserted, side by side with a white ``gap`` (pixels)."""
     from .artefacts import insert_artefact
 
     inserted = insert_artefact(image, mask, kind, bank, seed)[0]
-    gap = np.full((image.shape[0], 8, 3), 255, dtype=np.uint8)
+    gap = np.full((image.shape[0], gap, 3), 255, dtype=np.uint8)
     return np.concatenate([image, gap, inserted], axis=1)

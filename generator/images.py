@@ -90,15 +90,20 @@ def load_mask(path: str | Path, image_shape: tuple[int, ...] | None = None) -> n
     return mask_to_bool(array, name=str(path))
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of an RGB uint8 image or a boolean/uint8 mask (masks are written 0/255)."""
+def encode_png(array: np.ndarray, compress_level: int | None = None) -> bytes:
+    """PNG bytes of an RGB uint8 image or a boolean/uint8 mask (masks are written 0/255).
+
+    ``compress_level`` (0-9) trades size for speed; None is zlib's default (6). The variant files
+    store masks at level 1 (``generator.store.encode_png``). Deterministic for a given zlib.
+    """
     from PIL import Image
 
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
+    options = {} if compress_level is None else {"compress_level": compress_level}
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", **options)
     return buffer.getvalue()
 
 

@@ -50,7 +50,7 @@ def default_manifest_path() -> Path | None:
 def load_manifest_any(manifest: str | os.PathLike | dict | None) -> tuple[dict | None, str | None]:
     """(manifest dict, default base) from a dict, path, folder or URL; (None, None) when None given
     and no packaged manifest exists. Validated by generator.fetch."""
-    from .fetch import read_manifest, validate_manifest
+    from .fetch import fetchable_entries, read_manifest
 
     if manifest is None:
         packaged = default_manifest_path()
@@ -61,7 +61,7 @@ def load_manifest_any(manifest: str | os.PathLike | dict | None) -> tuple[dict |
         except UserError:
             return None, None  # a packaged manifest of another shape only loses the counts
     if isinstance(manifest, dict):
-        validate_manifest(manifest)
+        fetchable_entries(manifest)
         return manifest, None
     return read_manifest(manifest)
 

@@ -601,8 +601,8 @@ def _write_dataset_cards(out: Path, manifest: dict) -> None:
 
 def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:
     """<out>/examples/<kind>.png: the first image clean | with one artefact of that kind."""
-    from .artefacts import realize, render
     from .atomic import write_bytes_atomic
+    from .gallery import insert_artefact_pair
     from .seeding import derive_seed
     from .sources import read_image, read_mask
     from .store import encode_png
@@ -611,11 +611,10 @@ def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:
     size = tuple(plan.config["image_size"]) if plan.config["image_size"] else None
     rgb, _ = read_image(rec, size)
     mask, _ = read_mask(rec, rgb.shape[:2], rgb=rgb)
-    gap = np.full((rgb.shape[0], max(2, rgb.shape[1] // 50), 3), 255, np.uint8)
     for kind in bank.kinds():
-        record = realize(kind, bank, rgb.shape, mask, derive_seed(plan.config["seed"], "example", kind))
-        image, _ = render(rgb, record, bank)
-        write_bytes_atomic(out / "examples" / f"{kind}.png", encode_png(np.hstack([rgb, gap, image])))
+        pair = insert_artefact_pair(rgb, mask, kind, bank, derive_seed(plan.config["seed"], "example", kind),
+                                    gap=max(2, rgb.shape[1] // 50))
+        write_bytes_atomic(out / "examples" / f"{kind}.png", encode_png(pair))
 
 
 def _write_label_csvs(out: Path, variants: list[str], progress: bool) -> None:

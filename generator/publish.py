@@ -64,7 +64,7 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
 
     from .atomic import write_json_atomic
     from .cards import write_cards
-    from .fetch import MANIFEST_NAME, read_manifest, select_entries, sha256_file, validate_manifest
+    from .fetch import MANIFEST_NAME, fetchable_entries, read_manifest, select_entries, sha256_file
     from .labels_csv import LABELS_DIR, write_label_csvs
 
     base_url = _check_publish_url(base_url)
@@ -72,7 +72,7 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
     if not data_dir.is_dir():
         raise UserError(f"{data_dir}: --data is not a folder")
     manifest, _ = read_manifest(data_dir)
-    entries = select_entries(validate_manifest(manifest, where=str(data_dir / MANIFEST_NAME)), variants)
+    entries = select_entries(fetchable_entries(manifest, where=str(data_dir / MANIFEST_NAME)), variants)
     out_dir = Path(out_dir)
     if out_dir.resolve() == data_dir.resolve():
         raise UserError(f"{out_dir}: --out must differ from --data")

@@ -90,13 +90,17 @@ class Row:
 
 # --- encoding helpers (shared by writers and tests) -------------------------------------------
 
-def encode_png(array: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a uint8 HxW or HxWx3 array; deterministic for a given zlib."""
-    from PIL import Image
+STORED_PNG_LEVEL = 1
+"""zlib level of the PNGs in variant files (masks, and images written by tools): fast to write, and
+masks compress well at any level."""
 
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a uint8 HxW or HxWx3 array as the variant files store them
+    (:func:`generator.images.encode_png` at :data:`STORED_PNG_LEVEL`)."""
+    from .images import encode_png as encode
+
+    return encode(array, compress_level=STORED_PNG_LEVEL)
 
 
 def encode_png_stored(array: np.ndarray) -> bytes:

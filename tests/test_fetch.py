@@ -17,8 +17,8 @@ from generator.fetch import (
     FetchError,
     check_plain_name,
     fetch,
+    fetchable_entries,
     read_manifest,
-    validate_manifest,
     verify_files,
 )
 
@@ -159,7 +159,7 @@ def test_malformed_sizes_and_hashes_refused(dataset, field, value):
     data = json.loads(json.dumps(manifest))
     data["files"][0][field] = value
     with pytest.raises(UserError, match=rf"files\[0\]\.{field}"):
-        validate_manifest(data)
+        fetchable_entries(data)
 
 
 def test_bad_base_url_and_format_refused(dataset):
@@ -168,7 +168,7 @@ def test_bad_base_url_and_format_refused(dataset):
                             ({"files": {"a": 1}}, "files")]:
         data = dict(manifest, **change)
         with pytest.raises(UserError, match=pattern):
-            validate_manifest(data)
+            fetchable_entries(data)
 
 
 def test_local_folder_and_file_url_sources(dataset, tmp_path):

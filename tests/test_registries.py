@@ -54,29 +54,39 @@ def test_adding_a_variant_is_one_registry_entry():
 def test_adding_an_architecture_is_one_registry_entry():
     out = run_python("""
         import json
-        from training.architectures import ArchSpec, register_architecture
-        register_architecture(ArchSpec("tinynet", "TinyNet", detector=False, needs_masks=False, channels_last=False))
+        import sys
+        from training.models import ArchSpec, MODELS, register
+
+        @register(ArchSpec("tinynet", "TinyNet", detector=False, needs_masks=False, channels_last=False))
+        def build_tinynet(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
+            raise NotImplementedError
+
+        from training.cli import register as register_cli
+        import argparse
+        parser = argparse.ArgumentParser()
+        register_cli(parser.add_subparsers())
+        parsed = parser.parse_args(["train", "--data", "d", "--out", "o", "--arch", "tinynet"])
         from training.export.charts import arch_label
         from training.export.tables import ARCH_ORDER
         from training.sweep import ARCHS
-        from training.architectures import is_detector, uses_channels_last
-        print(json.dumps({"sweep": ARCHS, "site": ARCH_ORDER, "label": arch_label("tinynet"),
+        from training.models import is_detector, uses_channels_last
+        print(json.dumps({"torch": "torch" in sys.modules, "cli": parsed.arch, "models": list(MODELS), "sweep": ARCHS, "site": ARCH_ORDER, "label": arch_label("tinynet"),
                           "detector": is_detector("tinynet"), "channels_last": uses_channels_last("tinynet", "cuda"),
                           "resnet_channels_last": uses_channels_last("resnet34", "cuda"),
                           "cpu_channels_last": uses_channels_last("resnet34", "cpu")}))
     """)
-    assert out["sweep"][-1] == out["site"][-1] == "tinynet"
+    assert out["sweep"][-1] == out["site"][-1] == out["models"][-1] == out["cli"] == "tinynet"
+    assert not out["torch"], "the registry, the sweep and the site's tables must not need torch"
     assert out["label"] == "TinyNet" and out["detector"] is False and out["channels_last"] is False
     assert out["resnet_channels_last"] is True and out["cpu_channels_last"] is False
 
 
-def test_a_model_factory_needs_a_registered_architecture():
-    pytest.importorskip("torch")
-    from training.models import MODELS, register
+def test_a_model_factory_is_registered_with_its_spec():
+    from training.models import ARCHITECTURES, MODELS, register
 
-    with pytest.raises(ValueError, match="tinynet"):
+    with pytest.raises(TypeError, match="ArchSpec"):
         register("tinynet")
-    assert list(MODELS) == ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"]
+    assert list(MODELS) == list(ARCHITECTURES) == ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"]
 
 
 def test_adding_a_kind_is_one_registry_entry(monkeypatch):

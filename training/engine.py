@@ -32,11 +32,10 @@ from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
 from generator.errors import RunFailed, UserError
 from generator.seeding import derive_seed
 
-from .architectures import ARCHITECTURES, is_detector, uses_channels_last
 from .data import HDF5VariantDataset, collate, worker_init_fn
 from .detector_scores import boxes_only, image_scores
 from .folds import fold_indices, folds_for_data
-from .models import build_model, resolve_weights
+from .models import build_model, is_detector, needs_masks, resolve_weights, uses_channels_last
 from .transforms import eval_transform, train_transform
 
 # Training steps between two reads of the loss on the host. Each read waits for the GPU to drain its
@@ -627,7 +626,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
                                                                           augment_artefacts=config.augment_artefacts,
                                                                           artefact_templates=config.augment_templates),
                                   decode_size=(config.image_size, config.image_size),
-                                  with_masks=ARCHITECTURES[config.arch].needs_masks)
+                                  with_masks=needs_masks(config.arch))
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")
     val_idx = _subsample(val_idx, config.max_val_images, config.seed, "val")

@@ -92,9 +92,9 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     import torch
     from torch.utils.data import SequentialSampler
 
-    from .architectures import uses_channels_last
     from .data import HDF5VariantDataset
     from .engine import Dist, _loader, gather_predictions, predict_loader
+    from .models import uses_channels_last
     from .transforms import eval_transform
 
     device = torch.device(device or "cpu")

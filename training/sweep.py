@@ -27,7 +27,7 @@ from pathlib import Path
 
 from generator.errors import UserError
 
-from .architectures import ARCHITECTURES
+from .models import ARCHITECTURES
 
 ARCHS = tuple(ARCHITECTURES)
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from generator import CLASSES
 
-from ..architectures import arch_label
+from ..models import arch_label
 
 METRIC_LABELS = {"recall": "recall", "fpr": "FPR", "fnr": "FNR"}
 ARCH_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")

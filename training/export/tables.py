@@ -11,7 +11,7 @@ import pandas as pd
 from generator.errors import UserError
 from generator.variants import list_variants
 
-from ..architectures import ARCHITECTURES
+from ..models import ARCHITECTURES
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
 SCHEMAS: dict[str, tuple[str, ...]] = {
