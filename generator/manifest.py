@@ -70,23 +70,13 @@ def content_digest_of_rows(rows: Iterable[tuple[bytes, str, int, bool, str]]) ->
 
 def content_digest(path: str | os.PathLike) -> str:
     """Content digest of a variant file, decoding every row (slow: use for verification)."""
-    import h5py
+    from .store import VariantReader
 
-    from .store import decode_image, decode_mask
-
-    with h5py.File(path, "r") as f:
-        labels = f["labels"][:]
-        has_artefact = f["has_artefact"][:]
-        ids = f["image_ids"].asstr()[:]
-        kinds = f["artefact_kinds"].asstr()[:]
-        images, lesions, artefacts = f["images"], f["lesion_masks"], f["artefact_masks"]
-
-        def rows():
-            for i in range(len(labels)):
-                digest = row_digest(decode_image(images[i]), decode_mask(lesions[i]), decode_mask(artefacts[i]))
-                yield digest, ids[i], int(labels[i]), bool(has_artefact[i]), kinds[i]
-
-        return content_digest_of_rows(rows())
+    with VariantReader(path) as reader:
+        rows = ((row_digest(reader.image(i), reader.lesion_mask(i), reader.artefact_mask(i)), reader.image_ids[i],
+                 int(reader.labels[i]), bool(reader.has_artefact[i]), reader.artefact_kinds[i])
+                for i in range(len(reader)))
+        return content_digest_of_rows(rows)
 
 
 # --- loading and verification -----------------------------------------------------------------

@@ -44,7 +44,7 @@ from .licences import (
 )
 from .manifest import FORMAT as MANIFEST_FORMAT
 from .manifest import MANIFEST_NAME, check_entry, content_digest_of_rows, load_manifest, row_digest
-from .store import encode_png_stored
+from .store import RowCache, encode_png_stored
 from .variants import VariantSpec, resolve_variants
 
 CACHE_DIR = ".cache"
@@ -181,10 +181,6 @@ def _process_image(task) -> dict:
     return out
 
 
-_BLOB_COLUMNS = ("lesion_mask", "clean_image", "clean_mask", "art_image", "art_mask")
-_TEXT_COLUMNS = ("image_id", "lesion_id", "mask_source", "meta", "clean_digest", "art_digest", "kind", "record")
-
-
 @contextlib.contextmanager
 def _worker_pool(workers: int, initializer=None, initargs: tuple = ()):
     """A process pool (None for one worker). Linux forks, so workers inherit the imported modules
@@ -223,116 +219,26 @@ def _ordered_results(pool, func, tasks: list, workers: int) -> Iterator:
 def build_part(plan: Plan, part_path: Path, shard: tuple[int, int], workers: int, templates: str,
                progress: bool) -> None:
     """Write cache part ``shard`` = (i, n): one row record per image with k % n == i."""
-    import h5py
     from tqdm import tqdm
 
     from . import artefacts, sources, store  # noqa: F401 - imported once, before workers fork
-    from .atomic import atomic_path
+    from .store import write_cache_part
 
     i, n = shard
     ks = list(range(i, len(plan.records), n))
     tasks = [(k, plan.records[k], bool(plan.need_clean[k]), bool(plan.need_art[k])) for k in ks]
     size = tuple(plan.config["image_size"]) if plan.config["image_size"] else None
-    texts = {c: [] for c in _TEXT_COLUMNS}
-    labels = []
-    vlen = h5py.vlen_dtype(np.uint8)
     init_args = (templates, plan.config["seed"], size, _families(plan))
+    attrs = {"part_key": plan.part_key, "shard": json.dumps([i, n])}
     with _worker_pool(min(workers, len(tasks)), _init_worker, init_args) as pool, \
-            atomic_path(part_path, suffix=".h5.partial") as tmp, h5py.File(tmp, "w") as f:
-        blobs = {c: f.create_dataset(c, (len(ks),), dtype=vlen) for c in _BLOB_COLUMNS}
+            write_cache_part(part_path, len(ks), attrs) as append:
         bar = tqdm(total=len(ks), desc=f"images {i}/{n}" if n > 1 else "images", unit="img",
                    disable=not progress, file=sys.stderr)
-        pending: list[dict] = []
-
-        def flush():  # one HDF5 call per column for a block of rows, not one per row
-            start = len(labels) - len(pending)
-            for c in _BLOB_COLUMNS:
-                values = [np.frombuffer(r[c], np.uint8) for r in pending]
-                if len({len(v) for v in values}) > 1:
-                    array = np.empty(len(values), dtype=object)
-                    for i, v in enumerate(values):
-                        array[i] = v
-                    blobs[c][start:start + len(values)] = array
-                else:  # h5py turns equal-length rows into a 2-D array and refuses them: row by row
-                    for i, v in enumerate(values):
-                        blobs[c][start + i] = v
-            pending.clear()
-
         for local, result in enumerate(_ordered_results(pool, _process_image, tasks, workers)):
             assert result["k"] == ks[local]
-            for c in _TEXT_COLUMNS:
-                texts[c].append(result[c])
-            labels.append(result["label"])
-            pending.append(result)
-            if len(pending) == 16:
-                flush()
+            append(result)
             bar.update(1)
-        if pending:
-            flush()
         bar.close()
-        text = h5py.string_dtype("utf-8")
-        for c, values in texts.items():
-            f.create_dataset(c, data=np.array(values, dtype=object), dtype=text)
-        f.create_dataset("labels", data=np.array(labels, np.int8))
-        f.attrs["part_key"] = plan.part_key
-        f.attrs["shard"] = json.dumps([i, n])
-
-
-class RowCache:
-    """Read access to the complete set of cache parts: global index -> clean or artefacted Row.
-
-    Image k lives in part k % n at position k // n (the shard split of ``build_part``)."""
-
-    def __init__(self, part_paths: Sequence[Path]):
-        import h5py
-
-        self.n = len(part_paths)
-        self.files = [h5py.File(p, "r") for p in part_paths]
-        self.texts = [{c: f[c].asstr()[:] for c in _TEXT_COLUMNS} for f in self.files]
-        self.labels = [f["labels"][:] for f in self.files]
-        self.blobs = [{c: f[c] for c in _BLOB_COLUMNS} for f in self.files]  # handles looked up once
-
-    def close(self) -> None:
-        for f in self.files:
-            f.close()
-
-    def rows(self, indices: Sequence[int], chosen: Sequence[bool], block: int = 32) -> Iterator:
-        """Rows for global indices (ascending) in order, read a block of slices at a time: one HDF5
-        call per column and block instead of one per row."""
-        from .store import Row
-
-        for start in range(0, len(indices), block):
-            pairs = [(int(k), bool(a)) for k, a in zip(indices[start:start + block], chosen[start:start + block],
-                                                        strict=True)]
-            got: dict[tuple[int, str], np.ndarray] = {}
-            first: dict[int, int] = {}
-            for p in sorted({k % self.n for k, _ in pairs}):
-                mine = [(k // self.n, a) for k, a in pairs if k % self.n == p]
-                j0, j1 = mine[0][0], mine[-1][0] + 1
-                first[p] = j0
-                want = ["lesion_mask"]
-                if any(a for _, a in mine):
-                    want += ["art_image", "art_mask"]
-                if not all(a for _, a in mine):
-                    want += ["clean_image", "clean_mask"]
-                for c in want:
-                    got[p, c] = self.blobs[p][c][j0:j1]
-            for k, a in pairs:
-                p, j = k % self.n, k // self.n
-                t, i = self.texts[p], j - first[p]
-                prefix = "art_" if a else "clean_"
-                yield Row(
-                    image_id=t["image_id"][j], lesion_id=t["lesion_id"][j], label=int(self.labels[p][j]),
-                    image_bytes=got[p, prefix + "image"][i].tobytes(),
-                    lesion_mask_bytes=got[p, "lesion_mask"][i].tobytes(),
-                    artefact_mask_bytes=got[p, prefix + "mask"][i].tobytes(), has_artefact=a,
-                    kind=t["kind"][j] if a else "", record=t["record"][j] if a else "",
-                    mask_source=t["mask_source"][j], metadata=json.loads(t["meta"][j]),
-                )
-
-    def digest(self, k: int, artefact: bool) -> bytes:
-        t = self.texts[k % self.n]
-        return bytes.fromhex(t["art_digest" if artefact else "clean_digest"][k // self.n])
 
 
 # --- writing one variant file (runs in worker processes) --------------------------------------
