@@ -207,9 +207,9 @@ def ceiling(device, sizes: dict, deadline: float) -> None:
 
 
 def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> None:
-    from training.data import HDF5VariantDataset
     from training.engine import TrainConfig, train_loader
     from training.transforms import train_transform
+    from training.variant_dataset import HDF5VariantDataset
 
     size = sizes["image_size"]
     rows = []

@@ -168,8 +168,8 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
-    from training.data import HDF5VariantDataset, collate, worker_init_fn
     from training.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
+    from training.variant_dataset import HDF5VariantDataset, collate, worker_init_fn
 
     root = export_image_folder(variant, folder_root)
     joint = train_transform(args.size, float_output=False)  # as training.engine builds it: uint8 out

@@ -7,13 +7,9 @@ import sys
 
 
 def register(sub) -> None:
-    try:
-        from . import cli_synth
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.cli_synth":
-            raise
-    else:
-        cli_synth.register(sub)
+    from . import cli_synth
+
+    cli_synth.register(sub)
 
     p = sub.add_parser(
         "generate",

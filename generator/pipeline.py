@@ -524,10 +524,6 @@ def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:
 
 
 def _write_label_csvs(out: Path, variants: list[str], progress: bool) -> None:
-    try:
-        from . import labels_csv
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__package__}.labels_csv":
-            return
-        raise
-    labels_csv.write_label_csvs(out, variants=variants, progress=progress)
+    from .labels_csv import write_label_csvs
+
+    write_label_csvs(out, variants=variants, progress=progress)

@@ -1,8 +1,8 @@
 """Prepare an upload folder (Zenodo or any static host) from a generated data folder.
 
 The folder holds the variant files (hard links when the file system allows, else copies), the
-manifest with ``base_url`` filled in, the label CSVs, the example images, a README datacard
-(Hugging Face front matter; layout, licence and attribution of HAM10000 and of the artefact
+manifest with ``base_url`` filled in, the label CSVs, the example images, a README dataset card
+(``generator.cards``: Hugging Face front matter; layout, licence and attribution of HAM10000 and of the artefact
 templates, citation) and ``croissant.json`` (MLCommons Croissant, see ``generator.cards``). It is
 built beside the target under a temporary name and renamed into place only when complete.
 """
@@ -116,113 +116,3 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
-
-
-def datacard(manifest: dict, linked: bool = False) -> str:
-    """README.md of an upload folder: what is in it, how to get and read it, licence, citation."""
-    from . import CLASSES, store
-    from .cards import CROISSANT_NAME, families_of
-    from .info import (
-        CITATION,
-        HAM10000_ATTRIBUTION,
-        HAM10000_CITATION,
-        HAM10000_LICENCE,
-        HAM10000_LICENCE_URL,
-        TEMPLATES_ATTRIBUTION,
-    )
-    from .kinds import FAMILIES, KINDS
-
-    base = manifest.get("base_url") or ""
-    families = families_of(manifest)
-    kinds = [name for family in families for name in FAMILIES.get(family, ())]
-    lines = [
-        "# ham-artefacts datasets",
-        "",
-        "HAM10000 dermatoscopic images with inserted artefacts, one HDF5 file per variant. Clean and "
-        "artefacted variants are paired: the same image carries the same artefact in every variant that "
-        "includes it.",
-        "",
-        f"Artefact families of this build: {', '.join(families)} (kinds: {', '.join(kinds)}); an artefacted "
-        "image gets one family drawn uniformly, then one of its kinds.",
-        "",
-    ]
-    if manifest.get("synthetic"):
-        lines += ["> **Synthetic**: these files were built from synthetic stand-in images, not from the real "
-                  "HAM10000 data. Use them for testing pipelines only.", ""]
-    lines += [
-        f"Generator version {manifest.get('generator_version', '?')}, seed {manifest.get('seed', '?')}, "
-        f"templates `{manifest.get('templates', '?')}`, image size {manifest.get('image_size')}.",
-        "",
-        "## Get it",
-        "",
-        "```bash",
-        f"ham-artefacts fetch --manifest {base}manifest.json --out data/   # resumes, verifies SHA-256",
-        "```",
-        "",
-        "```python",
-        "from training.datasets import HAMArtefacts",
-        f"ds = HAMArtefacts('data/', 'test_all', download=True, manifest='{base}manifest.json')",
-        "image, label, meta = ds[0]",
-        "```",
-        "",
-        "## Files",
-        "",
-        "| file | split | rows | with artefact | bytes | SHA-256 |",
-        "|---|---|---:|---:|---:|---|",
-    ]
-    for f in manifest["files"]:
-        lines.append(f"| `{f['name']}` | {f.get('split', '')} | {f.get('rows', '')} | {f.get('n_artefact', '')} "
-                     f"| {f['bytes']} | `{f['sha256']}` |")
-    lines += [
-        "",
-        "Descriptions:",
-        "",
-    ]
-    lines += [f"- `{f.get('variant', f['name'])}`: {f.get('description', '')}" for f in manifest["files"]]
-    lines += [
-        "",
-        "Also here:",
-        "",
-        f"- `{CROISSANT_NAME}`: MLCommons Croissant 1.0 metadata of the files (SHA-256, URLs) and their "
-        "per-row fields.",
-        "- `manifest.json`: the list above as JSON (format `ham-artefacts-manifest/1`): per file its SHA-256, "
-        "size, rows, class counts and artefact counts. `base_url` says where the files live.",
-        "- `labels/<variant>_bissoto.csv`: artefact labels in the column convention of Bissoto et al.'s ISIC "
-        "annotations (`image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string`, "
-        "semicolon-separated, 0/1; "
-        + ", ".join(f"{name} -> {KINDS[name].bissoto_column}" for name in kinds if name in KINDS)
-        + "; `label` is the "
-        "7-class index, `label_string` the HAM10000 class code, `image` the image_id without a file "
-        "extension; unlike the original there is no leading index column).",
-        "- `labels/<variant>_artefacts.csv`: per image its kind, template and placement.",
-        "- `examples/`: one clean | artefact example per kind (when present).",
-        "",
-        "Classes (label = index): " + ", ".join(f"{i} {c}" for i, c in enumerate(CLASSES)) + ".",
-        "",
-        "## File layout",
-        "",
-        "```text",
-        (store.__doc__ or "").strip(),
-        "```",
-        "",
-        "## Licence and attribution",
-        "",
-        *([f"- **Images (this build)**: synthetic stand-ins, {manifest.get('licence', '')}. Builds from "
-           "the real HAM10000 carry the licence below."] if manifest.get("synthetic") else []),
-        f"- **Images**: {HAM10000_ATTRIBUTION}",
-        f"  Licence: [{HAM10000_LICENCE}]({HAM10000_LICENCE_URL}).",
-        f"- **Licence recorded in the manifest**: {manifest.get('licence', '')}",
-        f"- **Artefact templates**: {TEMPLATES_ATTRIBUTION}",
-        "- **Labels and manifest**: same licence as the images they describe "
-        f"({HAM10000_LICENCE}).",
-        "",
-        "## Citation",
-        "",
-        str(manifest.get("citation") or CITATION),
-        "",
-        f"HAM10000: {HAM10000_CITATION}",
-        "",
-    ]
-    if linked:
-        lines += ["<!-- variant files in this folder are hard links to the generated data -->", ""]
-    return "\n".join(lines)

@@ -31,9 +31,6 @@ Reading needs only h5py + numpy + Pillow::
     label = f.attrs["classes"][f["labels"][0]]
 
 Bytes are deterministic: no timestamps (track_times=False), fixed write order, no groups.
-
-The generator's row cache (``<out>/.cache/rows-*.h5``, one part per shard) is an HDF5 layout too,
-so it lives here as well: :func:`write_cache_part` and :class:`RowCache`.
 """
 
 from __future__ import annotations
@@ -442,8 +439,9 @@ def _attr_value(value):
 
 
 # --- the generator's row cache ------------------------------------------------------------------
-# One part per shard: every image of the source once, encoded clean and with its artefact, so each
-# variant file is a selection of cached rows (generator.pipeline).
+# <out>/.cache/rows-*.h5, one part per shard: every image of the source once, encoded clean and with
+# its artefact, so each variant file is a selection of cached rows (generator.pipeline). It is an
+# HDF5 layout too, so it lives here. (Not in the module docstring: the dataset card quotes that.)
 
 CACHE_BLOB_COLUMNS = ("lesion_mask", "clean_image", "clean_mask", "art_image", "art_mask")
 CACHE_TEXT_COLUMNS = ("image_id", "lesion_id", "mask_source", "meta", "clean_digest", "art_digest", "kind",

@@ -217,7 +217,7 @@ def cli_main(argv: list[str]) -> int:
     """The real console entry point, with only our command module registered (so tests do not depend
     on other areas' command modules being importable)."""
     saved = generator.cli.COMMAND_MODULES
-    generator.cli.COMMAND_MODULES = ("generator.cli_dist",)
+    generator.cli.COMMAND_MODULES = ("generator.cli_distribution",)
     try:
         return generator.cli.main(argv)
     finally:

@@ -31,7 +31,7 @@ BASELINE_PR_AUC = {"resnet34": 0.8123, "fasterrcnn_resnet34": 0.7345, "maskrcnn_
 
 def _write_table(folder: Path, stem: str, frame: pd.DataFrame) -> None:
     if frame.empty:  # an empty table still has its header row, as the evaluation writes it
-        from training.export.tables import SCHEMAS
+        from training.export.results import SCHEMAS
 
         frame = pd.DataFrame(columns=list(SCHEMAS[stem]))
     path = folder / f"{stem}.csv"

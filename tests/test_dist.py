@@ -255,7 +255,7 @@ def test_distribution_modules_import_light():
     import subprocess
     import sys
 
-    code = ("import sys, generator.cli_dist, generator.fetch, generator.info, generator.labels_csv, "
+    code = ("import sys, generator.cli_distribution, generator.fetch, generator.info, generator.labels_csv, "
             "generator.publish; heavy = {'torch', 'h5py', 'pandas', 'numpy'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

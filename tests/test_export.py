@@ -363,7 +363,7 @@ def test_train_nv_fills_the_bias_page_and_the_headline(none_and_nv):
 
 def test_empty_tables_give_notes_and_no_chart_containers(tmp_path):
     """Header-only tables (nothing evaluated yet, Grad-CAM not run): every page exported, no chart at all."""
-    from training.export.tables import SCHEMAS
+    from training.export.results import SCHEMAS
 
     results = fx.write_results(tmp_path / "results", train_variants=("train_none",))
     for stem in ("curves", "mcnemar", "flips", "bias", "bias_shift", "gradcam/index", "gradcam/attention"):

@@ -37,7 +37,7 @@ def test_adding_a_variant_is_one_registry_entry():
         from generator.cli import main
         from generator.info import bare_info
         from training.evaluation.predictions import TEST_VARIANTS, TRAIN_VARIANTS
-        from training.export.tables import TRAIN_VARIANTS as TABLE_TRAIN_VARIANTS
+        from training.export.results import TRAIN_VARIANTS as TABLE_TRAIN_VARIANTS
         listing = io.StringIO()
         with contextlib.redirect_stdout(listing):
             main(["list"])
@@ -57,7 +57,8 @@ def test_adding_an_architecture_is_one_registry_entry():
         import sys
         from training.models import ArchSpec, MODELS, register
 
-        @register(ArchSpec("tinynet", "TinyNet", detector=False, needs_masks=False, channels_last=False))
+        @register(ArchSpec("tinynet", "TinyNet", detector=False, needs_masks=False, mask_head=False,
+                           channels_last=False))
         def build_tinynet(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
             raise NotImplementedError
 
@@ -67,7 +68,7 @@ def test_adding_an_architecture_is_one_registry_entry():
         register_cli(parser.add_subparsers())
         parsed = parser.parse_args(["train", "--data", "d", "--out", "o", "--arch", "tinynet"])
         from training.export.charts import arch_label
-        from training.export.tables import ARCH_ORDER
+        from training.export.results import ARCH_ORDER
         from training.sweep import ARCHS
         from training.models import is_detector, uses_channels_last
         print(json.dumps({"torch": "torch" in sys.modules, "cli": parsed.arch, "models": list(MODELS), "sweep": ARCHS, "site": ARCH_ORDER, "label": arch_label("tinynet"),

@@ -101,7 +101,7 @@ class RandomArtefact(v2.Transform):
         out = params["out"]
         if isinstance(inpt, PIL.Image.Image):
             return PIL.Image.fromarray(out)
-        # a channels-last view, as training.data decodes: torch's uint8 resize is fastest on it
+        # a channels-last view, as training.variant_dataset decodes: torch's uint8 resize is fastest on it
         pixels = torch.from_numpy(out).permute(2, 0, 1)
         return tv_tensors.wrap(pixels, like=inpt) if isinstance(inpt, tv_tensors.Image) else pixels
 

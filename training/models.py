@@ -39,6 +39,8 @@ class ArchSpec:
     classifier; detectors re-batch their inputs internally."""
     needs_masks: bool
     """Its training targets need the lesion masks (the detectors derive their boxes from them)."""
+    mask_head: bool
+    """It also trains on the lesion mask itself (Mask R-CNN's mask branch)."""
     channels_last: bool
     """Run in channels-last memory format on CUDA: a gain for plain convolutions, while a detector's
     transform re-batches its inputs into contiguous tensors, which would convert them straight back."""
@@ -82,6 +84,11 @@ def is_detector(arch: str) -> bool:
 def needs_masks(arch: str) -> bool:
     spec = ARCHITECTURES.get(arch)
     return bool(spec and spec.needs_masks)
+
+
+def has_mask_head(arch: str) -> bool:
+    spec = ARCHITECTURES.get(arch)
+    return bool(spec and spec.mask_head)
 
 
 def uses_channels_last(arch: str, device_type: str) -> bool:
@@ -149,7 +156,8 @@ def _resnet34_classifier(num_classes: int) -> nn.Module:
     return ResNet34Classifier(num_classes)
 
 
-@register(ArchSpec("resnet34", "ResNet-34", detector=False, needs_masks=False, channels_last=True))
+@register(ArchSpec("resnet34", "ResNet-34", detector=False, needs_masks=False, mask_head=False,
+                   channels_last=True))
 def build_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None, pretrained_layout=None,
                    detector_options=None) -> nn.Module:
     model = _resnet34_classifier(num_classes)
@@ -242,7 +250,7 @@ def _detector_kwargs(image_size: int, num_classes: int, options: dict | None, ma
     return kwargs | {"num_classes": num_classes}
 
 
-@register(ArchSpec("fasterrcnn_resnet34", "Faster R-CNN", detector=True, needs_masks=True,
+@register(ArchSpec("fasterrcnn_resnet34", "Faster R-CNN", detector=True, needs_masks=True, mask_head=False,
                    channels_last=False))
 def build_fasterrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                               pretrained_layout=None, detector_options=None) -> nn.Module:
@@ -253,7 +261,7 @@ def build_fasterrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 
                       **_detector_kwargs(image_size, num_classes + 1, detector_options))
 
 
-@register(ArchSpec("maskrcnn_resnet34", "Mask R-CNN", detector=True, needs_masks=True,
+@register(ArchSpec("maskrcnn_resnet34", "Mask R-CNN", detector=True, needs_masks=True, mask_head=True,
                    channels_last=False))
 def build_maskrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                             pretrained_layout=None, detector_options=None) -> nn.Module:

@@ -228,7 +228,7 @@ def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, 
     from training.models import load_trained
 
     from .aggregate import t_interval
-    from .tables import write_table
+    from .output import write_table
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     clean_reader = VariantReader(data_dir / "test_none.h5")
