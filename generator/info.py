@@ -39,12 +39,9 @@ def variant_specs() -> dict[str, tuple[str, str]]:
 
 
 def default_manifest_path() -> Path | None:
-    """The manifest packaged with the code (data_manifest.json), if there is one."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "data" / DATA_MANIFEST_NAME, here.parent / DATA_MANIFEST_NAME):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The manifest packaged with the code (generator/data_manifest.json), if there is one."""
+    candidate = Path(__file__).resolve().parent / DATA_MANIFEST_NAME
+    return candidate if candidate.is_file() else None
 
 
 def load_manifest_any(manifest: str | os.PathLike | dict | None) -> tuple[dict | None, str | None]:

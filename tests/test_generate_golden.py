@@ -1,4 +1,4 @@
-"""The repository's data_manifest.json is the manifest of the embedded-default (demo) build,
+"""The repository's generator/data_manifest.json is the manifest of the embedded-default (demo) build,
 i.e. of `make demo`'s demo/data/manifest.json.
 
 It is regenerated here from scratch and compared: content digests always (they survive
@@ -13,7 +13,7 @@ which is the same as::
 
     ham-artefacts synth-ham10000 --out SRC --scale 0.03 --test-scale 0.15 --size 128x96 --seed 0
     ham-artefacts generate --source SRC --out DATA --seed 0
-    cp DATA/manifest.json data_manifest.json
+    cp DATA/manifest.json generator/data_manifest.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "data_manifest.json"
+GOLDEN = REPO / "generator" / "data_manifest.json"
 VERSIONS = Path(__file__).resolve().parent / "data_manifest_versions.json"
 SCALE, TEST_SCALE, SIZE, SEED = 0.03, 0.15, (128, 96), 0
 COMPARED = ("name", "variant", "split", "rows", "class_counts", "artefact_counts", "n_artefact", "content_digest")
