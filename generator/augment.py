@@ -97,6 +97,7 @@ def kind_weights(kinds, bank: TemplateBank) -> dict[str, float]:
     for name, weight in kinds.items():
         if not _is_real(weight) or not math.isfinite(float(weight)) or float(weight) < 0:
             raise ValueError(f"kinds: the weight of {name!r} must be a finite number >= 0, got {weight!r}")
+        members: tuple[str, ...]
         if name in KINDS:
             members = (name,)
         elif name in FAMILIES:
@@ -210,7 +211,7 @@ class ArtefactAugmenter:
 
     def scale_for(self, image_hw) -> float:
         if self.template_scale != "auto":
-            return self.template_scale
+            return float(self.template_scale)
         return min(image_hw[0] / TEMPLATE_REFERENCE_HW[0], image_hw[1] / TEMPLATE_REFERENCE_HW[1])
 
     def draw(self, image_hw, lesion_mask=None, seed=None, image=None) -> dict | None:

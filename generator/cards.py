@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 CARD_NAME = "README.md"
 CROISSANT_NAME = "croissant.json"
@@ -102,7 +103,7 @@ def croissant(manifest: dict) -> dict:
                    + "), one HDF5 file per variant; clean and artefacted variants are paired.")
     if manifest.get("synthetic"):
         description += " Synthetic build: the images are synthetic stand-ins, not HAM10000 pixels."
-    dataset = {
+    dataset: dict[str, Any] = {
         "@context": CROISSANT_CONTEXT,
         "@type": "sc:Dataset",
         "name": "ham-artefacts",

@@ -540,7 +540,8 @@ def fetch(
             except KeyboardInterrupt:
                 # Workers stop at their next chunk (keeping their .part files) instead of finishing
                 # their downloads while the user waits; queued files never start.
-                limits.stop.set()
+                if limits.stop is not None:
+                    limits.stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         if failures:

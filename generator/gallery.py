@@ -156,5 +156,5 @@ def insert_artefact_pair(image: np.ndarray, mask, kind: str, bank: TemplateBank,
     from .artefacts import insert_artefact
 
     inserted = insert_artefact(image, mask, kind, bank, seed)[0]
-    gap = np.full((image.shape[0], gap, 3), 255, dtype=np.uint8)
-    return np.concatenate([image, gap, inserted], axis=1)
+    spacer = np.full((image.shape[0], gap, 3), 255, dtype=np.uint8)
+    return np.concatenate([image, spacer, inserted], axis=1)

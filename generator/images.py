@@ -40,9 +40,9 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode not in ("L", "RGB", "RGBA", "LA"):
-                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-            array = np.asarray(img)
+            usable = img if img.mode in ("L", "RGB", "RGBA", "LA") else \
+                img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            array = np.asarray(usable)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable image ({exc})") from None
     return as_rgb(array, name=str(path))
@@ -86,7 +86,9 @@ def load_mask(path: str | Path, image_shape: tuple[int, ...] | None = None) -> n
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable mask image ({exc})") from None
     if image_shape is not None:
-        return check_mask(array, image_shape, name=str(path))
+        checked = check_mask(array, image_shape, name=str(path))
+        assert checked is not None  # check_mask keeps None only for None
+        return checked
     return mask_to_bool(array, name=str(path))
 
 

@@ -27,12 +27,12 @@ MANIFEST_NAME = "manifest.json"
 CONTENT_DIGEST_VERSION = b"ham-artefacts-content/1\n"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-_TOP_KEYS = {
+_TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "format": str, "generator_version": str, "seed": int, "source_fingerprint": str, "templates": str,
     "image_size": (list, type(None)), "synthetic": bool, "base_url": (str, type(None)), "licence": str,
     "citation": str, "files": list,
 }
-_FILE_KEYS = {
+_FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str, "variant": str, "split": str, "description": str, "sha256": str, "bytes": int, "rows": int,
     "class_counts": dict, "artefact_counts": dict, "n_artefact": int, "content_digest": str,
 }

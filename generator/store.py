@@ -44,6 +44,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -221,9 +222,9 @@ def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, att
             }
             labels = np.zeros(n_rows, np.int8)
             has_artefact = np.zeros(n_rows, bool)
-            strings = {name: [] for name in _STR_COLUMNS}
-            meta = {c: [] for c in METADATA_COLUMNS}
-            shapes = set()
+            strings: dict[str, list[str]] = {name: [] for name in _STR_COLUMNS}
+            meta: dict[str, list] = {c: [] for c in METADATA_COLUMNS}
+            shapes: set = set()
             count = 0
             for i, row in enumerate(rows):
                 if i >= n_rows:
@@ -328,7 +329,7 @@ class VariantReader:
         self.classes = tuple(self.attrs["classes"])
         self._file = None
         self._pid = None
-        self._columns = {}
+        self._columns: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.labels)

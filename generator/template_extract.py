@@ -9,6 +9,7 @@ The result is written as ``<out>/src/<name>/<name>_with_NN.png`` / ``_without_NN
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def extract_template(
     out_dir = Path(out_dir)
     # the bank's meta.json is read before anything is written, so a malformed one leaves no stray PNGs
     meta_path = out_dir / "meta.json"
-    meta = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
+    meta: Any = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
     if meta_path.exists() or meta_path.is_symlink():
         from .userio import read_json
 

@@ -54,6 +54,7 @@ def _prepare_level(pixels: np.ndarray) -> TemplateLevel:
         packed[:, :, :3] = values
         return packed
 
+    planes: tuple[tuple[np.ndarray, int, int], ...]
     if high - low <= 255:
         planes = ((plane(pixels - low), 1, low),)
     else:

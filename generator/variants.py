@@ -63,8 +63,8 @@ class VariantSpec:
         """Boolean array: True where the image (in the given order) carries an artefact."""
         import numpy as np  # here, not at the top: the registry is read by numpy-free tools (list, info)
 
-        labels = np.asarray(labels, dtype=np.int64)
-        n = len(labels)
+        label_array = np.asarray(labels, dtype=np.int64)
+        n = len(label_array)
         if len(image_ids) != n:
             raise ValueError("labels and image_ids differ in length")
         if self.rule == "none":
@@ -72,9 +72,9 @@ class VariantSpec:
         if self.rule == "all":
             return np.ones(n, bool)
         if self.rule == "class":
-            return labels == CLASSES.index(self.target_class)
+            return label_array == CLASSES.index(str(self.target_class))
         if self.rule == "percent":
-            return _stratified_prefix(labels, image_ids, seed, self.percent)
+            return _stratified_prefix(label_array, image_ids, seed, int(self.percent or 0))
         raise ValueError(f"unknown rule {self.rule!r}")
 
 
@@ -91,7 +91,7 @@ def _stratified_prefix(labels: np.ndarray, image_ids: Sequence[str], seed: int, 
         members = np.flatnonzero(labels == label)
         # Integer round-half-up of percent/100 * n avoids float surprises (e.g. 0.6 * 5).
         count = (percent * len(members) + 50) // 100
-        ranked = sorted(members, key=lambda i: (percent_rank_key(seed, image_ids[i]), image_ids[i]))
+        ranked = sorted(members, key=lambda i: (percent_rank_key(seed, image_ids[int(i)]), image_ids[int(i)]))
         chosen[ranked[:count]] = True
     return chosen
 

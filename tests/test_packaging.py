@@ -30,8 +30,22 @@ def test_wheel_carries_the_manifest_and_list_shows_counts(tmp_path):
         shutil.copy2(REPO / name, src / name)
     for package in ("generator", "training"):
         shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-          "-w", str(tmp_path / "dist"), str(src)], cwd=tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        cwd=tmp_path,
+    )
     (wheel,) = (tmp_path / "dist").glob("ham_artefacts-*.whl")
     from generator import __version__
 
@@ -45,13 +59,18 @@ def test_wheel_carries_the_manifest_and_list_shows_counts(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed")}
     empty = tmp_path / "elsewhere"
     empty.mkdir()
-    code = "import generator, sys; print(generator.__file__); sys.argv[0] = 'ham-artefacts'; " \
-           "from generator.cli import main; sys.exit(main(['list']))"
+    code = (
+        "import generator, sys; print(generator.__file__); sys.argv[0] = 'ham-artefacts'; "
+        "from generator.cli import main; sys.exit(main(['list']))"
+    )
     out = _run([sys.executable, "-c", code], cwd=empty, env=env)
     where, listing = out.split("\n", 1)
     assert Path(where).is_relative_to(tmp_path / "installed")
     rows = [line.split() for line in listing.splitlines()[1:]]
     assert len(rows) == 22 and all(row[2].isdigit() and int(row[2]) > 0 for row in rows), listing
     # the same listing as from the checkout
-    assert listing == _run([sys.executable, "-c", code.replace("print(generator.__file__); ", "")], cwd=REPO,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert listing == _run(
+        [sys.executable, "-c", code.replace("print(generator.__file__); ", "")],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )

@@ -20,8 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_python(code: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -96,8 +102,16 @@ def test_adding_a_kind_is_one_registry_entry(monkeypatch):
 
     monkeypatch.setattr(kinds, "KINDS", dict(kinds.KINDS))
     monkeypatch.setattr(kinds, "FAMILIES", dict(kinds.FAMILIES))
-    kinds.register_kind(kinds.KindSpec(name="plaster", family="patches", description="a sticking plaster",
-                                       placement="anywhere", meta_class="patches", bissoto_column="patches"))
+    kinds.register_kind(
+        kinds.KindSpec(
+            name="plaster",
+            family="patches",
+            description="a sticking plaster",
+            placement="anywhere",
+            meta_class="patches",
+            bissoto_column="patches",
+        )
+    )
     assert bissoto_column("plaster") == "patches"
     assert "plaster" in kinds.FAMILIES["patches"]
     assert "plaster" in kinds.family_kinds(["patches"])

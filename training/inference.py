@@ -77,8 +77,16 @@ def to_device(batch: dict, device: torch.device, channels_last: bool):
 
 
 @torch.no_grad()
-def predict_loader(model, arch: str, loader, device: torch.device, amp: bool, channels_last: bool = False,
-                   progress: bool = False, desc: str = "predict"):
+def predict_loader(
+    model,
+    arch: str,
+    loader,
+    device: torch.device,
+    amp: bool,
+    channels_last: bool = False,
+    progress: bool = False,
+    desc: str = "predict",
+):
     """(row indices, scores N x 7, y_pred) of every image the loader yields. Scores: softmax
     probabilities (classifier) or the detector rule of :mod:`training.detector_scores`."""
     from tqdm import tqdm
@@ -102,13 +110,28 @@ def predict_loader(model, arch: str, loader, device: torch.device, amp: bool, ch
     return np.concatenate(all_indices), np.concatenate(all_scores), np.concatenate(all_pred)
 
 
-def make_loader(dataset, batch_size: int, workers: int, device: torch.device, sampler=None, generator=None,
-            drop_last: bool = False, persistent: bool = False) -> DataLoader:
+def make_loader(
+    dataset,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    sampler=None,
+    generator=None,
+    drop_last: bool = False,
+    persistent: bool = False,
+) -> DataLoader:
     """``persistent``: keep the workers between epochs (forking 8-14 workers, each importing torch and
     opening the HDF5 file, costs seconds an epoch); for loaders iterated more than once."""
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-        pin_memory=device.type == "cuda", drop_last=drop_last, generator=generator,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        drop_last=drop_last,
+        generator=generator,
         worker_init_fn=worker_init_fn if workers > 0 else None,
-        persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=persistent and workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
     )
