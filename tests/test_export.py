@@ -6,17 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import _fixtures_site as fx
 import pandas as pd
 import pytest
 
 from generator import CLASSES
 from generator.cli import main
 from generator.errors import UserError
-
-try:
-    from . import _fixtures_site as fx
-except ImportError:
-    import _fixtures_site as fx
 
 
 @pytest.fixture(scope="module")
