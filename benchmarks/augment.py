@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
     from torchvision import tv_tensors
 
-    from generator.augment import ArtefactAugmenter
-    from generator.gallery import demo_image
+    from generator.artefacts.augment import ArtefactAugmenter
+    from generator.artefacts.gallery import demo_image
     from training.augment import RandomArtefact
     from training.transforms import box_from_mask, train_transform
     from training.variant_dataset import reduce_like_jpeg_draft

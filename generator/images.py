@@ -96,7 +96,7 @@ def encode_png(array: np.ndarray, compress_level: int | None = None) -> bytes:
     """PNG bytes of an RGB uint8 image or a boolean/uint8 mask (masks are written 0/255).
 
     ``compress_level`` (0-9) trades size for speed; None is zlib's default (6). The variant files
-    store masks at level 1 (``generator.store.encode_png``). Deterministic for a given zlib.
+    store masks at level 1 (``generator.variants.store.encode_png``). Deterministic for a given zlib.
     """
     from PIL import Image
 

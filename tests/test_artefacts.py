@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from generator.artefacts import insert_artefact, paint_instance, realize, realize_random, render
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, list_kinds
+from generator.artefacts.templates import Template, TemplateBank, TemplateSet
 from generator.errors import UserError
-from generator.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, list_kinds
-from generator.templates import Template, TemplateBank, TemplateSet
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_TEMPLATES = REPO.parent / "shared" / "artefact-templates"
@@ -47,7 +47,7 @@ _SUBPROCESS_CODE = """
 import hashlib, json, sys
 import numpy as np
 from generator.artefacts import insert_artefact
-from generator.templates import TemplateBank
+from generator.artefacts.templates import TemplateBank
 rng = np.random.default_rng(5)
 image = rng.integers(0, 256, (180, 240, 3), dtype=np.uint8)
 mask = np.zeros((180, 240), np.uint8); mask[60:120, 80:160] = 255

@@ -245,7 +245,7 @@ def test_gallery_shows_at_most_a_dozen_pairs_per_group():
 def test_the_reading_recipe_on_the_datasets_page_runs(tmp_path, monkeypatch):
     import numpy as np
 
-    from generator.store import Row, encode_mask, encode_png, write_variant
+    from generator.variants.store import Row, encode_mask, encode_png, write_variant
     from training.export.assets import reading_recipe
 
     image = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)

@@ -39,7 +39,7 @@ def test_import_plus_one_insertion_is_fast():
         "import time; t0 = time.perf_counter()\n"
         "import numpy as np\n"
         "import generator\n"
-        "from generator.templates import TemplateBank\n"
+        "from generator.artefacts.templates import TemplateBank\n"
         "from generator.artefacts import insert_artefact\n"
         "img = np.full((450, 600, 3), 180, np.uint8)\n"
         "out, amask, rec = insert_artefact(img, None, 'bubble', TemplateBank.builtin(0), 1)\n"

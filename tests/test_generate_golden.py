@@ -47,8 +47,8 @@ def library_versions() -> dict:
 
 
 def build_demo(folder: Path, workers: int = 2) -> dict:
-    from generator.pipeline import generate
-    from generator.synth import synthesize_ham10000
+    from generator.sources.synth import synthesize_ham10000
+    from generator.variants.build import generate
 
     source = synthesize_ham10000(folder / "src", scale=SCALE, test_scale=TEST_SCALE, seed=SEED, size=SIZE,
                                  workers=workers, progress=False)
@@ -62,7 +62,7 @@ def demo_build(tmp_path_factory) -> dict:
 
 
 def test_demo_build_matches_data_manifest(demo_build):
-    from generator.manifest import load_manifest
+    from generator.variants.manifest import load_manifest
 
     golden = load_manifest(GOLDEN)
     built = demo_build
@@ -77,7 +77,7 @@ def test_demo_build_matches_data_manifest(demo_build):
 
 def test_demo_build_bytes_match_data_manifest(demo_build):
     """SHA-256 of the files: only meaningful with the library versions that wrote the golden bytes."""
-    from generator.manifest import load_manifest
+    from generator.variants.manifest import load_manifest
 
     recorded = json.loads(VERSIONS.read_text())
     here = library_versions()

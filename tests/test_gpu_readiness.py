@@ -349,7 +349,7 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
 # --- 8. predictions: no hashing pass, channels_last model -----------------------------------------
 
 def test_predictions_never_read_image_bytes_to_find_shared_images(tmp_path, monkeypatch):
-    from generator.store import VariantReader
+    from generator.variants.store import VariantReader
     from training.predict import predict_variants, read_predictions
 
     data = write_synthetic_data(tmp_path / "data", n_train=2, n_test=6, train_variants=())

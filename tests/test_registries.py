@@ -41,7 +41,7 @@ def test_adding_a_variant_is_one_registry_entry():
         VARIANTS["test_90"] = VariantSpec("test_90", "test", "an artefact on 90% of the test images",
                                           "percent", percent=90)
         from generator.cli import main
-        from generator.info import bare_info
+        from generator.distribution.info import bare_info
         from training.evaluation.predictions import TEST_VARIANTS, TRAIN_VARIANTS
         from training.export.results import TRAIN_VARIANTS as TABLE_TRAIN_VARIANTS
         listing = io.StringIO()
@@ -97,8 +97,8 @@ def test_a_model_factory_is_registered_with_its_spec():
 
 
 def test_adding_a_kind_is_one_registry_entry(monkeypatch):
-    from generator import kinds
-    from generator.labels_csv import bissoto_column
+    from generator.artefacts import kinds
+    from generator.variants.labels import bissoto_column
 
     monkeypatch.setattr(kinds, "KINDS", dict(kinds.KINDS))
     monkeypatch.setattr(kinds, "FAMILIES", dict(kinds.FAMILIES))

@@ -15,7 +15,7 @@ from _fixtures_training import write_synthetic_data  # noqa: E402
 
 from generator import CLASSES  # noqa: E402
 from generator.errors import UserError  # noqa: E402
-from generator.store import VariantReader  # noqa: E402
+from generator.variants.store import VariantReader  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
 
     from PIL import Image
 
-    from generator.store import Row, encode_mask, write_variant
+    from generator.variants.store import Row, encode_mask, write_variant
     from training.transforms import eval_transform
     from training.variant_dataset import HDF5VariantDataset
 

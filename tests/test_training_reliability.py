@@ -43,7 +43,7 @@ def _jpeg(array: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def mixed_variant(tmp_path_factory):
     """Rows stored as JPEG (clean rows of real variants), stored PNG (artefact rows) and compressed PNG."""
-    from generator.store import decode_image, encode_png_stored
+    from generator.variants.store import decode_image, encode_png_stored
 
     rows = synthetic_rows(9, "train", size=(80, 64))
     out = []

@@ -110,7 +110,7 @@ class TrainConfig:
         if self.augment_templates != "builtin" and not Path(self.augment_templates).is_dir():
             raise UserError(f"--augment-templates: {self.augment_templates!r} is neither 'builtin' nor a folder")
         if self.augment_artefacts > 0 and self.augment_templates != "builtin":
-            from generator.templates import TemplateBank
+            from generator.artefacts.templates import TemplateBank
 
             TemplateBank.load(self.augment_templates)  # a UserError naming the bad file, before any output
         for name in ("epochs", "batch_size", "image_size", "checkpoint_every"):

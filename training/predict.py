@@ -56,8 +56,8 @@ def prediction_table(reader, indices: np.ndarray, scores: np.ndarray, y_pred: np
 def check_predictions(predictions_dir: str | os.PathLike, data_dir: str | os.PathLike) -> None:
     """Raise RunFailed unless ``predictions_dir`` holds a table for every test variant of the registry,
     each with exactly one row per image of its variant file (what evaluation relies on)."""
-    from generator.store import VariantReader
     from generator.variants import list_variants
+    from generator.variants.store import VariantReader
 
     predictions_dir = Path(predictions_dir)
     for name in list_variants("test"):

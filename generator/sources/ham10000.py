@@ -432,7 +432,7 @@ def read_mask(rec: SourceRecord, image_shape, rgb=None):
 
     Returns ``(mask, "provided")`` for a segmentation PNG (resized nearest-neighbour when the
     image was resized; a PNG whose size differs from the *source* image is a ``UserError``), or
-    ``(mask, "auto")`` from ``generator.segmentation.segment_lesion`` when there is none. Pass the
+    ``(mask, "auto")`` from ``generator.sources.segmentation.segment_lesion`` when there is none. Pass the
     already decoded ``rgb`` to avoid decoding the image a second time.
     """
     import numpy as np
@@ -458,7 +458,7 @@ def read_mask(rec: SourceRecord, image_shape, rgb=None):
             mask_img = mask_img.resize((w, h), Image.Resampling.NEAREST)
         return (np.asarray(mask_img) > 127).astype(np.uint8), "provided"
 
-    from ..segmentation import segment_lesion
+    from .segmentation import segment_lesion
 
     if rgb is None:
         rgb, _ = read_image(rec, size=(w, h))

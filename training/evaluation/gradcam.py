@@ -224,7 +224,7 @@ def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, 
     from tqdm import tqdm
 
     from generator.atomic import write_bytes_atomic, write_json_atomic
-    from generator.store import VariantReader, encode_png
+    from generator.variants.store import VariantReader, encode_png
     from training.models import load_trained
 
     from .aggregate import t_interval

@@ -45,8 +45,8 @@ def write_vega_bundle(path: Path, reuse: Path | None = None) -> None:
 
 
 def reading_recipe() -> str:
-    """The h5py reading recipe, taken verbatim from generator.store's docstring (one source of truth)."""
-    from generator import store
+    """The h5py reading recipe, taken verbatim from generator.variants.store's docstring (one source of truth)."""
+    from generator.variants import store
 
     doc = store.__doc__ or ""
     marker = doc.find("Reading needs only")

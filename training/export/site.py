@@ -73,7 +73,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
     from tqdm import tqdm
 
     from generator import __version__
-    from generator.manifest import load_manifest
+    from generator.variants.manifest import load_manifest
 
     from . import charts, pages
     from .assets import BUNDLE_NAME, reading_recipe, write_vega_bundle

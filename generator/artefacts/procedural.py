@@ -396,7 +396,7 @@ def builtin_sets(seed: int) -> list[tuple[str, str, list[tuple[str, np.ndarray]]
     Every set has its own seed (derived from the kind and set number), so adding a kind leaves the
     templates of the others unchanged.
     """
-    from .seeding import derive_seed
+    from ..seeding import derive_seed
 
     layouts: list[tuple[str, int, tuple[int, int], Callable[..., list]]]
     layouts = [(kind_name, n_sets, counts, lambda rng, count, make=make: [make(rng) for _ in range(count)])

@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from . import CLASSES, __version__
-from .atomic import atomic_path
-from .licences import VARIANT_FILE_LICENCE
+from .. import CLASSES, __version__
+from ..atomic import atomic_path
+from ..licences import VARIANT_FILE_LICENCE
 
 FORMAT = "ham-artefacts-variant"
 FORMAT_VERSION = 1
@@ -100,7 +100,7 @@ masks compress well at any level."""
 def encode_png(array: np.ndarray) -> bytes:
     """Lossless PNG bytes of a uint8 HxW or HxWx3 array as the variant files store them
     (:func:`generator.images.encode_png` at :data:`STORED_PNG_LEVEL`)."""
-    from .images import encode_png as encode
+    from ..images import encode_png as encode
 
     return encode(array, compress_level=STORED_PNG_LEVEL)
 
@@ -307,12 +307,12 @@ class VariantReader:
 
         self.path = Path(path)
         if not self.path.is_file():
-            from .errors import UserError
+            from ..errors import UserError
 
             raise UserError(f"{self.path}: variant file not found")
         with h5py.File(self.path, "r") as f:
             if f.attrs.get("format") != FORMAT:
-                from .errors import UserError
+                from ..errors import UserError
 
                 raise UserError(f"{self.path}: not a ham-artefacts variant file")
             self.attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
@@ -441,7 +441,7 @@ def _attr_value(value):
 
 # --- the generator's row cache ------------------------------------------------------------------
 # <out>/.cache/rows-*.h5, one part per shard: every image of the source once, encoded clean and with
-# its artefact, so each variant file is a selection of cached rows (generator.pipeline). It is an
+# its artefact, so each variant file is a selection of cached rows (generator.variants.build). It is an
 # HDF5 layout too, so it lives here. (Not in the module docstring: the dataset card quotes that.)
 
 CACHE_BLOB_COLUMNS = ("lesion_mask", "clean_image", "clean_mask", "art_image", "art_mask")
@@ -455,7 +455,7 @@ def write_cache_part(path: Path, n_rows: int, attrs: dict) -> Iterator[Callable[
     dict holding every CACHE_*_COLUMNS key and ``label``; ``attrs`` become file attributes."""
     import h5py
 
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
 
     texts: dict[str, list] = {c: [] for c in CACHE_TEXT_COLUMNS}
     labels: list[int] = []

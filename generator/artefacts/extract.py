@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
-from .images import encode_png, load_image, load_mask
+from ..errors import UserError
+from ..images import encode_png, load_image, load_mask
 from .kinds import get_kind
 
 MARGIN = 3
@@ -51,7 +51,7 @@ def extract_template(
     inpaint_radius: int = 5,
 ) -> dict:
     """Add one template set to the bank at ``out_dir``; returns the meta.json entry written."""
-    from .atomic import write_bytes_atomic, write_json_atomic
+    from ..atomic import write_bytes_atomic, write_json_atomic
 
     spec = get_kind(kind)
     if with_path is not None or without_path is not None:
@@ -87,7 +87,7 @@ def extract_template(
     meta_path = out_dir / "meta.json"
     meta: Any = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
     if meta_path.exists() or meta_path.is_symlink():
-        from .userio import read_json
+        from ..userio import read_json
 
         meta = read_json(meta_path)
         if not isinstance(meta, dict) or not isinstance(meta.get("artefacts"), list) \

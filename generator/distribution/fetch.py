@@ -36,11 +36,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .atomic import write_json_atomic
-from .errors import UserError
-from .lock import DEFAULT_WAIT_S, folder_lock
-from .userio import parse_json, printable
+from .. import __version__
+from ..atomic import write_json_atomic
+from ..errors import UserError
+from ..lock import DEFAULT_WAIT_S, folder_lock
+from ..userio import parse_json, printable
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_PREFIX = "ham-artefacts-manifest/"
@@ -142,10 +142,10 @@ def fetchable_entries(manifest, where: str = "manifest") -> list[FileEntry]:
     checked (no I/O, no network).
 
     The safety checks (plain names, sizes, hashes, base_url) run first, then the one schema check,
-    ``generator.manifest.validate_manifest``.
+    ``generator.variants.manifest.validate_manifest``.
     """
     entries = _check_safety(manifest, where)
-    from .manifest import validate_manifest as validate_schema
+    from ..variants.manifest import validate_manifest as validate_schema
 
     validate_schema(manifest, where)
     return entries
@@ -232,8 +232,8 @@ def read_manifest(location: str | os.PathLike, timeout: float = 30.0) -> tuple[d
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (generator.manifest's: one definition for the project)."""
-    from .manifest import sha256_file as shared
+    """Hex SHA-256 of a file (generator.variants.manifest's: one definition for the project)."""
+    from ..variants.manifest import sha256_file as shared
 
     return shared(path)
 
@@ -603,7 +603,7 @@ def _bar_factory(progress: bool, workers: int):
 def verify_files(out: str | os.PathLike, manifest: dict | None = None,
                  variants: Iterable[str] | None = None, content: bool = False) -> list[str]:
     """Problems (missing, wrong size, wrong SHA-256) of the selected files in ``out``; [] when good."""
-    from .manifest import check_entry
+    from ..variants.manifest import check_entry
 
     out = Path(out)
     if manifest is None:

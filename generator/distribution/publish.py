@@ -2,8 +2,8 @@
 
 The folder holds the variant files (hard links when the file system allows, else copies), the
 manifest with ``base_url`` filled in, the label CSVs, the example images, a README dataset card
-(``generator.cards``: Hugging Face front matter; layout, licence and attribution of HAM10000 and of the artefact
-templates, citation) and ``croissant.json`` (MLCommons Croissant, see ``generator.cards``). It is
+(``generator.distribution.cards``: Hugging Face front matter; layout, licence and attribution of HAM10000 and of the artefact
+templates, citation) and ``croissant.json`` (MLCommons Croissant, see ``generator.distribution.cards``). It is
 built beside the target under a temporary name and renamed into place only when complete.
 """
 
@@ -16,14 +16,14 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def _check_publish_url(base_url: str) -> str:
     if not isinstance(base_url, str) or not base_url:
         raise UserError("--base-url: required")
+    from ..userio import printable
     from .fetch import url_scheme
-    from .userio import printable
 
     scheme = url_scheme(base_url, "--base-url")
     parts = urllib.parse.urlsplit(base_url)
@@ -62,10 +62,10 @@ def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: s
     """Build the upload folder ``out_dir`` from ``data_dir``; returns ``out_dir``."""
     from tqdm import tqdm
 
-    from .atomic import write_json_atomic
+    from ..atomic import write_json_atomic
+    from ..variants.labels import LABELS_DIR, write_label_csvs
     from .cards import write_cards
     from .fetch import MANIFEST_NAME, fetchable_entries, read_manifest, select_entries, sha256_file
-    from .labels_csv import LABELS_DIR, write_label_csvs
 
     base_url = _check_publish_url(base_url)
     data_dir = Path(data_dir)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import CLASSES
-from .errors import UserError
-from .licences import (  # noqa: F401  (re-exported: generator.info was their home)
+from .. import CLASSES
+from ..errors import UserError
+from ..licences import (  # noqa: F401  (re-exported: generator.distribution.info was their home)
     CITATION,
     HAM10000_ATTRIBUTION,
     HAM10000_CITATION,
@@ -22,7 +22,7 @@ from .licences import (  # noqa: F401  (re-exported: generator.info was their ho
     LICENCE_IDS,
     TEMPLATES_ATTRIBUTION,
 )
-from .variants import VARIANTS
+from ..variants import VARIANTS
 
 DATA_MANIFEST_NAME = "data_manifest.json"
 
@@ -40,13 +40,13 @@ def variant_specs() -> dict[str, tuple[str, str]]:
 
 def default_manifest_path() -> Path | None:
     """The manifest packaged with the code (generator/data_manifest.json), if there is one."""
-    candidate = Path(__file__).resolve().parent / DATA_MANIFEST_NAME
+    candidate = Path(__file__).resolve().parents[1] / DATA_MANIFEST_NAME
     return candidate if candidate.is_file() else None
 
 
 def load_manifest_any(manifest: str | os.PathLike | dict | None) -> tuple[dict | None, str | None]:
     """(manifest dict, default base) from a dict, path, folder or URL; (None, None) when None given
-    and no packaged manifest exists. Validated by generator.fetch."""
+    and no packaged manifest exists. Validated by generator.distribution.fetch."""
     from .fetch import fetchable_entries, read_manifest
 
     if manifest is None:
@@ -150,7 +150,7 @@ def format_info(entry: dict) -> str:
 
 
 def __getattr__(name):
-    # INFO is built on first access (reads the packaged manifest), keeping `import generator.info` cheap.
+    # INFO is built on first access (reads the packaged manifest), keeping `import generator.distribution.info` cheap.
     if name == "INFO":
         return build_info()
-    raise AttributeError(f"module 'generator.info' has no attribute {name!r}")
+    raise AttributeError(f"module 'generator.distribution.info' has no attribute {name!r}")

@@ -3,7 +3,7 @@
 Both are derived from a folder's manifest (``generate`` writes them beside the files, with paths
 relative to the folder; ``publish`` writes them with ``base_url`` filled in). The card's prose is
 :func:`datacard`; licence and citation texts come from the manifest and
-:mod:`generator.info` only.
+:mod:`generator.distribution.info` only.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K
 
 def licence_id(manifest: dict) -> tuple[str, str]:
     """(Hugging Face licence id, URL) of the licence the manifest records (HAM10000's when unknown)."""
-    from .licences import HAM10000_LICENCE, LICENCE_IDS
+    from ..licences import HAM10000_LICENCE, LICENCE_IDS
 
     text = str(manifest.get("licence") or "")
     for name, (identifier, url) in LICENCE_IDS.items():
@@ -54,7 +54,7 @@ def size_category(rows: int) -> str:
 
 def families_of(manifest: dict) -> list[str]:
     """The artefact families of a build (manifests record them only when not the paper's three)."""
-    from .kinds import DEFAULT_FAMILIES
+    from ..artefacts.kinds import DEFAULT_FAMILIES
 
     return list(manifest.get("families") or DEFAULT_FAMILIES)
 
@@ -93,9 +93,9 @@ def huggingface_card(manifest: dict, linked: bool = False) -> str:
 
 def croissant(manifest: dict) -> dict:
     """Croissant 1.0 JSON-LD: one FileObject per HDF5 file (SHA-256, URL, media type) and one RecordSet
-    per variant whose fields are the file's per-row datasets (``generator.store.RECORD_FIELDS``)."""
-    from .licences import CITATION
-    from .store import RECORD_FIELDS
+    per variant whose fields are the file's per-row datasets (``generator.variants.store.RECORD_FIELDS``)."""
+    from ..licences import CITATION
+    from ..variants.store import RECORD_FIELDS
 
     _, licence_url = licence_id(manifest)
     families = families_of(manifest)
@@ -139,7 +139,7 @@ def croissant(manifest: dict) -> dict:
 
 def write_cards(folder: str | os.PathLike, manifest: dict, linked: bool = False) -> list[Path]:
     """Write ``README.md`` and ``croissant.json`` into ``folder`` (atomically); returns their paths."""
-    from .atomic import write_json_atomic, write_text_atomic
+    from ..atomic import write_json_atomic, write_text_atomic
 
     folder = Path(folder)
     write_text_atomic(folder / CARD_NAME, huggingface_card(manifest, linked=linked))
@@ -149,9 +149,9 @@ def write_cards(folder: str | os.PathLike, manifest: dict, linked: bool = False)
 
 def datacard(manifest: dict, linked: bool = False) -> str:
     """README.md of an upload folder: what is in it, how to get and read it, licence, citation."""
-    from . import CLASSES, store
-    from .kinds import FAMILIES, KINDS
-    from .licences import (
+    from .. import CLASSES
+    from ..artefacts.kinds import FAMILIES, KINDS
+    from ..licences import (
         CITATION,
         HAM10000_ATTRIBUTION,
         HAM10000_CITATION,
@@ -159,6 +159,7 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         HAM10000_LICENCE_URL,
         TEMPLATES_ATTRIBUTION,
     )
+    from ..variants import store
 
     base = manifest.get("base_url") or ""
     families = families_of(manifest)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES
-from .errors import UserError
-from .userio import printable
+from .. import CLASSES
+from ..errors import UserError
+from ..userio import printable
 
 FORMAT = "ham-artefacts-manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -88,7 +88,7 @@ def load_manifest(path_or_dir: str | os.PathLike) -> dict:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise UserError(f"{path}: manifest not found")
-    from .userio import read_json
+    from ..userio import read_json
 
     manifest = read_json(path)
     validate_manifest(manifest, str(path))

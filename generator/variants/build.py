@@ -3,7 +3,7 @@
 Work done once per image (decoding, the artefact realization, rendering, PNG encoding, the
 content digest of the decoded row) goes into an on-disk row cache, ``<out>/.cache/rows-*.h5``.
 Each variant file is then a selection of cached rows (clean or artefacted), streamed into
-``generator.store.write_variant``; nothing is rendered or encoded per variant, and memory stays
+``generator.variants.store.write_variant``; nothing is rendered or encoded per variant, and memory stays
 bounded by a few rows per process whatever the dataset size.
 
 Sharding: images are split by their position ``k`` in the global order (train sorted by
@@ -33,19 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES, __version__
-from .errors import UserError
-from .kinds import DEFAULT_FAMILIES, family_kinds, resolve_families
-from .licences import (
+from .. import CLASSES, __version__
+from ..artefacts.kinds import DEFAULT_FAMILIES, family_kinds, resolve_families
+from ..errors import UserError
+from ..licences import (
     MANIFEST_CITATION,
     SYNTHETIC_LICENCE,
     SYNTHETIC_WITH_REAL_TEMPLATES_LICENCE,
     VARIANT_FILE_LICENCE,
 )
+from . import VariantSpec, resolve_variants
 from .manifest import FORMAT as MANIFEST_FORMAT
 from .manifest import MANIFEST_NAME, check_entry, content_digest_of_rows, load_manifest, row_digest
 from .store import RowCache, encode_png_stored
-from .variants import VariantSpec, resolve_variants
 
 CACHE_DIR = ".cache"
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -140,7 +140,7 @@ _WORKER: dict = {}
 
 
 def _init_worker(templates: str, seed: int, size, families: tuple[str, ...]) -> None:
-    from .templates import TemplateBank
+    from ..artefacts.templates import TemplateBank
 
     _WORKER.update(bank=TemplateBank.load(templates, seed=seed).for_families(families, strict=False), seed=seed,
                    size=size)
@@ -148,9 +148,9 @@ def _init_worker(templates: str, seed: int, size, families: tuple[str, ...]) -> 
 
 def _process_image(task) -> dict:
     """Encode the clean and/or artefacted row of one image; called once per image."""
-    from .artefacts import realize_random, render
-    from .seeding import image_seed
-    from .sources import read_image, read_mask
+    from ..artefacts import realize_random, render
+    from ..seeding import image_seed
+    from ..sources import read_image, read_mask
     from .store import encode_mask
 
     k, rec, need_clean, need_art = task
@@ -221,7 +221,8 @@ def build_part(plan: Plan, part_path: Path, shard: tuple[int, int], workers: int
     """Write cache part ``shard`` = (i, n): one row record per image with k % n == i."""
     from tqdm import tqdm
 
-    from . import artefacts, sources, store  # noqa: F401 - imported once, before workers fork
+    from .. import artefacts, sources  # noqa: F401 - imported once, before workers fork
+    from . import store  # noqa: F401
     from .store import write_cache_part
 
     i, n = shard
@@ -347,16 +348,16 @@ def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
     """Write the requested variant files and ``manifest.json`` to ``out``.
 
     ``families`` (or ``kinds``, each bringing in its family) is what artefacted rows draw from; by
-    default the paper's three (``generator.kinds.DEFAULT_FAMILIES``).
+    default the paper's three (``generator.artefacts.kinds.DEFAULT_FAMILIES``).
 
     Returns the manifest, or None when only a shard's cache part was written and other parts are
     still missing. A run without ``shard`` holds ``out``'s folder lock (generator.lock): a second
     generate or fetch into ``out`` waits up to ``lock_wait`` seconds, then is refused. Shards run
     in parallel by design (each writes its own cache part), so they take no lock.
     """
-    from .lock import DEFAULT_WAIT_S, folder_lock
-    from .sources import load_source
-    from .templates import TemplateBank
+    from ..artefacts.templates import TemplateBank
+    from ..lock import DEFAULT_WAIT_S, folder_lock
+    from ..sources import load_source
 
     out = Path(out)
     if workers < 1:
@@ -396,7 +397,7 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
               keep_cache) -> dict | None:
     from tqdm import tqdm
 
-    from .atomic import write_json_atomic
+    from ..atomic import write_json_atomic
 
     log = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     cache_dir = out / CACHE_DIR
@@ -500,17 +501,17 @@ def _known_kinds(bank) -> list[str]:
 
 def _write_dataset_cards(out: Path, manifest: dict) -> None:
     """README.md (Hugging Face dataset card) and croissant.json beside the files; paths relative."""
-    from .cards import write_cards
+    from ..distribution.cards import write_cards
 
     write_cards(out, manifest)
 
 
 def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:
     """<out>/examples/<kind>.png: the first image clean | with one artefact of that kind."""
-    from .atomic import write_bytes_atomic
-    from .gallery import insert_artefact_pair
-    from .seeding import derive_seed
-    from .sources import read_image, read_mask
+    from ..artefacts.gallery import insert_artefact_pair
+    from ..atomic import write_bytes_atomic
+    from ..seeding import derive_seed
+    from ..sources import read_image, read_mask
     from .store import encode_png
 
     rec = plan.records[int(plan.split_index["test"][0])] if len(plan.split_index["test"]) else plan.records[0]
@@ -524,6 +525,6 @@ def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:
 
 
 def _write_label_csvs(out: Path, variants: list[str], progress: bool) -> None:
-    from .labels_csv import write_label_csvs
+    from .labels import write_label_csvs
 
     write_label_csvs(out, variants=variants, progress=progress)

@@ -35,21 +35,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES, __version__
-from .errors import UserError
-from .seeding import derive_seed
-from .sizes import parse_size
-from .sources.ham10000 import (
+from .. import CLASSES, __version__
+from ..errors import UserError
+from ..seeding import derive_seed
+from ..sizes import parse_size
+from .ham10000 import (
     EXPECTED_COUNTS,
     MASK_DIR,
     METADATA_NAME,
     ONEHOT_COLUMNS,
     SYNTHETIC_MARKER,
 )
-from .sources.ham10000 import REQUIRED_COLUMNS as HAM_COLUMNS
-from .sources.ham10000 import TEST_GROUND_TRUTH_NAME as TEST_GT_NAME
-from .sources.ham10000 import TEST_IMAGES_DIR as TEST_DIR
-from .sources.ham10000 import TRAIN_IMAGE_DIRS as TRAIN_DIRS
+from .ham10000 import REQUIRED_COLUMNS as HAM_COLUMNS
+from .ham10000 import TEST_GROUND_TRUTH_NAME as TEST_GT_NAME
+from .ham10000 import TEST_IMAGES_DIR as TEST_DIR
+from .ham10000 import TRAIN_IMAGE_DIRS as TRAIN_DIRS
 
 DEFAULT_SIZE = (600, 450)
 MIN_PER_CLASS = 3

@@ -1,5 +1,9 @@
 """The 22 frozen variants: which images of a split carry an artefact.
 
+This package is the variant stage: the registry below, the build that writes every variant file
+(``build``), the HDF5 layout (``store``, the only module that reads or writes HDF5), manifests
+(``manifest``) and the label CSVs (``labels``).
+
 Every variant is a rule over one split (train or test). The artefact an image carries is the
 same in every variant that selects it (common random numbers: it depends only on the seed and
 the image_id, see ``generator.seeding.image_seed``); a variant only decides *whether* it is on.
@@ -31,9 +35,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from . import CLASSES
-from .errors import UserError
-from .seeding import derive_seed
+from .. import CLASSES
+from ..errors import UserError
+from ..seeding import derive_seed
 
 if TYPE_CHECKING:
     import numpy as np
