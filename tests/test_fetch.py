@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _fixtures_dist import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,7 +1,7 @@
 """fetch against a hostile server on 127.0.0.1 (issue 13): drip-feed, stale .part files, permanent
 failures, concurrent runs into one folder, terminal escapes and long names, partial fetch + verify.
 
-Every server behaviour is bounded (tests/_fixtures_dist.py) and every fetch here runs with short
+Every server behaviour is bounded (tests/_fixtures_distribution.py) and every fetch here runs with short
 timeouts, so the file takes seconds.
 """
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _fixtures_dist import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
 
 from generator.distribution.fetch import FetchError, fetch, verify_files
 from generator.errors import UserError
