@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ def pick_device(spec: str, dist: Dist) -> torch.device:
 def gather_predictions(dist: Dist, indices: np.ndarray, scores: np.ndarray, y_pred: np.ndarray):
     """Merge the shards of all ranks, dropping the duplicates DistributedSampler pads with."""
     if dist.enabled:
-        parts = [None] * dist.world_size
+        parts: list[Any] = [None] * dist.world_size
         torch.distributed.all_gather_object(parts, (indices, scores, y_pred))
         indices = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
