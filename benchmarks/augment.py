@@ -13,7 +13,7 @@ Times, per image (median thread-CPU ms, best of ``--rounds`` rounds of ``--image
 * p = 0.5, the mean cost per image a training epoch pays.
 
 Baseline, measured in the same run on the same images: the rest of the training loader's per-image
-work: JPEG decode (full size, and drafted as ``training.data`` does) plus the v2 training
+work: JPEG decode (full size, and drafted as ``training.variant_dataset`` does) plus the v2 training
 augmentations of ``training.transforms.train_transform(224)`` (crop, rotation, flips, colour jitter).
 
     python benchmarks/augment.py [--images 200] [--rounds 3] [--templates builtin|DIR]
@@ -40,12 +40,12 @@ TARGET_MS = 2.0
 
 
 BEFORE_AUTO_MASK_SIDE = 80
-"""generator.augment.AUTO_MASK_SIDE before it was lowered to meet the no-mask target (issue 14)."""
+"""generator.artefacts.augment.AUTO_MASK_SIDE before it was lowered to meet the no-mask target (issue 14)."""
 
 
 def at_side(side: int, call, *args):
     """``call(*args)`` with the automatic segmentation's working size set to ``side`` pixels."""
-    import generator.augment as augment
+    import generator.artefacts.augment as augment
 
     kept = augment.AUTO_MASK_SIDE
     augment.AUTO_MASK_SIDE = side
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
     from torchvision import tv_tensors
 
-    from generator.augment import AUTO_MASK_SIDE, ArtefactAugmenter
-    from generator.gallery import demo_image
+    from generator.artefacts.augment import AUTO_MASK_SIDE, ArtefactAugmenter
+    from generator.artefacts.gallery import demo_image
     from training.augment import RandomArtefact
-    from training.data import reduce_like_jpeg_draft
     from training.transforms import box_from_mask, train_transform
+    from training.variant_dataset import reduce_like_jpeg_draft
 
     torch.set_num_threads(1)
     scenes = [demo_image(seed, (600, 450)) for seed in range(8)]

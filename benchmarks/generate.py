@@ -87,12 +87,12 @@ def naive_seconds_per_row(source: Path, size, seed: int, n_images: int) -> tuple
     import numpy as np
 
     from generator.artefacts import realize_random, render
+    from generator.artefacts.templates import TemplateBank
     from generator.seeding import image_seed
     from generator.sources import load_source, read_image, read_mask
-    from generator.store import encode_mask
-    from generator.store import encode_png_stored as encode_png
-    from generator.templates import TemplateBank
     from generator.variants import VARIANTS
+    from generator.variants.store import encode_mask
+    from generator.variants.store import encode_png_stored as encode_png
 
     src = load_source(source, report=False)
     bank = TemplateBank.load("builtin", seed=seed)

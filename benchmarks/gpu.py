@@ -101,7 +101,7 @@ def synthetic_train_none(folder: Path, rows: int, unique: int, shape) -> Path:
 
     from benchmarks.loader import synthetic_images
     from generator import CLASSES
-    from generator.store import Row, encode_mask, write_variant
+    from generator.variants.store import Row, encode_mask, write_variant
 
     encoded = []
     for image, mask, _ in synthetic_images(unique, shape):
@@ -207,9 +207,9 @@ def ceiling(device, sizes: dict, deadline: float) -> None:
 
 
 def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> None:
-    from training.data import HDF5VariantDataset
     from training.engine import TrainConfig, train_loader
     from training.transforms import train_transform
+    from training.variant_dataset import HDF5VariantDataset
 
     size = sizes["image_size"]
     rows = []
@@ -302,7 +302,7 @@ def train_resnet34(device, data: Path, sizes: dict, workers: int, tmp: Path, rea
 
 
 def _row_count(data: Path) -> int:
-    from generator.store import VariantReader
+    from generator.variants.store import VariantReader
 
     with VariantReader(data / "train_none.h5") as reader:
         return len(reader)

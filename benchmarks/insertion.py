@@ -83,7 +83,7 @@ def bench_bank(label: str, bank, repeats: int, rounds: int) -> list[tuple[str, s
     by about 1.5x.
     """
     from generator.artefacts import insert_artefact
-    from generator.gallery import demo_image
+    from generator.artefacts.gallery import demo_image
 
     scenes = [demo_image(seed, (600, 450)) for seed in range(4)]
     kinds = bank.kinds()
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--templates", default=str(SHARED_TEMPLATES))
     args = parser.parse_args(argv)
     one_core()
-    from generator.templates import TemplateBank
+    from generator.artefacts.templates import TemplateBank
 
     banks = [("builtin", TemplateBank.builtin(0))]
     if (Path(args.templates) / "meta.json").is_file():

@@ -53,9 +53,9 @@ def synthetic_variant(folder: Path, n_images: int, artefacts: bool, size=(600, 4
 
     from generator import CLASSES
     from generator.artefacts import insert_artefact
-    from generator.kinds import KINDS
-    from generator.store import Row, encode_mask, encode_png_stored, write_variant
-    from generator.templates import TemplateBank
+    from generator.artefacts.kinds import KINDS
+    from generator.artefacts.templates import TemplateBank
+    from generator.variants.store import Row, encode_mask, encode_png_stored, write_variant
 
     bank = TemplateBank.builtin(0)
     rows = []
@@ -81,7 +81,7 @@ def export_image_folder(variant: Path, root: Path) -> Path:
     verbatim; other rows (artefact rows are PNG) are saved as JPEG quality 95, as a user would."""
     from PIL import Image
 
-    from generator.store import VariantReader, decode_image
+    from generator.variants.store import VariantReader, decode_image
 
     with VariantReader(variant) as reader:
         for i in range(len(reader)):
@@ -168,8 +168,8 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
-    from training.data import HDF5VariantDataset, collate, worker_init_fn
     from training.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
+    from training.variant_dataset import HDF5VariantDataset, collate, worker_init_fn
 
     root = export_image_folder(variant, folder_root)
     joint = train_transform(args.size, float_output=False)  # as training.engine builds it: uint8 out

@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 """HAM10000 diagnosis codes, in the order used for integer labels everywhere."""
+NUM_CLASSES = len(CLASSES)
 
 
 def __getattr__(name):
@@ -17,15 +18,15 @@ def __getattr__(name):
 
         return getattr(artefacts, name)
     if name == "ArtefactAugmenter":
-        from .augment import ArtefactAugmenter
+        from .artefacts.augment import ArtefactAugmenter
 
         return ArtefactAugmenter
     if name == "TemplateBank":
-        from .templates import TemplateBank
+        from .artefacts.templates import TemplateBank
 
         return TemplateBank
     if name in {"KINDS", "FAMILIES", "list_kinds"}:
-        from . import kinds
+        from .artefacts import kinds
 
         return getattr(kinds, name)
     raise AttributeError(f"module 'generator' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from .userio import printable
 COMMAND_MODULES = (
     "generator.cli_artefacts",
     "generator.cli_data",
-    "generator.cli_dist",
+    "generator.cli_distribution",
     "training.cli",
     "training.evaluation.cli",
     "training.showcase",
@@ -49,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(DEBUG_FLAG, action="store_true", help="print the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
-                continue  # that command group is not built yet / not installed
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

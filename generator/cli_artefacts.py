@@ -74,10 +74,10 @@ def run_insert(args) -> int:
     import json
 
     from .artefacts import insert_artefact
+    from .artefacts.kinds import get_kind
+    from .artefacts.templates import TemplateBank
     from .atomic import write_text_atomic
     from .images import load_image, load_mask, save_png
-    from .kinds import get_kind
-    from .templates import TemplateBank
 
     get_kind(args.kind)  # fail fast, before reading anything
     image = load_image(args.image)
@@ -94,7 +94,7 @@ def run_insert(args) -> int:
 
 
 def run_list(args) -> int:
-    from .templates import TemplateBank
+    from .artefacts.templates import TemplateBank
 
     bank = TemplateBank.load(args.templates)
     sets, templates = bank.counts(), bank.template_counts()
@@ -109,8 +109,8 @@ def run_list(args) -> int:
 def run_gallery(args) -> int:
     from pathlib import Path
 
-    from .gallery import write_gallery
-    from .templates import TemplateBank
+    from .artefacts.gallery import write_gallery
+    from .artefacts.templates import TemplateBank
 
     specs = [args.templates, *args.compare]
     banks = [(spec if spec == "builtin" else Path(spec).resolve().name, TemplateBank.load(spec)) for spec in specs]
@@ -122,9 +122,9 @@ def run_gallery(args) -> int:
 def run_examples(args) -> int:
     from pathlib import Path
 
-    from .gallery import demo_image, write_insertion_examples
+    from .artefacts.gallery import demo_image, write_insertion_examples
+    from .artefacts.templates import TemplateBank
     from .images import save_png
-    from .templates import TemplateBank
 
     bank = TemplateBank.load(args.templates)
     image, mask = demo_image(args.seed)
@@ -137,7 +137,7 @@ def run_examples(args) -> int:
 
 
 def run_extract(args) -> int:
-    from .template_extract import extract_template
+    from .artefacts.extract import extract_template
 
     entry = extract_template(
         args.out, args.kind, with_path=args.with_path, without_path=args.without_path, image_path=args.image,

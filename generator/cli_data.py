@@ -7,13 +7,9 @@ import sys
 
 
 def register(sub) -> None:
-    try:
-        from . import cli_synth
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.cli_synth":
-            raise
-    else:
-        cli_synth.register(sub)
+    from . import cli_synth
+
+    cli_synth.register(sub)
 
     p = sub.add_parser(
         "generate",
@@ -54,8 +50,8 @@ def register(sub) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from .pipeline import generate, parse_shard
     from .sizes import parse_size
+    from .variants.build import generate, parse_shard
 
     manifest = generate(
         args.source, args.out, seed=args.seed, workers=args.workers, size=parse_size(args.size),
@@ -71,7 +67,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from .manifest import verify_dir
+    from .variants.manifest import verify_dir
 
     problems = verify_dir(args.dir, content=args.content, progress=not args.quiet)
     for problem in problems:

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub) -> None:
-    from .synth import DEFAULT_DIFFICULTY, DIFFICULTY_PRESETS
+    from .sources.synth import DEFAULT_DIFFICULTY, DIFFICULTY_PRESETS
 
     parser = sub.add_parser(
         "synth-ham10000",
@@ -35,7 +35,7 @@ def run(args) -> int:
     import sys
 
     from .sizes import parse_size
-    from .synth import synthesize_ham10000
+    from .sources.synth import synthesize_ham10000
 
     out = synthesize_ham10000(
         args.out,

@@ -40,9 +40,9 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode not in ("L", "RGB", "RGBA", "LA"):
-                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-            array = np.asarray(img)
+            usable = img if img.mode in ("L", "RGB", "RGBA", "LA") else \
+                img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            array = np.asarray(usable)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable image ({exc})") from None
     return as_rgb(array, name=str(path))
@@ -86,19 +86,26 @@ def load_mask(path: str | Path, image_shape: tuple[int, ...] | None = None) -> n
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable mask image ({exc})") from None
     if image_shape is not None:
-        return check_mask(array, image_shape, name=str(path))
+        checked = check_mask(array, image_shape, name=str(path))
+        assert checked is not None  # check_mask keeps None only for None
+        return checked
     return mask_to_bool(array, name=str(path))
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of an RGB uint8 image or a boolean/uint8 mask (masks are written 0/255)."""
+def encode_png(array: np.ndarray, compress_level: int | None = None) -> bytes:
+    """PNG bytes of an RGB uint8 image or a boolean/uint8 mask (masks are written 0/255).
+
+    ``compress_level`` (0-9) trades size for speed; None is zlib's default (6). The variant files
+    store masks at level 1 (``generator.variants.store.encode_png``). Deterministic for a given zlib.
+    """
     from PIL import Image
 
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
+    options = {} if compress_level is None else {"compress_level": compress_level}
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", **options)
     return buffer.getvalue()
 
 

@@ -1,4 +1,4 @@
-"""Fabricated evaluation results + data manifest with the exact schemas of CONTRACTS.md.
+"""Fabricated evaluation results + data manifest with the exact schemas the evaluation writes.
 
 The site export reads only tables, so its tests do not need a trained model: these helpers
 write a results folder and a data folder (manifest.json + examples/<kind>.png) whose numbers
@@ -7,6 +7,7 @@ are random but well-formed, seeded, and known to the test that made them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -31,7 +32,7 @@ BASELINE_PR_AUC = {"resnet34": 0.8123, "fasterrcnn_resnet34": 0.7345, "maskrcnn_
 
 def _write_table(folder: Path, stem: str, frame: pd.DataFrame) -> None:
     if frame.empty:  # an empty table still has its header row, as the evaluation writes it
-        from training.export.tables import SCHEMAS
+        from training.export.results import SCHEMAS
 
         frame = pd.DataFrame(columns=list(SCHEMAS[stem]))
     path = folder / f"{stem}.csv"
@@ -298,29 +299,26 @@ def make_site_project(root: str | Path) -> Path:
     return root
 
 
+@functools.lru_cache(maxsize=1)
 def vega_bundle() -> Path:
-    """One Vega bundle per test process (the repo's own if an export already made it)."""
-    if "bundle" not in _SHARED:
-        from training.export.assets import bundle_header, write_vega_bundle
+    """The Vega bundle matching the installed altair: the repo's own if an export already made it, else
+    one written once into the temp folder, keyed by its version header (a cache, like a download's)."""
+    import hashlib
+    import os
+    import tempfile
 
-        existing = REPO / "site" / "generated" / "vendor" / "vega-bundle.js"
-        if existing.is_file() and existing.open(encoding="utf-8").readline() == bundle_header():
-            _SHARED["bundle"] = existing
-        else:
-            _SHARED["bundle"] = _scratch() / "vega-bundle.js"
-            write_vega_bundle(_SHARED["bundle"])
-    return _SHARED["bundle"]
+    from training.export.assets import bundle_header, write_vega_bundle
 
-
-def _scratch() -> Path:
-    if "scratch" not in _SHARED:
-        import atexit
-        import shutil
-        import tempfile
-
-        _SHARED["scratch"] = Path(tempfile.mkdtemp(prefix="ham-site-test-"))
-        atexit.register(shutil.rmtree, _SHARED["scratch"], True)
-    return _SHARED["scratch"]
+    header = bundle_header()
+    existing = REPO / "site" / "generated" / "vendor" / "vega-bundle.js"
+    if existing.is_file() and existing.open(encoding="utf-8").readline() == header:
+        return existing
+    cached = Path(tempfile.gettempdir()) / f"ham-artefacts-vega-{hashlib.sha256(header.encode()).hexdigest()[:16]}.js"
+    if not (cached.is_file() and cached.open(encoding="utf-8").readline() == header):
+        partial = cached.with_suffix(f".{os.getpid()}.partial")
+        write_vega_bundle(partial)
+        os.replace(partial, cached)
+    return cached
 
 
 def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = True,
@@ -338,30 +336,17 @@ def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = 
     return project
 
 
-_SHARED: dict[str, Path] = {}
-
-
-def shared_built_site() -> Path:
-    """One exported + built demo project per test process (the browser and build tests share it)."""
-    if "project" not in _SHARED:
-        _SHARED["project"] = export_and_build(_scratch() / "shared")
-    return _SHARED["project"]
-
-
-def shared_partial_site() -> Path:
+def build_partial_site(root: Path) -> Path:
     """A built project from a partial grid, as the tiny demo profile makes: train_none + train_nv, one fold,
     Mask R-CNN missing, NaN holes in the curves (a class without test images)."""
-    if "partial" not in _SHARED:
-        root = _scratch() / "partial"
-        project = make_site_project(root / "project")
-        results = write_results(root / "results", train_variants=("train_none", "train_nv"), archs=ARCHS[:2])
-        curves = pd.read_csv(results / "curves.csv")
-        curves.loc[curves["class"] == "df", ["mean", "ci_lo", "ci_hi"]] = float("nan")
-        curves.to_csv(results / "curves.csv", index=False)
-        write_data(root / "data")
-        from training.export.site import build_site, export_site
+    from training.export.site import build_site, export_site
 
-        export_site(results, root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False)
-        build_site(project / "mkdocs.yml")
-        _SHARED["partial"] = project
-    return _SHARED["partial"]
+    project = make_site_project(root / "project")
+    results = write_results(root / "results", train_variants=("train_none", "train_nv"), archs=ARCHS[:2])
+    curves = pd.read_csv(results / "curves.csv")
+    curves.loc[curves["class"] == "df", ["mean", "ci_lo", "ci_hi"]] = float("nan")
+    curves.to_csv(results / "curves.csv", index=False)
+    write_data(root / "data")
+    export_site(results, root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False)
+    build_site(project / "mkdocs.yml")
+    return project

@@ -16,7 +16,7 @@ SMALL = {"scale": 0.01, "seed": 7, "size": (64, 48)}
 
 def synthetic_folder(tmp_path_factory, test_format: str = "onehot", **params) -> Path:
     """Path of a pristine (read-only by convention) synthetic folder; built once per session."""
-    from generator.synth import synthesize_ham10000
+    from generator.sources.synth import synthesize_ham10000
 
     p = {**SMALL, **params}
     key = (p["scale"], p["seed"], tuple(p["size"]), test_format)

@@ -1,4 +1,4 @@
-"""Small synthetic variant files for the training tests, written through generator.store.write_variant.
+"""Small synthetic variant files for the training tests, written through generator.variants.store.write_variant.
 
 Each image is a skin-coloured background with one elliptical lesion whose colour depends on the
 diagnosis (so a model can learn something in a few steps), a lesion mask equal to the ellipse, and, on
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from generator import CLASSES
-from generator.store import Row, encode_mask, encode_png, write_variant
+from generator.variants.store import Row, encode_mask, encode_png, write_variant
 
 LESION_COLOURS = np.array([
     [150, 60, 60], [90, 40, 110], [120, 100, 60], [60, 110, 70], [40, 30, 30], [110, 70, 40], [170, 30, 90],

@@ -1,4 +1,4 @@
-"""Shared test configuration: paths to the optional real artefact templates."""
+"""Shared test configuration: the optional real artefact templates, and the session-wide built sites."""
 
 from __future__ import annotations
 
@@ -24,3 +24,19 @@ def _no_torch_home_downloads(monkeypatch, tmp_path_factory):
     # Tests never download: point TORCH_HOME at an empty folder unless a test sets its own.
     if "HAM_ARTEFACTS_TEST_TORCH_HOME" not in os.environ:
         monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """One exported + built demo site project per test session (the build and browser tests share it)."""
+    import _fixtures_site as fx
+
+    return fx.export_and_build(tmp_path_factory.mktemp("site-shared"))
+
+
+@pytest.fixture(scope="session")
+def partial_site(tmp_path_factory) -> Path:
+    """A built project from a partial grid (see _fixtures_site.build_partial_site)."""
+    import _fixtures_site as fx
+
+    return fx.build_partial_site(tmp_path_factory.mktemp("site-partial"))

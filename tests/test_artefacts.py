@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from generator.artefacts import insert_artefact, paint_instance, realize, realize_random, render
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, list_kinds
+from generator.artefacts.templates import Template, TemplateBank, TemplateSet
 from generator.errors import UserError
-from generator.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, list_kinds
-from generator.templates import Template, TemplateBank, TemplateSet
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_TEMPLATES = REPO.parent / "shared" / "artefact-templates"
@@ -47,7 +47,7 @@ _SUBPROCESS_CODE = """
 import hashlib, json, sys
 import numpy as np
 from generator.artefacts import insert_artefact
-from generator.templates import TemplateBank
+from generator.artefacts.templates import TemplateBank
 rng = np.random.default_rng(5)
 image = rng.integers(0, 256, (180, 240, 3), dtype=np.uint8)
 mask = np.zeros((180, 240), np.uint8); mask[60:120, 80:160] = 255
@@ -261,31 +261,27 @@ def test_every_real_template_loads_and_renders():
     assert number + 1 == sum(bank.template_counts().values())
 
 
-try:
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover - hypothesis is a dev dependency
-    given = None
+from hypothesis import given, settings  # noqa: E402 - beside the one test that uses it
+from hypothesis import strategies as st  # noqa: E402
 
-if given is not None:
 
-    @settings(max_examples=25, deadline=None)
-    @given(
-        height=st.integers(64, 260), width=st.integers(64, 260), kind=st.sampled_from(list(KINDS)),
-        seed=st.integers(0, 2**32), with_mask=st.booleans(),
-    )
-    def test_any_size_kind_and_seed_gives_a_consistent_replayable_insertion(height, width, kind, seed, with_mask):
-        bank = TemplateBank.builtin(0)
-        rng = np.random.default_rng(seed)
-        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        mask = None
-        if with_mask:
-            mask = np.zeros((height, width), np.uint8)
-            top, left = int(rng.integers(0, height - 20)), int(rng.integers(0, width - 20))
-            mask[top : top + 20, left : left + 20] = 1
-        out, artefact_mask, record = insert_artefact(image, mask, kind, bank, seed)
-        assert out.shape == image.shape and out.dtype == np.uint8
-        assert np.array_equal(artefact_mask, np.any(out != image, axis=2))
-        assert record["instances"]
-        again, again_mask = render(image, json.loads(json.dumps(record)), bank)
-        assert again.tobytes() == out.tobytes() and np.array_equal(again_mask, artefact_mask)
+@settings(max_examples=25, deadline=None)
+@given(
+    height=st.integers(64, 260), width=st.integers(64, 260), kind=st.sampled_from(list(KINDS)),
+    seed=st.integers(0, 2**32), with_mask=st.booleans(),
+)
+def test_any_size_kind_and_seed_gives_a_consistent_replayable_insertion(height, width, kind, seed, with_mask):
+    bank = TemplateBank.builtin(0)
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    mask = None
+    if with_mask:
+        mask = np.zeros((height, width), np.uint8)
+        top, left = int(rng.integers(0, height - 20)), int(rng.integers(0, width - 20))
+        mask[top : top + 20, left : left + 20] = 1
+    out, artefact_mask, record = insert_artefact(image, mask, kind, bank, seed)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.array_equal(artefact_mask, np.any(out != image, axis=2))
+    assert record["instances"]
+    again, again_mask = render(image, json.loads(json.dumps(record)), bank)
+    assert again.tobytes() == out.tobytes() and np.array_equal(again_mask, artefact_mask)

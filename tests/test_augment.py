@@ -1,4 +1,4 @@
-"""Artefacts as a training-time augmentation: the numpy ArtefactAugmenter (generator.augment) and the
+"""Artefacts as a training-time augmentation: the numpy ArtefactAugmenter (generator.artefacts.augment) and the
 torchvision RandomArtefact (training.augment): replay, determinism across processes and DataLoader
 workers, p edge cases, kind weights (statistically), mask and box consistency, input validation,
 and the --augment-artefacts training option."""
@@ -15,9 +15,9 @@ import pytest
 from scipy import stats
 
 from generator.artefacts import render
-from generator.augment import ArtefactAugmenter, auto_lesion_mask, kind_weights
-from generator.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
-from generator.templates import TemplateBank
+from generator.artefacts.augment import ArtefactAugmenter, auto_lesion_mask, kind_weights
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
+from generator.artefacts.templates import TemplateBank
 
 REPO = Path(__file__).resolve().parents[1]
 ALPHA = 1e-3
@@ -207,7 +207,7 @@ def _sample(height: int = 240, width: int = 320, seed: int = 0):
 
 
 def test_transform_equals_the_augmenter_with_the_torch_drawn_seed():
-    from generator.augment import SEED_LIMIT
+    from generator.artefacts.augment import SEED_LIMIT
     from training.augment import RandomArtefact
 
     image, mask, box = _sample()
@@ -264,7 +264,7 @@ def test_pil_and_plain_tensor_inputs():
 def test_detector_pipeline_keeps_mask_and_box_consistent():
     """With augmentation the joint training transform moves mask and box exactly as without it (same
     geometric draws): the artefact changes pixels only, and the box is the transformed mask's."""
-    from generator.augment import SEED_LIMIT
+    from generator.artefacts.augment import SEED_LIMIT
     from training.transforms import box_from_mask, train_transform
 
     image, mask, _ = _sample()

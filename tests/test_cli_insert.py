@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from generator.artefacts import render
+from generator.artefacts.kinds import KINDS
+from generator.artefacts.templates import TemplateBank
 from generator.cli import main
-from generator.kinds import KINDS
-from generator.templates import TemplateBank
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_TEMPLATES = REPO.parent / "shared" / "artefact-templates"

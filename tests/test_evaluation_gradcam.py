@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_grad_cam")
 
 from generator import CLASSES  # noqa: E402
-from generator.store import Row, encode_mask, encode_png, write_variant  # noqa: E402
+from generator.variants.store import Row, encode_mask, encode_png, write_variant  # noqa: E402
 from training.evaluation.gradcam import artefact_attention, find_models, grad_cam, sample_images  # noqa: E402
 
 KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")

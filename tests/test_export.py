@@ -6,17 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import _fixtures_site as fx
 import pandas as pd
 import pytest
 
 from generator import CLASSES
 from generator.cli import main
 from generator.errors import UserError
-
-try:
-    from . import _fixtures_site as fx
-except ImportError:
-    import _fixtures_site as fx
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +245,7 @@ def test_gallery_shows_at_most_a_dozen_pairs_per_group():
 def test_the_reading_recipe_on_the_datasets_page_runs(tmp_path, monkeypatch):
     import numpy as np
 
-    from generator.store import Row, encode_mask, encode_png, write_variant
+    from generator.variants.store import Row, encode_mask, encode_png, write_variant
     from training.export.assets import reading_recipe
 
     image = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
@@ -363,7 +359,7 @@ def test_train_nv_fills_the_bias_page_and_the_headline(none_and_nv):
 
 def test_empty_tables_give_notes_and_no_chart_containers(tmp_path):
     """Header-only tables (nothing evaluated yet, Grad-CAM not run): every page exported, no chart at all."""
-    from training.export.tables import SCHEMAS
+    from training.export.results import SCHEMAS
 
     results = fx.write_results(tmp_path / "results", train_variants=("train_none",))
     for stem in ("curves", "mcnemar", "flips", "bias", "bias_shift", "gradcam/index", "gradcam/attention"):

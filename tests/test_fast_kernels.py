@@ -1,6 +1,6 @@
 """The fast paths of the loader agree with the slow, obvious ones they replace.
 
-- ``generator.store.decode_png_stored`` against Pillow, and it declines anything it did not write;
+- ``generator.variants.store.decode_png_stored`` against Pillow, and it declines anything it did not write;
 - ``OpenCVColorJitter`` and ``OpenCVRandomRotation`` against torchvision's own tensor kernels, on
   the same parameters;
 - reduced decoding gives clean (JPEG) and artefact (stored PNG) rows the same resolution.
@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generator.store import decode_png_stored, encode_png, encode_png_stored  # noqa: E402
+from generator.variants.store import decode_png_stored, encode_png, encode_png_stored  # noqa: E402
 
 
 def smooth_image(rng: np.random.Generator, height: int, width: int, noise: float = 4.0) -> np.ndarray:
@@ -176,8 +176,8 @@ def test_reduced_decode_gives_jpeg_and_stored_png_rows_one_resolution(tmp_path):
     at different resolutions, sharpness alone would tell the model which images carry artefacts."""
     from PIL import Image
 
-    from generator.store import Row, encode_mask, write_variant
-    from training.data import HDF5VariantDataset, jpeg_draft_factor
+    from generator.variants.store import Row, encode_mask, write_variant
+    from training.variant_dataset import HDF5VariantDataset, jpeg_draft_factor
 
     rng = np.random.default_rng(4)
     pixels = smooth_image(rng, 450, 600, noise=0.0)
@@ -229,7 +229,7 @@ def test_box_from_mask_matches_the_torch_definition_on_random_masks():
 def test_uint8_output_is_the_float_output_before_scaling_and_the_engine_scales_it():
     import torch
 
-    from training.engine import _to_device
+    from training.inference import to_device as _to_device
     from training.transforms import eval_transform, train_transform
 
     image = torch.from_numpy(smooth_image(np.random.default_rng(5), 90, 120)).permute(2, 0, 1)

@@ -8,19 +8,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _fixtures_dist import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.errors import UserError
-from generator.fetch import (
+from generator.distribution.fetch import (
     FetchError,
     check_plain_name,
     fetch,
+    fetchable_entries,
     read_manifest,
-    validate_manifest,
     verify_files,
 )
+from generator.errors import UserError
 
 FAST = {"backoff": 0.01, "timeout": 10, "progress": False}
 
@@ -159,7 +159,7 @@ def test_malformed_sizes_and_hashes_refused(dataset, field, value):
     data = json.loads(json.dumps(manifest))
     data["files"][0][field] = value
     with pytest.raises(UserError, match=rf"files\[0\]\.{field}"):
-        validate_manifest(data)
+        fetchable_entries(data)
 
 
 def test_bad_base_url_and_format_refused(dataset):
@@ -168,7 +168,7 @@ def test_bad_base_url_and_format_refused(dataset):
                             ({"files": {"a": 1}}, "files")]:
         data = dict(manifest, **change)
         with pytest.raises(UserError, match=pattern):
-            validate_manifest(data)
+            fetchable_entries(data)
 
 
 def test_local_folder_and_file_url_sources(dataset, tmp_path):
@@ -198,10 +198,10 @@ def test_base_url_override_wins_over_manifest(dataset, tmp_path):
 
 
 def test_retries_back_off_exponentially_then_give_up(dataset, tmp_path, monkeypatch):
-    import generator.fetch
+    import generator.distribution.fetch
 
     delays = []
-    monkeypatch.setattr(generator.fetch, "_backoff_wait", lambda seconds, stop: delays.append(seconds))
+    monkeypatch.setattr(generator.distribution.fetch, "_backoff_wait", lambda seconds, stop: delays.append(seconds))
     m = _manifest_copy(dataset, tmp_path, base_url="http://127.0.0.1:9/")  # discard port: refused
     with pytest.raises(FetchError, match="gave up after 3 retries"):
         fetch(m, tmp_path / "o", variants=["test_40"], retries=3, backoff=0.5, progress=False, timeout=5)

@@ -1,7 +1,7 @@
 """fetch against a hostile server on 127.0.0.1 (issue 13): drip-feed, stale .part files, permanent
 failures, concurrent runs into one folder, terminal escapes and long names, partial fetch + verify.
 
-Every server behaviour is bounded (tests/_fixtures_dist.py) and every fetch here runs with short
+Every server behaviour is bounded (tests/_fixtures_distribution.py) and every fetch here runs with short
 timeouts, so the file takes seconds.
 """
 
@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _fixtures_dist import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
 
+from generator.distribution.fetch import FetchError, fetch, verify_files
 from generator.errors import UserError
-from generator.fetch import FetchError, fetch, verify_files
 from generator.lock import LOCK_NAME, folder_lock
 
 FAST = {"backoff": 0.01, "timeout": 2, "progress": False}
@@ -213,7 +213,7 @@ def test_terminal_escapes_and_long_names_are_neutralised(dataset, tmp_path, caps
 
 def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monkeypatch):
     """Ctrl-C during a download: exit 130, one line, the .part kept for the next run to resume."""
-    import generator.fetch as fetch_module
+    import generator.distribution.fetch as fetch_module
 
     real_copy = fetch_module._copy_capped
 

@@ -39,7 +39,7 @@ def test_import_plus_one_insertion_is_fast():
         "import time; t0 = time.perf_counter()\n"
         "import numpy as np\n"
         "import generator\n"
-        "from generator.templates import TemplateBank\n"
+        "from generator.artefacts.templates import TemplateBank\n"
         "from generator.artefacts import insert_artefact\n"
         "img = np.full((450, 600, 3), 180, np.uint8)\n"
         "out, amask, rec = insert_artefact(img, None, 'bubble', TemplateBank.builtin(0), 1)\n"
@@ -66,11 +66,23 @@ def test_cli_without_command_exits_2(capsys):
 
 def test_layout_and_pins():
     assert not (REPO / "site" / "__init__.py").exists(), "site/ must never be a Python package"
-    for path in ["pyproject.toml", "mkdocs.yml", "data_manifest.json", "README.md", "Makefile", ".ci/run",
+    for path in ["pyproject.toml", "mkdocs.yml", "generator/data_manifest.json", "README.md", "Makefile", ".ci/run",
                  "LICENSE", "CITATION.cff"]:
         assert (REPO / path).is_file(), path
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     train = project["project"]["optional-dependencies"]["train"]
-    assert "torch==2.14.1" in train and "torchvision==0.29.1" in train
+    # ranges, from the oldest pair tested on a GPU machine to the newest tested here
+    from packaging.requirements import Requirement
+
+    ranges = {r.name: r.specifier for r in map(Requirement, train)}
+    for torch_version, torchvision_version in (("2.11.0", "0.26.0"), ("2.14.1", "0.29.1")):
+        assert ranges["torch"].contains(torch_version) and ranges["torchvision"].contains(torchvision_version)
+    assert not ranges["torch"].contains("2.15.0") and not ranges["torchvision"].contains("0.30.0")
+    # one version source: pyproject reads generator.__version__; CITATION.cff states the same
+    from generator import __version__
+
+    assert "version" in project["project"]["dynamic"] and "version" not in project["project"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "generator.__version__"}
+    assert f"\nversion: {__version__}\n" in (REPO / "CITATION.cff").read_text()
     assert project["project"]["scripts"]["ham-artefacts"] == "generator.cli:main"
     assert "make test" in (REPO / ".ci" / "run").read_text()

@@ -15,10 +15,10 @@ from _fixtures_variants import make_source
 from generator import CLASSES
 from generator.cli import main
 from generator.errors import UserError
-from generator.manifest import MANIFEST_NAME, content_digest, sha256_file, verify_dir
-from generator.pipeline import generate
-from generator.store import VariantReader, decode_image
 from generator.variants import VARIANTS
+from generator.variants.build import generate
+from generator.variants.manifest import MANIFEST_NAME, content_digest, sha256_file, verify_dir
+from generator.variants.store import VariantReader, decode_image
 
 SEED = 3
 REPO = Path(__file__).resolve().parents[1]
@@ -283,7 +283,7 @@ def test_decoded_artefact_rows_are_lossless(built):
 
 
 def test_stored_png_round_trips_exactly():
-    from generator.store import encode_png_stored
+    from generator.variants.store import encode_png_stored
 
     rng = np.random.default_rng(1)
     for shape in [(1, 1, 3), (45, 60, 3), (3, 700, 3)]:

@@ -157,9 +157,9 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
     """Per-(seed, epoch, row) seeds: two persistent workers give each epoch new augmentations, and the
     very images, in the very order, that a fresh main-process loader gives for that epoch (what a
     resumed run reads)."""
-    from training.data import HDF5VariantDataset
     from training.engine import train_loader
     from training.transforms import train_transform
+    from training.variant_dataset import HDF5VariantDataset
 
     dataset = HDF5VariantDataset(train_dir / "train_none.h5", indices=np.arange(12),
                                  transform=train_transform(32, float_output=False), decode_size=(32, 32),
@@ -349,7 +349,7 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
 # --- 8. predictions: no hashing pass, channels_last model -----------------------------------------
 
 def test_predictions_never_read_image_bytes_to_find_shared_images(tmp_path, monkeypatch):
-    from generator.store import VariantReader
+    from generator.variants.store import VariantReader
     from training.predict import predict_variants, read_predictions
 
     data = write_synthetic_data(tmp_path / "data", n_train=2, n_test=6, train_variants=())

@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 from generator.errors import UserError
-from generator.manifest import content_digest, load_manifest, sha256_file, validate_manifest, verify_dir
-from generator.store import Row, encode_mask, write_variant
+from generator.variants.manifest import (
+    content_digest,
+    load_manifest,
+    sha256_file,
+    validate_manifest,
+    verify_dir,
+)
+from generator.variants.store import Row, encode_mask, write_variant
 
 GOOD_ENTRY = {
     "name": "test_none.h5", "variant": "test_none", "split": "test", "description": "clean",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from generator.artefacts import insert_artefact, realize
-from generator.placement import _gaussian_blur, make_scene
-from generator.templates import TemplateBank
+from generator.artefacts.placement import _gaussian_blur, make_scene
+from generator.artefacts.templates import TemplateBank
 
 HEIGHT, WIDTH = 240, 320
 SEEDS = range(200)
@@ -61,7 +61,7 @@ def test_scatter_without_mask_is_centre_weighted_but_avoids_the_stand_in_lesion(
 
 
 def test_bubbles_do_not_overlap_where_avoidable(bank):
-    from generator.placement import box_at
+    from generator.artefacts.placement import box_at
 
     overlapping = 0
     pairs = 0

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from generator import CLASSES
-from generator.segmentation import field_of_view, segment_lesion
-from generator.synth import plan_dataset, render_image
+from generator.sources.segmentation import field_of_view, segment_lesion
+from generator.sources.synth import plan_dataset, render_image
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,12 +14,8 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
+import _fixtures_site as fx
 import pytest
-
-try:
-    from . import _fixtures_site as fx
-except ImportError:
-    import _fixtures_site as fx
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -52,13 +48,13 @@ def _serve(built: Path):
 
 
 @pytest.fixture(scope="module")
-def server():
-    yield from _serve(fx.shared_built_site() / "build" / "site")
+def server(built_site):
+    yield from _serve(built_site / "build" / "site")
 
 
 @pytest.fixture(scope="module")
-def partial_server():
-    yield from _serve(fx.shared_partial_site() / "build" / "site")
+def partial_server(partial_site):
+    yield from _serve(partial_site / "build" / "site")
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,11 @@ import re
 import shutil
 from pathlib import Path
 
+import _fixtures_site as fx
 import pytest
 import yaml
 
 from generator.errors import UserError
-
-try:
-    from . import _fixtures_site as fx
-except ImportError:
-    import _fixtures_site as fx
 
 # Anything that would make the browser fetch from another host: scripts, styles, fonts, images, frames.
 EXTERNAL_RESOURCE = re.compile(
@@ -25,8 +21,8 @@ EXTERNAL_RESOURCE = re.compile(
 
 
 @pytest.fixture(scope="module")
-def built() -> Path:
-    return fx.shared_built_site() / "build" / "site"
+def built(built_site) -> Path:
+    return built_site / "build" / "site"
 
 
 def test_every_page_is_built_with_the_synthetic_banner(built):
@@ -56,11 +52,11 @@ def test_nothing_is_loaded_from_another_host(built):
     assert (built / "search" / "search_index.js").is_file()  # offline search from file://
 
 
-def test_strict_build_fails_on_a_broken_link_or_anchor(tmp_path, capfd):
+def test_strict_build_fails_on_a_broken_link_or_anchor(tmp_path, capfd, built_site):
     from training.export.site import build_site
 
     project = tmp_path / "project"
-    shutil.copytree(fx.shared_built_site(), project, ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(built_site, project, ignore=shutil.ignore_patterns("build"))
     methods = project / "site" / "methods.md"
     methods.write_text(methods.read_text() + "\n[gone](no-such-page.md) [gone](robustness.md#no-such-anchor)\n")
     capfd.readouterr()

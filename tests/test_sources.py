@@ -23,7 +23,7 @@ from generator.sources import (
     read_image,
     read_mask,
 )
-from generator.synth import class_counts
+from generator.sources.synth import class_counts
 
 META = "HAM10000_metadata.csv"
 GT = "ISIC2018_Task3_Test_GroundTruth.csv"

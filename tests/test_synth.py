@@ -16,7 +16,7 @@ from PIL import Image
 from generator import CLASSES
 from generator.errors import UserError
 from generator.sources import EXPECTED_COUNTS, load_source
-from generator.synth import (
+from generator.sources.synth import (
     CONFUSERS,
     DIFFICULTY_PRESETS,
     MIN_PER_CLASS,
@@ -255,7 +255,7 @@ def test_refuses_non_empty_output_but_keeps_identical_rerun(tmp_path_factory, tm
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
-    import generator.synth as synth
+    import generator.sources.synth as synth
 
     calls = {"n": 0}
     real = synth.render_image

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from generator.artefacts.kinds import DEFAULT_FAMILIES, KINDS
+from generator.artefacts.templates import TemplateBank
 from generator.errors import UserError
-from generator.kinds import DEFAULT_FAMILIES, KINDS
-from generator.templates import TemplateBank
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_TEMPLATES = REPO.parent / "shared" / "artefact-templates"
@@ -108,12 +108,12 @@ def test_builtin_bank_covers_every_kind_deterministically():
     assert all(count >= 4 for count in bank.counts().values())
     assert TemplateBank.load("builtin").fingerprint == bank.fingerprint
     assert TemplateBank.builtin(1).fingerprint != bank.fingerprint
-    from generator.procedural import builtin_sets
+    from generator.artefacts.procedural import builtin_sets
 
     again = builtin_sets(0)  # regenerated from scratch: same pixels
     for set_name, _, templates in again[:6]:
         for name, pixels in templates:
-            from generator.templates import crop_to_content
+            from generator.artefacts.templates import crop_to_content
 
             assert np.array_equal(crop_to_content(pixels), bank.template(f"{set_name}/{name}").pixels)
 
@@ -157,7 +157,7 @@ def test_real_bank_counts_and_fingerprint():
 
 
 def test_extract_from_pair_round_trips(tmp_path):
-    from generator.template_extract import extract_template
+    from generator.artefacts.extract import extract_template
 
     rng = np.random.default_rng(2)
     without = rng.integers(40, 200, (60, 80, 3), dtype=np.uint8)
@@ -182,7 +182,7 @@ def test_extract_from_pair_round_trips(tmp_path):
 
 
 def test_extract_from_image_and_mask_uses_inpainting(tmp_path):
-    from generator.template_extract import extract_template
+    from generator.artefacts.extract import extract_template
 
     y, x = np.mgrid[0:64, 0:96]
     smooth = np.stack([120 + x, 100 + y, 90 + 0 * x], axis=2).astype(np.uint8)
@@ -206,7 +206,7 @@ def test_extract_from_image_and_mask_uses_inpainting(tmp_path):
 
 
 def test_gallery_png_has_a_row_per_kind(tmp_path):
-    from generator.gallery import demo_image, write_gallery
+    from generator.artefacts.gallery import demo_image, write_gallery
 
     bank = TemplateBank.builtin(0)
     path = write_gallery([("builtin", bank)], tmp_path / "g.png")

@@ -15,7 +15,7 @@ from _fixtures_training import write_synthetic_data  # noqa: E402
 
 from generator import CLASSES  # noqa: E402
 from generator.errors import UserError  # noqa: E402
-from generator.store import VariantReader  # noqa: E402
+from generator.variants.store import VariantReader  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +124,8 @@ def test_box_from_mask():
 
 
 def test_dataset_returns_the_contract_fields(data_dir):
-    from training.data import HDF5VariantDataset, collate
     from training.transforms import train_transform
+    from training.variant_dataset import HDF5VariantDataset, collate
 
     dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[3, 5], transform=train_transform(48))
     item = dataset[1]
@@ -140,8 +140,8 @@ def test_dataset_returns_the_contract_fields(data_dir):
 
 def test_dataset_without_masks_gives_the_same_images(data_dir):
     """with_masks=False (classifier, prediction) drops mask and box but not a pixel of the image."""
-    from training.data import HDF5VariantDataset, collate
     from training.transforms import eval_transform, train_transform
+    from training.variant_dataset import HDF5VariantDataset, collate
 
     path = data_dir / "train_none.h5"
     with_masks = HDF5VariantDataset(path, indices=[1, 4], transform=eval_transform(40))
@@ -165,9 +165,9 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
 
     from PIL import Image
 
-    from generator.store import Row, encode_mask, write_variant
-    from training.data import HDF5VariantDataset
+    from generator.variants.store import Row, encode_mask, write_variant
     from training.transforms import eval_transform
+    from training.variant_dataset import HDF5VariantDataset
 
     rng = np.random.default_rng(0)
     rows = []
@@ -265,11 +265,11 @@ def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
 
 
 def test_missing_test_variant_is_a_user_error(data_dir, tmp_path):
-    from training.predict import test_variant_files
+    from training.predict import files_of_test_variants
 
     with pytest.raises(UserError, match="missing test variant"):
-        test_variant_files(tmp_path)
-    assert len(test_variant_files(data_dir)) == 13
+        files_of_test_variants(tmp_path)
+    assert len(files_of_test_variants(data_dir)) == 13
 
 
 # --- sweep planning ---------------------------------------------------------------------------

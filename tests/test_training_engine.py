@@ -32,10 +32,10 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
-    from training.data import HDF5VariantDataset, collate
     from training.engine import training_loss
     from training.models import build_model
     from training.transforms import eval_transform
+    from training.variant_dataset import HDF5VariantDataset, collate
 
     torch.manual_seed(0)
     dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[0, 2, 4, 6], transform=eval_transform(32))

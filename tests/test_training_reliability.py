@@ -43,7 +43,7 @@ def _jpeg(array: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def mixed_variant(tmp_path_factory):
     """Rows stored as JPEG (clean rows of real variants), stored PNG (artefact rows) and compressed PNG."""
-    from generator.store import decode_image, encode_png_stored
+    from generator.variants.store import decode_image, encode_png_stored
 
     rows = synthetic_rows(9, "train", size=(80, 64))
     out = []
@@ -60,7 +60,7 @@ def mixed_variant(tmp_path_factory):
     (600, 450, (64, 64), 4), (600, 450, (32, 32), 8), (6000, 4500, (32, 32), 8), (1, 1, (224, 224), 1),
 ])
 def test_jpeg_draft_factor_never_fails_and_never_shrinks_below_the_target(width, height, size, factor):
-    from training.data import jpeg_draft_factor
+    from training.variant_dataset import jpeg_draft_factor
 
     got = jpeg_draft_factor(width, height, size)
     assert got == factor
@@ -74,8 +74,8 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
     size (the transform upscales); a whole DataLoader epoch yields every row."""
     from torch.utils.data import DataLoader
 
-    from training.data import HDF5VariantDataset, collate
     from training.transforms import eval_transform, train_transform
+    from training.variant_dataset import HDF5VariantDataset, collate
 
     size = (image_size, image_size)
     for transform in (train_transform(image_size, float_output=False), eval_transform(image_size, float_output=False)):
@@ -91,7 +91,7 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
 def test_stop_iteration_inside_a_dataset_is_an_error_not_an_empty_epoch(mixed_variant):
     from torch.utils.data import DataLoader
 
-    from training.data import HDF5VariantDataset, collate
+    from training.variant_dataset import HDF5VariantDataset, collate
 
     def broken(image, mask):
         raise StopIteration
@@ -174,7 +174,7 @@ def test_an_epoch_that_loses_batches_fails_the_run_without_done(data_dir, tmp_pa
     from training.models import MODELS
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
-    real_loader = engine._loader
+    real_loader = engine.make_loader
 
     class OneBatch:
         def __init__(self, loader):
@@ -186,7 +186,7 @@ def test_an_epoch_that_loses_batches_fails_the_run_without_done(data_dir, tmp_pa
         def __len__(self):
             return len(self.loader)
 
-    monkeypatch.setattr(engine, "_loader", lambda *a, **k: OneBatch(real_loader(*a, **k)))
+    monkeypatch.setattr(engine, "make_loader", lambda *a, **k: OneBatch(real_loader(*a, **k)))
     run = tmp_path / "run"
     with pytest.raises(RunFailed, match=rf"{run}: epoch 1 trained on 8 of 24 images"):
         engine.train(_config(data_dir, image_size=32), run, progress=False)

@@ -12,13 +12,13 @@ import pytest
 from _fixtures_variants import make_source
 
 from generator.artefacts import insert_artefact, realize, realize_random, render
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
+from generator.artefacts.templates import TemplateBank
 from generator.cli import main
-from generator.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
-from generator.labels_csv import BISSOTO_ARTEFACT_COLUMNS
-from generator.manifest import verify_dir
-from generator.pipeline import generate
-from generator.store import VariantReader
-from generator.templates import TemplateBank
+from generator.variants.build import generate
+from generator.variants.labels import BISSOTO_ARTEFACT_COLUMNS
+from generator.variants.manifest import verify_dir
+from generator.variants.store import VariantReader
 
 NEW_KINDS = ("hair", "dark_corner", "gel_border", "patches")
 HEIGHT, WIDTH = 240, 320
@@ -46,7 +46,7 @@ def test_every_bissoto_column_has_a_kind_and_every_kind_builtin_templates(bank):
 def test_paper_families_of_the_builtin_bank_keep_their_fingerprint(bank):
     paper = bank.for_families(DEFAULT_FAMILIES)
     assert set(paper.kinds()) == {k for f in DEFAULT_FAMILIES for k in FAMILIES[f]}
-    golden = json.loads((Path(__file__).resolve().parents[1] / "data_manifest.json").read_text())
+    golden = json.loads((Path(__file__).resolve().parents[1] / "generator" / "data_manifest.json").read_text())
     assert golden["templates"] == f"builtin@{paper.fingerprint}"
     assert paper.fingerprint != bank.fingerprint
 
@@ -133,8 +133,8 @@ def test_patches_sit_in_the_periphery_off_the_lesion(bank):
 
 
 def test_new_kinds_can_be_extracted_from_a_with_without_pair(bank, tmp_path):
+    from generator.artefacts.extract import extract_template
     from generator.images import save_png
-    from generator.template_extract import extract_template
 
     image = np.random.default_rng(2).integers(90, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
     for kind in NEW_KINDS:
@@ -231,7 +231,7 @@ def test_bad_families_exit_2_without_outputs(tmp_path, capsys, args, needle):
 
 
 def test_kinds_bring_in_their_families_in_registry_order():
-    from generator.kinds import resolve_families
+    from generator.artefacts.kinds import resolve_families
 
     assert resolve_families() == DEFAULT_FAMILIES == ("bubble", "ruler", "marking")
     assert resolve_families(kinds=["patches", "ruler_vertical"]) == ("ruler", "patches")
@@ -239,8 +239,8 @@ def test_kinds_bring_in_their_families_in_registry_order():
 
 
 def test_a_template_folder_without_the_chosen_family_exits_2(tmp_path, capsys, bank):
+    from generator.artefacts.extract import extract_template
     from generator.images import save_png
-    from generator.template_extract import extract_template
 
     image = np.full((HEIGHT, WIDTH, 3), 150, np.uint8)
     save_png(tmp_path / "with.png", insert_artefact(image, None, "hair", bank, 0)[0])
@@ -304,9 +304,9 @@ def test_croissant_validates_with_mlcroissant_offline_and_a_broken_one_fails(all
 
 
 def test_publish_card_licence_follows_the_manifest(all_families, tmp_path):
-    from generator.cards import croissant, front_matter
-    from generator.info import HAM10000_LICENCE_URL
-    from generator.publish import publish
+    from generator.distribution.cards import croissant, front_matter
+    from generator.distribution.info import HAM10000_LICENCE_URL
+    from generator.distribution.publish import publish
 
     out, manifest = all_families
     published = publish(out, tmp_path / "up", base_url="https://example.org/data", progress=False)
@@ -325,7 +325,7 @@ def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_
     pytest.importorskip("yaml", reason="the site extra")
     import _fixtures_site as fx
 
-    from generator.cards import write_cards
+    from generator.distribution.cards import write_cards
     from training.export.site import build_site, export_site
 
     results = fx.write_results(tmp_path / "results", gradcam=False)

@@ -1,6 +1,6 @@
 """``RandomArtefact``: artefact insertion as a torchvision ``transforms.v2`` transform.
 
-A thin wrapper around the numpy :class:`generator.augment.ArtefactAugmenter`: the only randomness
+A thin wrapper around the numpy :class:`generator.artefacts.augment.ArtefactAugmenter`: the only randomness
 it draws is one 63-bit seed from torch's default generator (``torch.randint``), handed to the
 augmenter. DataLoader workers seed torch's generator per worker from the loader's own, so a seeded
 loader gives the same artefacts on every run (for a given number of workers), and
@@ -24,7 +24,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2._utils import is_pure_tensor
 
-from generator.augment import SEED_LIMIT, ArtefactAugmenter
+from generator.artefacts.augment import SEED_LIMIT, ArtefactAugmenter
 
 
 def _image_index(flat_inputs: list[Any]) -> int:
@@ -65,7 +65,7 @@ class RandomArtefact(v2.Transform):
     """Insert a random artefact (bubbles, ruler, ink marking) with probability ``p``.
 
     ``kinds``: None (family uniformly, then kind: the frozen variants' scheme), a name, a list of
-    names or ``{name: weight}``; names are kinds or families (:mod:`generator.kinds`).
+    names or ``{name: weight}``; names are kinds or families (:mod:`generator.artefacts.kinds`).
     ``templates``: ``"builtin"``, a template directory or a ``TemplateBank``. ``template_scale``:
     ``"auto"`` keeps artefacts at their relative size in HAM10000's 600x450 images whatever the
     input size. ``return_artefact_mask=True`` appends the artefact mask (``tv_tensors.Mask``,
@@ -101,7 +101,7 @@ class RandomArtefact(v2.Transform):
         out = params["out"]
         if isinstance(inpt, PIL.Image.Image):
             return PIL.Image.fromarray(out)
-        # a channels-last view, as training.data decodes: torch's uint8 resize is fastest on it
+        # a channels-last view, as training.variant_dataset decodes: torch's uint8 resize is fastest on it
         pixels = torch.from_numpy(out).permute(2, 0, 1)
         return tv_tensors.wrap(pixels, like=inpt) if isinstance(inpt, tv_tensors.Image) else pixels
 

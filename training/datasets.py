@@ -6,7 +6,7 @@
     >>> ds.info["licence"], ds.info["artefact_counts"]
     >>> ds.montage(16).save("grid.png")
 
-Files are read through ``generator.store.VariantReader`` only (the one module that knows the
+Files are read through ``generator.variants.store.VariantReader`` only (the one module that knows the
 layout). torch is optional: the class subclasses ``torch.utils.data.Dataset`` when torch is
 installed, and works as a plain sequence otherwise.
 """
@@ -56,7 +56,7 @@ class HAMArtefacts(_DatasetBase):
         if not path.is_file():
             raise UserError(f"{path}: variant file not found; pass download=True or run "
                             f"`ham-artefacts fetch --out {self.root} --variants {variant}`")
-        from generator.store import VariantReader
+        from generator.variants.store import VariantReader
 
         self.reader = VariantReader(path)
         self._info = None
@@ -66,12 +66,12 @@ class HAMArtefacts(_DatasetBase):
     def _manifest_source(self):
         if self.manifest is not None:
             return self.manifest
-        from generator.info import default_manifest_path
+        from generator.distribution.info import default_manifest_path
 
         packaged = default_manifest_path()
         if packaged is None:
             raise UserError("manifest: no packaged data_manifest.json; pass manifest=URL|PATH")
-        from generator.fetch import read_manifest
+        from generator.distribution.fetch import read_manifest
 
         if not read_manifest(packaged)[0].get("base_url"):
             raise UserError(f"{packaged}: the packaged manifest names no base_url (no published copy "
@@ -80,7 +80,7 @@ class HAMArtefacts(_DatasetBase):
 
     def download(self) -> None:
         """Fetch (resuming) and verify this variant's file into ``root``; no-op when already intact."""
-        from generator.fetch import fetch
+        from generator.distribution.fetch import fetch
 
         # Several DataLoader / DDP processes may call this at once: the later ones wait for the first
         # (the folder lock) and then find the file present, instead of racing on one .part file.
@@ -136,7 +136,7 @@ class HAMArtefacts(_DatasetBase):
         (``root/manifest.json``, written by fetch) or the one given.
         """
         if self._info is None:
-            from generator.info import bare_info, build_info
+            from generator.distribution.info import bare_info, build_info
 
             sources = [self.root] if (self.root / "manifest.json").is_file() else []
             if self.manifest is not None:

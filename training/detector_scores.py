@@ -16,10 +16,12 @@ import contextlib
 
 import numpy as np
 
+from generator import NUM_CLASSES
+
 NO_DETECTION = -1
 
 
-def image_scores(detections: list[dict], num_classes: int = 7) -> tuple[np.ndarray, np.ndarray]:
+def image_scores(detections: list[dict], num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
     """(scores N x num_classes float, y_pred N int) for a list of torchvision detection outputs.
 
     Each detection dict holds ``labels`` (1..num_classes) and ``scores`` tensors (or arrays).

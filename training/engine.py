@@ -10,34 +10,32 @@ autotuned kernels and roi_align's backward (atomic adds) are not deterministic.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import signal
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
-from torchvision.transforms.v2.functional import to_dtype
+from torch.utils.data import Dataset, RandomSampler, Sampler, SequentialSampler
 
+from generator import NUM_CLASSES
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
 from generator.errors import RunFailed, UserError
 from generator.seeding import derive_seed
 
-from .data import HDF5VariantDataset, collate, worker_init_fn
-from .detector_scores import boxes_only, image_scores
+from .distributed import Dist, gather_predictions, init_distributed, pick_device, unwrap
 from .folds import fold_indices, folds_for_data
-from .models import build_model, is_detector, resolve_weights
+from .inference import amp_scope, channels_last_model, make_loader, predict_loader, to_device
+from .models import build_model, has_mask_head, is_detector, needs_masks, resolve_weights
 from .transforms import eval_transform, train_transform
+from .variant_dataset import HDF5VariantDataset
 
-NUM_CLASSES = 7
 # Training steps between two reads of the loss on the host. Each read waits for the GPU to drain its
 # queue; once per 50 steps keeps the queue full while still catching a diverged run within seconds.
 SYNC_EVERY_STEPS = 50
@@ -117,7 +115,7 @@ class TrainConfig:
         if self.augment_templates != "builtin" and not Path(self.augment_templates).is_dir():
             raise UserError(f"--augment-templates: {self.augment_templates!r} is neither 'builtin' nor a folder")
         if self.augment_artefacts > 0 and self.augment_templates != "builtin":
-            from generator.templates import TemplateBank
+            from generator.artefacts.templates import TemplateBank
 
             TemplateBank.load(self.augment_templates)  # a UserError naming the bad file, before any output
         for name in ("epochs", "batch_size", "image_size", "checkpoint_every"):
@@ -133,78 +131,6 @@ def run_dir_for(runs: str | os.PathLike, arch: str, train_variant: str, fold: in
 
     return Path(runs) / arch / condition_label(train_variant, augment_artefacts) / f"fold{fold}"
 
-
-# --- distributed helpers ----------------------------------------------------------------------
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            torch.distributed.barrier()
-
-
-def _wants_cuda(spec: str) -> bool:
-    return torch.cuda.is_available() if spec == "auto" else torch.device(spec).type == "cuda"
-
-
-def init_distributed(device_spec: str = "auto") -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1: nccl when training on CUDA, gloo otherwise
-    (``--device cpu`` on a GPU machine included)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        if _wants_cuda(device_spec):
-            # NCCL binds its communicator to the current device: set it before joining, and name it
-            # (device_id), or every rank's first collective may land on cuda:0.
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
-        else:
-            dist.init_process_group("gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), local_rank)
-
-
-def pick_device(spec: str, dist: Dist) -> torch.device:
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device: CUDA requested but no GPU is available")
-        device = torch.device("cuda", dist.local_rank if dist.enabled else (device.index or 0))
-        torch.cuda.set_device(device)
-    return device
-
-
-def gather_predictions(dist: Dist, indices: np.ndarray, scores: np.ndarray, y_pred: np.ndarray):
-    """Merge the shards of all ranks, dropping the duplicates DistributedSampler pads with."""
-    if dist.enabled:
-        parts = [None] * dist.world_size
-        torch.distributed.all_gather_object(parts, (indices, scores, y_pred))
-        indices = np.concatenate([p[0] for p in parts])
-        scores = np.concatenate([p[1] for p in parts])
-        y_pred = np.concatenate([p[2] for p in parts])
-    indices, first = np.unique(indices, return_index=True)
-    return indices, scores[first], y_pred[first]
-
-
-# --- metrics ----------------------------------------------------------------------------------
 
 def macro_pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Mean one-vs-rest average precision over the classes present in ``y_true``."""
@@ -222,51 +148,6 @@ def prior_pr_auc(y_true: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
     return float(np.mean([(y_true == c).mean() for c in range(num_classes) if (y_true == c).any()]))
 
 
-# --- forward passes ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def amp_scope(model, arch: str, device_type: str, enabled: bool):
-    """bf16 autocast (no loss scaling needed) over the classifier, or over a detector's backbone only.
-
-    A detector's RPN and RoI heads stay in float32: under autocast their linear layers would hand
-    bf16 box deltas to the box coder, and bf16 quantises coordinates of a 448 px image to 2-4 px
-    (and far coarser after batched_nms's per-class coordinate offsets). The ResNet-34 + FPN backbone
-    holds most of the FLOPs, so the heads in float32 cost little. The engine enables it on CUDA only
-    (bf16 on most CPUs is slower than float32).
-    """
-    if not enabled:
-        yield
-        return
-    if not is_detector(arch):
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            yield
-        return
-    backbone = _unwrap(model).backbone
-    original = backbone.forward
-
-    def forward(images):
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            features = original(images)
-        return OrderedDict((name, value.float()) for name, value in features.items())
-
-    backbone.forward = forward  # an instance attribute: the state dict and module tree are unchanged
-    try:
-        yield
-    finally:
-        del backbone.forward
-
-
-def _to_device(batch: dict, device: torch.device, channels_last: bool):
-    non_blocking = device.type == "cuda"
-    images = batch["image"].to(device, non_blocking=non_blocking)
-    if images.dtype == torch.uint8:  # the loaders hand over uint8 (a quarter of the bytes): scale here
-        images = to_dtype(images, torch.float32, scale=True)  # torchvision's arithmetic, bit for bit
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    labels = batch["label"].to(device, non_blocking=non_blocking)
-    return images, labels
-
-
 def training_loss(model, arch: str, batch: dict, device: torch.device, amp: bool,
                   channels_last: bool = False) -> torch.Tensor:
     """Loss of one batch: cross-entropy for the classifier, the summed R-CNN losses for the detectors.
@@ -274,13 +155,13 @@ def training_loss(model, arch: str, batch: dict, device: torch.device, amp: bool
     Detector targets: one object per image, the lesion-mask box, the diagnosis (+1, 0 is background)
     as its label and, for Mask R-CNN, the lesion mask as its mask.
     """
-    images, labels = _to_device(batch, device, channels_last)
+    images, labels = to_device(batch, device, channels_last)
     with amp_scope(model, arch, device.type, amp and device.type == "cuda"):
         if not is_detector(arch):
             return F.cross_entropy(model(images).float(), labels)
         non_blocking = device.type == "cuda"
         boxes = batch["box"].to(device, non_blocking=non_blocking)
-        masks = batch["lesion_mask"].to(device, non_blocking=non_blocking) if arch.startswith("mask") else None
+        masks = batch["lesion_mask"].to(device, non_blocking=non_blocking) if has_mask_head(arch) else None
         targets = []
         for i in range(len(images)):
             target = {"boxes": boxes[i:i + 1], "labels": labels[i:i + 1] + 1}
@@ -340,32 +221,6 @@ class LossTracker:
         return value / self.steps
 
 
-@torch.no_grad()
-def predict_loader(model, arch: str, loader, device: torch.device, amp: bool, channels_last: bool = False,
-                   progress: bool = False, desc: str = "predict"):
-    """(row indices, scores N x 7, y_pred) of every image the loader yields. Scores: softmax
-    probabilities (classifier) or the detector rule of :mod:`training.detector_scores`."""
-    from tqdm import tqdm
-
-    model.eval()
-    all_indices, all_scores, all_pred = [], [], []
-    with boxes_only(model):
-        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
-            images, _ = _to_device(batch, device, channels_last)
-            with amp_scope(model, arch, device.type, amp and device.type == "cuda"):
-                if is_detector(arch):
-                    scores, y_pred = image_scores(model(list(images)), NUM_CLASSES)
-                else:
-                    probs = torch.softmax(model(images).float(), dim=1).cpu().numpy().astype(np.float64)
-                    scores, y_pred = probs, probs.argmax(axis=1)
-            all_indices.append(batch["index"].numpy())
-            all_scores.append(scores)
-            all_pred.append(y_pred)
-    if not all_indices:
-        return np.zeros(0, np.int64), np.zeros((0, NUM_CLASSES)), np.zeros(0, np.int64)
-    return np.concatenate(all_indices), np.concatenate(all_scores), np.concatenate(all_pred)
-
-
 # --- building blocks --------------------------------------------------------------------------
 
 def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
@@ -387,18 +242,6 @@ def _subsample(indices: np.ndarray, limit: int | None, seed: int, key: str) -> n
         return indices
     rng = np.random.default_rng(derive_seed(seed, "subsample", key))
     return np.sort(rng.choice(indices, size=limit, replace=False))
-
-
-def _loader(dataset, batch_size: int, workers: int, device: torch.device, sampler=None, generator=None,
-            drop_last: bool = False, persistent: bool = False) -> DataLoader:
-    """``persistent``: keep the workers between epochs (forking 8-14 workers, each importing torch and
-    opening the HDF5 file, costs seconds an epoch); for loaders iterated more than once."""
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-        pin_memory=device.type == "cuda", drop_last=drop_last, generator=generator,
-        worker_init_fn=worker_init_fn if workers > 0 else None,
-        persistent_workers=persistent and workers > 0, prefetch_factor=4 if workers > 0 else None,
-    )
 
 
 class SampleSeeds(Sampler):
@@ -489,7 +332,7 @@ def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist 
         drop_last = drops_last_batch(len(dataset), config.batch_size, dist)
     # The loader's own generator only seeds the workers' generators, which draw nothing now.
     workers_generator = torch.Generator().manual_seed(derive_seed(config.seed, "workers", dist.rank))
-    loader = _loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, workers_generator,
+    loader = make_loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, workers_generator,
                      drop_last, persistent=True)
     return loader, sampler
 
@@ -527,10 +370,6 @@ def resume_from(path: Path, model, optimizer, scheduler, device: torch.device) -
     scheduler.load_state_dict(checkpoint["scheduler"])
     _set_rng_state(checkpoint["rng"], device)
     return {k: checkpoint[k] for k in ("epoch", "best_metric", "best_epoch", "epochs_without_improvement")}
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 def _comparable(config: dict) -> dict:
@@ -614,7 +453,6 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     if not variant_path.is_file():
         raise UserError(f"{variant_path}: training variant file not found")
     detector = is_detector(config.arch)
-    channels_last = device.type == "cuda" and not detector  # detectors re-batch inputs internally
     amp = config.amp and device.type == "cuda"
     # cuDNN autotuning pays off for the classifier's fixed input shape; the detectors' RoI heads see
     # a new shape almost every step, and each new shape would be autotuned again.
@@ -635,7 +473,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
                                                                           augment_artefacts=config.augment_artefacts,
                                                                           artefact_templates=config.augment_templates,
                                                                           policy=config.augment),
-                                  decode_size=(config.image_size, config.image_size), with_masks=detector)
+                                  decode_size=(config.image_size, config.image_size),
+                                  with_masks=needs_masks(config.arch))
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")
     val_idx = _subsample(val_idx, config.max_val_images, config.seed, "val")
@@ -658,8 +497,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build_model(config.arch, NUM_CLASSES, config.image_size, weights,
                         detector_options=config.detector_options).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last = channels_last_model(model, config.arch, device)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer)
     state = {"epoch": 0, "best_metric": -math.inf, "best_epoch": -1, "epochs_without_improvement": 0}
@@ -681,7 +519,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     else:
         val_sampler = SequentialSampler(val_ds)
     # its own generator: a persistent loader draws its workers' base seed once, from the global RNG otherwise
-    val_loader = _loader(val_ds, config.eval_batch_size or batch_size, config.workers, device, val_sampler,
+    val_loader = make_loader(val_ds, config.eval_batch_size or batch_size, config.workers, device, val_sampler,
                          generator=torch.Generator().manual_seed(derive_seed(config.seed, "val-loader")),
                          persistent=True)
     val_labels = val_ds.reader.labels
@@ -690,7 +528,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     def save_last():
         nonlocal saved_epoch
         if dist.is_main:
-            _save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+            _save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                    "scheduler": scheduler.state_dict(), "rng": _rng_state(device), **state}, last_file)
         saved_epoch = state["epoch"]
 
@@ -727,7 +565,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             scheduler.step()
 
             indices, scores, y_pred = gather_predictions(
-                dist, *predict_loader(_unwrap(model), config.arch, val_loader, device, amp, channels_last))
+                dist, *predict_loader(unwrap(model), config.arch, val_loader, device, amp, channels_last))
             y_true = val_labels[indices]
             if not np.isfinite(scores).all():
                 raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} "
@@ -741,7 +579,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
                 state["epochs_without_improvement"] += 1
             if dist.is_main:
                 if improved:
-                    _save(_unwrap(model).state_dict(), run_dir / "best.pt")
+                    _save(unwrap(model).state_dict(), run_dir / "best.pt")
                 record = {
                     "epoch": epoch + 1, "train_loss": train_loss,
                     "val_macro_pr_auc": metric, "val_accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
@@ -775,9 +613,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         from .predict import check_predictions, predict_variants
 
         best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
-        _unwrap(model).load_state_dict(best)
+        unwrap(model).load_state_dict(best)
         t0 = time.time()
-        written = predict_variants(_unwrap(model), config.arch, data_dir, run_dir / "predictions",
+        written = predict_variants(unwrap(model), config.arch, data_dir, run_dir / "predictions",
                                    config.image_size, device=device, batch_size=config.eval_batch_size or batch_size,
                                    workers=config.workers, amp=amp, dist=dist, progress=progress)
         summary.update(predictions=len(written), predict_seconds=time.time() - t0)

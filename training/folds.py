@@ -53,7 +53,7 @@ def folds_for_data(data_dir: str | os.PathLike, n_folds: int = N_FOLDS, seed: in
 
     Falls back to ``variant_path`` only when the data folder has no train_none file.
     """
-    from generator.store import VariantReader
+    from generator.variants.store import VariantReader
 
     reference = Path(data_dir) / f"{REFERENCE_VARIANT}.h5"
     path = reference if reference.is_file() else variant_path

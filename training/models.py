@@ -14,21 +14,56 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from generator import NUM_CLASSES
 
+if TYPE_CHECKING:
+    from torch import nn
+
+# torch is imported inside the functions that build or load models: the sweep planner, the CLI and
+# the results site read the registry below without it.
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Every fact about an architecture besides its factory (the function it decorates)."""
+
+    name: str
+    label: str
+    """How charts and tables name it."""
+    detector: bool
+    """A torchvision detector (boxes from the lesion mask, detections -> class scores) rather than a
+    classifier; detectors re-batch their inputs internally."""
+    needs_masks: bool
+    """Its training targets need the lesion masks (the detectors derive their boxes from them)."""
+    mask_head: bool
+    """It also trains on the lesion mask itself (Mask R-CNN's mask branch)."""
+    channels_last: bool
+    """Run in channels-last memory format on CUDA: a gain for plain convolutions, while a detector's
+    transform re-batches its inputs into contiguous tensors, which would convert them straight back."""
+
+
+ARCHITECTURES: dict[str, ArchSpec] = {}
+"""The architecture registry, in the order of the paper's tables (the classifier first)."""
 MODELS: dict[str, Callable[..., nn.Module]] = {}
-DETECTORS = ("fasterrcnn_resnet34", "maskrcnn_resnet34")
+"""Architecture name -> factory. A factory put here without a spec (a test's stand-in model) is a
+plain classifier: the trait helpers below answer False for it."""
 IMAGENET_FILE = "resnet34-b627a593.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def register(name: str):
+def register(spec: ArchSpec):
+    """Decorator adding an architecture: its spec and its factory, one entry."""
+    if not isinstance(spec, ArchSpec):
+        raise TypeError(f"register takes an ArchSpec, got {spec!r}")
+
     def wrap(factory):
-        MODELS[name] = factory
+        ARCHITECTURES[spec.name] = spec
+        MODELS[spec.name] = factory
         return factory
     return wrap
 
@@ -37,8 +72,34 @@ def list_models() -> list[str]:
     return list(MODELS)
 
 
+def list_architectures() -> list[str]:
+    return list(ARCHITECTURES)
+
+
 def is_detector(arch: str) -> bool:
-    return arch in DETECTORS
+    spec = ARCHITECTURES.get(arch)
+    return bool(spec and spec.detector)
+
+
+def needs_masks(arch: str) -> bool:
+    spec = ARCHITECTURES.get(arch)
+    return bool(spec and spec.needs_masks)
+
+
+def has_mask_head(arch: str) -> bool:
+    spec = ARCHITECTURES.get(arch)
+    return bool(spec and spec.mask_head)
+
+
+def uses_channels_last(arch: str, device_type: str) -> bool:
+    """The one channels-last rule of training and prediction: CUDA, and an architecture that gains."""
+    spec = ARCHITECTURES.get(arch)
+    return device_type == "cuda" and bool(spec and spec.channels_last)
+
+
+def arch_label(arch: str) -> str:
+    spec = ARCHITECTURES.get(arch)
+    return spec.label if spec else arch
 
 
 def default_weights_path() -> Path:
@@ -68,10 +129,13 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path | None:
 def _imagenet_state(path: Path | None) -> dict | None:
     if path is None:
         return None
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _resnet34_classifier(num_classes: int) -> nn.Module:
+    import torch
     from torchvision.models.resnet import BasicBlock, ResNet
 
     class ResNet34Classifier(ResNet):
@@ -92,8 +156,9 @@ def _resnet34_classifier(num_classes: int) -> nn.Module:
     return ResNet34Classifier(num_classes)
 
 
-@register("resnet34")
-def build_resnet34(num_classes: int = 7, image_size: int = 224, weights=None, pretrained_layout=None,
+@register(ArchSpec("resnet34", "ResNet-34", detector=False, needs_masks=False, mask_head=False,
+                   channels_last=True))
+def build_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None, pretrained_layout=None,
                    detector_options=None) -> nn.Module:
     model = _resnet34_classifier(num_classes)
     state = _imagenet_state(weights)
@@ -113,6 +178,7 @@ def _detector_backbone(weights: Path | None, pretrained_layout: bool | None):
     trained from scratch. ``pretrained_layout`` forces one layout (rebuilding a trained model
     without the ImageNet file, e.g. for Grad-CAM).
     """
+    from torch import nn
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.ops import misc as misc_nn_ops
 
@@ -184,8 +250,9 @@ def _detector_kwargs(image_size: int, num_classes: int, options: dict | None, ma
     return kwargs | {"num_classes": num_classes}
 
 
-@register("fasterrcnn_resnet34")
-def build_fasterrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights=None,
+@register(ArchSpec("fasterrcnn_resnet34", "Faster R-CNN", detector=True, needs_masks=True, mask_head=False,
+                   channels_last=False))
+def build_fasterrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                               pretrained_layout=None, detector_options=None) -> nn.Module:
     from torchvision.models.detection import FasterRCNN
 
@@ -194,8 +261,9 @@ def build_fasterrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weigh
                       **_detector_kwargs(image_size, num_classes + 1, detector_options))
 
 
-@register("maskrcnn_resnet34")
-def build_maskrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights=None,
+@register(ArchSpec("maskrcnn_resnet34", "Mask R-CNN", detector=True, needs_masks=True, mask_head=True,
+                   channels_last=False))
+def build_maskrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                             pretrained_layout=None, detector_options=None) -> nn.Module:
     from torchvision.models.detection import MaskRCNN
 
@@ -203,7 +271,7 @@ def build_maskrcnn_resnet34(num_classes: int = 7, image_size: int = 224, weights
                     **_detector_kwargs(image_size, num_classes + 1, detector_options, mask=True))
 
 
-def build_model(arch: str, num_classes: int = 7, image_size: int = 224, weights=None,
+def build_model(arch: str, num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
                 pretrained_layout: bool | None = None, detector_options: dict | None = None) -> nn.Module:
     """Build ``arch`` from the registry. ``weights``: an ImageNet ResNet-34 state-dict file, or None.
 
@@ -230,9 +298,11 @@ def load_trained(run_dir: str | os.PathLike, checkpoint: str = "best.pt", map_lo
         from generator.errors import UserError
 
         raise UserError(f"{run_dir / 'config.json'}: not a run configuration (needs arch and image_size)")
-    model = build_model(config["arch"], num_classes=7, image_size=config["image_size"],
+    model = build_model(config["arch"], num_classes=NUM_CLASSES, image_size=config["image_size"],
                         pretrained_layout=config.get("pretrained", False),
                         detector_options=config.get("detector_options"))
+    import torch
+
     state = torch.load(run_dir / checkpoint, map_location=map_location, weights_only=True)
     model.load_state_dict(state)
     model.eval()

@@ -21,7 +21,7 @@ SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
 COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
 
 
-def test_variant_files(data_dir: str | os.PathLike, variants=None) -> list[Path]:
+def files_of_test_variants(data_dir: str | os.PathLike, variants=None) -> list[Path]:
     """The test variant files of ``data_dir`` in registry order (all 13 unless ``variants`` narrows them)."""
     from generator.variants import list_variants
 
@@ -56,8 +56,8 @@ def prediction_table(reader, indices: np.ndarray, scores: np.ndarray, y_pred: np
 def check_predictions(predictions_dir: str | os.PathLike, data_dir: str | os.PathLike) -> None:
     """Raise RunFailed unless ``predictions_dir`` holds a table for every test variant of the registry,
     each with exactly one row per image of its variant file (what evaluation relies on)."""
-    from generator.store import VariantReader
     from generator.variants import list_variants
+    from generator.variants.store import VariantReader
 
     predictions_dir = Path(predictions_dir)
     for name in list_variants("test"):
@@ -92,16 +92,15 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     import torch
     from torch.utils.data import SequentialSampler
 
-    from .data import HDF5VariantDataset
-    from .engine import Dist, _loader, gather_predictions, predict_loader
+    from .distributed import Dist, gather_predictions
+    from .inference import channels_last_model, make_loader, predict_loader
     from .transforms import eval_transform
+    from .variant_dataset import HDF5VariantDataset
 
     device = torch.device(device or "cpu")
     dist = dist or Dist()
     out_dir = Path(out_dir)
-    channels_last = device.type == "cuda" and arch == "resnet34"
-    if channels_last:  # the inputs are made channels_last below; a contiguous model would convert back
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last = channels_last_model(model, arch, device)
     # The variants share their images: a clean image is byte-identical in every test variant and an
     # image's artefact is the same wherever it appears, so each distinct image is predicted once
     # (about 2 passes over the test set instead of 13, and one image always gets one prediction).
@@ -110,7 +109,7 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     # variants), both small columns: no pass over the image bytes before the GPU gets work.
     cache: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
     written = []
-    for path in test_variant_files(data_dir, variants):
+    for path in files_of_test_variants(data_dir, variants):
         dataset = HDF5VariantDataset(path, transform=eval_transform(image_size, float_output=False), decode_size=(image_size, image_size),
                                      with_masks=False)
         reader = dataset.reader
@@ -128,7 +127,7 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
                 sampler = DistributedSampler(dataset, shuffle=False)
             else:
                 sampler = SequentialSampler(dataset)
-            loader = _loader(dataset, batch_size, workers, device, sampler)
+            loader = make_loader(dataset, batch_size, workers, device, sampler)
             indices, scores, y_pred = gather_predictions(
                 dist, *predict_loader(model, arch, loader, device, amp and device.type == "cuda", channels_last,
                                       progress=progress and dist.is_main, desc=path.stem))
@@ -152,7 +151,7 @@ def predict_run(run_dir, data_dir=None, *, device: str = "auto", batch_size: int
                 variants=None, progress: bool = True) -> list[Path]:
     """Load ``<run_dir>/best.pt`` (architecture and size from config.json) and predict all test variants
     into ``<run_dir>/predictions/``. ``data_dir`` defaults to the run's training data folder."""
-    from .engine import Dist, pick_device
+    from .distributed import Dist, pick_device
     from .models import load_trained
 
     run_dir = Path(run_dir)

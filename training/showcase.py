@@ -56,9 +56,9 @@ def _stage(message: str) -> None:
 
 def build_data(work: Path, progress: bool = True, variants=None) -> Path:
     """Stages 1-2: the synthetic source and its variant files under ``work`` (reused when present)."""
-    from generator.pipeline import generate
     from generator.sizes import parse_size
-    from generator.synth import synthesize_ham10000
+    from generator.sources.synth import synthesize_ham10000
+    from generator.variants.build import generate
 
     source, data = work / "source", work / "data"
     synthesize_ham10000(source, scale=SETTINGS["scale"], test_scale=SETTINGS["test_scale"], seed=SETTINGS["seed"],

@@ -28,7 +28,9 @@ from pathlib import Path
 
 from generator.errors import UserError
 
-ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+from .models import ARCHITECTURES
+
+ARCHS = tuple(ARCHITECTURES)
 
 _TINY_DETECTOR = {
     "epochs": 4, "batch_size": 8, "lr": 0.02, "optimizer": "sgd", "max_train_images": 48,

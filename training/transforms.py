@@ -175,7 +175,7 @@ class JointTransform:
         if isinstance(image, Image.Image):
             image = v2.functional.pil_to_tensor(image)
         image = image.as_subclass(torch.Tensor)
-        # contiguous: a channels-last view (see training.data) must not reach the model as such
+        # contiguous: a channels-last view (see training.variant_dataset) must not reach the model as such
         return (self.to_float(image) if self.float_output else image).contiguous()
 
     def __call__(self, image, mask: torch.Tensor | None = None):

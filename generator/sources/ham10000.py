@@ -36,6 +36,13 @@ TEST_TABLE_PREFIX = "ISIC2018_Task3_Test"
 TABLE_SUFFIXES = ("", ".csv", ".tab", ".tsv", ".txt")
 MASK_SUFFIX = "_segmentation.png"
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
+# The Harvard Dataverse file names, as ``ham-artefacts synth-ham10000`` writes them (the reader above
+# accepts any .csv/.tab/.txt table and finds images and masks in any sub-folder).
+METADATA_NAME = f"{METADATA_STEM}.csv"
+TRAIN_IMAGE_DIRS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
+MASK_DIR = "HAM10000_segmentations_lesion_tschandl"
+TEST_IMAGES_DIR = TEST_IMAGES_DIR_PREFIX
+TEST_GROUND_TRUTH_NAME = f"{TEST_TABLE_PREFIX}_GroundTruth.csv"
 
 EXPECTED_COUNTS: dict[str, dict[str, int]] = {
     "train": {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142, "df": 115},
@@ -425,7 +432,7 @@ def read_mask(rec: SourceRecord, image_shape, rgb=None):
 
     Returns ``(mask, "provided")`` for a segmentation PNG (resized nearest-neighbour when the
     image was resized; a PNG whose size differs from the *source* image is a ``UserError``), or
-    ``(mask, "auto")`` from ``generator.segmentation.segment_lesion`` when there is none. Pass the
+    ``(mask, "auto")`` from ``generator.sources.segmentation.segment_lesion`` when there is none. Pass the
     already decoded ``rgb`` to avoid decoding the image a second time.
     """
     import numpy as np
@@ -451,7 +458,7 @@ def read_mask(rec: SourceRecord, image_shape, rgb=None):
             mask_img = mask_img.resize((w, h), Image.Resampling.NEAREST)
         return (np.asarray(mask_img) > 127).astype(np.uint8), "provided"
 
-    from ..segmentation import segment_lesion
+    from .segmentation import segment_lesion
 
     if rgb is None:
         rgb, _ = read_image(rec, size=(w, h))

@@ -13,8 +13,8 @@ from generator.seeding import derive_seed
 
 from . import aggregate, bias, curves, effects, flips, metrics, significance
 from .bootstrap import DEFAULT_B, bootstrap_metrics
+from .output import write_table
 from .predictions import SCORE_COLUMNS, TEST_VARIANTS, TRAIN_VARIANTS, detect_synthetic, load_runs
-from .tables import write_table
 
 METRIC_COLUMNS = ["arch", "train_variant", "fold", "test_variant", "metric", "class", "value", "boot_lo", "boot_hi"]
 

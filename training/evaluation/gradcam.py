@@ -224,11 +224,11 @@ def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, 
     from tqdm import tqdm
 
     from generator.atomic import write_bytes_atomic, write_json_atomic
-    from generator.store import VariantReader, encode_png
+    from generator.variants.store import VariantReader, encode_png
     from training.models import load_trained
 
     from .aggregate import t_interval
-    from .tables import write_table
+    from .output import write_table
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     clean_reader = VariantReader(data_dir / "test_none.h5")

@@ -87,7 +87,7 @@ def run_instrument_check(workdir: str | Path | None = None, seed: int = 0, n_boo
     ``ok`` is True when the verdict is the planted truth (the cheat detected, the honest model not) and
     the artefact-blind train_none passes the negative control.
     """
-    from training.export.tables import load_results
+    from training.export.results import load_results
 
     from .evaluate import evaluate
 

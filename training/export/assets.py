@@ -45,13 +45,13 @@ def write_vega_bundle(path: Path, reuse: Path | None = None) -> None:
 
 
 def reading_recipe() -> str:
-    """The h5py reading recipe, taken verbatim from generator.store's docstring (one source of truth)."""
-    from generator import store
+    """The h5py reading recipe, taken verbatim from generator.variants.store's docstring (one source of truth)."""
+    from generator.variants import store
 
     doc = store.__doc__ or ""
     marker = doc.find("Reading needs only")
     if marker < 0:
-        raise UserError("generator/store.py: docstring has no 'Reading needs only ...::' recipe")
+        raise UserError("generator/variants/store.py: docstring has no 'Reading needs only ...::' recipe")
     lines = doc[marker:].splitlines()[1:]
     recipe: list[str] = []
     for line in lines:
@@ -63,5 +63,5 @@ def reading_recipe() -> str:
             break
         recipe.append(line[4:])
     if not recipe or len(recipe) > 5:
-        raise UserError(f"generator/store.py: reading recipe must have 1-5 lines, found {len(recipe)}")
+        raise UserError(f"generator/variants/store.py: reading recipe must have 1-5 lines, found {len(recipe)}")
     return "\n".join(recipe)

@@ -16,14 +16,11 @@ import pandas as pd
 
 from generator import CLASSES
 
-ARCH_LABELS = {"resnet34": "ResNet-34", "fasterrcnn_resnet34": "Faster R-CNN", "maskrcnn_resnet34": "Mask R-CNN"}
+from ..models import arch_label
+
 METRIC_LABELS = {"recall": "recall", "fpr": "FPR", "fnr": "FNR"}
 ARCH_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 WIDTH = "container"
-
-
-def arch_label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
 
 
 def _arch_colour(archs: list[str]) -> alt.Color:

@@ -13,10 +13,12 @@ import math
 import pandas as pd
 
 from generator import CLASSES
+from generator.licences import KATSCH_2022_CITATION
+from generator.variants import VARIANTS
 
 from .charts import arch_label
 
-BIASED_VARIANTS = tuple(f"train_{c}" for c in CLASSES)
+BIASED_VARIANTS = tuple(name for name, spec in VARIANTS.items() if spec.split == "train" and spec.rule == "class")
 NOT_AVAILABLE = "n/a"
 PAPER_PROFILE = "[paper profile](methods.md#reproduce-on-real-ham10000-gpu-cluster)"
 
@@ -26,11 +28,7 @@ PAPER = {
     "drop_all": {"resnet34": 0.030, "fasterrcnn_resnet34": 0.045, "maskrcnn_resnet34": 0.011},
     "recall_drop_nv": {"resnet34": 0.218, "fasterrcnn_resnet34": 0.129, "maskrcnn_resnet34": 0.155},
 }
-PAPER_CITATION = (
-    "Katsch F, Rinner C, Tschandl P. Comparison of convolutional neural network architectures for robustness "
-    "against common artefacts in dermatoscopic images. Dermatol Pract Concept. 2022;12(3):e2022126. "
-    "doi:10.5826/dpc.1203a126"
-)
+PAPER_CITATION = KATSCH_2022_CITATION
 
 
 def fmt(value, digits: int = 3, sign: bool = False) -> str:

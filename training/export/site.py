@@ -73,12 +73,12 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
     from tqdm import tqdm
 
     from generator import __version__
-    from generator.manifest import load_manifest
+    from generator.variants.manifest import load_manifest
 
     from . import charts, pages
     from .assets import BUNDLE_NAME, reading_recipe, write_vega_bundle
     from .citation import citation_box
-    from .tables import SCHEMAS, load_results
+    from .results import SCHEMAS, load_results
 
     results_dir, data_dir, site_dir = Path(results_dir), Path(data_dir), Path(site_dir)
     citation = Path(citation) if citation else REPO_ROOT / "CITATION.cff"
@@ -135,7 +135,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
                 else:
                     hrefs.append("")
             downloads.append((f"{stem}", *hrefs))
-        from training.evaluation.tables import write_table
+        from training.evaluation.output import write_table
 
         write_table(instrument, g / "tables", "instrument_check")
         downloads.append(("instrument_check", f"{GENERATED}/tables/instrument_check.csv",

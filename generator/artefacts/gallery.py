@@ -92,7 +92,7 @@ def render_insertion_gallery(banks: list[tuple[str, TemplateBank]], seed: int = 
     """PIL image: the demo image with each kind inserted, one row per bank (the clean image first)."""
     from PIL import Image
 
-    from .artefacts import insert_artefact
+    from . import insert_artefact
 
     image, mask = demo_image(seed, size)
     thumb_w, thumb_h = int(size[0] * scale), int(size[1] * scale)
@@ -122,7 +122,7 @@ def write_gallery(banks: list[tuple[str, TemplateBank]], out: str | Path, seed: 
 
     from PIL import Image
 
-    from .atomic import write_bytes_atomic
+    from ..atomic import write_bytes_atomic
 
     templates = render_template_gallery(banks)
     insertions = render_insertion_gallery(banks, seed=seed)
@@ -138,7 +138,7 @@ def write_gallery(banks: list[tuple[str, TemplateBank]], out: str | Path, seed: 
 
 def write_insertion_examples(bank: TemplateBank, out_dir: str | Path, seed: int = 0) -> list[Path]:
     """``<out_dir>/<kind>.png``: clean | with artefact side by side, for every kind in the bank."""
-    from .images import save_png
+    from ..images import save_png
 
     image, mask = demo_image(seed)
     paths = []
@@ -150,10 +150,11 @@ def write_insertion_examples(bank: TemplateBank, out_dir: str | Path, seed: int 
     return paths
 
 
-def insert_artefact_pair(image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int) -> np.ndarray:
-    """Clean image and the same image with ``kind`` inserted, side by side with a white gap."""
-    from .artefacts import insert_artefact
+def insert_artefact_pair(image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int,
+                         gap: int = 8) -> np.ndarray:
+    """Clean image and the same image with ``kind`` inserted, side by side with a white ``gap`` (pixels)."""
+    from . import insert_artefact
 
     inserted = insert_artefact(image, mask, kind, bank, seed)[0]
-    gap = np.full((image.shape[0], 8, 3), 255, dtype=np.uint8)
-    return np.concatenate([image, gap, inserted], axis=1)
+    spacer = np.full((image.shape[0], gap, 3), 255, dtype=np.uint8)
+    return np.concatenate([image, spacer, inserted], axis=1)

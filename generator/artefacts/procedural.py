@@ -8,6 +8,7 @@ so the same seed gives the same pixels on any machine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -395,8 +396,9 @@ def builtin_sets(seed: int) -> list[tuple[str, str, list[tuple[str, np.ndarray]]
     Every set has its own seed (derived from the kind and set number), so adding a kind leaves the
     templates of the others unchanged.
     """
-    from .seeding import derive_seed
+    from ..seeding import derive_seed
 
+    layouts: list[tuple[str, int, tuple[int, int], Callable[..., list]]]
     layouts = [(kind_name, n_sets, counts, lambda rng, count, make=make: [make(rng) for _ in range(count)])
                for kind_name, (n_sets, counts, make) in BUILTIN_LAYOUT.items()]
     layouts += [(kind_name, n_sets, counts, make_set)

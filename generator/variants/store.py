@@ -35,27 +35,26 @@ Bytes are deterministic: no timestamps (track_times=False), fixed write order, n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import CLASSES, __version__
-from .atomic import atomic_path
+from .. import CLASSES, __version__
+from ..atomic import atomic_path
+from ..licences import VARIANT_FILE_LICENCE
 
 FORMAT = "ham-artefacts-variant"
 FORMAT_VERSION = 1
 METADATA_COLUMNS = ("dx", "dx_type", "age", "sex", "localization", "dataset")
-LICENCE = (
-    "Images derived from HAM10000 (Tschandl, Rosendahl & Kittler 2018, doi:10.1038/sdata.2018.161), "
-    "CC BY-NC-SA 4.0"
-)
 RECORD_FIELDS = (
     ("image", "images", "sc:ImageObject", "encoded image (JPEG or PNG bytes)"),
     ("label", "labels", "sc:Integer", "diagnosis: index into the file attribute 'classes' "
@@ -93,13 +92,17 @@ class Row:
 
 # --- encoding helpers (shared by writers and tests) -------------------------------------------
 
-def encode_png(array: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a uint8 HxW or HxWx3 array; deterministic for a given zlib."""
-    from PIL import Image
+STORED_PNG_LEVEL = 1
+"""zlib level of the PNGs in variant files (masks, and images written by tools): fast to write, and
+masks compress well at any level."""
 
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a uint8 HxW or HxWx3 array as the variant files store them
+    (:func:`generator.images.encode_png` at :data:`STORED_PNG_LEVEL`)."""
+    from ..images import encode_png as encode
+
+    return encode(array, compress_level=STORED_PNG_LEVEL)
 
 
 def encode_png_stored(array: np.ndarray) -> bytes:
@@ -219,9 +222,9 @@ def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, att
             }
             labels = np.zeros(n_rows, np.int8)
             has_artefact = np.zeros(n_rows, bool)
-            strings = {name: [] for name in _STR_COLUMNS}
-            meta = {c: [] for c in METADATA_COLUMNS}
-            shapes = set()
+            strings: dict[str, list[str]] = {name: [] for name in _STR_COLUMNS}
+            meta: dict[str, list] = {c: [] for c in METADATA_COLUMNS}
+            shapes: set = set()
             count = 0
             for i, row in enumerate(rows):
                 if i >= n_rows:
@@ -258,7 +261,7 @@ def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, att
                 "format_version": FORMAT_VERSION,
                 "classes": list(CLASSES),
                 "generator_version": __version__,
-                "licence": LICENCE,
+                "licence": VARIANT_FILE_LICENCE,
                 "n_rows": n_rows,
                 "image_size": json.dumps(sorted(shapes)[0] if len(shapes) == 1 else None),
             }
@@ -304,12 +307,12 @@ class VariantReader:
 
         self.path = Path(path)
         if not self.path.is_file():
-            from .errors import UserError
+            from ..errors import UserError
 
             raise UserError(f"{self.path}: variant file not found")
         with h5py.File(self.path, "r") as f:
             if f.attrs.get("format") != FORMAT:
-                from .errors import UserError
+                from ..errors import UserError
 
                 raise UserError(f"{self.path}: not a ham-artefacts variant file")
             self.attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
@@ -326,7 +329,7 @@ class VariantReader:
         self.classes = tuple(self.attrs["classes"])
         self._file = None
         self._pid = None
-        self._columns = {}
+        self._columns: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -434,3 +437,116 @@ def _attr_value(value):
         except (json.JSONDecodeError, TypeError):
             return value
     return value
+
+
+# --- the generator's row cache ------------------------------------------------------------------
+# <out>/.cache/rows-*.h5, one part per shard: every image of the source once, encoded clean and with
+# its artefact, so each variant file is a selection of cached rows (generator.variants.build). It is an
+# HDF5 layout too, so it lives here. (Not in the module docstring: the dataset card quotes that.)
+
+CACHE_BLOB_COLUMNS = ("lesion_mask", "clean_image", "clean_mask", "art_image", "art_mask")
+CACHE_TEXT_COLUMNS = ("image_id", "lesion_id", "mask_source", "meta", "clean_digest", "art_digest", "kind",
+                      "record")
+
+
+@contextlib.contextmanager
+def write_cache_part(path: Path, n_rows: int, attrs: dict) -> Iterator[Callable[[dict], None]]:
+    """Write a cache part atomically: yields ``append(result)``, called once per row in order with a
+    dict holding every CACHE_*_COLUMNS key and ``label``; ``attrs`` become file attributes."""
+    import h5py
+
+    from ..atomic import atomic_path
+
+    texts: dict[str, list] = {c: [] for c in CACHE_TEXT_COLUMNS}
+    labels: list[int] = []
+    pending: list[dict] = []
+    vlen = h5py.vlen_dtype(np.uint8)
+    with atomic_path(path, suffix=".h5.partial") as tmp, h5py.File(tmp, "w") as f:
+        blobs = {c: f.create_dataset(c, (n_rows,), dtype=vlen) for c in CACHE_BLOB_COLUMNS}
+
+        def flush():  # one HDF5 call per column for a block of rows, not one per row
+            start = len(labels) - len(pending)
+            for c in CACHE_BLOB_COLUMNS:
+                values = [np.frombuffer(r[c], np.uint8) for r in pending]
+                if len({len(v) for v in values}) > 1:
+                    array = np.empty(len(values), dtype=object)
+                    for i, v in enumerate(values):
+                        array[i] = v
+                    blobs[c][start:start + len(values)] = array
+                else:  # h5py turns equal-length rows into a 2-D array and refuses them: row by row
+                    for i, v in enumerate(values):
+                        blobs[c][start + i] = v
+            pending.clear()
+
+        def append(result: dict) -> None:
+            for c in CACHE_TEXT_COLUMNS:
+                texts[c].append(result[c])
+            labels.append(result["label"])
+            pending.append(result)
+            if len(pending) == 16:
+                flush()
+
+        yield append
+        if pending:
+            flush()
+        text = h5py.string_dtype("utf-8")
+        for c, values in texts.items():
+            f.create_dataset(c, data=np.array(values, dtype=object), dtype=text)
+        f.create_dataset("labels", data=np.array(labels, np.int8))
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+class RowCache:
+    """Read access to the complete set of cache parts: global index -> clean or artefacted Row.
+
+    Image k lives in part k % n at position k // n (the shard split of ``build_part``)."""
+
+    def __init__(self, part_paths: Sequence[Path]):
+        import h5py
+
+        self.n = len(part_paths)
+        self.files = [h5py.File(p, "r") for p in part_paths]
+        self.texts = [{c: f[c].asstr()[:] for c in CACHE_TEXT_COLUMNS} for f in self.files]
+        self.labels = [f["labels"][:] for f in self.files]
+        self.blobs = [{c: f[c] for c in CACHE_BLOB_COLUMNS} for f in self.files]  # handles looked up once
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+    def rows(self, indices: Sequence[int], chosen: Sequence[bool], block: int = 32) -> Iterator:
+        """Rows for global indices (ascending) in order, read a block of slices at a time: one HDF5
+        call per column and block instead of one per row."""
+        for start in range(0, len(indices), block):
+            pairs = [(int(k), bool(a)) for k, a in zip(indices[start:start + block], chosen[start:start + block],
+                                                        strict=True)]
+            got: dict[tuple[int, str], np.ndarray] = {}
+            first: dict[int, int] = {}
+            for p in sorted({k % self.n for k, _ in pairs}):
+                mine = [(k // self.n, a) for k, a in pairs if k % self.n == p]
+                j0, j1 = mine[0][0], mine[-1][0] + 1
+                first[p] = j0
+                want = ["lesion_mask"]
+                if any(a for _, a in mine):
+                    want += ["art_image", "art_mask"]
+                if not all(a for _, a in mine):
+                    want += ["clean_image", "clean_mask"]
+                for c in want:
+                    got[p, c] = self.blobs[p][c][j0:j1]
+            for k, a in pairs:
+                p, j = k % self.n, k // self.n
+                t, i = self.texts[p], j - first[p]
+                prefix = "art_" if a else "clean_"
+                yield Row(
+                    image_id=t["image_id"][j], lesion_id=t["lesion_id"][j], label=int(self.labels[p][j]),
+                    image_bytes=got[p, prefix + "image"][i].tobytes(),
+                    lesion_mask_bytes=got[p, "lesion_mask"][i].tobytes(),
+                    artefact_mask_bytes=got[p, prefix + "mask"][i].tobytes(), has_artefact=a,
+                    kind=t["kind"][j] if a else "", record=t["record"][j] if a else "",
+                    mask_source=t["mask_source"][j], metadata=json.loads(t["meta"][j]),
+                )
+
+    def digest(self, k: int, artefact: bool) -> bytes:
+        t = self.texts[k % self.n]
+        return bytes.fromhex(t["art_digest" if artefact else "clean_digest"][k // self.n])

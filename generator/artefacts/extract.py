@@ -9,11 +9,12 @@ The result is written as ``<out>/src/<name>/<name>_with_NN.png`` / ``_without_NN
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .errors import UserError
-from .images import encode_png, load_image, load_mask
+from ..errors import UserError
+from ..images import encode_png, load_image, load_mask
 from .kinds import get_kind
 
 MARGIN = 3
@@ -50,7 +51,7 @@ def extract_template(
     inpaint_radius: int = 5,
 ) -> dict:
     """Add one template set to the bank at ``out_dir``; returns the meta.json entry written."""
-    from .atomic import write_bytes_atomic, write_json_atomic
+    from ..atomic import write_bytes_atomic, write_json_atomic
 
     spec = get_kind(kind)
     if with_path is not None or without_path is not None:
@@ -84,9 +85,9 @@ def extract_template(
     out_dir = Path(out_dir)
     # the bank's meta.json is read before anything is written, so a malformed one leaves no stray PNGs
     meta_path = out_dir / "meta.json"
-    meta = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
+    meta: Any = {"_comment": "Artefact template sets (ham-artefacts templates extract).", "artefacts": []}
     if meta_path.exists() or meta_path.is_symlink():
-        from .userio import read_json
+        from ..userio import read_json
 
         meta = read_json(meta_path)
         if not isinstance(meta, dict) or not isinstance(meta.get("artefacts"), list) \

@@ -36,11 +36,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .atomic import write_json_atomic
-from .errors import UserError
-from .lock import DEFAULT_WAIT_S, folder_lock
-from .userio import parse_json, printable
+from .. import __version__
+from ..atomic import write_json_atomic
+from ..errors import UserError
+from ..lock import DEFAULT_WAIT_S, folder_lock
+from ..userio import parse_json, printable
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_PREFIX = "ham-artefacts-manifest/"
@@ -137,14 +137,15 @@ def check_base_url(url, where: str) -> str | None:
     return url
 
 
-def validate_manifest(manifest, where: str = "manifest") -> list[FileEntry]:
-    """Check every field fetch relies on and return the file entries (no I/O, no network).
+def fetchable_entries(manifest, where: str = "manifest") -> list[FileEntry]:
+    """The file entries of a manifest from an untrusted place, once every field fetch relies on is
+    checked (no I/O, no network).
 
-    The safety checks (plain names, sizes, hashes, base_url) run first, then the full schema of
-    ``generator.manifest.validate_manifest``.
+    The safety checks (plain names, sizes, hashes, base_url) run first, then the one schema check,
+    ``generator.variants.manifest.validate_manifest``.
     """
     entries = _check_safety(manifest, where)
-    from .manifest import validate_manifest as validate_schema
+    from ..variants.manifest import validate_manifest as validate_schema
 
     validate_schema(manifest, where)
     return entries
@@ -226,13 +227,13 @@ def read_manifest(location: str | os.PathLike, timeout: float = 30.0) -> tuple[d
     if len(data) > MAX_MANIFEST_BYTES:
         raise UserError(f"{shown}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
     manifest = parse_json(data, f"{shown}: manifest")
-    validate_manifest(manifest, where=shown)
+    fetchable_entries(manifest, where=shown)
     return manifest, default_base
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (generator.manifest's: one definition for the project)."""
-    from .manifest import sha256_file as shared
+    """Hex SHA-256 of a file (generator.variants.manifest's: one definition for the project)."""
+    from ..variants.manifest import sha256_file as shared
 
     return shared(path)
 
@@ -498,10 +499,10 @@ def fetch(
                         else f"--min-speed: must be non-negative, got {min_speed}")
     if isinstance(manifest, dict):
         data, default_base = manifest, None
-        entries = validate_manifest(data)
+        entries = fetchable_entries(data)
     else:
         data, default_base = read_manifest(manifest, timeout=timeout)
-        entries = validate_manifest(data, where=os.fspath(manifest))
+        entries = fetchable_entries(data, where=os.fspath(manifest))
     selected = select_entries(entries, variants)
     base = base_url or data.get("base_url") or default_base
     if not base:
@@ -539,7 +540,8 @@ def fetch(
             except KeyboardInterrupt:
                 # Workers stop at their next chunk (keeping their .part files) instead of finishing
                 # their downloads while the user waits; queued files never start.
-                limits.stop.set()
+                if limits.stop is not None:
+                    limits.stop.set()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         if failures:
@@ -601,17 +603,17 @@ def _bar_factory(progress: bool, workers: int):
 def verify_files(out: str | os.PathLike, manifest: dict | None = None,
                  variants: Iterable[str] | None = None, content: bool = False) -> list[str]:
     """Problems (missing, wrong size, wrong SHA-256) of the selected files in ``out``; [] when good."""
-    from .manifest import check_entry
+    from ..variants.manifest import check_entry
 
     out = Path(out)
     if manifest is None:
         manifest, _ = read_manifest(out)
-    selected = {e.name for e in select_entries(validate_manifest(manifest), variants)}
+    selected = {e.name for e in select_entries(fetchable_entries(manifest), variants)}
     return [p for f in manifest["files"] if f["name"] in selected
             and (p := check_entry(out, f, content=content)) is not None]
 
 
 __all__ = [
     "FetchError", "FetchOutcome", "FileEntry", "check_plain_name", "fetch", "read_manifest",
-    "select_entries", "sha256_file", "validate_manifest", "verify_files",
+    "fetchable_entries", "select_entries", "sha256_file", "verify_files",
 ]

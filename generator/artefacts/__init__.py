@@ -4,6 +4,10 @@ The split makes every insertion replayable: the record names the template bank (
 template ids, flips, scales, whole-degree rotations and pixel centres, and ``render`` is a pure
 function of (image, record, bank). Compositing adds the signed template to the image and clips to
 [0, 255], touching only each instance's bounding box.
+
+The rest of the artefact stage lives beside this module: the kind registry (``kinds``), template
+banks (``templates``, ``procedural``, ``extract``), placement strategies (``placement``), the
+gallery (``gallery``) and the training-time augmentation built on insertion (``augment``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import math
 
 import numpy as np
 
-from .errors import UserError
-from .images import as_rgb, check_mask
+from ..errors import UserError
+from ..images import as_rgb, check_mask
 from .kinds import DEFAULT_FAMILIES, FAMILIES, KindSpec, get_kind
 from .placement import PLACEMENTS, box_at, make_scene
 from .templates import TemplateBank

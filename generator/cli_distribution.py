@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .fetch import MIN_SPEED, SPEED_WINDOW_S
+from .distribution.fetch import MIN_SPEED, SPEED_WINDOW_S
 from .lock import DEFAULT_WAIT_S
 from .userio import printable
 
@@ -53,7 +53,7 @@ def register(sub) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from .fetch import fetch
+    from .distribution.fetch import fetch
 
     outcomes = fetch(args.manifest, args.out, variants=args.variants, base_url=args.base_url,
                      workers=args.workers, retries=args.retries, progress=not args.no_progress,
@@ -64,7 +64,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from .info import build_info, format_list
+    from .distribution.info import build_info, format_list
 
     info = build_info(args.manifest)
     # printable: descriptions and licences come from a manifest, which may hold terminal escapes
@@ -73,7 +73,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from .info import format_info, variant_info
+    from .distribution.info import format_info, variant_info
 
     entry = variant_info(args.variant, args.manifest)
     print(json.dumps(entry, indent=2) if args.json else printable(format_info(entry), limit=None))
@@ -81,7 +81,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from .publish import publish
+    from .distribution.publish import publish
 
     out = publish(args.data, args.out, args.base_url, variants=args.variants, verify=not args.no_verify,
                   progress=not args.no_progress)

@@ -2,8 +2,8 @@
 
 Both are derived from a folder's manifest (``generate`` writes them beside the files, with paths
 relative to the folder; ``publish`` writes them with ``base_url`` filled in). The card's prose is
-:func:`generator.publish.datacard`; licence and citation texts come from the manifest and
-:mod:`generator.info` only.
+:func:`datacard`; licence and citation texts come from the manifest and
+:mod:`generator.distribution.info` only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 CARD_NAME = "README.md"
 CROISSANT_NAME = "croissant.json"
@@ -37,7 +38,7 @@ _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K
 
 def licence_id(manifest: dict) -> tuple[str, str]:
     """(Hugging Face licence id, URL) of the licence the manifest records (HAM10000's when unknown)."""
-    from .info import HAM10000_LICENCE, LICENCE_IDS
+    from ..licences import HAM10000_LICENCE, LICENCE_IDS
 
     text = str(manifest.get("licence") or "")
     for name, (identifier, url) in LICENCE_IDS.items():
@@ -53,7 +54,7 @@ def size_category(rows: int) -> str:
 
 def families_of(manifest: dict) -> list[str]:
     """The artefact families of a build (manifests record them only when not the paper's three)."""
-    from .kinds import DEFAULT_FAMILIES
+    from ..artefacts.kinds import DEFAULT_FAMILIES
 
     return list(manifest.get("families") or DEFAULT_FAMILIES)
 
@@ -87,16 +88,14 @@ def front_matter(manifest: dict) -> str:
 
 def huggingface_card(manifest: dict, linked: bool = False) -> str:
     """README.md: YAML front matter, then the data card's prose."""
-    from .publish import datacard
-
     return front_matter(manifest) + "\n\n" + datacard(manifest, linked=linked)
 
 
 def croissant(manifest: dict) -> dict:
     """Croissant 1.0 JSON-LD: one FileObject per HDF5 file (SHA-256, URL, media type) and one RecordSet
-    per variant whose fields are the file's per-row datasets (``generator.store.RECORD_FIELDS``)."""
-    from .info import CITATION
-    from .store import RECORD_FIELDS
+    per variant whose fields are the file's per-row datasets (``generator.variants.store.RECORD_FIELDS``)."""
+    from ..licences import CITATION
+    from ..variants.store import RECORD_FIELDS
 
     _, licence_url = licence_id(manifest)
     families = families_of(manifest)
@@ -104,7 +103,7 @@ def croissant(manifest: dict) -> dict:
                    + "), one HDF5 file per variant; clean and artefacted variants are paired.")
     if manifest.get("synthetic"):
         description += " Synthetic build: the images are synthetic stand-ins, not HAM10000 pixels."
-    dataset = {
+    dataset: dict[str, Any] = {
         "@context": CROISSANT_CONTEXT,
         "@type": "sc:Dataset",
         "name": "ham-artefacts",
@@ -140,9 +139,119 @@ def croissant(manifest: dict) -> dict:
 
 def write_cards(folder: str | os.PathLike, manifest: dict, linked: bool = False) -> list[Path]:
     """Write ``README.md`` and ``croissant.json`` into ``folder`` (atomically); returns their paths."""
-    from .atomic import write_json_atomic, write_text_atomic
+    from ..atomic import write_json_atomic, write_text_atomic
 
     folder = Path(folder)
     write_text_atomic(folder / CARD_NAME, huggingface_card(manifest, linked=linked))
     write_json_atomic(folder / CROISSANT_NAME, croissant(manifest))
     return [folder / CARD_NAME, folder / CROISSANT_NAME]
+
+
+def datacard(manifest: dict, linked: bool = False) -> str:
+    """README.md of an upload folder: what is in it, how to get and read it, licence, citation."""
+    from .. import CLASSES
+    from ..artefacts.kinds import FAMILIES, KINDS
+    from ..licences import (
+        CITATION,
+        HAM10000_ATTRIBUTION,
+        HAM10000_CITATION,
+        HAM10000_LICENCE,
+        HAM10000_LICENCE_URL,
+        TEMPLATES_ATTRIBUTION,
+    )
+    from ..variants import store
+
+    base = manifest.get("base_url") or ""
+    families = families_of(manifest)
+    kinds = [name for family in families for name in FAMILIES.get(family, ())]
+    lines = [
+        "# ham-artefacts datasets",
+        "",
+        "HAM10000 dermatoscopic images with inserted artefacts, one HDF5 file per variant. Clean and "
+        "artefacted variants are paired: the same image carries the same artefact in every variant that "
+        "includes it.",
+        "",
+        f"Artefact families of this build: {', '.join(families)} (kinds: {', '.join(kinds)}); an artefacted "
+        "image gets one family drawn uniformly, then one of its kinds.",
+        "",
+    ]
+    if manifest.get("synthetic"):
+        lines += ["> **Synthetic**: these files were built from synthetic stand-in images, not from the real "
+                  "HAM10000 data. Use them for testing pipelines only.", ""]
+    lines += [
+        f"Generator version {manifest.get('generator_version', '?')}, seed {manifest.get('seed', '?')}, "
+        f"templates `{manifest.get('templates', '?')}`, image size {manifest.get('image_size')}.",
+        "",
+        "## Get it",
+        "",
+        "```bash",
+        f"ham-artefacts fetch --manifest {base}manifest.json --out data/   # resumes, verifies SHA-256",
+        "```",
+        "",
+        "```python",
+        "from training.datasets import HAMArtefacts",
+        f"ds = HAMArtefacts('data/', 'test_all', download=True, manifest='{base}manifest.json')",
+        "image, label, meta = ds[0]",
+        "```",
+        "",
+        "## Files",
+        "",
+        "| file | split | rows | with artefact | bytes | SHA-256 |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for f in manifest["files"]:
+        lines.append(f"| `{f['name']}` | {f.get('split', '')} | {f.get('rows', '')} | {f.get('n_artefact', '')} "
+                     f"| {f['bytes']} | `{f['sha256']}` |")
+    lines += [
+        "",
+        "Descriptions:",
+        "",
+    ]
+    lines += [f"- `{f.get('variant', f['name'])}`: {f.get('description', '')}" for f in manifest["files"]]
+    lines += [
+        "",
+        "Also here:",
+        "",
+        f"- `{CROISSANT_NAME}`: MLCommons Croissant 1.0 metadata of the files (SHA-256, URLs) and their "
+        "per-row fields.",
+        "- `manifest.json`: the list above as JSON (format `ham-artefacts-manifest/1`): per file its SHA-256, "
+        "size, rows, class counts and artefact counts. `base_url` says where the files live.",
+        "- `labels/<variant>_bissoto.csv`: artefact labels in the column convention of Bissoto et al.'s ISIC "
+        "annotations (`image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string`, "
+        "semicolon-separated, 0/1; "
+        + ", ".join(f"{name} -> {KINDS[name].bissoto_column}" for name in kinds if name in KINDS)
+        + "; `label` is the "
+        "7-class index, `label_string` the HAM10000 class code, `image` the image_id without a file "
+        "extension; unlike the original there is no leading index column).",
+        "- `labels/<variant>_artefacts.csv`: per image its kind, template and placement.",
+        "- `examples/`: one clean | artefact example per kind (when present).",
+        "",
+        "Classes (label = index): " + ", ".join(f"{i} {c}" for i, c in enumerate(CLASSES)) + ".",
+        "",
+        "## File layout",
+        "",
+        "```text",
+        (store.__doc__ or "").strip(),
+        "```",
+        "",
+        "## Licence and attribution",
+        "",
+        *([f"- **Images (this build)**: synthetic stand-ins, {manifest.get('licence', '')}. Builds from "
+           "the real HAM10000 carry the licence below."] if manifest.get("synthetic") else []),
+        f"- **Images**: {HAM10000_ATTRIBUTION}",
+        f"  Licence: [{HAM10000_LICENCE}]({HAM10000_LICENCE_URL}).",
+        f"- **Licence recorded in the manifest**: {manifest.get('licence', '')}",
+        f"- **Artefact templates**: {TEMPLATES_ATTRIBUTION}",
+        "- **Labels and manifest**: same licence as the images they describe "
+        f"({HAM10000_LICENCE}).",
+        "",
+        "## Citation",
+        "",
+        str(manifest.get("citation") or CITATION),
+        "",
+        f"HAM10000: {HAM10000_CITATION}",
+        "",
+    ]
+    if linked:
+        lines += ["<!-- variant files in this folder are hard links to the generated data -->", ""]
+    return "\n".join(lines)

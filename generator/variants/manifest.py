@@ -18,21 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES
-from .errors import UserError
-from .userio import printable
+from .. import CLASSES
+from ..errors import UserError
+from ..userio import printable
 
 FORMAT = "ham-artefacts-manifest/1"
 MANIFEST_NAME = "manifest.json"
 CONTENT_DIGEST_VERSION = b"ham-artefacts-content/1\n"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
-_TOP_KEYS = {
+_TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "format": str, "generator_version": str, "seed": int, "source_fingerprint": str, "templates": str,
     "image_size": (list, type(None)), "synthetic": bool, "base_url": (str, type(None)), "licence": str,
     "citation": str, "files": list,
 }
-_FILE_KEYS = {
+_FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str, "variant": str, "split": str, "description": str, "sha256": str, "bytes": int, "rows": int,
     "class_counts": dict, "artefact_counts": dict, "n_artefact": int, "content_digest": str,
 }
@@ -70,23 +70,13 @@ def content_digest_of_rows(rows: Iterable[tuple[bytes, str, int, bool, str]]) ->
 
 def content_digest(path: str | os.PathLike) -> str:
     """Content digest of a variant file, decoding every row (slow: use for verification)."""
-    import h5py
+    from .store import VariantReader
 
-    from .store import decode_image, decode_mask
-
-    with h5py.File(path, "r") as f:
-        labels = f["labels"][:]
-        has_artefact = f["has_artefact"][:]
-        ids = f["image_ids"].asstr()[:]
-        kinds = f["artefact_kinds"].asstr()[:]
-        images, lesions, artefacts = f["images"], f["lesion_masks"], f["artefact_masks"]
-
-        def rows():
-            for i in range(len(labels)):
-                digest = row_digest(decode_image(images[i]), decode_mask(lesions[i]), decode_mask(artefacts[i]))
-                yield digest, ids[i], int(labels[i]), bool(has_artefact[i]), kinds[i]
-
-        return content_digest_of_rows(rows())
+    with VariantReader(path) as reader:
+        rows = ((row_digest(reader.image(i), reader.lesion_mask(i), reader.artefact_mask(i)), reader.image_ids[i],
+                 int(reader.labels[i]), bool(reader.has_artefact[i]), reader.artefact_kinds[i])
+                for i in range(len(reader)))
+        return content_digest_of_rows(rows)
 
 
 # --- loading and verification -----------------------------------------------------------------
@@ -98,7 +88,7 @@ def load_manifest(path_or_dir: str | os.PathLike) -> dict:
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise UserError(f"{path}: manifest not found")
-    from .userio import read_json
+    from ..userio import read_json
 
     manifest = read_json(path)
     validate_manifest(manifest, str(path))

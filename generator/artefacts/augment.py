@@ -8,7 +8,7 @@ returned record replays byte-identically with ``render``, exactly like a frozen 
 
 Draws, all from one ``np.random.Generator``: apply (``random() < p``), the kind (by weight), then a
 63-bit seed for ``realize`` (stored in the record). Without a lesion mask, the lesion is found by
-:func:`generator.segmentation.segment_lesion`, only for images that get an artefact.
+:func:`generator.sources.segmentation.segment_lesion`, only for images that get an artefact.
 
 Parameters are validated when the augmenter is made and inputs on every call; bad ones raise a
 ValueError naming the parameter (as imagecorruptions does), never an error deep in OpenCV.
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 from .kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
 from .templates import TemplateBank
 
@@ -99,6 +99,7 @@ def kind_weights(kinds, bank: TemplateBank) -> dict[str, float]:
     for name, weight in kinds.items():
         if not _is_real(weight) or not math.isfinite(float(weight)) or float(weight) < 0:
             raise ValueError(f"kinds: the weight of {name!r} must be a finite number >= 0, got {weight!r}")
+        members: tuple[str, ...]
         if name in KINDS:
             members = (name,)
         elif name in FAMILIES:
@@ -157,7 +158,7 @@ scenes' masks) at about 0.6 ms instead of 0.9 ms, which brings the no-mask path 
 
 
 def auto_lesion_mask(image: np.ndarray) -> np.ndarray:
-    """0/1 uint8 HxW lesion mask from :func:`generator.segmentation.segment_lesion` run on a strided
+    """0/1 uint8 HxW lesion mask from :func:`generator.sources.segmentation.segment_lesion` run on a strided
     subsample of at most :data:`AUTO_MASK_SIDE` pixels a side, scaled back by nearest neighbour.
 
     About 0.6 ms for 600x450 instead of 11 ms at segment_lesion's default working size, most of
@@ -165,7 +166,7 @@ def auto_lesion_mask(image: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    from .segmentation import segment_lesion
+    from ..sources.segmentation import segment_lesion
 
     height, width = image.shape[:2]
     step = max(1, -(-max(height, width) // AUTO_MASK_SIDE))
@@ -215,13 +216,13 @@ class ArtefactAugmenter:
 
     def scale_for(self, image_hw) -> float:
         if self.template_scale != "auto":
-            return self.template_scale
+            return float(self.template_scale)
         return min(image_hw[0] / TEMPLATE_REFERENCE_HW[0], image_hw[1] / TEMPLATE_REFERENCE_HW[1])
 
     def draw(self, image_hw, lesion_mask=None, seed=None, image=None) -> dict | None:
         """The record of one draw (None: no artefact), without painting. ``image`` is needed only
         when ``lesion_mask`` is None and an artefact is drawn (for the automatic segmentation)."""
-        from .artefacts import realize
+        from . import realize
 
         rng = check_seed(seed)
         if not rng.random() < self.p:
@@ -234,7 +235,7 @@ class ArtefactAugmenter:
 
     def __call__(self, image: np.ndarray, lesion_mask: np.ndarray | None = None, seed=None):
         """``(image_out uint8 HxWx3, artefact_mask bool HxW, record or None)``."""
-        from .artefacts import render
+        from . import render
 
         image = check_image(image)
         lesion_mask = check_lesion_mask(lesion_mask, image.shape[:2])

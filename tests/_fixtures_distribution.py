@@ -1,7 +1,7 @@
 """Test data for the distribution area: small variant files, a manifest, a local HTTP server.
 
 The variants pipeline writes the real files; these fixtures build tiny ones directly with
-``generator.store.write_variant`` so fetch/publish/labels can be tested on their own.
+``generator.variants.store.write_variant`` so fetch/publish/labels can be tested on their own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 import generator.cli
 from generator import CLASSES, __version__
-from generator.store import Row, encode_mask, encode_png, write_variant
+from generator.variants.store import Row, encode_mask, encode_png, write_variant
 
 KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
 
@@ -69,7 +69,7 @@ def sha256_of(path: Path) -> str:
 
 
 def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url: str | None = None) -> dict:
-    """Write ``<root>/<variant>.h5`` files and ``<root>/manifest.json`` (schema of CONTRACTS.md)."""
+    """Write ``<root>/<variant>.h5`` files and ``<root>/manifest.json`` (the schema generator.variants.build writes)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     files = []
@@ -217,7 +217,7 @@ def cli_main(argv: list[str]) -> int:
     """The real console entry point, with only our command module registered (so tests do not depend
     on other areas' command modules being importable)."""
     saved = generator.cli.COMMAND_MODULES
-    generator.cli.COMMAND_MODULES = ("generator.cli_dist",)
+    generator.cli.COMMAND_MODULES = ("generator.cli_distribution",)
     try:
         return generator.cli.main(argv)
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 from .kinds import FAMILIES, KINDS, family_kinds, kind_for_meta, resolve_families
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff")
@@ -54,6 +54,7 @@ def _prepare_level(pixels: np.ndarray) -> TemplateLevel:
         packed[:, :, :3] = values
         return packed
 
+    planes: tuple[tuple[np.ndarray, int, int], ...]
     if high - low <= 255:
         planes = ((plane(pixels - low), 1, low),)
     else:
@@ -152,7 +153,7 @@ class TemplateBank:
             raise UserError(f"{root}: template directory does not exist")
         if not meta_path.is_file():
             raise UserError(f"{meta_path}: missing (a template directory needs a meta.json)")
-        from .userio import read_json
+        from ..userio import read_json
 
         meta = read_json(meta_path)
         entries = meta.get("artefacts") if isinstance(meta, dict) else None

@@ -35,11 +35,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES, __version__
-from .errors import UserError
-from .seeding import derive_seed
-from .sizes import parse_size
-from .sources.ham10000 import EXPECTED_COUNTS, SYNTHETIC_MARKER
+from .. import CLASSES, __version__
+from ..errors import UserError
+from ..seeding import derive_seed
+from ..sizes import parse_size
+from .ham10000 import (
+    EXPECTED_COUNTS,
+    MASK_DIR,
+    METADATA_NAME,
+    ONEHOT_COLUMNS,
+    SYNTHETIC_MARKER,
+)
+from .ham10000 import REQUIRED_COLUMNS as HAM_COLUMNS
+from .ham10000 import TEST_GROUND_TRUTH_NAME as TEST_GT_NAME
+from .ham10000 import TEST_IMAGES_DIR as TEST_DIR
+from .ham10000 import TRAIN_IMAGE_DIRS as TRAIN_DIRS
 
 DEFAULT_SIZE = (600, 450)
 MIN_PER_CLASS = 3
@@ -48,13 +58,7 @@ JPEG_QUALITY = 90
 MAX_SCALE = 10.0
 TRAIN_ID_START = 24306  # ISIC_0024306 is the first HAM10000 image id
 TEST_ID_START = 34524  # first ISIC 2018 Task 3 test image id
-METADATA_NAME = "HAM10000_metadata.csv"
-TRAIN_DIRS = ("HAM10000_images_part_1", "HAM10000_images_part_2")
-MASK_DIR = "HAM10000_segmentations_lesion_tschandl"
-TEST_DIR = "ISIC2018_Task3_Test_Images"
-TEST_GT_NAME = "ISIC2018_Task3_Test_GroundTruth.csv"
-HAM_COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization", "dataset")
-ONEHOT_ORDER = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+ONEHOT_ORDER = ONEHOT_COLUMNS[1:]
 
 DIFFICULTY_PRESETS = {"easy": 0.0, "ham": 0.8, "hard": 1.0}
 """Named difficulty settings. ``ham`` is the default, chosen by the calibration rule: ResNet-34 on

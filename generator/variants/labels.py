@@ -7,7 +7,7 @@ github.com/alceubissoto/debiasing-skin: semicolon-separated, one 0/1 column per 
 
     image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string
 
-Each kind names its column in the kind registry (``KindSpec.bissoto_column``, generator.kinds):
+Each kind names its column in the kind registry (``KindSpec.bissoto_column``, generator.artefacts.kinds):
 bubble -> gel_bubble, ruler_* -> ruler, marking_* -> ink, and hair, dark_corner, gel_border and
 patches -> the column of the same name. A column is 1 only where we inserted such an artefact
 (the HAM10000 source images may of course contain artefacts of their own: we did not annotate those).
@@ -31,7 +31,7 @@ import json
 import os
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
 
 BISSOTO_COLUMNS = ("image", "dark_corner", "hair", "gel_border", "gel_bubble", "ruler", "ink", "patches",
                    "label", "label_string")
@@ -50,7 +50,7 @@ _TRANSFORM_KEYS = ("flip", "scale", "angle", "rotation")
 
 def bissoto_column(kind: str) -> str:
     """The Bissoto column a kind maps to ('' for clean rows), from the kind registry."""
-    from .kinds import KINDS
+    from ..artefacts.kinds import KINDS
 
     if not kind:
         return ""

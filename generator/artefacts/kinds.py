@@ -1,15 +1,15 @@
 """Registry of artefact kinds: what each kind is, which family it belongs to and how it is varied.
 
 Adding a kind is one ``register_kind(KindSpec(...))`` entry here (its family and Bissoto column
-included), a procedural template generator in :mod:`generator.procedural`, plus a placement strategy
-in :mod:`generator.placement` if none of the existing ones fits.
+included), a procedural template generator in :mod:`generator.artefacts.procedural`, plus a placement strategy
+in :mod:`generator.artefacts.placement` if none of the existing ones fits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UserError
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,12 @@ class KindSpec:
     family: str
     description: str
     placement: str
-    """Name of the placement strategy in ``generator.placement.PLACEMENTS``."""
+    """Name of the placement strategy in ``generator.artefacts.placement.PLACEMENTS``."""
     meta_class: str
     """``class`` field of the original meta.json layout."""
     bissoto_column: str
     """The column of Bissoto et al.'s ISIC artefact annotations this kind is labelled in
-    (``generator.labels_csv.BISSOTO_ARTEFACT_COLUMNS``)."""
+    (``generator.variants.labels.BISSOTO_ARTEFACT_COLUMNS``)."""
     meta_subclass: str | None = None
     """``subclass`` field of meta.json (None when the class alone names the kind)."""
     remove_prob: float = 0.5

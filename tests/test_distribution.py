@@ -9,15 +9,15 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures_dist import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
 
 from generator import CLASSES
+from generator.distribution.fetch import fetch
+from generator.distribution.info import bare_info, build_info, variant_info
+from generator.distribution.publish import publish
 from generator.errors import UserError
-from generator.fetch import fetch
-from generator.info import bare_info, build_info, variant_info
-from generator.labels_csv import ARTEFACT_COLUMNS, BISSOTO_COLUMNS, bissoto_column, write_label_csvs
-from generator.publish import publish
-from generator.store import VariantReader
+from generator.variants.labels import ARTEFACT_COLUMNS, BISSOTO_COLUMNS, bissoto_column, write_label_csvs
+from generator.variants.store import VariantReader
 
 BISSOTO_HEADER = "image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string"
 
@@ -87,8 +87,8 @@ def test_bissoto_kind_mapping():
     assert [bissoto_column(k) for k in ("hair", "dark_corner", "gel_border", "patches")] == [
         "hair", "dark_corner", "gel_border", "patches"]
     # every Bissoto artefact column is reachable from some registered kind
-    from generator.kinds import KINDS
-    from generator.labels_csv import BISSOTO_ARTEFACT_COLUMNS
+    from generator.artefacts.kinds import KINDS
+    from generator.variants.labels import BISSOTO_ARTEFACT_COLUMNS
 
     assert {spec.bissoto_column for spec in KINDS.values()} == set(BISSOTO_ARTEFACT_COLUMNS)
     with pytest.raises(ValueError):
@@ -238,8 +238,8 @@ def test_dataset_transforms_and_torch_loader(data_dir):
 
 def test_real_engine_records_are_summarised():
     artefacts = pytest.importorskip("generator.artefacts")
-    from generator.labels_csv import BISSOTO_ARTEFACT_COLUMNS, summarise_record
-    from generator.templates import TemplateBank
+    from generator.artefacts.templates import TemplateBank
+    from generator.variants.labels import BISSOTO_ARTEFACT_COLUMNS, summarise_record
 
     bank = TemplateBank.load("builtin", seed=0)
     for seed in range(6):
@@ -255,21 +255,21 @@ def test_distribution_modules_import_light():
     import subprocess
     import sys
 
-    code = ("import sys, generator.cli_dist, generator.fetch, generator.info, generator.labels_csv, "
-            "generator.publish; heavy = {'torch', 'h5py', 'pandas', 'numpy'} & set(sys.modules); "
+    code = ("import sys, generator.cli_distribution, generator.distribution.fetch, generator.distribution.info, generator.variants.labels, "
+            "generator.distribution.publish; heavy = {'torch', 'h5py', 'pandas', 'numpy'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_dataset_default_manifest_is_the_packaged_one(data_dir, tmp_path, monkeypatch):
-    import generator.info
+    import generator.distribution.info
     from training.datasets import HAMArtefacts
 
     packaged = tmp_path / "pkg" / "data_manifest.json"
     packaged.parent.mkdir()
     manifest = json.loads((data_dir / "manifest.json").read_text())
     packaged.write_text(json.dumps(manifest))  # base_url null: nothing published yet
-    monkeypatch.setattr(generator.info, "default_manifest_path", lambda: packaged)
+    monkeypatch.setattr(generator.distribution.info, "default_manifest_path", lambda: packaged)
     with pytest.raises(UserError, match="base_url"):
         HAMArtefacts(tmp_path / "a", "test_all", download=True)
     with serve(data_dir) as server:

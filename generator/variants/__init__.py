@@ -1,5 +1,9 @@
 """The 22 frozen variants: which images of a split carry an artefact.
 
+This package is the variant stage: the registry below, the build that writes every variant file
+(``build``), the HDF5 layout (``store``, the only module that reads or writes HDF5), manifests
+(``manifest``) and the label CSVs (``labels``).
+
 Every variant is a rule over one split (train or test). The artefact an image carries is the
 same in every variant that selects it (common random numbers: it depends only on the seed and
 the image_id, see ``generator.seeding.image_seed``); a variant only decides *whether* it is on.
@@ -29,12 +33,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+from .. import CLASSES
+from ..errors import UserError
+from ..seeding import derive_seed
 
-from . import CLASSES
-from .errors import UserError
-from .seeding import derive_seed
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLITS = ("train", "test")
 PERCENTAGES = (20, 40, 60, 80)
@@ -59,8 +65,10 @@ class VariantSpec:
 
     def selection(self, labels: Sequence[int], image_ids: Sequence[str], seed: int) -> np.ndarray:
         """Boolean array: True where the image (in the given order) carries an artefact."""
-        labels = np.asarray(labels, dtype=np.int64)
-        n = len(labels)
+        import numpy as np  # here, not at the top: the registry is read by numpy-free tools (list, info)
+
+        label_array = np.asarray(labels, dtype=np.int64)
+        n = len(label_array)
         if len(image_ids) != n:
             raise ValueError("labels and image_ids differ in length")
         if self.rule == "none":
@@ -68,9 +76,9 @@ class VariantSpec:
         if self.rule == "all":
             return np.ones(n, bool)
         if self.rule == "class":
-            return labels == CLASSES.index(self.target_class)
+            return label_array == CLASSES.index(str(self.target_class))
         if self.rule == "percent":
-            return _stratified_prefix(labels, image_ids, seed, self.percent)
+            return _stratified_prefix(label_array, image_ids, seed, int(self.percent or 0))
         raise ValueError(f"unknown rule {self.rule!r}")
 
 
@@ -80,12 +88,14 @@ def percent_rank_key(seed: int, image_id: str) -> int:
 
 
 def _stratified_prefix(labels: np.ndarray, image_ids: Sequence[str], seed: int, percent: int) -> np.ndarray:
+    import numpy as np
+
     chosen = np.zeros(len(labels), bool)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         # Integer round-half-up of percent/100 * n avoids float surprises (e.g. 0.6 * 5).
         count = (percent * len(members) + 50) // 100
-        ranked = sorted(members, key=lambda i: (percent_rank_key(seed, image_ids[i]), image_ids[i]))
+        ranked = sorted(members, key=lambda i: (percent_rank_key(seed, image_ids[int(i)]), image_ids[int(i)]))
         chosen[ranked[:count]] = True
     return chosen
 

@@ -1,4 +1,4 @@
-"""A torch Dataset over one variant file, read through generator.store (the only module that knows the layout)."""
+"""A torch Dataset over one variant file, read through generator.variants.store (the only module that knows the layout)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from generator.store import VariantReader, decode_png_stored
+from generator.variants.store import VariantReader, decode_png_stored
 
 from .transforms import box_from_mask
 

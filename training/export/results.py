@@ -1,4 +1,4 @@
-"""Read the evaluation result tables (CONTRACTS.md "Evaluation outputs") and check their columns."""
+"""Read the evaluation result tables (written by training.evaluation) and check their columns."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from generator.errors import UserError
 
 # Training variants in the registry's order, each followed by its augmented condition (X+aug).
 from ..evaluation.predictions import TRAIN_VARIANTS
+from ..models import ARCHITECTURES
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -45,7 +46,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
                       "attention_clean", "attention_artefact"),
     "gradcam/attention": ("arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"),
 }
-ARCH_ORDER = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+ARCH_ORDER = tuple(ARCHITECTURES)
 REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
 
 # Columns read as text even when they look numeric (class codes, image ids).
