@@ -16,8 +16,15 @@ pytest.importorskip("sklearn")
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "results" / "showcase"
-SMALL = {"scale": 0.01, "test_scale": 0.01, "size": "48x36", "difficulty": "ham", "seed": 0, "profile": "showcase",
-         "gradcam_n": 2}
+SMALL = {
+    "scale": 0.01,
+    "test_scale": 0.01,
+    "size": "48x36",
+    "difficulty": "ham",
+    "seed": 0,
+    "profile": "showcase",
+    "gradcam_n": 2,
+}
 
 
 @pytest.fixture
@@ -68,19 +75,26 @@ def test_check_passes_on_a_faithful_copy_and_names_what_changed(small_showcase, 
     from training.sweep import PROFILES
 
     monkeypatch.setitem(PROFILES["showcase"]["resnet34"], "epochs", 99)  # another plan
-    assert showcase.check_committed(out, tmp_path / "check3") == ["the sweep plan differs from the committed jobs.json"]
+    assert showcase.check_committed(out, tmp_path / "check3") == [
+        "the sweep plan differs from the committed jobs.json"
+    ]
 
 
 def test_showcase_cli_rejects_a_bad_device(tmp_path, capsys):
     from generator.cli import main
 
-    assert main(["showcase", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--device", "tpu"]) == 2
+    assert (
+        main(["showcase", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--device", "tpu"])
+        == 2
+    )
     assert "--device" in capsys.readouterr().err
     assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
 
 
-committed = pytest.mark.skipif(not (COMMITTED / "provenance.json").is_file(),
-                               reason="results/showcase is not committed yet: run `make showcase` and commit it")
+committed = pytest.mark.skipif(
+    not (COMMITTED / "provenance.json").is_file(),
+    reason="results/showcase is not committed yet: run `make showcase` and commit it",
+)
 
 
 @committed

@@ -17,7 +17,9 @@ AUGMENTED_SUFFIX = "+aug"
 
 def condition_label(train_variant: str, augment_artefacts: float = 0.0) -> str:
     """``train_variant``, or ``train_variant + "+aug"`` when artefacts are added on the fly."""
-    return f"{train_variant}{AUGMENTED_SUFFIX}" if augment_artefacts and augment_artefacts > 0 else train_variant
+    return (
+        f"{train_variant}{AUGMENTED_SUFFIX}" if augment_artefacts and augment_artefacts > 0 else train_variant
+    )
 
 
 def base_variant(condition: str) -> str:
