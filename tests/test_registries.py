@@ -51,7 +51,11 @@ def test_adding_a_variant_is_one_registry_entry():
                           "train": TRAIN_VARIANTS, "tables": TABLE_TRAIN_VARIANTS}))
     """)
     assert out["test"][-1] == "test_90" and "test_90" in out["info"]
-    assert out["train"][-1] == out["tables"][-1] == "train_half" and "train_half" in out["info"]
+    # each training variant is followed by its augmented condition (training.conditions)
+    assert (
+        out["train"][-2:] == out["tables"][-2:] == ["train_half", "train_half+aug"]
+        and "train_half" in out["info"]
+    )
     listed = [line.split()[0] for line in out["list"].splitlines()[1:]]
     assert "test_90" in listed and "train_half" in listed
     assert "an artefact on 90% of the test images" in out["list"]
