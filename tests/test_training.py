@@ -429,7 +429,7 @@ def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
     from training.sweep import PROFILES, load_jobs, plan
 
     jobs = load_jobs(plan(data_dir, tmp_path / "runs", "showcase"))
-    keys = [(j["arch"], j["train_variant"], j["fold"]) for j in jobs]
+    keys = [(j["arch"], j["condition"], j["fold"]) for j in jobs]
     assert len(keys) == len(set(keys)) == sum(len(entry[2]) for entry in PROFILES["showcase"]["grid"])
     runs_of = lambda arch, variant: sum(k[:2] == (arch, variant) for k in keys)  # noqa: E731
     # the issue's minimum: >= 3 runs each of train_none / train_nv, >= 1 of train_all / train_mel, detectors
@@ -437,6 +437,8 @@ def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
     assert runs_of("resnet34", "train_all") >= 1 and runs_of("resnet34", "train_mel") >= 1
     for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
         assert runs_of(arch, "train_none") >= 1 and runs_of(arch, "train_nv") >= 1
+    # the remedy conditions (issue 14): on-the-fly artefacts on the unbiased and the nv-biased data
+    assert runs_of("resnet34", "train_none+aug") >= 1 and runs_of("resnet34", "train_nv+aug") >= 1
     for job in jobs:
         TrainConfig.from_dict(job["config"]).validate()
         assert job["config"]["augment"] == "dihedral" and job["config"]["profile"] == "showcase"
