@@ -133,18 +133,7 @@ def test_repeat_images_of_one_lesion_differ_but_look_alike():
 
 def test_class_appearance_is_separable_by_simple_colour_features():
     """Nearest centroid on lesion colour statistics beats chance (1/7) by far: a CNN has signal to learn."""
-    plan = plan_dataset(0.05, seed=21)
-    feats, labels = [], []
-    for c in CLASSES:
-        for p in [q for q in plan if q.dx == c][:24]:
-            rgb, mask = render_image(p, 21, (64, 48))
-            x = rgb.reshape(-1, 3).astype(float) / 255
-            inside = mask.reshape(-1) > 0
-            lesion, skin = x[inside], x[~inside]
-            feats.append(np.concatenate([lesion.mean(0) - skin.mean(0), lesion.std(0), [inside.mean()],
-                                         np.percentile(lesion, 10, axis=0)]))
-            labels.append(CLASSES.index(c))
-    X, y = np.array(feats), np.array(labels)
+    X, y = _colour_features(plan_dataset(0.05, seed=21), list(CLASSES), 0.0, per_class=24)
     X = (X - X.mean(0)) / (X.std(0) + 1e-9)
     train = np.arange(len(y)) % 2 == 0
     centroids = np.stack([X[train & (y == k)].mean(0) for k in range(len(CLASSES))])
