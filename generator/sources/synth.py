@@ -581,6 +581,16 @@ def _table_text(header, rows) -> str:
     return buf.getvalue()
 
 
+def _check_scale(value, flag: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag}: not a number: {value!r}") from None
+    if not (0 < value <= MAX_SCALE) or not np.isfinite(value):
+        raise UserError(f"{flag}: must be > 0 and <= {MAX_SCALE}, got {value}")
+    return value
+
+
 def synthesize_ham10000(
     out: str | os.PathLike,
     scale: float = 1.0,
@@ -604,20 +614,8 @@ def synthesize_ham10000(
     """
     from tqdm import tqdm
 
-    try:
-        scale = float(scale)
-    except (TypeError, ValueError):
-        raise UserError(f"--scale: not a number: {scale!r}") from None
-    if not (0 < scale <= MAX_SCALE) or not np.isfinite(scale):
-        raise UserError(f"--scale: must be > 0 and <= {MAX_SCALE}, got {scale}")
-    if test_scale is None:
-        test_scale = scale
-    try:
-        test_scale = float(test_scale)
-    except (TypeError, ValueError):
-        raise UserError(f"--test-scale: not a number: {test_scale!r}") from None
-    if not (0 < test_scale <= MAX_SCALE) or not np.isfinite(test_scale):
-        raise UserError(f"--test-scale: must be > 0 and <= {MAX_SCALE}, got {test_scale}")
+    scale = _check_scale(scale, "--scale")
+    test_scale = scale if test_scale is None else _check_scale(test_scale, "--test-scale")
     difficulty = resolve_difficulty(difficulty)
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise UserError(f"--seed: must be a non-negative integer, got {seed!r}")
