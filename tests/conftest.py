@@ -19,6 +19,18 @@ def real_templates_dir() -> Path:
     return SHARED_TEMPLATES
 
 
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test's duration: a suite started in the
+    background of a non-interactive shell inherits SIGINT ignored, and then neither a raised SIGINT nor
+    ``_thread.interrupt_main`` reaches the code under test."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture(autouse=True)
 def _no_torch_home_downloads(monkeypatch, tmp_path_factory):
     # Tests never download: point TORCH_HOME at an empty folder unless a test sets its own.

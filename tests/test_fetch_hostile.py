@@ -253,7 +253,7 @@ def test_generate_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path, 
         assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "keep.txt"]
 
 
-def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys):
+def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys, sigint_raises):
     """Ctrl-C while several files drip in: the workers stop at their next chunk instead of finishing
     their downloads (each would take the server's full 10 s), the .part files stay for a resume."""
     import _thread

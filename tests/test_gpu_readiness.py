@@ -309,7 +309,7 @@ def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, mo
 # --- 8. checkpoint cadence, stop at an epoch boundary on a signal ---------------------------------
 
 def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_boundary(tmp_path, train_dir, small_cnn,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, sigint_raises):
     from training import engine
 
     saved = []
