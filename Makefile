@@ -11,7 +11,7 @@ CLI := $(BIN)/ham-artefacts
 
 # The embedded default: a small synthetic HAM10000 in the Dataverse layout (generator/data_manifest.json is its manifest).
 DEMO_DIR ?= demo
-DEMO_SCALE ?= 0.03
+DEMO_SCALE ?= 0.05
 # The test split is sized apart: ~230 test images (~75 not nv), enough for the controls to mean something.
 DEMO_TEST_SCALE ?= 0.15
 # The demo's few minutes of CPU training learn only on the easy (colour-coded) twin; the showcase uses the

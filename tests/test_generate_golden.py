@@ -11,7 +11,7 @@ To refresh both files after an intended change to synth, segmentation or the art
 
 which is the same as::
 
-    ham-artefacts synth-ham10000 --out SRC --scale 0.03 --test-scale 0.15 --difficulty easy --size 128x96 --seed 0
+    ham-artefacts synth-ham10000 --out SRC --scale 0.05 --test-scale 0.15 --difficulty easy --size 128x96 --seed 0
     ham-artefacts generate --source SRC --out DATA --seed 0
     cp DATA/manifest.json generator/data_manifest.json
 """
@@ -28,7 +28,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "generator" / "data_manifest.json"
 VERSIONS = Path(__file__).resolve().parent / "data_manifest_versions.json"
-SCALE, TEST_SCALE, DIFFICULTY, SIZE, SEED = 0.03, 0.15, "easy", (128, 96), 0
+SCALE, TEST_SCALE, DIFFICULTY, SIZE, SEED = 0.05, 0.15, "easy", (128, 96), 0
 COMPARED = ("name", "variant", "split", "rows", "class_counts", "artefact_counts", "n_artefact", "content_digest")
 
 
