@@ -86,8 +86,9 @@ def run_showcase(work: str | os.PathLike, out: str | os.PathLike, device: str = 
     runs = work / "runs"
     jobs_file = runs / "jobs.jsonl"
     overrides = {} if device == "auto" else {"device": device}
-    if not jobs_file.is_file():
-        plan(data, runs, SETTINGS["profile"], seed=SETTINGS["seed"], overrides=overrides)
+    # planned anew each time (deterministic), so a resumed showcase follows the current profile; an
+    # unfinished run planned differently before is refused by the engine as "another configuration"
+    plan(data, runs, SETTINGS["profile"], seed=SETTINGS["seed"], overrides=overrides)
     t0 = time.perf_counter()
     run_all(jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True))
     timings["train_s"] = round(time.perf_counter() - t0, 1)

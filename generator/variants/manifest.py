@@ -95,14 +95,19 @@ def load_manifest(path_or_dir: str | os.PathLike) -> dict:
     return manifest
 
 
+def _check_keys(obj: dict, spec: dict, where: str) -> None:
+    """Every key of ``spec`` present in ``obj`` with its type (a bool is not an int here)."""
+    for key, kind in spec.items():
+        if key not in obj:
+            raise UserError(f"{where}: missing key {key!r}")
+        if not isinstance(obj[key], kind) or (kind is int and isinstance(obj[key], bool)):
+            raise UserError(f"{where}: {key!r} has the wrong type")
+
+
 def validate_manifest(manifest, where: str = "manifest") -> None:
     if not isinstance(manifest, dict):
         raise UserError(f"{where}: top level must be an object")
-    for key, kind in _TOP_KEYS.items():
-        if key not in manifest:
-            raise UserError(f"{where}: missing key {key!r}")
-        if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
-            raise UserError(f"{where}: {key!r} has the wrong type")
+    _check_keys(manifest, _TOP_KEYS, where)
     if manifest["format"] != FORMAT:
         raise UserError(f"{where}: format {printable(repr(manifest['format']))} is not {FORMAT!r}")
     names = set()
@@ -110,11 +115,7 @@ def validate_manifest(manifest, where: str = "manifest") -> None:
         at = f"{where}: files[{i}]"
         if not isinstance(entry, dict):
             raise UserError(f"{at}: must be an object")
-        for key, kind in _FILE_KEYS.items():
-            if key not in entry:
-                raise UserError(f"{at}: missing key {key!r}")
-            if not isinstance(entry[key], kind) or (kind is int and isinstance(entry[key], bool)):
-                raise UserError(f"{at}: {key!r} has the wrong type")
+        _check_keys(entry, _FILE_KEYS, at)
         for key in ("sha256", "content_digest"):
             if not _HEX64.match(entry[key]):
                 raise UserError(f"{at}: {key!r} is not 64 hex digits")
