@@ -61,15 +61,30 @@ def build_data(work: Path, progress: bool = True, variants=None) -> Path:
     from generator.variants.build import generate
 
     source, data = work / "source", work / "data"
-    synthesize_ham10000(source, scale=SETTINGS["scale"], test_scale=SETTINGS["test_scale"], seed=SETTINGS["seed"],
-                        size=parse_size(SETTINGS["size"]), difficulty=SETTINGS["difficulty"],
-                        workers=os.cpu_count() or 1, progress=progress)
-    generate(source, data, seed=SETTINGS["seed"], workers=min(2, os.cpu_count() or 1),
-             variants=list(variants or study_variants()), progress=progress)
+    synthesize_ham10000(
+        source,
+        scale=SETTINGS["scale"],
+        test_scale=SETTINGS["test_scale"],
+        seed=SETTINGS["seed"],
+        size=parse_size(SETTINGS["size"]),
+        difficulty=SETTINGS["difficulty"],
+        workers=os.cpu_count() or 1,
+        progress=progress,
+    )
+    generate(
+        source,
+        data,
+        seed=SETTINGS["seed"],
+        workers=min(2, os.cpu_count() or 1),
+        variants=list(variants or study_variants()),
+        progress=progress,
+    )
     return data
 
 
-def run_showcase(work: str | os.PathLike, out: str | os.PathLike, device: str = "auto", progress: bool = True) -> dict:
+def run_showcase(
+    work: str | os.PathLike, out: str | os.PathLike, device: str = "auto", progress: bool = True
+) -> dict:
     """Every stage; returns the provenance written to ``<out>/provenance.json``."""
     from .evaluation.evaluate import evaluate
     from .evaluation.gradcam import run_gradcam
@@ -99,7 +114,9 @@ def run_showcase(work: str | os.PathLike, out: str | os.PathLike, device: str = 
     import torch
 
     gradcam_device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    run_gradcam(runs, data, out / "results", n_images=SETTINGS["gradcam_n"], device=gradcam_device, progress=progress)
+    run_gradcam(
+        runs, data, out / "results", n_images=SETTINGS["gradcam_n"], device=gradcam_device, progress=progress
+    )
     timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
 
     _stage(f"[5/5] collect results and provenance -> {out}")
@@ -116,8 +133,9 @@ def write_provenance(out: Path, data: Path, jobs: list[dict], device: str, timin
         "settings": SETTINGS,
         "device": device,
         "data_manifest_sha256": _sha256(data / "manifest.json"),
-        "content_digests": {e["name"]: e["content_digest"]
-                            for e in json.loads((data / "manifest.json").read_text())["files"]},
+        "content_digests": {
+            e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]
+        },
         "commit": _commit(),
         "versions": _versions(),
         "timings": timings,
@@ -130,8 +148,13 @@ def write_provenance(out: Path, data: Path, jobs: list[dict], device: str, timin
 def _relative_job(job: dict, runs: Path) -> dict:
     """A job line without machine paths: what the plan decides, not where it ran."""
     config = {k: v for k, v in job["config"].items() if k not in ("data", "device")}
-    return {"arch": job["arch"], "train_variant": job["train_variant"], "fold": job["fold"],
-            "run_dir": str(Path(job["run_dir"]).relative_to(runs)), "config": config}
+    return {
+        "arch": job["arch"],
+        "train_variant": job["train_variant"],
+        "fold": job["fold"],
+        "run_dir": str(Path(job["run_dir"]).relative_to(runs)),
+        "config": config,
+    }
 
 
 def collect(runs: Path, data: Path, out: Path, jobs: list[dict]) -> None:
@@ -175,7 +198,9 @@ def check_committed(out: str | os.PathLike, work: str | os.PathLike) -> list[str
     if planned != committed:
         problems.append("the sweep plan differs from the committed jobs.json")
     data = build_data(work, progress=False, variants=["test_none", "test_all"])
-    rebuilt = {e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]}
+    rebuilt = {
+        e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]
+    }
     for name, digest in rebuilt.items():
         if provenance["content_digests"].get(name) != digest:
             problems.append(f"{name}: the current data build differs from the committed one")
@@ -188,10 +213,20 @@ def _sha256(path: Path) -> str:
 
 def _commit() -> str | None:
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -205,15 +240,25 @@ def _versions() -> dict:
 
     from generator import __version__
 
-    return {"ham-artefacts": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": numpy.__version__, "h5py": h5py.__version__,
-            "cuda": torch.version.cuda, "platform": platform.platform()}
+    return {
+        "ham-artefacts": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "h5py": h5py.__version__,
+        "cuda": torch.version.cuda,
+        "platform": platform.platform(),
+    }
 
 
 def register(sub) -> None:
-    p = sub.add_parser("showcase", help="run the published study on the calibrated synthetic twin (resumable)",
-                       description="Build the showcase data, train the showcase profile's runs, evaluate, "
-                                   "Grad-CAM, and collect results with provenance (no checkpoints) into --out.")
+    p = sub.add_parser(
+        "showcase",
+        help="run the published study on the calibrated synthetic twin (resumable)",
+        description="Build the showcase data, train the showcase profile's runs, evaluate, "
+        "Grad-CAM, and collect results with provenance (no checkpoints) into --out.",
+    )
     p.add_argument("--out", default="results/showcase", help="committed results folder")
     p.add_argument("--work", default="showcase-work", help="data, checkpoints and logs (not committed)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -225,6 +270,8 @@ def _run(args) -> int:
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
         raise UserError(f"--device: {args.device!r} is not auto, cpu or cuda")
     provenance = run_showcase(args.work, args.out, args.device, progress=not args.quiet)
-    print(f"showcase: {provenance['n_runs']} runs in {provenance['timings']['total_s']:.0f} s -> {args.out}",
-          file=sys.stderr)
+    print(
+        f"showcase: {provenance['n_runs']} runs in {provenance['timings']['total_s']:.0f} s -> {args.out}",
+        file=sys.stderr,
+    )
     return 0
