@@ -242,8 +242,9 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         f"  Licence: [{HAM10000_LICENCE}]({HAM10000_LICENCE_URL}).",
         f"- **Licence recorded in the manifest**: {manifest.get('licence', '')}",
         f"- **Artefact templates**: {TEMPLATES_ATTRIBUTION}",
-        "- **Labels and manifest**: same licence as the images they describe "
-        f"({HAM10000_LICENCE}).",
+        "- **Labels and manifest**: same licence as the images they describe ("
+        + ("this build: the licence recorded in the manifest; " if manifest.get("synthetic") else "")
+        + f"HAM10000-derived data: {HAM10000_LICENCE}).",
         "",
         "## Citation",
         "",
