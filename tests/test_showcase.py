@@ -89,6 +89,12 @@ def test_showcase_cli_rejects_a_bad_device(tmp_path, capsys):
     )
     assert "--device" in capsys.readouterr().err
     assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
+    (tmp_path / "file").write_text("")
+    for flag in ("--work", "--out"):
+        other = "--out" if flag == "--work" else "--work"
+        assert main(["showcase", flag, str(tmp_path / "file"), other, str(tmp_path / "x")]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
 
 
 committed = pytest.mark.skipif(
