@@ -107,24 +107,14 @@ def profile_config(profile: str, arch: str) -> dict:
 
 
 def profile_grid(profile: str, archs=None, train_variants=None, folds=None) -> list[tuple[str, str, int, dict]]:
-    """(arch, train_variant, fold, job overrides) of every job of ``profile``, narrowed by the
-    selectors: the profile's own job list when it has one (``grid``; an entry's optional 4th element
-    is its overrides), else archs x train variants x folds (no overrides). A train-variant selector
-    keeps a job when it names its training variant (plain and augmented) or its condition label."""
-    from .conditions import condition_label
-
+    """(arch, train_variant, fold, job overrides) of every job of ``profile``: its own job list when it
+    has one (``grid``, whole: :func:`plan` narrows it with :func:`select`; an entry's optional 4th
+    element is its overrides), else archs x train variants x folds from the selectors or the profile's
+    defaults (no overrides)."""
     spec = PROFILES[profile]
     if "grid" in spec:
-        keep_folds = {int(f) for f in folds} if folds is not None and len(folds) else None
-        jobs = []
-        for arch, variant, grid_folds, *extra in spec["grid"]:
-            overrides = dict(extra[0]) if extra else {}
-            condition = condition_label(variant, overrides.get("augment_artefacts", 0.0))
-            if (archs and arch not in archs) or (train_variants and variant not in train_variants
-                                                 and condition not in train_variants):
-                continue
-            jobs += [(arch, variant, fold, overrides) for fold in grid_folds if keep_folds is None or fold in keep_folds]
-        return jobs
+        return [(arch, variant, fold, dict(extra[0]) if extra else {})
+                for arch, variant, grid_folds, *extra in spec["grid"] for fold in grid_folds]
     archs = list(archs or ARCHS)
     train_variants = list(train_variants or spec["train_variants"] or _train_variant_names())
     folds = [int(f) for f in (folds if folds is not None and len(folds) else spec["folds"])]
@@ -180,6 +170,8 @@ def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=
         seen[run_dir] = len(lines)
         lines.append({"index": len(lines), "arch": arch, "train_variant": variant,
                       "condition": run_dir.parent.name, "fold": fold, "run_dir": str(run_dir), "config": values})
+    if "grid" in PROFILES[profile]:  # selectors narrow a profile's own job list (select's rule)
+        lines = [{**line, "index": i} for i, line in enumerate(select(lines, archs, train_variants, folds))]
     if not lines:
         raise UserError(f"sweep plan: the selection leaves no job of profile {profile!r}")
     jobs = runs_dir / "jobs.jsonl"
