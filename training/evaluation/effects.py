@@ -52,6 +52,7 @@ from .aggregate import t_interval
 from .bias import biased_class
 from .bootstrap import percentile_interval
 from .predictions import TEST_VARIANTS, TRAIN_VARIANTS, pair_rows
+from .significance import exact_mcnemar
 
 DEFAULT_REFERENCE = "nv"
 POSITIVE_CONTROL = ("train_nv", "test_all")
@@ -96,13 +97,6 @@ def reference_class(train_variant: str) -> tuple[str, str]:
     if code is not None:
         return code, "biased class"
     return DEFAULT_REFERENCE, f"default ({DEFAULT_REFERENCE}: no biased class)"
-
-
-def exact_mcnemar(n_01: int, n_10: int) -> float:
-    """Exact two-sided McNemar p-value from the two discordant counts (statsmodels; 1 when both are 0)."""
-    from statsmodels.stats.contingency_tables import mcnemar
-
-    return float(mcnemar([[0, n_01], [n_10, 0]], exact=True).pvalue)
 
 
 def paired_indicators(clean: pd.DataFrame, variant: pd.DataFrame, reference: str,
@@ -255,12 +249,7 @@ def summarise_remedy(remedy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     keys = ["arch", "train_variant", "plain_variant", "test_variant", "reference_class"]
     for key, group in remedy.groupby(keys, sort=False):
         group = group.sort_values("fold")
-        values = group["remedy_pp"].to_numpy(dtype=float)
-        mean, lo, hi = t_interval(values, level)
-        interval = f"t across {len(values)} runs"
-        if len(values) == 1:
-            lo, hi = float(group["remedy_lo"].iloc[0]), float(group["remedy_hi"].iloc[0])
-            interval = "1 run: bootstrap over images" if np.isfinite(lo) else "1 run: no interval"
+        values, mean, lo, hi, interval = _over_runs(group, "remedy", level)
         rows.append({**dict(zip(keys, key, strict=True)), "n_runs": len(group),
                      "folds": ";".join(str(int(f)) for f in group["fold"]), "interval": interval,
                      "shift_mean": float(group["shift_pp"].mean()),
@@ -269,6 +258,21 @@ def summarise_remedy(remedy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=REMEDY_SUMMARY_COLUMNS)
     return pd.DataFrame(rows)[REMEDY_SUMMARY_COLUMNS]
+
+
+def _over_runs(group: pd.DataFrame, measure: str, level: float):
+    """(per-run values, mean, lo, hi, label) of ``<measure>_pp`` over a group's runs: a t-interval
+    across the runs that have a value, or with one such run its image bootstrap interval
+    (``<measure>_lo`` / ``_hi``)."""
+    values = group[f"{measure}_pp"].to_numpy(dtype=float)
+    defined = np.isfinite(values)
+    mean, lo, hi = t_interval(values, level)
+    label = f"t across {defined.sum()} runs"
+    if defined.sum() == 1:  # one run: fall back to its image bootstrap
+        one = group[defined].iloc[0]
+        lo, hi = float(one[f"{measure}_lo"]), float(one[f"{measure}_hi"])
+        label = "1 run: bootstrap over images" if np.isfinite(lo) else "1 run: no interval"
+    return values, mean, lo, hi, label
 
 
 def _runs_text(values) -> str:
@@ -290,14 +294,7 @@ def summarise_effects(effects: pd.DataFrame, level: float = 0.95) -> pd.DataFram
         row["folds"] = ";".join(str(int(f)) for f in group["fold"])
         labels = {}
         for measure in ("shift", "did"):
-            values = group[f"{measure}_pp"].to_numpy(dtype=float)
-            defined = np.isfinite(values)
-            mean, lo, hi = t_interval(values, level)
-            labels[measure] = f"t across {defined.sum()} runs"
-            if defined.sum() == 1:  # one run: fall back to its image bootstrap
-                one = group[defined].iloc[0]
-                lo, hi = float(one[f"{measure}_lo"]), float(one[f"{measure}_hi"])
-                labels[measure] = "1 run: bootstrap over images" if np.isfinite(lo) else "1 run: no interval"
+            values, mean, lo, hi, labels[measure] = _over_runs(group, measure, level)
             row[f"{measure}_mean"], row[f"{measure}_lo"], row[f"{measure}_hi"] = mean, lo, hi
             row[f"{measure}_runs"] = _runs_text(values)
         # The DiD needs train_none of the same fold; say so when it had fewer runs than the shift.

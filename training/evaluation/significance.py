@@ -38,6 +38,14 @@ def contingency(correct_clean: np.ndarray, correct_variant: np.ndarray) -> tuple
     return int((~a & ~b).sum()), int((~a & b).sum()), int((a & ~b).sum()), int((a & b).sum())
 
 
+def exact_mcnemar(n01: int, n10: int) -> float:
+    """Exact two-sided McNemar p-value from the two discordant counts (statsmodels; 1 when both are 0);
+    the concordant cells do not enter it."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    return float(mcnemar([[0, n01], [n10, 0]], exact=True).pvalue)
+
+
 def mcnemar_test(n00: int, n01: int, n10: int, n11: int) -> tuple[float, float, float]:
     """(statistic, p_value, p_exact) for one 2x2 table; p_exact NaN when n01 + n10 >= 25."""
     from statsmodels.stats.contingency_tables import mcnemar
@@ -47,7 +55,7 @@ def mcnemar_test(n00: int, n01: int, n10: int, n11: int) -> tuple[float, float, 
     if discordant == 0:
         return 0.0, 1.0, 1.0
     result = mcnemar(table, exact=False, correction=True)
-    p_exact = float(mcnemar(table, exact=True).pvalue) if discordant < EXACT_BELOW else float("nan")
+    p_exact = exact_mcnemar(n01, n10) if discordant < EXACT_BELOW else float("nan")
     return float(result.statistic), float(result.pvalue), p_exact
 
 
