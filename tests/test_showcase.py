@@ -80,6 +80,20 @@ def test_check_passes_on_a_faithful_copy_and_names_what_changed(small_showcase, 
     ]
 
 
+def test_provenance_commit_comes_from_the_environment_outside_a_git_checkout(monkeypatch):
+    """A source tree copied without .git (a GPU machine) records the commit it was copied from."""
+    from training import showcase
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(showcase.subprocess, "run", no_git)
+    monkeypatch.setenv("HAM_ARTEFACTS_COMMIT", "abc123")
+    assert showcase._commit() == "abc123"
+    monkeypatch.delenv("HAM_ARTEFACTS_COMMIT")
+    assert showcase._commit() is None
+
+
 def test_showcase_cli_rejects_a_bad_device(tmp_path, capsys):
     from generator.cli import main
 

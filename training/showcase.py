@@ -212,6 +212,8 @@ def _sha256(path: Path) -> str:
 
 
 def _commit() -> str | None:
+    """HEAD (``+dirty`` with uncommitted changes to tracked files); outside a git checkout (a source
+    tree copied to a GPU machine without ``.git``), the commit named by ``$HAM_ARTEFACTS_COMMIT``."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -228,7 +230,7 @@ def _commit() -> str | None:
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return os.environ.get("HAM_ARTEFACTS_COMMIT") or None
     return head + ("+dirty" if dirty else "")
 
 
