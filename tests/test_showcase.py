@@ -136,3 +136,26 @@ def test_committed_control_verdicts_recompute_from_the_prediction_tables():
     merged = recomputed.merge(committed, on=key, suffixes=("", "_committed"))
     assert len(merged) == len(committed) == len(recomputed)
     assert (merged["status"] == merged["status_committed"]).all()
+
+
+def test_gpu_session_plans_the_jobs_that_showcase_device_cuda_resumes(tmp_path, monkeypatch):
+    """benchmarks/gpu_session.sh trains the jobs its plan script writes, several at a time, then runs
+    `showcase --device cuda`, which re-plans: the two plans must be the same job lines, or the
+    showcase would refuse the finished runs as another configuration."""
+    import runpy
+    import sys
+
+    from training import showcase
+    from training.sweep import load_jobs, plan
+
+    monkeypatch.setattr(showcase, "SETTINGS", dict(SMALL))
+    monkeypatch.setattr(sys, "argv", ["gpu_session_plan.py", str(tmp_path / "work")])
+    runpy.run_path(str(REPO / "benchmarks" / "gpu_session_plan.py"), run_name="__main__")
+    work = (tmp_path / "work").resolve()
+    session = load_jobs(work / "runs" / "jobs.jsonl")
+    assert {job["config"]["device"] for job in session} == {"cuda"}
+    replanned = load_jobs(
+        plan(work / "data", tmp_path / "again", "showcase", seed=0, overrides={"device": "cuda"})
+    )
+    strip = [{k: v for k, v in job.items() if k != "run_dir"} for job in replanned]
+    assert strip == [{k: v for k, v in job.items() if k != "run_dir"} for job in session]
