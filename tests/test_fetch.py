@@ -57,6 +57,28 @@ def test_full_download_verifies(dataset, tmp_path):
     assert sorted(p.rsplit("/", 1)[-1] for p in server.paths()) == sorted(f["name"] for f in manifest["files"])
 
 
+def test_fetch_writes_the_dataset_cards_of_the_files_it_holds(dataset, tmp_path):
+    """The card and Croissant are derived from the manifest, not downloaded: they list exactly the
+    fetched variants, by relative path, with the manifest's licence."""
+    from generator.distribution.cards import CARD_NAME, CROISSANT_NAME
+
+    root, manifest = dataset
+    chosen = manifest["files"][0]
+    with serve(root) as server:
+        m = _manifest_copy(dataset, tmp_path, base_url=server.url)
+        fetch(m, tmp_path / "out", variants=[chosen["variant"]], **FAST)
+        served = server.paths()
+    assert not any(p.endswith((CARD_NAME, CROISSANT_NAME)) for p in served)
+    card = (tmp_path / "out" / CARD_NAME).read_text()
+    assert [line.strip() for line in card.splitlines() if line.strip().startswith("path:")] == [
+        f'path: "{chosen["name"]}"'
+    ]
+    assert manifest["licence"] in card
+    croissant = json.loads((tmp_path / "out" / CROISSANT_NAME).read_text())
+    files = [d for d in croissant["distribution"] if d.get("@type") == "cr:FileObject"]
+    assert [(d["contentUrl"], d["sha256"]) for d in files] == [(chosen["name"], chosen["sha256"])]
+
+
 def test_present_file_is_not_downloaded_again(dataset, tmp_path):
     root, manifest = dataset
     out = tmp_path / "out"

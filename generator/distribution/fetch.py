@@ -484,7 +484,8 @@ def fetch(
     an already-loaded dict (then ``base_url`` or the manifest's own ``base_url`` must say
     where the files are). Raises FetchError (a UserError) listing every file that failed; the
     files that succeeded stay in place. Writes ``out/manifest.json`` when all succeed, listing
-    the files fetched now and those of an earlier fetch still intact there (what ``verify`` checks).
+    the files fetched now and those of an earlier fetch still intact there (what ``verify`` checks),
+    and, derived from it, the dataset card ``README.md`` and ``croissant.json``.
 
     ``timeout`` bounds each network read; a transfer below ``min_speed`` bytes/s over
     ``speed_window`` seconds is cut and resumed (at most ``retries`` times). Another fetch or
@@ -551,6 +552,12 @@ def fetch(
         if local.get("base_url") is None and source.kind == "http":
             local["base_url"] = source.base
         write_json_atomic(out_path / MANIFEST_NAME, local)
+        # The dataset card and Croissant are derived from the manifest (generator.distribution.cards),
+        # so they are written here, for the files held, rather than downloaded: paths relative, as
+        # generate writes them, since the files lie beside them.
+        from .cards import write_cards
+
+        write_cards(out_path, {**local, "base_url": None})
     return outcomes
 
 
