@@ -493,7 +493,9 @@ def test_architectures_that_did_not_learn_are_labelled_smoke_runs():
     mixed = summary({"resnet34": 0.71, "fasterrcnn_resnet34": LEARNED_PR_AUC - 0.01, "maskrcnn_resnet34": 0.2})
     assert set(smoke_archs(mixed, archs)) == {"fasterrcnn_resnet34", "maskrcnn_resnet34"}
     text = smoke_admonition(mixed, archs)
-    assert text.startswith('!!! warning "Smoke run') and "Faster R-CNN (0.49)" in text and "ResNet" not in text
+    assert text.startswith('!!! warning "Smoke run') and "Faster R-CNN (0.490)" in text and "ResNet" not in text
+    # just below the bar must not print as the bar itself
+    assert "(0.499)" in smoke_admonition(summary({"resnet34": 0.499}), ["resnet34"])
     assert headline_table(mixed, archs).count("smoke run") == 2
     learnt = summary({arch: LEARNED_PR_AUC for arch in archs})  # the bar itself counts as learnt
     assert smoke_archs(learnt, archs) == {} and smoke_admonition(learnt, archs) == ""
@@ -583,3 +585,31 @@ def test_remedy_section_reaches_the_site_from_the_evaluation(tmp_path):
         assert "Not tested in this run" not in section
         assert "### ResNet-34: `train_none+aug`" in section and "### ResNet-34: `train_nv+aug`" in section
         assert f"{row.remedy_mean:+.1f} pp [{row.remedy_lo:+.1f}, {row.remedy_hi:+.1f}]" in section
+
+
+def test_robustness_drop_table_gives_each_runs_drop_and_a_t_interval_across_runs():
+    import numpy as np
+    from scipy import stats
+
+    from training.export.pages import robustness_drop_table
+
+    rows = []
+    clean = {("train_none", 0): 0.80, ("train_none", 1): 0.84, ("train_none", 2): 0.74, ("train_all", 0): 0.79}
+    drop = {("train_none", 0): -0.07, ("train_none", 1): -0.05, ("train_none", 2): -0.07, ("train_all", 0): -0.02}
+    for (variant, fold), value in clean.items():
+        for test, v in (("test_none", value), ("test_all", value + drop[(variant, fold)]), ("test_20", 0.1)):
+            rows.append(dict(arch="resnet34", train_variant=variant, fold=fold, test_variant=test,
+                             metric="pr_auc", value=v, boot_lo=v, boot_hi=v, **{"class": "macro"}))
+        rows.append(dict(arch="resnet34", train_variant=variant, fold=fold, test_variant="test_all",
+                         metric="recall", value=0.0, boot_lo=0.0, boot_hi=0.0, **{"class": "macro"}))
+    html = robustness_drop_table(pd.DataFrame(rows), ["resnet34"])
+    values = np.array([-0.07, -0.05, -0.07])
+    half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
+    none_row = html.split("<td>train_none</td>")[1].split("</tr>")[0]
+    assert f"{values.mean():+.3f}" in none_row
+    assert f"[{values.mean() - half:+.3f}, {values.mean() + half:+.3f}]" in none_row
+    assert "-0.070, -0.050, -0.070" in none_row and "<td>3</td>" in none_row
+    all_row = html.split("<td>train_all</td>")[1].split("</tr>")[0]
+    assert "-0.020" in all_row and "—" in all_row  # one run: no interval
+    assert html.index("<td>train_none</td>") < html.index("<td>train_all</td>")  # the evaluation's order
+    assert "No metrics" in robustness_drop_table(None, ["resnet34"])

@@ -126,7 +126,8 @@ def smoke_admonition(summary: pd.DataFrame, archs: list[str]) -> str:
     smoke = smoke_archs(summary, archs)
     if not smoke:
         return ""
-    names = ", ".join(f"{arch_label(a)} ({fmt(v, 2)})" for a, v in smoke.items())
+    # three decimals: 0.499 shown as "0.50" would read as meeting the 0.50 bar
+    names = ", ".join(f"{arch_label(a)} ({fmt(v, 3)})" for a, v in smoke.items())
     return (f'!!! warning "Smoke run: not a result"\n'
             f"    {esc(names)} did not learn within this run's training budget: macro PR-AUC of "
             f"`train_none` on `test_none` below {LEARNED_PR_AUC:.2f} (the class prior gives about 0.14). Their "
@@ -354,7 +355,7 @@ def overview_page(results, manifest: dict, chart: str | None, synthetic: bool | 
     n_train = sum(f["rows"] for f in manifest["files"] if f["variant"] == "train_none")
     if synthetic is None:
         synthetic = bool(manifest.get("synthetic") or results.info.get("synthetic"))
-    synthetic_text = "synthetic embedded demo data" if synthetic else "HAM10000"
+    synthetic_text = "synthetic data (a generated twin of HAM10000, not its images)" if synthetic else "HAM10000"
     return f"""---
 hide:
   - toc
@@ -393,8 +394,9 @@ copied from the publication, not computed here).
 
 
 def robustness_page(chart: str | None, flips_chart: str | None, trained: list[str] | None = None,
-                    remedy: str | None = None) -> str:
-    """``remedy``: the Remedy section (:func:`remedy_section`)."""
+                    remedy: str | None = None, drops: str | None = None) -> str:
+    """``remedy``: the Remedy section (:func:`remedy_section`); ``drops``: the PR-AUC drop per training
+    condition (:func:`robustness_drop_table`), shown after it."""
     from training.conditions import is_augmented
 
     flips = (
@@ -422,7 +424,48 @@ tables. Choose the class (or the macro average) and the training variant below t
 legend entry to highlight one architecture (shift-click for several, double-click to reset).
 
 {chart}{flips}
-{remedy or ""}"""
+{remedy or ""}
+{drops or ""}"""
+
+
+def robustness_drop_table(metrics: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
+    """Macro PR-AUC on ``test_none`` and on ``test_variant`` and the drop between them, per training
+    condition: the paper's robustness measure, over runs (one run is one fold) with a t-interval
+    across them, so a reader sees run-to-run spread beside the effect."""
+    from training.evaluation.aggregate import t_interval
+    from training.evaluation.predictions import TRAIN_VARIANTS
+
+    if metrics is None or metrics.empty:
+        return not_available("No metrics", "The results folder has no per-run metrics (`metrics.csv`).")
+    macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")
+                    & metrics["test_variant"].isin(["test_none", test_variant])]
+    wide = macro.pivot_table(index=["arch", "train_variant", "fold"], columns="test_variant", values="value")
+    if test_variant not in wide or "test_none" not in wide:
+        return not_available("No drop to show", f"No run was evaluated on both `test_none` and `{test_variant}`.")
+    wide = wide.dropna(subset=["test_none", test_variant])
+    order = {v: k for k, v in enumerate(TRAIN_VARIANTS)}
+    body = []
+    for arch in archs:
+        conditions = sorted({t for a, t, _ in wide.index if a == arch}, key=lambda v: (order.get(v, len(order)), v))
+        for condition in conditions:
+            runs = wide.loc[(arch, condition)]
+            drops = (runs[test_variant] - runs["test_none"]).to_numpy(dtype=float)
+            mean, lo, hi = t_interval(drops)
+            interval = "—" if pd.isna(lo) else f"[{fmt(lo, 3, sign=True)}, {fmt(hi, 3, sign=True)}]"
+            body.append(
+                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(condition)}</td><td>{fmt_int(len(drops))}</td>"
+                f"<td>{fmt(runs['test_none'].mean())}</td><td>{fmt(runs[test_variant].mean())}</td>"
+                f"<td>{fmt(mean, 3, sign=True)}<br><span class=\"ham-ci\">{interval}</span></td>"
+                f"<td>{esc(', '.join(fmt(d, 3, sign=True) for d in drops))}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in (
+        "architecture", "training", "runs", "test_none (mean)", f"{esc(test_variant)} (mean)",
+        "drop [95% CI across runs]", "drop per run"))
+    return (f"### Macro PR-AUC drop, `{esc(test_variant)}` against `test_none`\n\n"
+            "The paper's robustness measure for every training condition, including the augmented ones: the same "
+            f"model's macro PR-AUC on `{esc(test_variant)}` minus on `test_none` (negative: artefacts cost PR-AUC). "
+            "With two or more runs the interval is a t-interval across runs; with one run there is none.\n\n"
+            f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>\n")
 
 
 def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
