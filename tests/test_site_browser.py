@@ -148,7 +148,7 @@ def test_every_page_loads_offline_without_errors_and_renders_its_charts(server, 
                 header.click()
                 assert header.get_attribute("aria-sort") in ("ascending", "descending")
             if name == "index.html":
-                assert page.locator(".md-banner").inner_text().startswith("Embedded demo, not HAM10000 results")
+                assert page.locator(".md-banner").inner_text().startswith("Synthetic data, not HAM10000 results")
                 page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
             page.wait_for_timeout(200)  # let late console messages arrive
             assert not watch.problems, f"{name}: {watch.problems}"

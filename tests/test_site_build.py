@@ -32,7 +32,7 @@ def test_every_page_is_built_with_the_synthetic_banner(built):
     assert expected <= names
     for name in expected:
         page = (built / name).read_text(encoding="utf-8")
-        assert "Embedded demo, not HAM10000 results." in page, name
+        assert "Synthetic data, not HAM10000 results." in page, name
 
 
 def test_nothing_is_loaded_from_another_host(built):
