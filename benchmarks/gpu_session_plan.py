@@ -7,10 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.showcase import SETTINGS, build_data  # noqa: E402
-from training.sweep import plan  # noqa: E402
+from training.showcase import build_data, plan_jobs  # noqa: E402
 
 if __name__ == "__main__":
     work = Path(sys.argv[1]).resolve()
     data = build_data(work, progress=False)
-    plan(data, work / "runs", SETTINGS["profile"], seed=SETTINGS["seed"], overrides={"device": "cuda"})
+    plan_jobs(data, work / "runs", device="cuda")

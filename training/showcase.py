@@ -82,13 +82,23 @@ def build_data(work: Path, progress: bool = True, variants=None) -> Path:
     return data
 
 
+def plan_jobs(data: Path, runs: Path, device: str = "auto") -> Path:
+    """The showcase's sweep plan into ``runs/jobs.jsonl`` (``device`` other than auto is written into
+    every job); returns the jobs file. benchmarks/gpu_session_plan.py plans with it too, so the runs it
+    trains in parallel are the ones ``showcase --device`` then finds done."""
+    from .sweep import plan
+
+    overrides = {} if device == "auto" else {"device": device}
+    return plan(data, runs, SETTINGS["profile"], seed=SETTINGS["seed"], overrides=overrides)
+
+
 def run_showcase(
     work: str | os.PathLike, out: str | os.PathLike, device: str = "auto", progress: bool = True
 ) -> dict:
     """Every stage; returns the provenance written to ``<out>/provenance.json``."""
     from .evaluation.evaluate import evaluate
     from .evaluation.gradcam import run_gradcam
-    from .sweep import load_jobs, plan, run_all
+    from .sweep import load_jobs, run_all
 
     work, out = Path(work).resolve(), Path(out).resolve()
     started = time.perf_counter()
@@ -100,10 +110,9 @@ def run_showcase(
     _stage("[3/5] training (one line per finished run)")
     runs = work / "runs"
     jobs_file = runs / "jobs.jsonl"
-    overrides = {} if device == "auto" else {"device": device}
     # planned anew each time (deterministic), so a resumed showcase follows the current profile; an
     # unfinished run planned differently before is refused by the engine as "another configuration"
-    plan(data, runs, SETTINGS["profile"], seed=SETTINGS["seed"], overrides=overrides)
+    plan_jobs(data, runs, device)
     t0 = time.perf_counter()
     run_all(jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True))
     timings["train_s"] = round(time.perf_counter() - t0, 1)
@@ -184,7 +193,7 @@ def check_committed(out: str | os.PathLike, work: str | os.PathLike) -> list[str
     under ``work`` (their content digests must equal the committed manifest's); a difference means the
     committed results came from other data or another plan, and ``make showcase`` must be rerun.
     """
-    from .sweep import load_jobs, plan
+    from .sweep import load_jobs
 
     out, work = Path(out), Path(work)
     problems = []
@@ -192,7 +201,7 @@ def check_committed(out: str | os.PathLike, work: str | os.PathLike) -> list[str
     if provenance["settings"] != SETTINGS:
         problems.append(f"settings differ: committed {provenance['settings']}, code {SETTINGS}")
     runs = work / "runs"
-    plan(out / "data", runs, SETTINGS["profile"], seed=SETTINGS["seed"])
+    plan_jobs(out / "data", runs)
     planned = [_relative_job(j, runs.resolve()) for j in load_jobs(runs / "jobs.jsonl")]
     committed = json.loads((out / "jobs.json").read_text())
     if planned != committed:

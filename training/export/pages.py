@@ -435,14 +435,15 @@ def robustness_drop_table(metrics: pd.DataFrame | None, archs: list[str], test_v
     from training.evaluation.aggregate import t_interval
     from training.evaluation.predictions import TRAIN_VARIANTS
 
+    title = "\n## Macro PR-AUC drop per training condition"
     if metrics is None or metrics.empty:
-        return "\n## Macro PR-AUC drop per training condition\n\n" + not_available(
+        return f"{title}\n\n" + not_available(
             "No metrics", "The results folder has no per-run metrics (`metrics.csv`).")
     macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")
                     & metrics["test_variant"].isin(["test_none", test_variant])]
     wide = macro.pivot_table(index=["arch", "train_variant", "fold"], columns="test_variant", values="value")
     if test_variant not in wide or "test_none" not in wide:
-        return "\n## Macro PR-AUC drop per training condition\n\n" + not_available(
+        return f"{title}\n\n" + not_available(
             "No drop to show", f"No run was evaluated on both `test_none` and `{test_variant}`.")
     wide = wide.dropna(subset=["test_none", test_variant])
     order = {v: k for k, v in enumerate(TRAIN_VARIANTS)}
@@ -462,7 +463,7 @@ def robustness_drop_table(metrics: pd.DataFrame | None, archs: list[str], test_v
     head = "".join(f"<th>{h}</th>" for h in (
         "architecture", "training", "runs", "test_none (mean)", f"{esc(test_variant)} (mean)",
         "drop [95% CI across runs]", "drop per run"))
-    return (f"\n## Macro PR-AUC drop per training condition, `{esc(test_variant)}` against `test_none`\n\n"
+    return (f"{title}, `{esc(test_variant)}` against `test_none`\n\n"
             "The paper's robustness measure for every training condition, including the augmented ones: the same "
             f"model's macro PR-AUC on `{esc(test_variant)}` minus on `test_none` (negative: artefacts cost PR-AUC). "
             "With two or more runs the interval is a t-interval across runs; with one run there is none.\n\n"
