@@ -317,3 +317,50 @@ def test_percentile_interval_ignores_undefined_resamples():
     assert lo[0] == pytest.approx(np.percentile(values[0], 2.5)) and hi[3] == pytest.approx(np.percentile(values[3], 97.5))
     assert lo[1] == pytest.approx(np.nanpercentile(values[1], 2.5))
     assert math.isnan(lo[2]) and math.isnan(hi[2])
+
+
+def test_drops_are_each_runs_own_pr_auc_drop_with_a_t_interval_across_runs(evaluated):
+    from training.evaluation.aggregate import t_interval
+
+    metrics = pd.read_csv(evaluated / "metrics.csv")
+    drops = pd.read_csv(evaluated / "drops.csv", keep_default_na=False, na_values=[""], dtype={"drop_runs": str})
+    summary = pd.read_csv(evaluated / "metrics_summary.csv")
+    macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")]
+    # one row per condition and test variant other than test_none
+    assert len(drops) == len(macro.drop_duplicates(["arch", "train_variant", "test_variant"])) - len(
+        macro.drop_duplicates(["arch", "train_variant"]))
+    assert "test_none" not in set(drops["test_variant"])
+    for row in drops.itertuples(index=False):
+        runs = macro[(macro["arch"] == row.arch) & (macro["train_variant"] == row.train_variant)]
+        by_fold = runs.pivot_table(index="fold", columns="test_variant", values="value")
+        expected = (by_fold[row.test_variant] - by_fold["test_none"]).to_numpy()
+        assert [float(d) for d in row.drop_runs.split(";")] == pytest.approx(expected, abs=1e-5)
+        mean, lo, hi = t_interval(expected)
+        assert row.drop_mean == pytest.approx(mean) and row.n_runs == len(expected)
+        assert (pd.isna(row.drop_lo) and len(expected) < 2) or row.drop_lo == pytest.approx(lo)
+        # the same mean as metrics_summary's delta, which has no interval
+        delta = summary[(summary["arch"] == row.arch) & (summary["train_variant"] == row.train_variant)
+                        & (summary["test_variant"] == row.test_variant) & (summary["metric"] == "pr_auc")
+                        & (summary["class"] == "macro")]["delta_vs_test_none"].iloc[0]
+        assert row.drop_mean == pytest.approx(delta)
+
+
+def test_drops_interval_covers_the_runs_and_shrinks_with_more_runs():
+    from training.evaluation.aggregate import drops_table
+
+    rng = np.random.default_rng(0)
+
+    def table(n_runs):
+        rows = []
+        for fold in range(n_runs):
+            clean = rng.uniform(0.7, 0.9)
+            for test, value in (("test_none", clean), ("test_all", clean - 0.06 + rng.normal(0, 0.02))):
+                rows.append(dict(arch="resnet34", train_variant="train_none", fold=fold, test_variant=test,
+                                 metric="pr_auc", value=value, boot_lo=value, boot_hi=value, **{"class": "macro"}))
+        return drops_table(pd.DataFrame(rows)).iloc[0]
+
+    one, three, twenty = table(1), table(3), table(20)
+    assert one.n_runs == 1 and np.isnan(one.drop_lo) and np.isnan(one.drop_hi)
+    assert three.drop_lo < three.drop_mean < three.drop_hi
+    assert twenty.drop_lo < -0.06 < twenty.drop_hi  # covers the planted drop
+    assert twenty.drop_hi - twenty.drop_lo < three.drop_hi - three.drop_lo

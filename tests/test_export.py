@@ -591,6 +591,7 @@ def test_robustness_drop_table_gives_each_runs_drop_and_a_t_interval_across_runs
     import numpy as np
     from scipy import stats
 
+    from training.evaluation.aggregate import drops_table
     from training.export.pages import robustness_drop_table
 
     rows = []
@@ -602,7 +603,7 @@ def test_robustness_drop_table_gives_each_runs_drop_and_a_t_interval_across_runs
                              metric="pr_auc", value=v, boot_lo=v, boot_hi=v, **{"class": "macro"}))
         rows.append(dict(arch="resnet34", train_variant=variant, fold=fold, test_variant="test_all",
                          metric="recall", value=0.0, boot_lo=0.0, boot_hi=0.0, **{"class": "macro"}))
-    html = robustness_drop_table(pd.DataFrame(rows), ["resnet34"])
+    html = robustness_drop_table(drops_table(pd.DataFrame(rows)), ["resnet34"])
     values = np.array([-0.07, -0.05, -0.07])
     half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
     none_row = html.split("<td>train_none</td>")[1].split("</tr>")[0]
@@ -612,4 +613,5 @@ def test_robustness_drop_table_gives_each_runs_drop_and_a_t_interval_across_runs
     all_row = html.split("<td>train_all</td>")[1].split("</tr>")[0]
     assert "-0.020" in all_row and "—" in all_row  # one run: no interval
     assert html.index("<td>train_none</td>") < html.index("<td>train_all</td>")  # the evaluation's order
-    assert "No metrics" in robustness_drop_table(None, ["resnet34"])
+    assert "No drops" in robustness_drop_table(None, ["resnet34"])
+    assert "No drop to show" in robustness_drop_table(drops_table(pd.DataFrame(rows)), ["resnet34"], "test_80")

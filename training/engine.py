@@ -560,7 +560,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             train_loss = tracker.mean()  # raises if any loss of the epoch was not finite
             train_seconds = time.time() - t0
             check_epoch(run_dir, epoch, n_images, expected_images(
-                len(train_sampler), batch_size, drops_last_batch(len(train_ds), batch_size, dist)), train_loss)
+                len(train_sampler), batch_size, drops_last_batch(len(train_ds), batch_size, dist)))
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
 
@@ -632,13 +632,12 @@ def expected_images(sampler_length: int, batch_size: int, drop_last: bool) -> in
     return sampler_length // batch_size * batch_size if drop_last else sampler_length
 
 
-def check_epoch(run_dir, epoch: int, n_images: int, expected: int, train_loss: float) -> None:
-    """Refuse an epoch that silently lost data (a loader that stopped early) or diverged."""
+def check_epoch(run_dir, epoch: int, n_images: int, expected: int) -> None:
+    """Refuse an epoch that silently lost data (a loader that stopped early). A diverged epoch is
+    refused earlier, by :class:`LossTracker` (its mean raises on a non-finite loss)."""
     if n_images != expected:
         raise RunFailed(f"{run_dir}: epoch {epoch + 1} trained on {n_images} of {expected} images "
                         "(the data loader stopped early)")
-    if not math.isfinite(train_loss):
-        raise RunFailed(f"{run_dir}: epoch {epoch + 1} ended with training loss {train_loss}")
 
 
 def _truncate_log(path: Path, epochs_done: int) -> None:

@@ -56,3 +56,33 @@ def summarise(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     summary["delta_vs_test_none"] = summary["mean"] - summary["_ref_test"]
     summary["delta_vs_train_none"] = summary["mean"] - summary["_ref_train"]
     return summary[SUMMARY_COLUMNS].reset_index(drop=True)
+
+
+DROP_COLUMNS = ["arch", "train_variant", "test_variant", "n_runs", "folds", "test_none_mean", "variant_mean",
+                "drop_mean", "drop_lo", "drop_hi", "drop_runs"]
+
+
+def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """drops: the paper's robustness measure per training condition and test variant, over runs.
+
+    Each run's drop is its own macro PR-AUC on the test variant minus on ``test_none`` (negative:
+    artefacts cost PR-AUC); the row gives their mean with a t-interval across runs (none with one
+    run) and the per-run drops in fold order (``drop_runs``). ``metrics_summary``'s
+    ``delta_vs_test_none`` is the same mean without the interval. Rows keep the order of ``metrics``
+    (the evaluation's order of conditions)."""
+    macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")].dropna(subset=["value"])
+    clean = macro[macro["test_variant"] == "test_none"].set_index(["arch", "train_variant", "fold"])["value"]
+    rows = []
+    for (arch, condition, test), group in macro[macro["test_variant"] != "test_none"].groupby(
+            ["arch", "train_variant", "test_variant"], sort=False):
+        group = group[[(arch, condition, f) in clean.index for f in group["fold"]]].sort_values("fold")
+        if group.empty:
+            continue
+        reference = np.array([clean[(arch, condition, f)] for f in group["fold"]], dtype=float)
+        drops = group["value"].to_numpy(dtype=float) - reference
+        mean, lo, hi = t_interval(drops, level)
+        rows.append({"arch": arch, "train_variant": condition, "test_variant": test, "n_runs": len(drops),
+                     "folds": ";".join(str(int(f)) for f in group["fold"]), "test_none_mean": float(reference.mean()),
+                     "variant_mean": float(group["value"].mean()), "drop_mean": mean, "drop_lo": lo, "drop_hi": hi,
+                     "drop_runs": ";".join(f"{d:.6g}" for d in drops)})
+    return pd.DataFrame(rows, columns=DROP_COLUMNS)

@@ -43,6 +43,9 @@ DEFINITIONS = {
     "effects_summary": "Effects across training runs (each fold is one run): mean with a t-interval across "
                        "runs when there are >= 2, else the single run's image-bootstrap interval (see "
                        "'interval'); per-run values in *_runs.",
+    "drops": "The paper's robustness measure per training condition and test variant: each run's macro PR-AUC "
+             "on the test variant minus on test_none (negative: artefacts cost PR-AUC); mean with a t-interval "
+             "across runs when there are >= 2 (none with one run), per-run drops in drop_runs (fold order).",
     "remedy": "The remedy experiment (artefacts as a training augmentation): each run of an augmented condition "
               "X+aug (class-independent artefacts inserted on the fly into a share of the training images) "
               "against the plain X run of the same arch and fold, on the same images and reference class as "
@@ -122,6 +125,7 @@ def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B,
     results = {
         "metrics": per_fold,
         "metrics_summary": summary,
+        "drops": aggregate.drops_table(per_fold),
         "curves": curves.curves_table(summary),
         "mcnemar": significance.mcnemar_table(tables),
         "bias": bias.bias_table(per_fold),

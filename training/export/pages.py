@@ -428,38 +428,28 @@ legend entry to highlight one architecture (shift-click for several, double-clic
 {remedy or ""}"""
 
 
-def robustness_drop_table(metrics: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
-    """Macro PR-AUC on ``test_none`` and on ``test_variant`` and the drop between them, per training
-    condition: the paper's robustness measure, over runs (one run is one fold) with a t-interval
-    across them, so a reader sees run-to-run spread beside the effect."""
-    from training.evaluation.aggregate import t_interval
-    from training.evaluation.predictions import TRAIN_VARIANTS
-
+def robustness_drop_table(drops: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
+    """The evaluation's ``drops`` rows on one test variant: macro PR-AUC on ``test_none`` and on
+    ``test_variant`` and the drop between them, per training condition (the paper's robustness
+    measure), with its t-interval across runs, so a reader sees run-to-run spread beside the effect."""
     title = "\n## Macro PR-AUC drop per training condition"
-    if metrics is None or metrics.empty:
+    if drops is None or drops.empty:
         return f"{title}\n\n" + not_available(
-            "No metrics", "The results folder has no per-run metrics (`metrics.csv`).")
-    macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")
-                    & metrics["test_variant"].isin(["test_none", test_variant])]
-    wide = macro.pivot_table(index=["arch", "train_variant", "fold"], columns="test_variant", values="value")
-    if test_variant not in wide or "test_none" not in wide:
-        return f"{title}\n\n" + not_available(
-            "No drop to show", f"No run was evaluated on both `test_none` and `{test_variant}`.")
-    wide = wide.dropna(subset=["test_none", test_variant])
-    order = {v: k for k, v in enumerate(TRAIN_VARIANTS)}
+            "No drops", "The results folder has no `drops.csv`: re-run `ham-artefacts evaluate`.")
+    rows = drops[drops["test_variant"] == test_variant]
     body = []
     for arch in archs:
-        conditions = sorted({t for a, t, _ in wide.index if a == arch}, key=lambda v: (order.get(v, len(order)), v))
-        for condition in conditions:
-            runs = wide.loc[(arch, condition)]
-            drops = (runs[test_variant] - runs["test_none"]).to_numpy(dtype=float)
-            mean, lo, hi = t_interval(drops)
-            interval = "—" if pd.isna(lo) else f"[{fmt(lo, 3, sign=True)}, {fmt(hi, 3, sign=True)}]"
+        for row in rows[rows["arch"] == arch].itertuples(index=False):  # the evaluation's order of conditions
+            interval = "—" if pd.isna(row.drop_lo) else f"[{fmt(row.drop_lo, 3, sign=True)}, {fmt(row.drop_hi, 3, sign=True)}]"
+            per_run = ", ".join(fmt(float(d), 3, sign=True) for d in str(row.drop_runs).split(";") if d)
             body.append(
-                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(condition)}</td><td>{fmt_int(len(drops))}</td>"
-                f"<td>{fmt(runs['test_none'].mean())}</td><td>{fmt(runs[test_variant].mean())}</td>"
-                f"<td>{fmt(mean, 3, sign=True)}<br><span class=\"ham-ci\">{interval}</span></td>"
-                f"<td>{esc(', '.join(fmt(d, 3, sign=True) for d in drops))}</td></tr>")
+                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(row.train_variant)}</td><td>{fmt_int(row.n_runs)}</td>"
+                f"<td>{fmt(row.test_none_mean)}</td><td>{fmt(row.variant_mean)}</td>"
+                f"<td>{fmt(row.drop_mean, 3, sign=True)}<br><span class=\"ham-ci\">{interval}</span></td>"
+                f"<td>{esc(per_run)}</td></tr>")
+    if not body:
+        return f"{title}\n\n" + not_available(
+            "No drop to show", f"No run was evaluated on both `test_none` and `{test_variant}`.")
     head = "".join(f"<th>{h}</th>" for h in (
         "architecture", "training", "runs", "test_none (mean)", f"{esc(test_variant)} (mean)",
         "drop [95% CI across runs]", "drop per run"))

@@ -19,6 +19,9 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "metrics": ("arch", "train_variant", "fold", "test_variant", "metric", "class", "value", "boot_lo", "boot_hi"),
     "metrics_summary": ("arch", "train_variant", "test_variant", "metric", "class", "mean", "ci_lo", "ci_hi",
                         "n_folds", "delta_vs_test_none", "delta_vs_train_none"),
+    # The PR-AUC drop per training condition (training/evaluation/aggregate.py); absent in older results folders.
+    "drops": ("arch", "train_variant", "test_variant", "n_runs", "folds", "test_none_mean", "variant_mean",
+              "drop_mean", "drop_lo", "drop_hi", "drop_runs"),
     "curves": ("arch", "train_variant", "pct_artefact", "class", "mean", "ci_lo", "ci_hi"),
     "mcnemar": ("arch", "train_variant", "fold", "test_variant", "n00", "n01", "n10", "n11", "statistic",
                 "p_value", "p_exact", "p_holm", "significant", "family"),
@@ -53,7 +56,7 @@ REQUIRED = ("metrics_summary", "curves", "mcnemar", "bias", "bias_shift")
 _STRING_COLUMNS = ("arch", "train_variant", "test_variant", "metric", "class", "biased_class", "kind", "image_id",
                    "dx", "family", "clean_png", "artefact_png", "control", "reference_class", "reference_from",
                    "interval", "rule", "status", "folds", "shift_runs", "did_runs", "p_mcnemar_ref_runs",
-                   "plain_variant", "remedy_runs")
+                   "plain_variant", "remedy_runs", "drop_runs")
 
 
 @dataclass

@@ -218,7 +218,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             "index.md": pages.overview_page(results, manifest, blocks.get("overview"), synthetic=is_synthetic),
             "robustness.md": pages.robustness_page(blocks.get("robustness"), blocks.get("flips"),
                                                    results.train_variants(), remedy,
-                                                   pages.robustness_drop_table(results.tables.get("metrics"), archs)),
+                                                   pages.robustness_drop_table(results.tables.get("drops"), archs)),
             "bias.md": pages.bias_page(blocks.get("bias_heatmap"), blocks.get("bias_shift"),
                                        results.train_variants(),
                                        pages.within_model_table(results.tables.get("effects_summary"), archs),
