@@ -10,9 +10,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="metrics with CIs, McNemar tests, bias and flips from a runs folder",
         description="Read the prediction tables of a runs folder (<runs>/<arch>/<train_variant>/fold<k>/"
-                    "predictions/<test_variant>.csv) and write metrics, metrics_summary, curves, mcnemar, "
-                    "bias, bias_shift, flips, effects, effects_summary and controls (CSV + JSON) and results.json "
-                    "to --out.")
+                    "predictions/<test_variant>.csv) and write metrics, metrics_summary, drops, curves, mcnemar, "
+                    "bias, bias_shift, flips, effects, effects_summary, controls, remedy and remedy_summary "
+                    "(CSV + JSON) and results.json to --out.")
     p.add_argument("--runs", required=True, help="runs folder written by `ham-artefacts train`/`sweep`")
     p.add_argument("--out", required=True, help="results folder to write")
     p.add_argument("--bootstrap", type=_non_negative, default=2000, metavar="B",
