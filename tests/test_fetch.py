@@ -79,6 +79,20 @@ def test_fetch_writes_the_dataset_cards_of_the_files_it_holds(dataset, tmp_path)
     assert [(d["contentUrl"], d["sha256"]) for d in files] == [(chosen["name"], chosen["sha256"])]
 
 
+@pytest.mark.parametrize("name", ["manifest.json", "README.md", "croissant.json"])
+def test_a_folder_where_fetch_writes_its_own_file_is_refused_before_any_download(dataset, tmp_path, capsys, name):
+    root, _ = dataset
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    with serve(root) as server:
+        m = _manifest_copy(dataset, tmp_path, base_url=server.url)
+        assert cli_main(["fetch", "--manifest", str(m), "--out", str(out), "--no-progress"]) == 2
+        assert server.requests == []
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out / name) in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == [name]  # nothing fetched, nothing half-written
+
+
 def test_present_file_is_not_downloaded_again(dataset, tmp_path):
     root, manifest = dataset
     out = tmp_path / "out"

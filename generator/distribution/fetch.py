@@ -515,6 +515,13 @@ def fetch(
         raise UserError(f"{out_path}: --out exists and is not a folder")
     out_path.mkdir(parents=True, exist_ok=True)
     out_path = out_path.resolve()
+    from .cards import CARD_NAME, CROISSANT_NAME
+
+    # Checked before any download: a folder where fetch writes its own files would otherwise fail
+    # only after every transfer had finished.
+    for name in (MANIFEST_NAME, CARD_NAME, CROISSANT_NAME):
+        if (out_path / name).is_dir():
+            raise UserError(f"{out_path / name}: is a folder where fetch writes its {name}; move it away")
 
     with folder_lock(out_path, "fetch", wait=lock_wait):
         bar_factory = _bar_factory(progress, workers)
