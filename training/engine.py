@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -319,6 +320,7 @@ def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist 
     Call ``sampler.set_epoch(epoch)`` before iterating each epoch."""
     dist = dist or Dist()
     shuffle = None
+    base: Sampler
     if dist.enabled:
         from torch.utils.data.distributed import DistributedSampler
 
@@ -500,7 +502,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     model, channels_last = channels_last_model(model, config.arch, device)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer)
-    state = {"epoch": 0, "best_metric": -math.inf, "best_epoch": -1, "epochs_without_improvement": 0}
+    state: dict[str, Any] = {"epoch": 0, "best_metric": -math.inf, "best_epoch": -1, "epochs_without_improvement": 0}
     if last_file.is_file():
         state = resume_from(last_file, model, optimizer, scheduler, device)
         if dist.is_main:
@@ -512,6 +514,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
 
     batch_size = config.batch_size
     train_loader_, train_sampler = train_loader(train_ds, config, device, dist)
+    val_sampler: Sampler
     if dist.enabled:
         from torch.utils.data.distributed import DistributedSampler
 

@@ -90,7 +90,7 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     Under DDP each rank predicts a shard and rank 0 writes the merged tables (sampler padding removed).
     """
     import torch
-    from torch.utils.data import SequentialSampler
+    from torch.utils.data import Sampler, SequentialSampler
 
     from .distributed import Dist, gather_predictions
     from .inference import channels_last_model, make_loader, predict_loader
@@ -115,12 +115,13 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
         reader = dataset.reader
         keys = [(image_id, json.dumps(record, sort_keys=True) if record is not None else "")
                 for image_id, record in zip(reader.image_ids, reader.records(), strict=True)]
-        first_rows = {}
+        first_rows: dict[tuple[str, str], int] = {}
         for i, key in enumerate(keys):
             if key not in cache:
                 first_rows.setdefault(key, i)
         dataset.indices = np.array(sorted(first_rows.values()), dtype=np.int64)
         if len(dataset):
+            sampler: Sampler
             if dist.enabled:
                 from torch.utils.data.distributed import DistributedSampler
 

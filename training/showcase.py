@@ -26,11 +26,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from generator.atomic import write_json_atomic
 from generator.errors import UserError
 
-SETTINGS = {
+
+class Settings(TypedDict):
+    scale: float
+    test_scale: float
+    size: str
+    difficulty: str
+    seed: int
+    profile: str
+    gradcam_n: int
+
+
+SETTINGS: Settings = {
     "scale": 0.15,  # ~1,500 training images: 5-fold CV trains on ~1,200
     "test_scale": 0.3,  # ~450 test images, ~150 of them not nv: enough for the controls' McNemar tests
     "size": "128x96",
@@ -61,12 +73,15 @@ def build_data(work: Path, progress: bool = True, variants=None) -> Path:
     from generator.variants.build import generate
 
     source, data = work / "source", work / "data"
+    size = parse_size(SETTINGS["size"])
+    if size is None:  # a constant above, never empty
+        raise ValueError(f"showcase SETTINGS: bad size {SETTINGS['size']!r}")
     synthesize_ham10000(
         source,
         scale=SETTINGS["scale"],
         test_scale=SETTINGS["test_scale"],
         seed=SETTINGS["seed"],
-        size=parse_size(SETTINGS["size"]),
+        size=size,
         difficulty=SETTINGS["difficulty"],
         workers=os.cpu_count() or 1,
         progress=progress,

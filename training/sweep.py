@@ -158,7 +158,8 @@ def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=
     if not data_dir.is_dir():
         raise UserError(f"--data: {data_dir} is not a folder")
     runs_dir = Path(runs_dir).resolve()
-    lines, seen = [], {}
+    lines: list[dict] = []
+    seen: dict[Path, int] = {}
     for arch, variant, fold, job_overrides in profile_grid(profile, archs, train_variants, folds):
         # command-line overrides last: they apply to every job, the grid's only to its own
         values = {**profile_config(profile, arch), **job_overrides, **(overrides or {}),

@@ -109,7 +109,7 @@ def jitter_colours(pixels: np.ndarray, params: dict) -> np.ndarray:
             # which moves saturated colours by up to 10 levels
             hsv = cv2.cvtColor(pixels.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2HSV)
             hue = hsv[..., 0]
-            hue += np.float32(params["hue_factor"] * 360.0)
+            np.add(hue, np.float32(params["hue_factor"] * 360.0), out=hue)
             np.mod(hue, np.float32(360.0), out=hue)
             pixels = cv2.convertScaleAbs(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), alpha=255.0)
     return pixels

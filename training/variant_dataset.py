@@ -107,7 +107,7 @@ class HDF5VariantDataset(Dataset):
             from PIL import Image
 
             with Image.fromarray(mask) as m:
-                mask = np.array(m.resize((shape[1], shape[0]), Image.NEAREST))
+                mask = np.array(m.resize((shape[1], shape[0]), Image.Resampling.NEAREST))
         return torch.from_numpy(np.ascontiguousarray(mask))
 
     def __getitem__(self, i: int) -> dict:
@@ -121,7 +121,8 @@ class HDF5VariantDataset(Dataset):
     def _item(self, i: int) -> dict:
         row = int(self.indices[i])
         image = self._decode_image(self.reader.image_buffer(row))
-        mask = self._lesion_mask(row, tuple(image.shape[-2:])) if self.with_masks else None
+        height, width = image.shape[-2:]
+        mask = self._lesion_mask(row, (int(height), int(width))) if self.with_masks else None
         if self.transform is not None:
             image, mask, box = self.transform(image, mask)
         else:

@@ -71,14 +71,17 @@ def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     ``delta_vs_test_none`` is the same mean without the interval. Rows keep the order of ``metrics``
     (the evaluation's order of conditions)."""
     macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")].dropna(subset=["value"])
-    clean = macro[macro["test_variant"] == "test_none"].set_index(["arch", "train_variant", "fold"])["value"]
+    clean = {(str(a), str(t), int(f)): float(v) for a, t, f, v in
+             macro.loc[macro["test_variant"] == "test_none", ["arch", "train_variant", "fold", "value"]].itertuples(index=False)}
     rows = []
     for (arch, condition, test), group in macro[macro["test_variant"] != "test_none"].groupby(
             ["arch", "train_variant", "test_variant"], sort=False):
-        group = group[[(arch, condition, f) in clean.index for f in group["fold"]]].sort_values("fold")
-        if group.empty:
+        keys = [(str(arch), str(condition), int(f)) for f in group["fold"]]
+        held = [key in clean for key in keys]
+        if not any(held):
             continue
-        reference = np.array([clean[(arch, condition, f)] for f in group["fold"]], dtype=float)
+        group = group[held]
+        reference = np.array([clean[key] for key, kept in zip(keys, held, strict=True) if kept], dtype=np.float64)
         drops = group["value"].to_numpy(dtype=float) - reference
         mean, lo, hi = t_interval(drops, level)
         rows.append({"arch": arch, "train_variant": condition, "test_variant": test, "n_runs": len(drops),

@@ -270,10 +270,10 @@ def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, 
     bar.close()
     index = pd.DataFrame(records, columns=INDEX_COLUMNS)
     summary = []
-    for (arch, train), group in index.groupby(["arch", "train_variant"], sort=False):
+    for (arch_name, train_name), group in index.groupby(["arch", "train_variant"], sort=False):
         values = group["attention_artefact"].dropna().to_numpy()
         mean, lo, hi = t_interval(values)
-        summary.append({"arch": arch, "train_variant": train, "n": len(values), "attention_mean": mean,
+        summary.append({"arch": arch_name, "train_variant": train_name, "n": len(values), "attention_mean": mean,
                         "attention_ci_lo": lo, "attention_ci_hi": hi})
     write_table(index, gradcam_dir, "index")
     write_table(pd.DataFrame(summary, columns=ATTENTION_COLUMNS), gradcam_dir, "attention")

@@ -71,7 +71,7 @@ def _text(entry: dict) -> str:
     return ". ".join(p for p in parts if p) + "."
 
 
-def citation_box(path: str | Path) -> tuple[str, str]:
+def citation_box(path: str | Path) -> tuple[str, list[str]]:
     """Return (BibTeX of the project + preferred citation + references, plain-text citations)."""
     cff = load_cff(path)
     entries, texts = [_bibtex(cff, "software")], [f"{_text(cff)} Version {cff.get('version', '')}."]
