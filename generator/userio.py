@@ -3,6 +3,8 @@
 * :func:`parse_json` / :func:`read_json`: any malformed document (bad syntax, bad UTF-8, nesting deep
   enough to exhaust the recursion limit, integers past Python's digit limit) becomes one
   :class:`~generator.errors.UserError` naming the file.
+* :func:`refuse_non_folder`: an output path that exists as a file is one UserError naming the
+  option, checked before any work (not after minutes of it).
 * :func:`printable`: text from a manifest or a server (descriptions, licences, file names, URLs) with
   control characters escaped, so a hostile manifest cannot drive the terminal, and shortened, so a
   10,000-character name does not flood it.
@@ -44,6 +46,12 @@ def read_json(path: str | os.PathLike, where: str | None = None):
     except OSError as exc:
         raise UserError(f"{where}: cannot read ({exc.strerror or exc})") from None
     return parse_json(data, where)
+
+
+def refuse_non_folder(path: str | os.PathLike, flag: str = "--out") -> None:
+    """UserError when ``path`` exists and is not a folder (where a command will write its output)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag}: {printable(os.fspath(path))} exists and is not a folder")
 
 
 def printable(text, limit: int | None = ECHO_LIMIT) -> str:

@@ -306,6 +306,18 @@ def test_bad_prediction_table_is_a_one_line_user_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    from generator.cli import main
+
+    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none",),
+                     test_variants=("test_none",), n_images=14)
+    (tmp_path / "out").write_text("not a folder")
+    assert main(["evaluate", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmp_path / "out") in err[0] and "not a folder" in err[0]
+    assert (tmp_path / "out").read_text() == "not a folder"
+
+
 def test_percentile_interval_ignores_undefined_resamples():
     from training.evaluation.bootstrap import percentile_interval
 

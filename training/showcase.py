@@ -295,9 +295,10 @@ def register(sub) -> None:
 def _run(args) -> int:
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
         raise UserError(f"--device: {args.device!r} is not auto, cpu or cuda")
-    for flag, folder in (("--work", args.work), ("--out", args.out)):
-        if Path(folder).exists() and not Path(folder).is_dir():
-            raise UserError(f"{flag}: {folder} exists and is not a folder")
+    from generator.userio import refuse_non_folder
+
+    refuse_non_folder(args.work, "--work")
+    refuse_non_folder(args.out)
     provenance = run_showcase(args.work, args.out, args.device, progress=not args.quiet)
     print(
         f"showcase: {provenance['n_runs']} runs in {provenance['timings']['total_s']:.0f} s -> {args.out}",

@@ -40,7 +40,7 @@ from .. import __version__
 from ..atomic import write_json_atomic
 from ..errors import UserError
 from ..lock import DEFAULT_WAIT_S, folder_lock
-from ..userio import parse_json, printable
+from ..userio import parse_json, printable, refuse_non_folder
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_PREFIX = "ham-artefacts-manifest/"
@@ -511,8 +511,7 @@ def fetch(
     source = _Source.parse(base)
 
     out_path = Path(out).expanduser()
-    if out_path.exists() and not out_path.is_dir():
-        raise UserError(f"{out_path}: --out exists and is not a folder")
+    refuse_non_folder(out_path)
     out_path.mkdir(parents=True, exist_ok=True)
     out_path = out_path.resolve()
     from .cards import CARD_NAME, CROISSANT_NAME

@@ -39,6 +39,7 @@ from .. import CLASSES, __version__
 from ..errors import UserError
 from ..seeding import derive_seed
 from ..sizes import parse_size
+from ..userio import refuse_non_folder
 from .ham10000 import (
     EXPECTED_COUNTS,
     MASK_DIR,
@@ -631,9 +632,8 @@ def synthesize_ham10000(
 
     out = Path(out)
     marker = _marker_text(scale, seed, size, test_format, difficulty, test_scale)
+    refuse_non_folder(out)
     if out.exists():
-        if not out.is_dir():
-            raise UserError(f"{out}: exists and is not a folder")
         if (out / SYNTHETIC_MARKER).is_file() and (out / SYNTHETIC_MARKER).read_text() == marker:
             if progress:
                 print(f"{out}: synthetic HAM10000 with these parameters already present; kept", file=sys.stderr)

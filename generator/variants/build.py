@@ -42,6 +42,7 @@ from ..licences import (
     SYNTHETIC_WITH_REAL_TEMPLATES_LICENCE,
     VARIANT_FILE_LICENCE,
 )
+from ..userio import refuse_non_folder
 from . import VariantSpec, resolve_variants
 from .manifest import FORMAT as MANIFEST_FORMAT
 from .manifest import MANIFEST_NAME, check_entry, content_digest_of_rows, load_manifest, row_digest
@@ -279,8 +280,7 @@ def _write_one_variant(task) -> dict:
 
 def _prepare_output(out: Path) -> bool:
     """Create ``out`` if needed and check it is writable; returns whether it was created."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: output exists and is not a folder")
+    refuse_non_folder(out)
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -71,21 +71,16 @@ def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     ``delta_vs_test_none`` is the same mean without the interval. Rows keep the order of ``metrics``
     (the evaluation's order of conditions)."""
     macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")].dropna(subset=["value"])
-    clean = {(str(a), str(t), int(f)): float(v) for a, t, f, v in
-             macro.loc[macro["test_variant"] == "test_none", ["arch", "train_variant", "fold", "value"]].itertuples(index=False)}
+    run = ["arch", "train_variant", "fold"]
+    clean = macro.loc[macro["test_variant"] == "test_none", [*run, "value"]].rename(columns={"value": "clean"})
+    # an inner merge keeps the left order: runs without a test_none value drop out
+    paired = macro[macro["test_variant"] != "test_none"].merge(clean, on=run)
     rows = []
-    for (arch, condition, test), group in macro[macro["test_variant"] != "test_none"].groupby(
-            ["arch", "train_variant", "test_variant"], sort=False):
-        keys = [(str(arch), str(condition), int(f)) for f in group["fold"]]
-        held = [key in clean for key in keys]
-        if not any(held):
-            continue
-        group = group[held]
-        reference = np.array([clean[key] for key, kept in zip(keys, held, strict=True) if kept], dtype=np.float64)
-        drops = group["value"].to_numpy(dtype=float) - reference
+    for (arch, condition, test), group in paired.groupby(["arch", "train_variant", "test_variant"], sort=False):
+        drops = (group["value"] - group["clean"]).to_numpy(dtype=float)
         mean, lo, hi = t_interval(drops, level)
         rows.append({"arch": arch, "train_variant": condition, "test_variant": test, "n_runs": len(drops),
-                     "folds": ";".join(str(int(f)) for f in group["fold"]), "test_none_mean": float(reference.mean()),
+                     "folds": ";".join(str(int(f)) for f in group["fold"]), "test_none_mean": float(group["clean"].mean()),
                      "variant_mean": float(group["value"].mean()), "drop_mean": mean, "drop_lo": lo, "drop_hi": hi,
                      "drop_runs": ";".join(f"{d:.6g}" for d in drops)})
     return pd.DataFrame(rows, columns=DROP_COLUMNS)

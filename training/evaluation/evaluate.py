@@ -10,6 +10,7 @@ import pandas as pd
 from generator import CLASSES, __version__
 from generator.atomic import write_json_atomic
 from generator.seeding import derive_seed
+from generator.userio import refuse_non_folder
 
 from . import aggregate, bias, curves, effects, flips, metrics, significance
 from .bootstrap import DEFAULT_B, bootstrap_metrics
@@ -119,6 +120,7 @@ def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B,
     """Compute and write every evaluation table; returns the results.json content."""
     started = time.perf_counter()
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    refuse_non_folder(out_dir)  # before minutes of bootstrap, not after
     tables = load_runs(runs_dir, progress=progress)
     per_fold = metrics_table(tables, n_boot=n_boot, seed=seed, progress=progress, workers=workers)
     summary = aggregate.summarise(per_fold)
