@@ -379,6 +379,31 @@ def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ignored}
 
 
+def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | None:
+    """DONE's summary when ``run_dir`` holds a finished run of ``config``, None when it holds no finished
+    run; UserError when the finished run had another configuration (its config.json differs in a field
+    of the experiment), so that a resumed sweep or showcase whose profile changed never mixes old runs
+    into new results."""
+    from generator.userio import read_json
+
+    run_dir = Path(run_dir)
+    done_file = run_dir / "DONE"
+    if not done_file.is_file():
+        return None
+    config_file = run_dir / "config.json"
+    if config_file.is_file():
+        recorded = read_json(config_file)
+        wanted = json.loads(json.dumps(_comparable(asdict(config))))  # as config.json stores it
+        changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
+        if changed:
+            raise UserError(f"{run_dir}: holds a finished run with another configuration ({', '.join(changed)}; "
+                            "remove it or use another --out)")
+    summary = read_json(done_file)
+    if not isinstance(summary, dict):
+        raise UserError(f"{done_file}: not a run summary (remove the run folder to train it again)")
+    return summary
+
+
 class StopRequest:
     """SIGTERM / SIGINT ask the loop to stop at the next epoch boundary (checkpoint first) instead of
     killing it mid-epoch: a cluster's SIGTERM before the kill then loses no finished epoch although
@@ -444,8 +469,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     config.validate()
     run_dir = Path(run_dir)
     done_file = run_dir / "DONE"
-    if done_file.is_file():
-        return json.loads(done_file.read_text())
+    summary = finished_summary(config, run_dir)
+    if summary is not None:
+        return summary
     dist = init_distributed(config.device)
     if config.threads:
         torch.set_num_threads(int(config.threads))

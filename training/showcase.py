@@ -129,8 +129,16 @@ def run_showcase(
     # unfinished run planned differently before is refused by the engine as "another configuration"
     plan_jobs(data, runs, device)
     t0 = time.perf_counter()
-    run_all(jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True))
+    finished = run_all(
+        jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True)
+    )
     timings["train_s"] = round(time.perf_counter() - t0, 1)
+    # A resumed showcase times only what it trained; every run's own recorded seconds give the whole
+    # study's training time, whichever invocation (or machine) ran it.
+    timings["runs_s"] = round(
+        sum(s.get("train_seconds", 0.0) + s.get("predict_seconds", 0.0) for _, s in finished), 1
+    )
+    timings["reused_runs"] = sum(1 for _, s in finished if s.get("skipped"))
 
     _stage(f"[4/5] evaluate and Grad-CAM -> {out / 'results'}")
     t0 = time.perf_counter()
