@@ -112,6 +112,44 @@ def test_resume_after_interruption_gives_the_same_final_weights(data_dir, tmp_pa
         train(_config(data_dir, lr=0.1), tmp_path / "resumed", progress=False)
 
 
+def test_a_finished_run_is_reused_only_under_its_own_configuration(data_dir, tmp_path, monkeypatch):
+    """A finished run (DONE) is returned as it is by train and skipped by sweep run, whatever the machine
+    settings; under another experiment configuration both refuse it instead of mixing it into new results
+    (a resumed showcase whose profile changed)."""
+    from generator.errors import UserError
+    from training.engine import train
+    from training.models import MODELS
+    from training.sweep import run_all
+
+    monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
+    run = tmp_path / "run"
+    train(_config(data_dir, epochs=1), run, progress=False)
+    summary = {"epochs_run": 1, "best_val_macro_pr_auc": 0.5, "train_seconds": 1.0, "predict_seconds": 0.5}
+    (run / "DONE").write_text(json.dumps(summary))  # predict=False never writes it: stand in for the 13 tables
+    log = (run / "log.jsonl").read_text()
+
+    assert train(_config(data_dir, epochs=1), run, progress=False) == summary
+    assert train(_config(data_dir, epochs=1, threads=1, device="cpu", workers=1), run, progress=False) == summary
+    assert (run / "log.jsonl").read_text() == log  # nothing trained again
+
+    for change, field_name in (({"lr": 0.1}, "lr"), ({"epochs": 2}, "epochs"), ({"augment": "dihedral"}, "augment")):
+        with pytest.raises(UserError, match=rf"{run}: holds a finished run with another configuration \({field_name};"):
+            train(_config(data_dir, **{"epochs": 1, **change}), run, progress=False)
+        job = {"arch": "small_cnn", "train_variant": "train_none", "fold": 0, "run_dir": str(run),
+               "config": {**json.loads(json.dumps(vars(_config(data_dir, epochs=1)))), **change}}
+        jobs_file = tmp_path / "jobs.jsonl"
+        jobs_file.write_text(json.dumps(job) + "\n")
+        with pytest.raises(UserError, match="finished run with another configuration"):
+            run_all(jobs_file, progress=False)
+    job["config"] = json.loads(json.dumps(vars(_config(data_dir, epochs=1))))
+    jobs_file.write_text(json.dumps(job) + "\n")
+    assert run_all(jobs_file, progress=False) == [(job, summary | {"skipped": True})]
+
+    (run / "DONE").write_text("[]")
+    with pytest.raises(UserError, match="DONE: not a run summary"):
+        train(_config(data_dir, epochs=1), run, progress=False)
+
+
 def test_a_run_writes_the_contract_files_and_learns(data_dir, tmp_path):
     """The CLI `train` on the synthetic data: config, folds, log, checkpoints, 13 prediction tables, DONE;
     the colour-coded lesions are learnable, so the validation PR-AUC beats the class prior."""
