@@ -12,7 +12,8 @@ Profiles hold the training settings:
   ResNet-34 x (train_none, train_nv) x 3 runs, x (train_all, train_mel) x 1 and x (train_none+aug,
   train_nv+aug) x 2 (the remedy: on-the-fly artefacts, p = 0.5), Faster and Mask R-CNN
   x (train_none, train_nv) x 1; a run is a cross-validation fold (its own split and seed). Sized for
-  at most 2 hours on 2 CPU cores (ResNet-34 trains 24 epochs; 103 min measured); ``--device cuda``
+  at most 2 hours on 2 CPU cores (ResNet-34 trains 24 epochs, the detectors 9 epochs of 600 images;
+  about 114 min); ``--device cuda``
   runs the same jobs in minutes.
 * ``tiny``: the demo / CI profile: 64 px; the classifier trains 12 epochs on its whole fold with
   the dihedral augmentation, the detectors 4 epochs on a seeded subsample of 48 images with smaller
@@ -70,7 +71,7 @@ PROFILES: dict[str, dict] = {
             # The remedy experiment (issue 14): class-independent on-the-fly artefacts (built-in
             # templates) on half of the training images. 2 runs each, not 3 like their plain
             # counterparts: an augmented 24-epoch run takes ~8 min on 2 cores and the whole showcase
-            # measured 103 min, so 2 more would bring it to the edge of its 2-hour budget. Their DiD
+            # measured 103 min (114 with the detectors' later budget), so 2 more would not fit. Their DiD
             # pairs them with train_none of the same folds (0, 1).
             ("resnet34", "train_none", (0, 1), AUGMENTED), ("resnet34", "train_nv", (0, 1), AUGMENTED),
             ("fasterrcnn_resnet34", "train_none", (0,)), ("fasterrcnn_resnet34", "train_nv", (0,)),
