@@ -28,12 +28,22 @@ KATSCH_2022_CITATION = (
 )
 """The paper whose experiment this project reproduces (and whose artefact templates it can use)."""
 
-HAM10000_ATTRIBUTION = (
-    "Images derived from the HAM10000 dataset (ViDIR Group, Medical University of Vienna; Harvard "
-    "Dataverse doi:10.7910/DVN/DBW86T) by Tschandl, Rosendahl & Kittler (2018), licensed "
-    f"{HAM10000_LICENCE} ({HAM10000_LICENCE_URL}). Changes: artefacts (bubbles, rulers, ink markings) "
-    "inserted, some images resized. Non-commercial use only; derived works under the same licence."
-)
+
+
+def ham10000_attribution(families=None) -> str:
+    """The attribution of images derived from HAM10000, naming the artefact ``families`` a build inserted
+    (default: the paper's three)."""
+    from .artefacts.kinds import DEFAULT_FAMILIES, FAMILY_NOUNS
+
+    nouns = ", ".join(FAMILY_NOUNS[f] for f in (families or DEFAULT_FAMILIES))
+    return (
+        "Images derived from the HAM10000 dataset (ViDIR Group, Medical University of Vienna; Harvard "
+        "Dataverse doi:10.7910/DVN/DBW86T) by Tschandl, Rosendahl & Kittler (2018), licensed "
+        f"{HAM10000_LICENCE} ({HAM10000_LICENCE_URL}). Changes: artefacts ({nouns}) "
+        "inserted, some images resized. Non-commercial use only; derived works under the same licence."
+    )
+
+
 TEMPLATES_ATTRIBUTION = (
     "Real artefact templates (when used) come from Katsch F, Rinner C, Tschandl P. Comparison of "
     "convolutional neural network architectures for robustness against common artefacts in "

@@ -286,6 +286,29 @@ def test_generate_writes_a_hugging_face_card_and_croissant(all_families):
     assert all(d["encodingFormat"] == "application/x-hdf5" and d["contentUrl"] == name for name, d in files.items())
 
 
+def test_attributions_name_the_families_a_build_inserted(all_families, tmp_path):
+    """The HAM10000 attribution's "Changes:" clause lists the families of the build (card and `info`),
+    the paper's three when the manifest names none; every family has a name for running text."""
+    from generator.artefacts.kinds import FAMILY_NOUNS
+    from generator.distribution.cards import datacard
+    from generator.distribution.info import info_from_manifest
+
+    assert set(FAMILY_NOUNS) == set(FAMILIES)
+    out, manifest = all_families
+    card = (out / "README.md").read_text()
+    images_line = next(line for line in card.splitlines() if line.startswith("- **Images**:"))
+    changes = images_line.split("Changes: artefacts (", 1)[1].split(")", 1)[0]
+    assert changes == ", ".join(FAMILY_NOUNS[f] for f in FAMILIES)
+    assert changes in info_from_manifest(manifest)["train_all"]["attribution"]
+
+    paper = {k: v for k, v in manifest.items() if k != "families"}
+    assert "artefacts (bubbles, rulers, ink markings) inserted" in datacard(paper)
+    assert "artefacts (bubbles, rulers, ink markings) inserted" in info_from_manifest(paper)["test_all"]["attribution"]
+    hair_only = {**paper, "families": ["hair"]}
+    assert "artefacts (hair) inserted" in datacard(hair_only)
+    assert "rulers" not in info_from_manifest(hair_only)["test_all"]["attribution"]
+
+
 def test_croissant_validates_with_mlcroissant_offline_and_a_broken_one_fails(all_families, tmp_path):
     mlc = pytest.importorskip("mlcroissant", reason="mlcroissant is a dev dependency")
     out, manifest = all_families

@@ -55,6 +55,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {}
 DEFAULT_FAMILIES = ("bubble", "ruler", "marking")
 """The paper's three families: what artefacted rows draw from unless ``generate --families`` says otherwise."""
 
+FAMILY_NOUNS = {
+    "bubble": "bubbles", "ruler": "rulers", "marking": "ink markings", "hair": "hair",
+    "dark_corner": "dark corners", "gel_border": "gel borders", "patches": "patches",
+}
+"""Family -> how attributions and cards name it in running text (a test checks that every family has one)."""
+
 
 def register_kind(spec: KindSpec) -> KindSpec:
     """Add ``spec`` to :data:`KINDS` and :data:`FAMILIES`; returns it so it can be used as a decorator value."""

@@ -153,11 +153,11 @@ def datacard(manifest: dict, linked: bool = False) -> str:
     from ..artefacts.kinds import FAMILIES, KINDS
     from ..licences import (
         CITATION,
-        HAM10000_ATTRIBUTION,
         HAM10000_CITATION,
         HAM10000_LICENCE,
         HAM10000_LICENCE_URL,
         TEMPLATES_ATTRIBUTION,
+        ham10000_attribution,
     )
     from ..variants import store
 
@@ -238,7 +238,7 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "",
         *([f"- **Images (this build)**: synthetic stand-ins, {manifest.get('licence', '')}. Builds from "
            "the real HAM10000 carry the licence below."] if manifest.get("synthetic") else []),
-        f"- **Images**: {HAM10000_ATTRIBUTION}",
+        f"- **Images**: {ham10000_attribution(families)}",
         f"  Licence: [{HAM10000_LICENCE}]({HAM10000_LICENCE_URL}).",
         f"- **Licence recorded in the manifest**: {manifest.get('licence', '')}",
         f"- **Artefact templates**: {TEMPLATES_ATTRIBUTION}",
