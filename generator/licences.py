@@ -29,7 +29,6 @@ KATSCH_2022_CITATION = (
 """The paper whose experiment this project reproduces (and whose artefact templates it can use)."""
 
 
-
 def ham10000_attribution(families=None) -> str:
     """The attribution of images derived from HAM10000, naming the artefact ``families`` a build inserted
     (default: the paper's three)."""
