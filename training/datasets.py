@@ -20,7 +20,7 @@ from pathlib import Path
 try:  # torch is optional for reading and viewing the data
     from torch.utils.data import Dataset as _DatasetBase
 except ImportError:  # pragma: no cover - exercised only without torch
-    _DatasetBase = object
+    _DatasetBase = object  # type: ignore[misc,assignment]  # a plain base class when torch is absent
 
 from generator.errors import UserError
 
@@ -59,7 +59,7 @@ class HAMArtefacts(_DatasetBase):
         from generator.variants.store import VariantReader
 
         self.reader = VariantReader(path)
-        self._info = None
+        self._info: dict | None = None
 
     # --- download -----------------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class HAMArtefacts(_DatasetBase):
         if self._info is None:
             from generator.distribution.info import bare_info, build_info
 
-            sources = [self.root] if (self.root / "manifest.json").is_file() else []
+            sources: list[str | os.PathLike | dict] = [self.root] if (self.root / "manifest.json").is_file() else []
             if self.manifest is not None:
                 sources.append(self.manifest)
             entry = None

@@ -191,9 +191,15 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     """Rows in the registries' order of training and test variants (then architecture and fold)."""
     order = {"train_variant": {v: i for i, v in enumerate(TRAIN_VARIANTS)},
              "test_variant": {v: i for i, v in enumerate(TEST_VARIANTS)}}
+
+    def rank(col: pd.Series) -> pd.Series:
+        if col.name not in order:
+            return col
+        ranks = order[str(col.name)]
+        return col.map(lambda v: ranks.get(v, len(ranks)))
+
     return table.sort_values(["arch", "train_variant", "fold", "test_variant"], kind="stable",
-                             key=lambda col: col.map(lambda v: order[col.name].get(v, len(order[col.name])))
-                             if col.name in order else col).reset_index(drop=True)
+                             key=rank).reset_index(drop=True)
 
 
 def _compare(tables, ind: dict[str, np.ndarray], other: tuple[str, str, int, str], reference: str, n_boot: int,
@@ -334,7 +340,7 @@ def controls_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], summar
     status is "pass", "fail" or "not available" (the variant was not trained or not tested);
     passed is True/False, or empty when not available.
     """
-    rows = []
+    rows: list[dict[str, object]] = []
     archs = sorted({key[0] for key in tables})
     rule_positive = (f"did_pp >= {ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
                      f"{ACCEPTANCE['positive_max_p']:g} in every run")
@@ -345,8 +351,8 @@ def controls_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], summar
                                               ("negative", NEGATIVE_CONTROL, rule_negative)):
             match = summary[(summary["arch"] == arch) & (summary["train_variant"] == train)
                             & (summary["test_variant"] == test)] if not summary.empty else summary
-            row = {"control": control, "arch": arch, "train_variant": train, "test_variant": test,
-                   "reference_class": DEFAULT_REFERENCE, "rule": rule}
+            row: dict[str, object] = {"control": control, "arch": arch, "train_variant": train,
+                                      "test_variant": test, "reference_class": DEFAULT_REFERENCE, "rule": rule}
             if match.empty:
                 rows.append({**row, "n_runs": 0, "status": "not available", "passed": None})
                 continue

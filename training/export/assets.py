@@ -25,8 +25,9 @@ def bundle_header() -> str:
     import altair as alt
     import vl_convert as vlc
 
+    version = vlc.__version__  # type: ignore[attr-defined]  # vl-convert's stub omits it
     return (f"/*! Vega {vlc.get_vega_version()}, Vega-Lite {vegalite_version()} (altair {alt.__version__}, "
-            f"schema {alt.SCHEMA_VERSION}), vega-embed: bundled offline by vl-convert {vlc.__version__}. "
+            f"schema {alt.SCHEMA_VERSION}), vega-embed: bundled offline by vl-convert {version}. "
             "Vega, Vega-Lite and vega-embed: BSD-3-Clause, (c) University of Washington Interactive Data Lab. */\n")
 
 
@@ -41,7 +42,9 @@ def write_vega_bundle(path: Path, reuse: Path | None = None) -> None:
                 return
     import vl_convert as vlc
 
-    write_text_atomic(path, header + vlc.javascript_bundle(vl_version=vegalite_version()))
+    # the stub makes `snippet` required; at run time it defaults to the one that sets window.vegaEmbed
+    bundle = vlc.javascript_bundle(vl_version=vegalite_version())  # type: ignore[call-arg]
+    write_text_atomic(path, header + bundle)
 
 
 def reading_recipe() -> str:

@@ -122,19 +122,19 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
 
         # Downloads: every result table verbatim (CSV + JSON), results.json and the manifest.
         steps.set_postfix_str("tables")
-        downloads = []
+        downloads: list[tuple[str, str, str]] = []  # (title, csv href or "", json href or "")
         for stem in SCHEMAS:
             csv = results_dir / f"{stem}.csv"
             if not csv.is_file():
                 continue
-            hrefs = []
+            csv_href, json_href = (
+                f"{GENERATED}/tables/{stem}{path.suffix}" if path.is_file() else ""
+                for path in (csv, csv.with_suffix(".json"))
+            )
             for path in (csv, csv.with_suffix(".json")):
                 if path.is_file():
                     _copy(path, g / "tables" / f"{stem}{path.suffix}")
-                    hrefs.append(f"{GENERATED}/tables/{stem}{path.suffix}")
-                else:
-                    hrefs.append("")
-            downloads.append((f"{stem}", *hrefs))
+            downloads.append((stem, csv_href, json_href))
         from training.evaluation.output import write_table
 
         write_table(instrument, g / "tables", "instrument_check")
@@ -160,7 +160,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             "attention": (charts.attention_chart(results["gradcam/attention"], archs)
                           if results.has("gradcam/attention") else None),
         }
-        specs = {name: spec for name, spec in specs.items() if spec is not None}
+        charted = {name: spec for name, spec in specs.items() if spec is not None}
         blocks = {}
         captions = {
             "overview": "Macro PR-AUC (train_none) against % of test images with artefacts, 95% CI bands.",
@@ -170,7 +170,7 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             "flips": "Share of predictions flipped by the artefact, per kind.",
             "attention": "Artefact attention ratio (1 = uniform map), mean and 95% CI.",
         }
-        for name, spec in specs.items():
+        for name, spec in charted.items():
             write_json_atomic(g / "charts" / f"{name}.json", spec)
             blocks[name] = pages.chart_block(f"chart-{name}", spec, f"{GENERATED}/charts/{name}.json", captions[name])
             downloads.append((f"chart: {name} (Vega-Lite)", "", f"{GENERATED}/charts/{name}.json"))
