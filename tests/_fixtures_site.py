@@ -198,11 +198,13 @@ def write_results(
 POSITIVE_CONTROL = {"resnet34": (31.25, 27.5, 3.2e-7), "fasterrcnn_resnet34": (8.75, 6.25, 0.042),
                     "maskrcnn_resnet34": (12.5, 16.25, 0.0021)}
 NEGATIVE_SHIFT = {"resnet34": -1.25, "fasterrcnn_resnet34": 2.5, "maskrcnn_resnet34": 6.25}
+KIND_SHIFT = {"bubble": 3.5, "ruler_horizontal": -0.75, "ruler_vertical": 0.0, "marking_circle": 1.25,
+              "marking_spot": 7.0}
 
 
 def _write_controls(root: Path, archs, train_variants) -> None:
     """controls, effects_summary and effects rows for the positive/negative/identity controls."""
-    rows, summary, effects = [], [], []
+    rows, summary, effects, by_kind = [], [], [], []
     for arch in archs:
         shift, did, p = POSITIVE_CONTROL.get(arch, (10.0, 10.0, 0.05))
         negative = NEGATIVE_SHIFT.get(arch, 0.0)
@@ -230,6 +232,13 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                                 shift_lo=value - 5, shift_hi=value + 5, shift_runs=f"{value:g}",
                                 did_mean=did if train == "train_nv" else float("nan"), did_lo=float("nan"),
                                 did_hi=float("nan"), did_runs="", p_mcnemar_ref_max=p, p_mcnemar_ref_runs=f"{p:g}"))
+            for kind in KINDS:  # known per-kind shifts: KIND_SHIFT[kind] + the model's shift
+                kind_value = value + KIND_SHIFT[kind]
+                by_kind.append(dict(arch=arch, train_variant=train, test_variant="test_all", kind=kind,
+                                    reference_class="nv", n_runs=1, folds="0", interval="1 run: bootstrap over images",
+                                    shift_mean=kind_value, shift_lo=kind_value - 9, shift_hi=kind_value + 9,
+                                    shift_runs=f"{kind_value:g}", did_mean=float("nan"), did_lo=float("nan"),
+                                    did_hi=float("nan"), did_runs="", p_mcnemar_ref_max=p, p_mcnemar_ref_runs=f"{p:g}"))
             effects.append(dict(arch=arch, train_variant=train, fold=0, test_variant="test_all", reference_class="nv",
                                 n=120, pct_ref_clean=10.0, pct_ref_artefact=10.0 + value, shift_pp=value,
                                 pct_to=max(value, 0.0), pct_away=max(-value, 0.0), p_mcnemar_ref=p,
@@ -240,6 +249,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
     _write_table(root, "controls", pd.DataFrame(rows).reindex(columns=CONTROL_COLUMNS))
     _write_table(root, "effects_summary", pd.DataFrame(summary))
     _write_table(root, "effects", pd.DataFrame(effects))
+    _write_table(root, "effects_by_kind_summary", pd.DataFrame(by_kind))
 
 
 def write_data(root: str | Path, *, synthetic: bool = True, base_url: str | None = None, seed: int = 0) -> Path:

@@ -343,3 +343,95 @@ def test_evaluate_discovers_augmented_runs_after_their_variant_and_writes_the_re
     assert set(bias_shift.train_variant) == {"train_nv", "train_nv+aug"}  # both biased toward nv, vs train_none
     controls = pd.read_csv(tmp_path / "out" / "controls.csv")
     assert set(controls.train_variant) == {"train_nv", "train_none"}  # the controls stay the plain models'
+
+
+# --- effects by artefact kind -------------------------------------------------------------------------
+KIND_CYCLE = ("marking_spot", "bubble", "ruler_vertical", "marking_circle", "ruler_horizontal")  # not registry order
+
+
+def _kind_table(ids, y_true, y_pred, kinds):
+    frame = _table(ids, y_true, y_pred, [1 if k else 0 for k in kinds])
+    frame["artefact_kind"] = list(kinds)
+    return frame
+
+
+def _kind_runs(moved_nv: set[int], moved_none: set[int], n: int = 50):
+    """n mel images, kinds cycling over KIND_CYCLE; the images in ``moved_*`` are called nv with their
+    artefact by train_nv / train_none, the rest stay mel."""
+    ids = [f"k{i:03d}" for i in range(n)]
+    kinds = [KIND_CYCLE[i % len(KIND_CYCLE)] for i in range(n)]
+    y_true = [MEL] * n
+    tables = {}
+    for train, moved in (("train_nv", moved_nv), ("train_none", moved_none)):
+        tables[("resnet34", train, 0, "test_none")] = _kind_table(ids, y_true, [MEL] * n, [""] * n)
+        tables[("resnet34", train, 0, "test_all")] = _kind_table(
+            ids, y_true, [NV if i in moved else MEL for i in range(n)], kinds)
+    return tables
+
+
+def test_effects_by_kind_locate_a_shortcut_that_only_one_kind_carries():
+    from generator.artefacts.kinds import KINDS
+
+    bubbles = {i for i in range(50) if i % 5 == 1}  # all 10 bubble images move to nv
+    spots = {0, 5}  # 2 of the 10 spot images
+    table = effects.effects_by_kind_table(_kind_runs(bubbles | spots, {5}), n_boot=200, seed=3)
+    nv = table[table.train_variant == "train_nv"].set_index("kind")
+    assert list(nv.index) == [k for k in KINDS if k in KIND_CYCLE]  # registry order, whatever the data's
+    assert (nv["n"] == 10).all() and (nv["test_variant"] == "test_all").all()
+    assert nv.loc["bubble", "shift_pp"] == 100.0 and nv.loc["bubble", "did_pp"] == 100.0
+    # the DiD's baseline is train_none on the same images: one of the ten spot images moved
+    assert (nv.loc["marking_spot", "shift_pp"], nv.loc["marking_spot", "baseline_shift_pp"]) == (20.0, 10.0)
+    assert nv.loc["marking_spot", "did_pp"] == 10.0
+    for kind in ("ruler_horizontal", "ruler_vertical", "marking_circle"):
+        assert nv.loc[kind, "shift_pp"] == 0.0 and nv.loc[kind, "p_mcnemar_ref"] == 1.0
+    assert nv.loc["bubble", "p_mcnemar_ref"] < 0.01
+    summary = effects.summarise_effects(table, by_kind=True)
+    assert list(summary.columns[:5]) == ["arch", "train_variant", "test_variant", "kind", "reference_class"]
+    assert len(summary) == 10 and summary.groupby(["train_variant", "kind"]).size().max() == 1
+
+
+def test_effects_by_kind_partition_each_run_of_the_whole_variant():
+    """On random tables the kinds split test_all's images: counts add up to the effects row, and the
+    whole variant's shift is the image-weighted mean of the kinds' shifts."""
+    rng = np.random.default_rng(11)
+    for _ in range(25):
+        n = int(rng.integers(5, 90))
+        ids = [f"r{i:03d}" for i in range(n)]
+        y_true = rng.integers(0, len(CLASSES), n)
+        kinds = rng.choice(KIND_CYCLE, n)
+        tables = {}
+        for train in ("train_nv", "train_none"):
+            tables[("resnet34", train, 0, "test_none")] = _kind_table(
+                ids, y_true, rng.integers(0, len(CLASSES), n), [""] * n)
+            tables[("resnet34", train, 0, "test_all")] = _kind_table(
+                ids, y_true, rng.integers(0, len(CLASSES), n), kinds)
+        whole = effects.effects_table(tables, n_boot=0)
+        whole = whole[whole.test_variant == "test_all"].set_index("train_variant")
+        by_kind = effects.effects_by_kind_table(tables, n_boot=0)
+        for train, rows in by_kind.groupby("train_variant"):
+            for column in ("n", "n_to", "n_away", "n_ref_clean", "n_ref_artefact"):
+                assert rows[column].sum() == whole.loc[train, column]
+            weighted = (rows["shift_pp"] * rows["n"]).sum() / rows["n"].sum()
+            assert weighted == pytest.approx(whole.loc[train, "shift_pp"])
+        if "train_nv" in set(by_kind.train_variant):
+            rows = by_kind[by_kind.train_variant == "train_nv"]
+            did = (rows["did_pp"] * rows["n"]).sum() / rows["n"].sum()
+            assert did == pytest.approx(whole.loc["train_nv", "did_pp"])
+
+
+def test_evaluate_writes_every_listed_table_in_order_and_help_names_them(tmp_path, capsys):
+    from _fixtures_evaluation import make_runs
+
+    from generator.cli import main
+    from training.evaluation import TABLES
+    from training.evaluation.evaluate import evaluate
+
+    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none", "train_nv"),
+                     folds=(0,), n_images=40)
+    info = evaluate(runs, tmp_path / "out", n_boot=20, progress=False)
+    assert [name[:-4] for name in info["tables"] if name.endswith(".csv")] == list(TABLES)
+    by_kind = pd.read_csv(tmp_path / "out" / "effects_by_kind.csv")
+    assert len(by_kind) > 0 and set(by_kind.test_variant) == {"test_all"}
+    assert main(["evaluate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in TABLES)

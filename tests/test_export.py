@@ -447,7 +447,7 @@ def test_export_runs_the_instrument_check_for_the_methods_page(exported):
 def test_bias_page_shows_each_model_against_itself(exported):
     page = (exported / "site" / "bias.md").read_text()
     summary = pd.read_csv(exported.parent / "results" / "effects_summary.csv")
-    section = page.split("## Within-model shift, clean against artefact")[1]
+    section = page.split("## Within-model shift, clean against artefact")[1].split("### By artefact kind")[0]
     rows = summary[summary.test_variant == "test_all"]
     assert section.count("<tr><td>") == len(rows) > 0
     nv = rows[(rows.arch == "resnet34") & (rows.train_variant == "train_nv")].iloc[0]
@@ -458,8 +458,26 @@ def test_bias_page_shows_each_model_against_itself(exported):
 def test_bias_page_without_effects_says_to_rerun_evaluate(tmp_path):
     from training.export.pages import bias_page, within_model_table
 
-    page = bias_page(None, None, ["train_none"], within_model_table(None, ["resnet34"]))
+    page = bias_page(None, None, ["train_none"], within_model_table(None, ["resnet34"]),
+                     by_kind=within_model_table(None, ["resnet34"], stem="effects_by_kind_summary"))
     assert "No within-model effects" in page and "re-run `ham-artefacts evaluate`" in page
+    assert "`effects_by_kind_summary.csv`" in page.split("### By artefact kind")[1]
+
+
+def test_bias_page_splits_the_within_model_shift_by_artefact_kind(exported):
+    from _fixtures_site import KIND_SHIFT, KINDS
+
+    page = (exported / "site" / "bias.md").read_text()
+    section = page.split("### By artefact kind")[1].split("## ")[0]
+    summary = pd.read_csv(exported.parent / "results" / "effects_by_kind_summary.csv")
+    assert section.count("<tr><td>") == len(summary) > 0 and "<th" in section and "artefact kind" in section
+    nv = summary[(summary.arch == "resnet34") & (summary.train_variant == "train_nv")]
+    assert list(nv.kind) == list(KINDS)
+    for row in nv.itertuples():
+        cell = f"<td>{row.kind}</td><td>nv</td><td>1</td><td data-sort=\"{float(row.shift_mean)!r}\">"
+        assert cell + f"{row.shift_mean:+.1f} pp" in section
+    assert nv.set_index("kind").loc["marking_spot", "shift_mean"] - nv.set_index("kind").loc["bubble", "shift_mean"] \
+        == KIND_SHIFT["marking_spot"] - KIND_SHIFT["bubble"]
 
 
 def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, capsys):

@@ -7,11 +7,12 @@ import sys
 
 
 def register(subparsers) -> None:
+    from . import TABLES
+
     p = subparsers.add_parser(
         "evaluate", help="metrics with CIs, McNemar tests, bias and flips from a runs folder",
         description="Read the prediction tables of a runs folder (<runs>/<arch>/<train_variant>/fold<k>/"
-                    "predictions/<test_variant>.csv) and write metrics, metrics_summary, drops, curves, mcnemar, "
-                    "bias, bias_shift, flips, effects, effects_summary, controls, remedy and remedy_summary "
+                    f"predictions/<test_variant>.csv) and write {', '.join(TABLES[:-1])} and {TABLES[-1]} "
                     "(CSV + JSON) and results.json to --out.")
     p.add_argument("--runs", required=True, help="runs folder written by `ham-artefacts train`/`sweep`")
     p.add_argument("--out", required=True, help="results folder to write")

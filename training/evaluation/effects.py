@@ -34,6 +34,10 @@ augmented model's shift minus the plain model's (negative: augmentation reduced 
 reference class), with an image bootstrap interval. ``remedy_summary`` summarises it over runs like
 ``effects_summary``.
 
+``effects_by_kind`` (and ``effects_by_kind_summary``): the same per-run measures on test_all, split by the
+artefact kind each image carries (the prediction tables' artefact_kind), so a reader can see which kinds
+carry a shortcut and which the model cannot see at its input size.
+
 ``controls``: the positive control (train_nv on test_all), the negative control (train_none on
 test_all) and the identity control (test_none against itself, which must be exactly zero and is
 checked), each with its verdict under :data:`ACCEPTANCE`.
@@ -71,6 +75,9 @@ EFFECT_COLUMNS = [
     "n_to", "n_away", "pct_to", "pct_away", "p_mcnemar_ref", "n_correct_to_wrong", "n_wrong_to_correct",
     "p_mcnemar_correct", "baseline_shift_pp", "did_pp", "did_lo", "did_hi",
 ]
+KIND_EFFECT_COLUMNS = [*EFFECT_COLUMNS[:4], "kind", *EFFECT_COLUMNS[4:]]
+KIND_TEST_VARIANT = "test_all"
+"""The test variant split by kind: every image carries one artefact, of a kind drawn at random."""
 SUMMARY_COLUMNS = [
     "arch", "train_variant", "test_variant", "reference_class", "n_runs", "folds", "interval",
     "shift_mean", "shift_lo", "shift_hi", "shift_runs", "did_mean", "did_lo", "did_hi", "did_runs",
@@ -187,6 +194,41 @@ def effects_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot:
     return _sorted(pd.DataFrame(rows)[EFFECT_COLUMNS])
 
 
+def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000,
+                          seed: int = 0) -> pd.DataFrame:
+    """effects_by_kind: :func:`effects_table`'s row for each run on test_all, once per artefact kind
+    (registry order), over the images that carry that kind; the DiD pairs them with train_none's
+    shift on the same images."""
+    from generator.artefacts.kinds import KINDS
+
+    rows = []
+    for (arch, train, fold, test), table in tables.items():
+        clean = tables.get((arch, train, fold, "test_none"))
+        if test != KIND_TEST_VARIANT or clean is None or "artefact_kind" not in table.columns:
+            continue
+        reference, source = reference_class(train)
+        ind = paired_indicators(clean, table, reference)
+        kind_of = dict(zip(table["image_id"], table["artefact_kind"].astype(str), strict=True))
+        kinds = np.array([kind_of[i] for i in ind["image_id"]], dtype=object)
+        present = set(kinds)
+        for kind in [k for k in KINDS if k in present] + sorted(present - set(KINDS)):
+            part = {name: values[kinds == kind] for name, values in ind.items()}
+            row = {"arch": arch, "train_variant": train, "fold": fold, "test_variant": test, "kind": kind,
+                   "reference_class": reference, "reference_from": source, **effect_counts(part)}
+            row["shift_lo"], row["shift_hi"] = mean_interval(
+                _delta(part), n_boot, derive_seed(seed, "kind-shift", arch, train, fold, kind))
+            row["baseline_shift_pp"] = row["did_pp"] = row["did_lo"] = row["did_hi"] = float("nan")
+            if train != "train_none":
+                compared = _compare(tables, part, (arch, "train_none", fold, test), reference, n_boot,
+                                    derive_seed(seed, "kind-did", arch, train, fold, kind))
+                if compared is not None:
+                    row["baseline_shift_pp"], row["did_pp"], row["did_lo"], row["did_hi"] = compared
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=KIND_EFFECT_COLUMNS)
+    return _sorted(pd.DataFrame(rows)[KIND_EFFECT_COLUMNS])  # a stable sort: kinds stay in registry order
+
+
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     """Rows in the registries' order of training and test variants (then architecture and fold)."""
     order = {"train_variant": {v: i for i, v in enumerate(TRAIN_VARIANTS)},
@@ -217,8 +259,8 @@ def _compare(tables, ind: dict[str, np.ndarray], other: tuple[str, str, int, str
     _, a, b = np.intersect1d(ind["image_id"], base["image_id"], assume_unique=True, return_indices=True)
     if not len(a):
         return None
-    base_delta = _delta(base)
-    difference = _delta(ind)[a] - base_delta[b]
+    base_delta = _delta(base)[b]  # the other model on the same images (a subset: one artefact kind)
+    difference = _delta(ind)[a] - base_delta
     lo, hi = mean_interval(difference, n_boot, seed)
     return float(base_delta.mean()), float(difference.mean()), lo, hi
 
@@ -285,14 +327,15 @@ def _runs_text(values) -> str:
     return ";".join("" if pd.isna(v) else f"{v:.6g}" for v in values)
 
 
-def summarise_effects(effects: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def summarise_effects(effects: pd.DataFrame, level: float = 0.95, by_kind: bool = False) -> pd.DataFrame:
     """effects_summary: mean over training runs (folds) with a t-interval across runs (>= 2 runs).
 
     With one run the interval is that run's image bootstrap (``interval`` says which was used), or
-    NaN without a bootstrap.
+    NaN without a bootstrap. ``by_kind``: summarise :func:`effects_by_kind_table` (one row per kind).
     """
     rows = []
-    keys = ["arch", "train_variant", "test_variant", "reference_class"]
+    keys = ["arch", "train_variant", "test_variant", *(["kind"] if by_kind else []), "reference_class"]
+    columns = [*SUMMARY_COLUMNS[:3], "kind", *SUMMARY_COLUMNS[3:]] if by_kind else SUMMARY_COLUMNS
     for key, group in effects.groupby(keys, sort=False):
         group = group.sort_values("fold")
         row = dict(zip(keys, key, strict=True))
@@ -310,8 +353,8 @@ def summarise_effects(effects: pd.DataFrame, level: float = 0.95) -> pd.DataFram
         row["p_mcnemar_ref_runs"] = _runs_text(group["p_mcnemar_ref"])
         rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    return pd.DataFrame(rows)[SUMMARY_COLUMNS]
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows)[columns]
 
 
 def identity_check(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> dict:

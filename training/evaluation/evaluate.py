@@ -12,7 +12,7 @@ from generator.atomic import write_json_atomic
 from generator.seeding import derive_seed
 from generator.userio import refuse_non_folder
 
-from . import aggregate, bias, curves, effects, flips, metrics, significance
+from . import TABLES, aggregate, bias, curves, effects, flips, metrics, significance
 from .bootstrap import DEFAULT_B, bootstrap_metrics
 from .output import write_table
 from .predictions import SCORE_COLUMNS, TEST_VARIANTS, TRAIN_VARIANTS, detect_synthetic, load_runs
@@ -44,6 +44,10 @@ DEFINITIONS = {
     "effects_summary": "Effects across training runs (each fold is one run): mean with a t-interval across "
                        "runs when there are >= 2, else the single run's image-bootstrap interval (see "
                        "'interval'); per-run values in *_runs.",
+    "effects_by_kind": "The 'effects' measures on test_all, split by the artefact kind each image carries "
+                       "(one row per run and kind): which kinds move a model toward its reference class, and "
+                       "which it cannot see; did_pp against train_none on the same images.",
+    "effects_by_kind_summary": "effects_by_kind across training runs, as effects_summary.",
     "drops": "The paper's robustness measure per training condition and test variant: each run's macro PR-AUC "
              "on the test variant minus on test_none (negative: artefacts cost PR-AUC); mean with a t-interval "
              "across runs when there are >= 2 (none with one run), per-run drops in drop_runs (fold order).",
@@ -136,9 +140,12 @@ def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B,
     }
     results["effects"] = effects.effects_table(tables, n_boot=n_boot, seed=seed)
     results["effects_summary"] = effects.summarise_effects(results["effects"])
+    results["effects_by_kind"] = effects.effects_by_kind_table(tables, n_boot=n_boot, seed=seed)
+    results["effects_by_kind_summary"] = effects.summarise_effects(results["effects_by_kind"], by_kind=True)
     results["controls"] = effects.controls_table(tables, results["effects_summary"])
     results["remedy"] = effects.remedy_table(tables, n_boot=n_boot, seed=seed)
     results["remedy_summary"] = effects.summarise_remedy(results["remedy"])
+    assert tuple(results) == TABLES, "training.evaluation.TABLES lists every table, in order"
     written = []
     for stem, table in results.items():
         written += [p.name for p in write_table(table, out_dir, stem)]

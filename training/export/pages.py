@@ -461,17 +461,21 @@ def robustness_drop_table(drops: pd.DataFrame | None, archs: list[str], test_var
             "</table></div>\n")
 
 
-def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
-    """effects_summary rows on one test variant: each model against itself, clean vs with artefact."""
+def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all",
+                       stem: str = "effects_summary") -> str:
+    """effects_summary rows on one test variant: each model against itself, clean vs with artefact.
+    With ``effects_by_kind_summary`` (``stem``), one row per artefact kind, in a column of its own."""
     if summary is None or summary.empty:
-        return not_available("No within-model effects", "The results folder has no `effects_summary.csv`: "
+        return not_available("No within-model effects", f"The results folder has no `{stem}.csv`: "
                              "re-run `ham-artefacts evaluate`.")
+    by_kind = "kind" in summary.columns
     rows = summary[summary["test_variant"] == test_variant]
     body = []
     for arch in archs:
         for row in rows[rows["arch"] == arch].itertuples(index=False):
+            kind_cell = f"<td>{esc(row.kind)}</td>" if by_kind else ""
             body.append(
-                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(row.train_variant)}</td>"
+                f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(row.train_variant)}</td>{kind_cell}"
                 f"<td>{esc(row.reference_class)}</td><td>{fmt_int(row.n_runs)}</td>"
                 f"{_td(_pp_ci(row.shift_mean, row.shift_lo, row.shift_hi), row.shift_mean)}"
                 f"{_td(_pp_ci(row.did_mean, row.did_lo, row.did_hi), row.did_mean)}{_td(fmt_p(float(row.p_mcnemar_ref_max)), row.p_mcnemar_ref_max)}"
@@ -479,7 +483,8 @@ def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_vari
     if not body:
         return not_available("No within-model effects", f"No model was evaluated on `{test_variant}`.")
     head = "".join(f'<th data-sort-method="{m}">{h}</th>' for h, m in (
-        ("architecture", "default"), ("training", "default"), ("reference class", "default"),
+        ("architecture", "default"), ("training", "default"), *([("artefact kind", "default")] if by_kind else []),
+        ("reference class", "default"),
         ("runs", "number"), ("shift [95% CI]", "number"), ("DiD vs train_none [95% CI]", "number"),
         ("exact McNemar p (largest over runs)", "number"), ("interval", "default")))
     return (f'<div class="ham-sortable ham-controls"><table><thead><tr>{head}</tr></thead>'
@@ -487,10 +492,10 @@ def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_vari
 
 
 def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None,
-              within: str | None = None, remedy: str | None = None) -> str:
+              within: str | None = None, remedy: str | None = None, by_kind: str | None = None) -> str:
     """``trained``: the training variants with results in this run (for what-is-missing notes);
-    ``within``: the within-model effects table (:func:`within_model_table`); ``remedy``: the Remedy
-    section (:func:`remedy_section`)."""
+    ``within``: the within-model effects table (:func:`within_model_table`), ``by_kind`` the same split
+    by artefact kind; ``remedy``: the Remedy section (:func:`remedy_section`)."""
     trained = list(trained or [])
     biased = [v for v in BIASED_VARIANTS if v in trained]
     missing = [v for v in BIASED_VARIANTS if v not in trained]
@@ -534,6 +539,13 @@ against `train_none`. Every test variant, and every run, is in `effects` and `ef
 [Downloads](downloads.md).
 
 {within or ""}
+### By artefact kind
+
+The same measures on `test_all`, over the images that carry each kind (each test image carries one,
+drawn at random). A kind that barely changes the model's input cannot move its predictions, whatever
+the model learnt: small, thin or faint artefacts at a small input size stay near zero for every model.
+
+{by_kind or ""}
 {remedy or ""}"""
 
 
