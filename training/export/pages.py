@@ -542,8 +542,10 @@ against `train_none`. Every test variant, and every run, is in `effects` and `ef
 ### By artefact kind
 
 The same measures on `test_all`, over the images that carry each kind (each test image carries one,
-drawn at random). A kind that barely changes the model's input cannot move its predictions, whatever
-the model learnt: small, thin or faint artefacts at a small input size stay near zero for every model.
+drawn at random), in `effects_by_kind` and `effects_by_kind_summary` on [Downloads](downloads.md).
+A kind that barely changes the model's input cannot move its predictions, whatever the model learnt,
+so a kind near zero for every model, the biased ones included, points to an artefact the model does
+not see at its input size rather than to robustness.
 
 {by_kind or ""}
 {remedy or ""}"""
