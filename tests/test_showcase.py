@@ -80,6 +80,26 @@ def test_check_passes_on_a_faithful_copy_and_names_what_changed(small_showcase, 
     ]
 
 
+def test_run_seconds_count_every_run_once_whoever_trained_it():
+    from training.showcase import run_seconds
+
+    fresh = {"train_seconds": 400.25, "predict_seconds": 3.5}
+    reused = {"train_seconds": 350.0, "predict_seconds": 2.0, "skipped": True}
+    assert run_seconds([fresh, reused, reused]) == {"runs_s": 1107.8, "reused_runs": 2}
+    assert run_seconds([fresh]) == {"runs_s": 403.8, "reused_runs": 0}
+    assert run_seconds([]) == {"runs_s": 0.0, "reused_runs": 0}
+
+
+@pytest.mark.skipif(not (COMMITTED / "provenance.json").is_file(), reason="results/showcase is not committed yet")
+def test_committed_provenance_sums_the_collected_runs_own_records():
+    from training.showcase import run_seconds
+
+    provenance = json.loads((COMMITTED / "provenance.json").read_text())
+    done = [json.loads(p.read_text()) for p in sorted(COMMITTED.glob("runs/*/*/fold*/DONE"))]
+    assert len(done) == provenance["n_runs"]
+    assert provenance["timings"]["runs_s"] == pytest.approx(run_seconds(done)["runs_s"], abs=0.1)
+
+
 def test_provenance_commit_comes_from_the_environment_outside_a_git_checkout(monkeypatch):
     """A source tree copied without .git (a GPU machine) records the commit it was copied from."""
     from training import showcase

@@ -397,7 +397,7 @@ def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | 
         changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
         if changed:
             raise UserError(f"{run_dir}: holds a finished run with another configuration ({', '.join(changed)}; "
-                            "remove it or use another --out)")
+                            "remove the run folder, or write the runs to another folder)")
     summary = read_json(done_file)
     if not isinstance(summary, dict):
         raise UserError(f"{done_file}: not a run summary (remove the run folder to train it again)")
@@ -517,7 +517,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         if last_file.is_file() and config_file.is_file():
             previous = json.loads(config_file.read_text())
             if _comparable(previous) != _comparable(config_record):
-                raise UserError(f"{run_dir}: holds a run with another configuration (remove it or use another --out)")
+                raise UserError(f"{run_dir}: holds a run with another configuration (remove the run folder, or "
+                                "write the runs to another folder)")
         write_json_atomic(config_file, config_record)
         write_text_atomic(run_dir / "folds.csv", folds.to_csv(index=False, lineterminator="\n"))
     dist.barrier()

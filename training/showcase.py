@@ -133,12 +133,7 @@ def run_showcase(
         jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True)
     )
     timings["train_s"] = round(time.perf_counter() - t0, 1)
-    # A resumed showcase times only what it trained; every run's own recorded seconds give the whole
-    # study's training time, whichever invocation (or machine) ran it.
-    timings["runs_s"] = round(
-        sum(s.get("train_seconds", 0.0) + s.get("predict_seconds", 0.0) for _, s in finished), 1
-    )
-    timings["reused_runs"] = sum(1 for _, s in finished if s.get("skipped"))
+    timings.update(run_seconds([summary for _, summary in finished]))
 
     _stage(f"[4/5] evaluate and Grad-CAM -> {out / 'results'}")
     t0 = time.perf_counter()
@@ -157,6 +152,14 @@ def run_showcase(
     timings["total_s"] = round(time.perf_counter() - started, 1)
     provenance = write_provenance(out, data, jobs, device, timings)
     return provenance
+
+
+def run_seconds(summaries: list[dict]) -> dict:
+    """``runs_s``: the runs' own recorded train + predict seconds, summed; ``reused_runs``: how many were
+    finished before this invocation. A resumed showcase times only what it trained itself; the runs'
+    records give the whole study's training time, whichever invocation (or machine) ran each."""
+    seconds = sum(s.get("train_seconds", 0.0) + s.get("predict_seconds", 0.0) for s in summaries)
+    return {"runs_s": round(seconds, 1), "reused_runs": sum(1 for s in summaries if s.get("skipped"))}
 
 
 def write_provenance(out: Path, data: Path, jobs: list[dict], device: str, timings: dict) -> dict:
@@ -308,8 +311,14 @@ def _run(args) -> int:
     refuse_non_folder(args.work, "--work")
     refuse_non_folder(args.out)
     provenance = run_showcase(args.work, args.out, args.device, progress=not args.quiet)
+    timings = provenance["timings"]
+    reused = (
+        f" ({timings['reused_runs']} finished earlier; all runs' own time {timings['runs_s']:.0f} s)"
+        if timings["reused_runs"]
+        else ""
+    )
     print(
-        f"showcase: {provenance['n_runs']} runs in {provenance['timings']['total_s']:.0f} s -> {args.out}",
+        f"showcase: {provenance['n_runs']} runs in {timings['total_s']:.0f} s{reused} -> {args.out}",
         file=sys.stderr,
     )
     return 0
