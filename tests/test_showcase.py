@@ -90,7 +90,9 @@ def test_run_seconds_count_every_run_once_whoever_trained_it():
     assert run_seconds([]) == {"runs_s": 0.0, "reused_runs": 0}
 
 
-@pytest.mark.skipif(not (COMMITTED / "provenance.json").is_file(), reason="results/showcase is not committed yet")
+@pytest.mark.skipif(
+    not (COMMITTED / "provenance.json").is_file(), reason="results/showcase is not committed yet"
+)
 def test_committed_provenance_sums_the_collected_runs_own_records():
     from training.showcase import run_seconds
 
