@@ -177,21 +177,28 @@ def effects_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot:
         ind = paired_indicators(clean, table, reference)
         if len(ind["ref_clean"]) == 0:
             continue  # e.g. test_nv: its artefacted images are all of the reference class
-        row = {"arch": arch, "train_variant": train, "fold": fold, "test_variant": test,
-               "reference_class": reference, "reference_from": source, **effect_counts(ind)}
-        delta = _delta(ind)
-        row["shift_lo"], row["shift_hi"] = mean_interval(
-            delta, n_boot, derive_seed(seed, "effects-shift", arch, train, fold, test))
-        row["baseline_shift_pp"] = row["did_pp"] = row["did_lo"] = row["did_hi"] = float("nan")
-        if train != "train_none":
-            compared = _compare(tables, ind, (arch, "train_none", fold, test), reference, n_boot,
-                                derive_seed(seed, "effects-did", arch, train, fold, test))
-            if compared is not None:
-                row["baseline_shift_pp"], row["did_pp"], row["did_lo"], row["did_hi"] = compared
-        rows.append(row)
+        key = (arch, train, fold, test)
+        rows.append(_effect_row(tables, key, ind, reference, source, n_boot,
+                                derive_seed(seed, "effects-shift", *key), derive_seed(seed, "effects-did", *key)))
     if not rows:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
     return _sorted(pd.DataFrame(rows)[EFFECT_COLUMNS])
+
+
+def _effect_row(tables, key: tuple[str, str, int, str], ind: dict[str, np.ndarray], reference: str, source: str,
+                n_boot: int, shift_seed: int, did_seed: int) -> dict:
+    """One run's effect on the images of ``ind``: counts, shift with its interval, and the DiD against
+    train_none of the same arch and fold on the same images."""
+    arch, train, fold, test = key
+    row = {"arch": arch, "train_variant": train, "fold": fold, "test_variant": test,
+           "reference_class": reference, "reference_from": source, **effect_counts(ind)}
+    row["shift_lo"], row["shift_hi"] = mean_interval(_delta(ind), n_boot, shift_seed)
+    row["baseline_shift_pp"] = row["did_pp"] = row["did_lo"] = row["did_hi"] = float("nan")
+    if train != "train_none":
+        compared = _compare(tables, ind, (arch, "train_none", fold, test), reference, n_boot, did_seed)
+        if compared is not None:
+            row["baseline_shift_pp"], row["did_pp"], row["did_lo"], row["did_hi"] = compared
+    return row
 
 
 def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000,
@@ -213,17 +220,9 @@ def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame],
         present = set(kinds)
         for kind in [k for k in KINDS if k in present] + sorted(present - set(KINDS)):
             part = {name: values[kinds == kind] for name, values in ind.items()}
-            row = {"arch": arch, "train_variant": train, "fold": fold, "test_variant": test, "kind": kind,
-                   "reference_class": reference, "reference_from": source, **effect_counts(part)}
-            row["shift_lo"], row["shift_hi"] = mean_interval(
-                _delta(part), n_boot, derive_seed(seed, "kind-shift", arch, train, fold, kind))
-            row["baseline_shift_pp"] = row["did_pp"] = row["did_lo"] = row["did_hi"] = float("nan")
-            if train != "train_none":
-                compared = _compare(tables, part, (arch, "train_none", fold, test), reference, n_boot,
-                                    derive_seed(seed, "kind-did", arch, train, fold, kind))
-                if compared is not None:
-                    row["baseline_shift_pp"], row["did_pp"], row["did_lo"], row["did_hi"] = compared
-            rows.append(row)
+            rows.append({"kind": kind, **_effect_row(
+                tables, (arch, train, fold, test), part, reference, source, n_boot,
+                derive_seed(seed, "kind-shift", arch, train, fold, kind), derive_seed(seed, "kind-did", arch, train, fold, kind))})
     if not rows:
         return pd.DataFrame(columns=KIND_EFFECT_COLUMNS)
     return _sorted(pd.DataFrame(rows)[KIND_EFFECT_COLUMNS])  # a stable sort: kinds stay in registry order
