@@ -148,6 +148,11 @@ def test_a_finished_run_is_reused_only_under_its_own_configuration(data_dir, tmp
     (run / "DONE").write_text("[]")
     with pytest.raises(UserError, match="DONE: not a run summary"):
         train(_config(data_dir, epochs=1), run, progress=False)
+    (run / "DONE").write_text(json.dumps(summary))
+    (run / "config.json").unlink()
+    (run / "config.json").mkdir()  # a folder where the record belongs: nothing says what ran
+    with pytest.raises(UserError, match="config.json: missing or not a file beside DONE"):
+        train(_config(data_dir, epochs=1), run, progress=False)
 
 
 def test_a_run_writes_the_contract_files_and_learns(data_dir, tmp_path):

@@ -379,6 +379,13 @@ def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ignored}
 
 
+def _refuse_other_configuration(run_dir: Path, what: str, changed: list[str]) -> None:
+    """UserError naming the fields in which the run in ``run_dir`` differs, if any."""
+    if changed:
+        raise UserError(f"{run_dir}: holds {what} with another configuration ({', '.join(changed)}; "
+                        "remove the run folder, or write the runs to another folder)")
+
+
 def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | None:
     """DONE's summary when ``run_dir`` holds a finished run of ``config``, None when it holds no finished
     run; UserError when the finished run had another configuration (its config.json differs in a field
@@ -391,13 +398,13 @@ def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | 
     if not done_file.is_file():
         return None
     config_file = run_dir / "config.json"
-    if config_file.is_file():
-        recorded = read_json(config_file)
-        wanted = json.loads(json.dumps(_comparable(asdict(config))))  # as config.json stores it
-        changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
-        if changed:
-            raise UserError(f"{run_dir}: holds a finished run with another configuration ({', '.join(changed)}; "
-                            "remove the run folder, or write the runs to another folder)")
+    if not config_file.is_file():  # train writes it before any epoch: without it nothing says what ran
+        raise UserError(f"{config_file}: missing or not a file beside DONE; remove the run folder to train it again")
+    recorded = read_json(config_file)
+    wanted = json.loads(json.dumps(_comparable(asdict(config))))  # as config.json stores it
+    # only the TrainConfig fields: config.json also records resolved ones (pretrained, world_size)
+    changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
+    _refuse_other_configuration(run_dir, "a finished run", changed)
     summary = read_json(done_file)
     if not isinstance(summary, dict):
         raise UserError(f"{done_file}: not a run summary (remove the run folder to train it again)")
@@ -515,10 +522,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         run_dir.mkdir(parents=True, exist_ok=True)
         config_file = run_dir / "config.json"
         if last_file.is_file() and config_file.is_file():
-            previous = json.loads(config_file.read_text())
-            if _comparable(previous) != _comparable(config_record):
-                raise UserError(f"{run_dir}: holds a run with another configuration (remove the run folder, or "
-                                "write the runs to another folder)")
+            previous, current = _comparable(json.loads(config_file.read_text())), _comparable(config_record)
+            changed = sorted(k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k))
+            _refuse_other_configuration(run_dir, "a run", changed)
         write_json_atomic(config_file, config_record)
         write_text_atomic(run_dir / "folds.csv", folds.to_csv(index=False, lineterminator="\n"))
     dist.barrier()

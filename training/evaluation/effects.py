@@ -211,7 +211,7 @@ def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame],
     rows = []
     for (arch, train, fold, test), table in tables.items():
         clean = tables.get((arch, train, fold, "test_none"))
-        if test != KIND_TEST_VARIANT or clean is None or "artefact_kind" not in table.columns:
+        if test != KIND_TEST_VARIANT or clean is None:
             continue
         reference, source = reference_class(train)
         ind = paired_indicators(clean, table, reference)

@@ -127,14 +127,12 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             csv = results_dir / f"{stem}.csv"
             if not csv.is_file():
                 continue
-            csv_href, json_href = (
-                f"{GENERATED}/tables/{stem}{path.suffix}" if path.is_file() else ""
-                for path in (csv, csv.with_suffix(".json"))
-            )
+            hrefs = {}
             for path in (csv, csv.with_suffix(".json")):
                 if path.is_file():
                     _copy(path, g / "tables" / f"{stem}{path.suffix}")
-            downloads.append((stem, csv_href, json_href))
+                    hrefs[path.suffix] = f"{GENERATED}/tables/{stem}{path.suffix}"
+            downloads.append((stem, hrefs.get(".csv", ""), hrefs.get(".json", "")))
         from training.evaluation.output import write_table
 
         write_table(instrument, g / "tables", "instrument_check")
