@@ -151,7 +151,7 @@ def test_a_finished_run_is_reused_only_under_its_own_configuration(data_dir, tmp
     (run / "DONE").write_text(json.dumps(summary))
     (run / "config.json").unlink()
     (run / "config.json").mkdir()  # a folder where the record belongs: nothing says what ran
-    with pytest.raises(UserError, match="config.json: missing or not a file beside DONE"):
+    with pytest.raises(UserError, match="config.json: not a file beside DONE"):
         train(_config(data_dir, epochs=1), run, progress=False)
 
 

@@ -398,13 +398,14 @@ def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | 
     if not done_file.is_file():
         return None
     config_file = run_dir / "config.json"
-    if not config_file.is_file():  # train writes it before any epoch: without it nothing says what ran
-        raise UserError(f"{config_file}: missing or not a file beside DONE; remove the run folder to train it again")
-    recorded = read_json(config_file)
-    wanted = json.loads(json.dumps(_comparable(asdict(config))))  # as config.json stores it
-    # only the TrainConfig fields: config.json also records resolved ones (pretrained, world_size)
-    changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
-    _refuse_other_configuration(run_dir, "a finished run", changed)
+    if config_file.exists():  # a bare DONE marker (no record at all) still counts as finished, as before
+        if not config_file.is_file():
+            raise UserError(f"{config_file}: not a file beside DONE; remove the run folder to train it again")
+        recorded = read_json(config_file)
+        wanted = json.loads(json.dumps(_comparable(asdict(config))))  # as config.json stores it
+        # only the TrainConfig fields: config.json also records resolved ones (pretrained, world_size)
+        changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
+        _refuse_other_configuration(run_dir, "a finished run", changed)
     summary = read_json(done_file)
     if not isinstance(summary, dict):
         raise UserError(f"{done_file}: not a run summary (remove the run folder to train it again)")
