@@ -147,8 +147,8 @@ def _ceiling_row(device, batch_size: int, sizes: dict, deadline: float) -> dict:
     import torch.nn.functional as F
     from torchvision.transforms.v2.functional import to_dtype
 
-    from training.engine import LossTracker, amp_scope, train_step
     from training.models import build_model
+    from training.run.engine import LossTracker, amp_scope, train_step
 
     cuda = device.type == "cuda"
     size = sizes["image_size"]
@@ -207,9 +207,9 @@ def ceiling(device, sizes: dict, deadline: float) -> None:
 
 
 def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> None:
-    from training.engine import TrainConfig, train_loader
-    from training.transforms import train_transform
-    from training.variant_dataset import HDF5VariantDataset
+    from training.data.transforms import train_transform
+    from training.data.variant_dataset import HDF5VariantDataset
+    from training.run.engine import TrainConfig, train_loader
 
     size = sizes["image_size"]
     rows = []
@@ -248,7 +248,7 @@ def _log(run_dir: Path) -> list[dict]:
 
 
 def _config(arch: str, data: Path, sizes: dict, workers: int, device, rows: int, epochs: int, subsample: bool):
-    from training.engine import TrainConfig
+    from training.run.engine import TrainConfig
 
     detector = arch != "resnet34"
     values = {"arch": arch, "data": str(data), "epochs": epochs, "workers": workers, "predict": False,
@@ -265,7 +265,7 @@ def _config(arch: str, data: Path, sizes: dict, workers: int, device, rows: int,
 def train_resnet34(device, data: Path, sizes: dict, workers: int, tmp: Path, real_data: bool) -> None:
     import torch
 
-    from training.engine import train
+    from training.run.engine import train
 
     config = _config("resnet34", data, sizes, workers, device, sizes["rows"], 2, real_data)  # the file's rows
     straight = tmp / "runs" / "resnet34-straight"
@@ -313,8 +313,8 @@ def _detector_amp_cost(arch: str, device, sizes: dict) -> dict:
     backbone only (what the engine does) and over the whole detector: the price of float32 heads."""
     import torch
 
-    from training.engine import amp_scope
     from training.models import build_model
+    from training.run.engine import amp_scope
 
     size, n = sizes["detector_size"], sizes["detector_batch_size"]
     torch.manual_seed(0)
@@ -352,7 +352,7 @@ def _detector_amp_cost(arch: str, device, sizes: dict) -> dict:
 def train_detector(arch: str, device, data: Path, sizes: dict, workers: int, tmp: Path, real_data: bool) -> None:
     import torch
 
-    from training.engine import train
+    from training.run.engine import train
 
     config = _config(arch, data, sizes, workers, device, sizes["detector_rows"], 1, real_data or sizes is SMOKE)
     if device.type == "cuda":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.showcase import build_data, plan_jobs  # noqa: E402
+from training.run.showcase import build_data, plan_jobs  # noqa: E402
 
 if __name__ == "__main__":
     work = Path(sys.argv[1]).resolve()

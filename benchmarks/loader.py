@@ -168,11 +168,11 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
-    from training.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
-    from training.variant_dataset import HDF5VariantDataset, collate, worker_init_fn
+    from training.data.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
+    from training.data.variant_dataset import HDF5VariantDataset, collate, worker_init_fn
 
     root = export_image_folder(variant, folder_root)
-    joint = train_transform(args.size, float_output=False)  # as training.engine builds it: uint8 out
+    joint = train_transform(args.size, float_output=False)  # as training.run.engine builds it: uint8 out
     # ImageFolder gets the very same transform, on a channels-last uint8 view of the PIL image its
     # default loader returns (the layout the HDF5 Dataset hands over: no kernel advantage either way)
     folder_transform = FolderTransform(joint)

@@ -23,7 +23,7 @@ COMMAND_MODULES = (
     "generator.cli_distribution",
     "training.cli",
     "training.evaluation.cli",
-    "training.showcase",
+    "training.run.showcase",
     "training.export.cli",
 )
 

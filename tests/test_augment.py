@@ -1,5 +1,5 @@
 """Artefacts as a training-time augmentation: the numpy ArtefactAugmenter (generator.artefacts.augment) and the
-torchvision RandomArtefact (training.augment): replay, determinism across processes and DataLoader
+torchvision RandomArtefact (training.data.augment): replay, determinism across processes and DataLoader
 workers, p edge cases, kind weights (statistically), mask and box consistency, input validation,
 and the --augment-artefacts training option."""
 
@@ -208,7 +208,7 @@ def _sample(height: int = 240, width: int = 320, seed: int = 0):
 
 def test_transform_equals_the_augmenter_with_the_torch_drawn_seed():
     from generator.artefacts.augment import SEED_LIMIT
-    from training.augment import RandomArtefact
+    from training.data.augment import RandomArtefact
 
     image, mask, box = _sample()
     transform = RandomArtefact(p=0.6, kinds={"ruler": 1, "marking": 2})
@@ -223,7 +223,7 @@ def test_transform_equals_the_augmenter_with_the_torch_drawn_seed():
 
 
 def test_masks_and_boxes_pass_through_unchanged_and_the_artefact_mask_is_returned():
-    from training.augment import RandomArtefact
+    from training.data.augment import RandomArtefact
 
     image, mask, box = _sample()
     torch.manual_seed(0)
@@ -241,7 +241,7 @@ def test_masks_and_boxes_pass_through_unchanged_and_the_artefact_mask_is_returne
 def test_pil_and_plain_tensor_inputs():
     from PIL import Image
 
-    from training.augment import RandomArtefact
+    from training.data.augment import RandomArtefact
 
     image, mask, _ = _sample()
     pixels = image.permute(1, 2, 0).numpy()
@@ -265,7 +265,7 @@ def test_detector_pipeline_keeps_mask_and_box_consistent():
     """With augmentation the joint training transform moves mask and box exactly as without it (same
     geometric draws): the artefact changes pixels only, and the box is the transformed mask's."""
     from generator.artefacts.augment import SEED_LIMIT
-    from training.transforms import box_from_mask, train_transform
+    from training.data.transforms import box_from_mask, train_transform
 
     image, mask, _ = _sample()
     augmented, plain = train_transform(64, augment_artefacts=1.0), train_transform(64)
@@ -283,7 +283,7 @@ def test_detector_pipeline_keeps_mask_and_box_consistent():
 def test_pickled_transform_gives_the_same_output():
     import pickle
 
-    from training.augment import RandomArtefact
+    from training.data.augment import RandomArtefact
 
     image, mask, box = _sample()
     transform = RandomArtefact(p=1.0, kinds=["bubble", "marking_circle"])
@@ -301,7 +301,7 @@ import hashlib, json, sys
 import numpy as np, torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
-from training.augment import RandomArtefact
+from training.data.augment import RandomArtefact
 sys.path.insert(0, "tests")
 from test_augment import skin_image
 
@@ -358,8 +358,8 @@ def test_augment_artefacts_option_trains_on_training_images_only_and_is_recorded
     from test_training_engine import _config, _small_cnn
 
     from training import augment
-    from training.engine import train
     from training.models import MODELS
+    from training.run.engine import train
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
     calls = []
@@ -383,7 +383,7 @@ def test_augment_artefacts_option_trains_on_training_images_only_and_is_recorded
 
 def test_augment_artefacts_is_validated_and_carried_by_sweep_jobs(tmp_path, capsys):
     from generator.cli import main
-    from training.sweep import load_jobs
+    from training.run.sweep import load_jobs
 
     data = tmp_path / "data"
     data.mkdir()

@@ -184,7 +184,7 @@ def test_publish_rejects_a_file_that_no_longer_matches(tmp_path):
 def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
     from PIL import Image
 
-    from training.datasets import HAMArtefacts
+    from training.data.datasets import HAMArtefacts
 
     root = tmp_path / "ds"
     with pytest.raises(UserError, match="download=True"):
@@ -226,7 +226,7 @@ def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
 def test_dataset_transforms_and_torch_loader(data_dir):
     import torch
 
-    from training.datasets import HAMArtefacts
+    from training.data.datasets import HAMArtefacts
 
     ds = HAMArtefacts(data_dir, "train_none", transform=lambda im: torch.from_numpy(np.asarray(im).copy()),
                       target_transform=lambda y: y + 100)
@@ -263,7 +263,7 @@ def test_distribution_modules_import_light():
 
 def test_dataset_default_manifest_is_the_packaged_one(data_dir, tmp_path, monkeypatch):
     import generator.distribution.info
-    from training.datasets import HAMArtefacts
+    from training.data.datasets import HAMArtefacts
 
     packaged = tmp_path / "pkg" / "data_manifest.json"
     packaged.parent.mkdir()

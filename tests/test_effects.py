@@ -213,7 +213,7 @@ def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
 def test_planted_tables_have_the_prediction_format_and_load(tmp_path):
     from training.evaluation.instrument import plant_runs
     from training.evaluation.predictions import load_predictions
-    from training.predict import COLUMNS, read_predictions
+    from training.run.predict import COLUMNS, read_predictions
 
     runs = plant_runs(tmp_path / "runs", n_per_class=5, folds=(0,))
     csv = runs / "planted_cheat" / "train_nv" / "fold0" / "predictions" / "test_all.csv"

@@ -77,7 +77,7 @@ def test_opencv_colour_jitter_matches_torchvision_per_adjustment(seed):
     from torchvision import tv_tensors
     from torchvision.transforms.v2 import functional as F
 
-    from training.transforms import OpenCVColorJitter
+    from training.data.transforms import OpenCVColorJitter
 
     rng = np.random.default_rng(seed)
     pixels = smooth_image(rng, 64, 80)
@@ -106,7 +106,7 @@ def test_opencv_colour_jitter_follows_the_drawn_order_and_passes_masks_through()
     from torchvision import tv_tensors
     from torchvision.transforms.v2 import functional as F
 
-    from training.transforms import OpenCVColorJitter
+    from training.data.transforms import OpenCVColorJitter
 
     pixels = smooth_image(np.random.default_rng(9), 48, 64)
     image = tv_tensors.Image(torch.from_numpy(pixels).permute(2, 0, 1).contiguous())
@@ -135,7 +135,7 @@ def test_opencv_rotation_matches_torchvision(shape):
     from torchvision import tv_tensors
     from torchvision.transforms.v2 import functional as F
 
-    from training.transforms import OpenCVRandomRotation
+    from training.data.transforms import OpenCVRandomRotation
 
     rng = np.random.default_rng(shape[0])
     height, width = shape
@@ -160,7 +160,7 @@ def test_opencv_rotation_falls_back_for_other_options():
     from torchvision import tv_tensors
     from torchvision.transforms.v2 import functional as F
 
-    from training.transforms import OpenCVRandomRotation
+    from training.data.transforms import OpenCVRandomRotation
 
     image = tv_tensors.Image(torch.randint(0, 256, (3, 20, 30), dtype=torch.uint8))
     expanded = OpenCVRandomRotation(30.0, expand=True).transform(image, {"angle": 30.0})
@@ -177,7 +177,7 @@ def test_reduced_decode_gives_jpeg_and_stored_png_rows_one_resolution(tmp_path):
     from PIL import Image
 
     from generator.variants.store import Row, encode_mask, write_variant
-    from training.variant_dataset import HDF5VariantDataset, jpeg_draft_factor
+    from training.data.variant_dataset import HDF5VariantDataset, jpeg_draft_factor
 
     rng = np.random.default_rng(4)
     pixels = smooth_image(rng, 450, 600, noise=0.0)
@@ -206,7 +206,7 @@ def test_reduced_decode_gives_jpeg_and_stored_png_rows_one_resolution(tmp_path):
 def test_box_from_mask_matches_the_torch_definition_on_random_masks():
     import torch
 
-    from training.transforms import box_from_mask
+    from training.data.transforms import box_from_mask
 
     def reference(mask):
         height, width = mask.shape[-2:]
@@ -229,8 +229,8 @@ def test_box_from_mask_matches_the_torch_definition_on_random_masks():
 def test_uint8_output_is_the_float_output_before_scaling_and_the_engine_scales_it():
     import torch
 
-    from training.inference import to_device as _to_device
-    from training.transforms import eval_transform, train_transform
+    from training.data.transforms import eval_transform, train_transform
+    from training.run.inference import to_device as _to_device
 
     image = torch.from_numpy(smooth_image(np.random.default_rng(5), 90, 120)).permute(2, 0, 1)
     mask = torch.zeros(90, 120, dtype=torch.uint8)

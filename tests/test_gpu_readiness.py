@@ -33,7 +33,7 @@ def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=Non
 
 
 def _config(data_dir, **changes):
-    from training.engine import TrainConfig
+    from training.run.engine import TrainConfig
 
     values = {"arch": "small_cnn", "data": str(data_dir), "image_size": 32, "epochs": 3, "batch_size": 8,
               "optimizer": "sgd", "lr": 0.05, "max_train_images": 24, "workers": 0, "predict": False, "seed": 5}
@@ -110,7 +110,7 @@ def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, mon
 def test_a_cpu_started_run_may_resume_on_a_gpu_but_not_with_another_experiment():
     from dataclasses import asdict
 
-    from training.engine import TrainConfig, _comparable
+    from training.run.engine import TrainConfig, _comparable
 
     config = asdict(TrainConfig(arch="resnet34", data="data"))
     on_cpu = {**config, "device": "cpu", "amp_dtype": None, "torch": "2.14.1", "world_size": 1,
@@ -127,7 +127,7 @@ def test_a_cpu_started_run_may_resume_on_a_gpu_but_not_with_another_experiment()
 def test_loader_seeds_depend_on_rank_and_ranks_draw_disjoint_rows():
     from torch.utils.data.distributed import DistributedSampler
 
-    from training.engine import SampleSeeds, loader_seed
+    from training.run.engine import SampleSeeds, loader_seed
 
     assert len({loader_seed(0, e, r) for e in range(3) for r in range(4)}) == 12
     data = list(range(20))
@@ -157,9 +157,9 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
     """Per-(seed, epoch, row) seeds: two persistent workers give each epoch new augmentations, and the
     very images, in the very order, that a fresh main-process loader gives for that epoch (what a
     resumed run reads)."""
-    from training.engine import train_loader
-    from training.transforms import train_transform
-    from training.variant_dataset import HDF5VariantDataset
+    from training.data.transforms import train_transform
+    from training.data.variant_dataset import HDF5VariantDataset
+    from training.run.engine import train_loader
 
     dataset = HDF5VariantDataset(train_dir / "train_none.h5", indices=np.arange(12),
                                  transform=train_transform(32, float_output=False), decode_size=(32, 32),
@@ -189,7 +189,7 @@ def _fake_batch(n=4, size=16, seed=0):
 
 
 def test_training_steps_read_nothing_back_until_the_sync_point(monkeypatch):
-    from training.engine import LossTracker, train_step
+    from training.run.engine import LossTracker, train_step
 
     torch.manual_seed(0)
     model = _small_cnn()
@@ -243,8 +243,8 @@ def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(tmp_path
 # --- 6. bf16 autocast: the detector's backbone only ----------------------------------------------
 
 def test_detector_autocast_covers_the_backbone_only():
-    from training.engine import amp_scope
     from training.models import build_model
+    from training.run.engine import amp_scope
 
     tiny = {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20, "box_batch_size_per_image": 16,
             "box_representation_size": 64, "mask_roi_size": 7, "mask_head_layers": 1}
@@ -286,7 +286,7 @@ def test_detector_autocast_covers_the_backbone_only():
 def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, monkeypatch):
     import torch.distributed as dist
 
-    from training.engine import init_distributed
+    from training.run.engine import init_distributed
 
     calls = []
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -350,7 +350,7 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
 
 def test_predictions_never_read_image_bytes_to_find_shared_images(tmp_path, monkeypatch):
     from generator.variants.store import VariantReader
-    from training.predict import predict_variants, read_predictions
+    from training.run.predict import predict_variants, read_predictions
 
     data = write_synthetic_data(tmp_path / "data", n_train=2, n_test=6, train_variants=())
     monkeypatch.setattr(VariantReader, "image_bytes", lambda self, i: pytest.fail("image bytes read for a key"))
@@ -415,7 +415,7 @@ sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[1] + "/tests")
 from test_gpu_readiness import _config, _small_cnn
 from training.models import MODELS
-from training.engine import train
+from training.run.engine import train
 MODELS["small_cnn"] = _small_cnn
 torch.set_num_threads(1)
 summary = train(_config(sys.argv[2], epochs=2, device="cpu"), sys.argv[3], progress=False)

@@ -87,8 +87,8 @@ def test_the_checker_finds_a_lazy_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     graph = import_graph()
-    assert "training.inference" in graph["training.engine"]  # imports are found at all
-    assert "training.distributed" in graph["training.predict"]  # ... inside functions too
+    assert "training.run.inference" in graph["training.run.engine"]  # imports are found at all
+    assert "training.run.distributed" in graph["training.run.predict"]  # ... inside functions too
 
 
 def test_no_import_cycles():

@@ -51,7 +51,7 @@ def test_adding_a_variant_is_one_registry_entry():
                           "train": TRAIN_VARIANTS, "tables": TABLE_TRAIN_VARIANTS}))
     """)
     assert out["test"][-1] == "test_90" and "test_90" in out["info"]
-    # each training variant is followed by its augmented condition (training.conditions)
+    # each training variant is followed by its augmented condition (training.data.conditions)
     assert (
         out["train"][-2:] == out["tables"][-2:] == ["train_half", "train_half+aug"]
         and "train_half" in out["info"]
@@ -79,7 +79,7 @@ def test_adding_an_architecture_is_one_registry_entry():
         parsed = parser.parse_args(["train", "--data", "d", "--out", "o", "--arch", "tinynet"])
         from training.export.charts import arch_label
         from training.export.results import ARCH_ORDER
-        from training.sweep import ARCHS
+        from training.run.sweep import ARCHS
         from training.models import is_detector, uses_channels_last
         print(json.dumps({"torch": "torch" in sys.modules, "cli": parsed.arch, "models": list(MODELS), "sweep": ARCHS, "site": ARCH_ORDER, "label": arch_label("tinynet"),
                           "detector": is_detector("tinynet"), "channels_last": uses_channels_last("tinynet", "cuda"),

@@ -31,7 +31,7 @@ SMALL = {
 def small_showcase(tmp_path, monkeypatch):
     """A showcase folder as `make showcase` leaves it, for a tiny build and a planned (untrained) grid."""
     from training import showcase
-    from training.sweep import load_jobs, plan
+    from training.run.sweep import load_jobs, plan
 
     monkeypatch.setattr(showcase, "SETTINGS", dict(SMALL))
     work, out = tmp_path / "work", tmp_path / "out"
@@ -72,7 +72,7 @@ def test_check_passes_on_a_faithful_copy_and_names_what_changed(small_showcase, 
     assert any("test_none.h5: the current data build differs" in p for p in problems)
 
     monkeypatch.setitem(showcase.SETTINGS, "difficulty", "ham")
-    from training.sweep import PROFILES
+    from training.run.sweep import PROFILES
 
     monkeypatch.setitem(PROFILES["showcase"]["resnet34"], "epochs", 99)  # another plan
     assert showcase.check_committed(out, tmp_path / "check3") == [
@@ -81,7 +81,7 @@ def test_check_passes_on_a_faithful_copy_and_names_what_changed(small_showcase, 
 
 
 def test_run_seconds_count_every_run_once_whoever_trained_it():
-    from training.showcase import run_seconds
+    from training.run.showcase import run_seconds
 
     fresh = {"train_seconds": 400.25, "predict_seconds": 3.5}
     reused = {"train_seconds": 350.0, "predict_seconds": 2.0, "skipped": True}
@@ -94,7 +94,7 @@ def test_run_seconds_count_every_run_once_whoever_trained_it():
     not (COMMITTED / "provenance.json").is_file(), reason="results/showcase is not committed yet"
 )
 def test_committed_provenance_sums_the_collected_runs_own_records():
-    from training.showcase import run_seconds
+    from training.run.showcase import run_seconds
 
     provenance = json.loads((COMMITTED / "provenance.json").read_text())
     done = [json.loads(p.read_text()) for p in sorted(COMMITTED.glob("runs/*/*/fold*/DONE"))]
@@ -141,7 +141,7 @@ committed = pytest.mark.skipif(
 
 @committed
 def test_committed_showcase_matches_the_current_data_build_and_plan(tmp_path):
-    from training.showcase import check_committed
+    from training.run.showcase import check_committed
 
     assert check_committed(COMMITTED, tmp_path) == [], "rerun `make showcase` and commit results/showcase"
 
@@ -168,7 +168,7 @@ def test_gpu_session_plans_the_jobs_that_showcase_device_cuda_resumes(tmp_path, 
     import sys
 
     from training import showcase
-    from training.sweep import load_jobs, plan
+    from training.run.sweep import load_jobs, plan
 
     monkeypatch.setattr(showcase, "SETTINGS", dict(SMALL))
     monkeypatch.setattr(sys, "argv", ["gpu_session_plan.py", str(tmp_path / "work")])

@@ -27,7 +27,7 @@ def data_dir(tmp_path_factory):
 # --- folds ------------------------------------------------------------------------------------
 
 def test_folds_keep_lesions_together_and_are_identical_across_training_variants(data_dir):
-    from training.folds import fold_indices, folds_for_data, make_folds
+    from training.data.folds import fold_indices, folds_for_data, make_folds
 
     folds = folds_for_data(data_dir, seed=3)
     assert sorted(folds["fold"].unique()) == [0, 1, 2, 3, 4]
@@ -57,7 +57,7 @@ def test_folds_keep_lesions_together_and_are_identical_across_training_variants(
 
 
 def test_folds_reject_too_few_lesions():
-    from training.folds import make_folds
+    from training.data.folds import make_folds
 
     with pytest.raises(UserError, match="lesions"):
         make_folds(["a", "b", "c"], ["L1", "L1", "L2"], ["nv", "nv", "mel"])
@@ -76,7 +76,7 @@ def _random_lesion(rng, height, width):
 def test_train_transform_keeps_image_mask_and_box_aligned(seed):
     """The image is the mask painted grey-white; after random crop/rotate/flip/jitter the bright pixels
     must still be the mask pixels, and the box must be the tight box of the transformed mask."""
-    from training.transforms import box_from_mask, train_transform
+    from training.data.transforms import box_from_mask, train_transform
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -100,7 +100,7 @@ def test_train_transform_keeps_image_mask_and_box_aligned(seed):
 
 
 def test_eval_transform_only_resizes():
-    from training.transforms import eval_transform
+    from training.data.transforms import eval_transform
 
     rng = np.random.default_rng(0)
     mask = _random_lesion(rng, 96, 128)
@@ -115,7 +115,7 @@ def test_eval_transform_only_resizes():
 
 
 def test_box_from_mask():
-    from training.transforms import box_from_mask
+    from training.data.transforms import box_from_mask
 
     mask = torch.zeros(10, 20, dtype=torch.uint8)
     assert box_from_mask(mask).tolist() == [0, 0, 20, 10]  # lesion cropped away: the whole image
@@ -124,8 +124,8 @@ def test_box_from_mask():
 
 
 def test_dataset_returns_the_contract_fields(data_dir):
-    from training.transforms import train_transform
-    from training.variant_dataset import HDF5VariantDataset, collate
+    from training.data.transforms import train_transform
+    from training.data.variant_dataset import HDF5VariantDataset, collate
 
     dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[3, 5], transform=train_transform(48))
     item = dataset[1]
@@ -140,8 +140,8 @@ def test_dataset_returns_the_contract_fields(data_dir):
 
 def test_dataset_without_masks_gives_the_same_images(data_dir):
     """with_masks=False (classifier, prediction) drops mask and box but not a pixel of the image."""
-    from training.transforms import eval_transform, train_transform
-    from training.variant_dataset import HDF5VariantDataset, collate
+    from training.data.transforms import eval_transform, train_transform
+    from training.data.variant_dataset import HDF5VariantDataset, collate
 
     path = data_dir / "train_none.h5"
     with_masks = HDF5VariantDataset(path, indices=[1, 4], transform=eval_transform(40))
@@ -166,8 +166,8 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
     from PIL import Image
 
     from generator.variants.store import Row, encode_mask, write_variant
-    from training.transforms import eval_transform
-    from training.variant_dataset import HDF5VariantDataset
+    from training.data.transforms import eval_transform
+    from training.data.variant_dataset import HDF5VariantDataset
 
     rng = np.random.default_rng(0)
     rows = []
@@ -196,7 +196,7 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
 # --- detector -> class scores -----------------------------------------------------------------
 
 def test_detector_rule_on_constructed_detections():
-    from training.detector_scores import NO_DETECTION, image_scores
+    from training.models.detector_scores import NO_DETECTION, image_scores
 
     detections = [
         # classes are detector labels - 1; the top detection (0.9, label 3 -> class 2) decides y_pred
@@ -214,7 +214,7 @@ def test_detector_rule_on_constructed_detections():
 
 
 def test_gather_predictions_drops_sampler_padding():
-    from training.engine import Dist, gather_predictions
+    from training.run.engine import Dist, gather_predictions
 
     # DistributedSampler pads by repeating the first indices.
     indices = np.array([4, 0, 2, 1, 3, 0])
@@ -225,7 +225,7 @@ def test_gather_predictions_drops_sampler_padding():
 
 
 def test_macro_pr_auc_and_prior_baseline():
-    from training.engine import macro_pr_auc, prior_pr_auc
+    from training.run.engine import macro_pr_auc, prior_pr_auc
 
     y = np.array([0, 0, 1, 2, 2, 2])
     assert macro_pr_auc(y, np.eye(7)[y]) == pytest.approx(1.0)
@@ -237,7 +237,7 @@ def test_macro_pr_auc_and_prior_baseline():
 def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
     from generator.variants import list_variants
     from training.models import build_model
-    from training.predict import COLUMNS, predict_variants, read_predictions
+    from training.run.predict import COLUMNS, predict_variants, read_predictions
 
     torch.manual_seed(0)
     model = build_model("resnet34", image_size=32).eval()
@@ -265,7 +265,7 @@ def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
 
 
 def test_missing_test_variant_is_a_user_error(data_dir, tmp_path):
-    from training.predict import files_of_test_variants
+    from training.run.predict import files_of_test_variants
 
     with pytest.raises(UserError, match="missing test variant"):
         files_of_test_variants(tmp_path)
@@ -275,8 +275,8 @@ def test_missing_test_variant_is_a_user_error(data_dir, tmp_path):
 # --- sweep planning ---------------------------------------------------------------------------
 
 def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
-    from training.engine import TrainConfig
-    from training.sweep import load_jobs, plan, run_all, select
+    from training.run.engine import TrainConfig
+    from training.run.sweep import load_jobs, plan, run_all, select
 
     jobs_file = plan(data_dir, tmp_path / "runs", "paper")
     jobs = load_jobs(jobs_file)
@@ -306,9 +306,9 @@ def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
 
 
 def test_showcase_plan_lists_the_augmented_conditions_in_their_own_run_folders(tmp_path):
-    from training.conditions import condition_label
-    from training.engine import TrainConfig, run_dir_for
-    from training.sweep import PROFILES, load_jobs, plan
+    from training.data.conditions import condition_label
+    from training.run.engine import TrainConfig, run_dir_for
+    from training.run.sweep import PROFILES, load_jobs, plan
 
     (tmp_path / "data").mkdir()
     jobs = load_jobs(plan(tmp_path / "data", tmp_path / "runs", "showcase"))
@@ -349,7 +349,7 @@ def test_showcase_plan_lists_the_augmented_conditions_in_their_own_run_folders(t
 
 
 def test_an_override_that_merges_plain_and_augmented_jobs_is_refused(tmp_path):
-    from training.sweep import plan
+    from training.run.sweep import plan
 
     (tmp_path / "data").mkdir()
     with pytest.raises(UserError, match="would share .*train_none\\+aug/fold0"):
@@ -358,8 +358,8 @@ def test_an_override_that_merges_plain_and_augmented_jobs_is_refused(tmp_path):
 
 
 def test_train_writes_an_augmented_run_beside_the_plain_one(tmp_path):
-    from training.conditions import base_variant, condition_label
-    from training.engine import run_dir_for
+    from training.data.conditions import base_variant, condition_label
+    from training.run.engine import run_dir_for
 
     assert condition_label("train_nv", 0.0) == "train_nv" and condition_label("train_nv", 0.5) == "train_nv+aug"
     assert base_variant("train_nv+aug") == "train_nv" and base_variant("train_nv") == "train_nv"
@@ -372,11 +372,11 @@ def test_train_writes_an_augmented_run_beside_the_plain_one(tmp_path):
 @pytest.mark.parametrize(("flags", "folder"), [([], "train_nv"), (["--augment-artefacts", "0.5"], "train_nv+aug"),
                                                (["--augment-artefacts", "0"], "train_nv")])
 def test_cli_train_picks_the_condition_folder(tmp_path, monkeypatch, capsys, flags, folder):
-    import training.engine
+    import training.run.engine
     from generator.cli import main
 
     seen = []
-    monkeypatch.setattr(training.engine, "train", lambda config, run_dir, progress: seen.append((config, run_dir)) or {})
+    monkeypatch.setattr(training.run.engine, "train", lambda config, run_dir, progress: seen.append((config, run_dir)) or {})
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "runs"), "--arch", "resnet34",
                  "--train-variant", "train_nv", "--fold", "2", "--profile", "tiny", "--quiet", *flags]) == 0
     (config, run_dir), = seen
@@ -425,8 +425,8 @@ def test_build_model_registry_and_weights(tmp_path):
 
 
 def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
-    from training.engine import TrainConfig
-    from training.sweep import PROFILES, load_jobs, plan
+    from training.run.engine import TrainConfig
+    from training.run.sweep import PROFILES, load_jobs, plan
 
     jobs = load_jobs(plan(data_dir, tmp_path / "runs", "showcase"))
     keys = [(j["arch"], j["condition"], j["fold"]) for j in jobs]
@@ -450,7 +450,7 @@ def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
 
 
 def test_sweep_run_reports_each_finished_run_with_an_eta(data_dir, tmp_path, monkeypatch):
-    import training.sweep as sweep
+    import training.run.sweep as sweep
 
     jobs_file = sweep.plan(data_dir, tmp_path / "runs", "tiny")
     trained = []
@@ -470,7 +470,7 @@ def test_sweep_run_reports_each_finished_run_with_an_eta(data_dir, tmp_path, mon
 
 
 def test_dihedral_policy_moves_image_and_mask_by_square_symmetries_only():
-    from training.transforms import AUGMENT_POLICIES, train_transform
+    from training.data.transforms import AUGMENT_POLICIES, train_transform
 
     assert set(AUGMENT_POLICIES) == {"paper", "dihedral"}
     transform = train_transform(32, float_output=False, policy="dihedral")

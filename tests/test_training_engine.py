@@ -32,10 +32,10 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
-    from training.engine import training_loss
+    from training.data.transforms import eval_transform
+    from training.data.variant_dataset import HDF5VariantDataset, collate
     from training.models import build_model
-    from training.transforms import eval_transform
-    from training.variant_dataset import HDF5VariantDataset, collate
+    from training.run.engine import training_loss
 
     torch.manual_seed(0)
     dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[0, 2, 4, 6], transform=eval_transform(32))
@@ -61,7 +61,7 @@ def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
 
 
 def _config(data_dir, **changes):
-    from training.engine import TrainConfig
+    from training.run.engine import TrainConfig
 
     values = {"arch": "small_cnn", "data": str(data_dir), "image_size": 32, "epochs": 3, "batch_size": 8,
               "optimizer": "sgd", "lr": 0.05, "max_train_images": 24, "workers": 0, "predict": False, "seed": 5}
@@ -77,8 +77,8 @@ def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=Non
 
 
 def test_resume_after_interruption_gives_the_same_final_weights(data_dir, tmp_path, monkeypatch):
-    from training.engine import train
     from training.models import MODELS
+    from training.run.engine import train
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
 
@@ -117,9 +117,9 @@ def test_a_finished_run_is_reused_only_under_its_own_configuration(data_dir, tmp
     settings; under another experiment configuration both refuse it instead of mixing it into new results
     (a resumed showcase whose profile changed)."""
     from generator.errors import UserError
-    from training.engine import train
     from training.models import MODELS
-    from training.sweep import run_all
+    from training.run.engine import train
+    from training.run.sweep import run_all
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
     run = tmp_path / "run"
@@ -181,7 +181,7 @@ def test_a_run_writes_the_contract_files_and_learns(data_dir, tmp_path):
     assert main(["predict", "--run", str(run), "--quiet"]) == 0
     assert (run / "predictions" / "test_all.csv").read_text() == before
     assert np.isfinite(done["best_val_macro_pr_auc"])
-    from training.sweep import chance_check
+    from training.run.sweep import chance_check
 
     check = chance_check(run)  # on test_none: above the class-prior baseline
     assert check["macro_pr_auc"] > check["prior_pr_auc"], check

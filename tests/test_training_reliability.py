@@ -60,7 +60,7 @@ def mixed_variant(tmp_path_factory):
     (600, 450, (64, 64), 4), (600, 450, (32, 32), 8), (6000, 4500, (32, 32), 8), (1, 1, (224, 224), 1),
 ])
 def test_jpeg_draft_factor_never_fails_and_never_shrinks_below_the_target(width, height, size, factor):
-    from training.variant_dataset import jpeg_draft_factor
+    from training.data.variant_dataset import jpeg_draft_factor
 
     got = jpeg_draft_factor(width, height, size)
     assert got == factor
@@ -74,8 +74,8 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
     size (the transform upscales); a whole DataLoader epoch yields every row."""
     from torch.utils.data import DataLoader
 
-    from training.transforms import eval_transform, train_transform
-    from training.variant_dataset import HDF5VariantDataset, collate
+    from training.data.transforms import eval_transform, train_transform
+    from training.data.variant_dataset import HDF5VariantDataset, collate
 
     size = (image_size, image_size)
     for transform in (train_transform(image_size, float_output=False), eval_transform(image_size, float_output=False)):
@@ -91,7 +91,7 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
 def test_stop_iteration_inside_a_dataset_is_an_error_not_an_empty_epoch(mixed_variant):
     from torch.utils.data import DataLoader
 
-    from training.variant_dataset import HDF5VariantDataset, collate
+    from training.data.variant_dataset import HDF5VariantDataset, collate
 
     def broken(image, mask):
         raise StopIteration
@@ -102,7 +102,7 @@ def test_stop_iteration_inside_a_dataset_is_an_error_not_an_empty_epoch(mixed_va
 
 
 def test_hamartefacts_turns_stop_iteration_into_an_error(mixed_variant):
-    from training.datasets import HAMArtefacts
+    from training.data.datasets import HAMArtefacts
 
     def broken(image):
         raise StopIteration
@@ -113,7 +113,7 @@ def test_hamartefacts_turns_stop_iteration_into_an_error(mixed_variant):
 
 
 def test_expected_images_per_epoch():
-    from training.engine import check_epoch, expected_images
+    from training.run.engine import check_epoch, expected_images
 
     assert expected_images(24, 8, drop_last=True) == 24
     assert expected_images(27, 8, drop_last=True) == 24
@@ -130,7 +130,7 @@ def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=Non
 
 
 def _config(data_dir, **changes):
-    from training.engine import TrainConfig
+    from training.run.engine import TrainConfig
 
     values = {"arch": "small_cnn", "data": str(data_dir), "image_size": 96, "epochs": 2, "batch_size": 8,
               "optimizer": "sgd", "lr": 0.05, "max_train_images": 24, "max_val_images": 8, "workers": 0,
@@ -140,9 +140,9 @@ def _config(data_dir, **changes):
 
 def test_training_above_the_stored_size_sees_every_image_and_predicts_every_test_image(data_dir, tmp_path,
                                                                                         monkeypatch):
-    from training.engine import train
     from training.models import MODELS
-    from training.predict import check_predictions, read_predictions
+    from training.run.engine import train
+    from training.run.predict import check_predictions, read_predictions
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
     run = tmp_path / "run"
@@ -168,7 +168,7 @@ def test_an_epoch_that_loses_batches_fails_the_run_without_done(data_dir, tmp_pa
     """A loader that ends early (here: after one batch) is an error naming the run; nothing is marked DONE."""
     import itertools
 
-    import training.engine as engine
+    import training.run.engine as engine
     from training.models import MODELS
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
@@ -209,7 +209,7 @@ def test_train_cli_exits_non_zero_with_one_line_on_a_failed_run(data_dir, tmp_pa
 
 def test_sweep_run_exits_non_zero_when_a_job_fails(data_dir, tmp_path, capsys, monkeypatch):
     """`sweep run --all` stops at a failed run with one line naming it and exit 1 (not 0)."""
-    import training.sweep as sweep
+    import training.run.sweep as sweep
     from generator.cli import main
 
     runs = tmp_path / "runs"

@@ -37,7 +37,7 @@ def _add_selectors(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    from .sweep import ARCHS, PROFILES
+    from training.run.sweep import ARCHS, PROFILES
 
     p = sub.add_parser("train", help="train one model (arch x training variant x fold) and predict the test variants",
                        description="Train one run into <out>/<arch>/<train_variant>/fold<k>/ (<train_variant>+aug with "
@@ -112,8 +112,8 @@ def _passive_openmp() -> None:
 
 def run_train(args) -> int:
     _passive_openmp()
-    from .engine import TrainConfig, run_dir_for, train
-    from .sweep import profile_config
+    from training.run.engine import TrainConfig, run_dir_for, train
+    from training.run.sweep import profile_config
 
     values = {**profile_config(args.profile, args.arch), **_overrides(args), "arch": args.arch, "data": args.data,
               "train_variant": args.train_variant, "fold": args.fold, "seed": args.seed,
@@ -131,7 +131,7 @@ def run_train(args) -> int:
 
 def run_predict(args) -> int:
     _passive_openmp()
-    from .predict import predict_run
+    from training.run.predict import predict_run
 
     written = predict_run(args.run, args.data, device=args.device, batch_size=args.batch_size,
                           workers=args.workers, variants=args.test_variants, progress=not args.quiet)
@@ -140,7 +140,7 @@ def run_predict(args) -> int:
 
 
 def run_sweep_plan(args) -> int:
-    from .sweep import load_jobs, plan
+    from training.run.sweep import load_jobs, plan
 
     jobs = plan(args.data, args.out, args.profile, args.archs, args.train_variants, args.folds, args.seed,
                 _overrides(args))
@@ -153,8 +153,7 @@ def run_sweep_run(args) -> int:
     from pathlib import Path
 
     from generator.errors import UserError
-
-    from .sweep import chance_check, plan, run_all, run_index
+    from training.run.sweep import chance_check, plan, run_all, run_index
 
     if not args.jobs and not args.out:
         raise UserError("sweep run: give --out RUNS or --jobs FILE")

@@ -1,5 +1,5 @@
 """Artefacts as an on-the-fly training augmentation (numpy only; the torch transform is
-:class:`training.augment.RandomArtefact`).
+:class:`training.data.augment.RandomArtefact`).
 
 :class:`ArtefactAugmenter` maps (image, optional lesion mask, seed) to (image, artefact mask, record).
 It only decides *whether* and *which kind*; the insertion itself is the engine of the frozen

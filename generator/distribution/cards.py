@@ -189,7 +189,7 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "```",
         "",
         "```python",
-        "from training.datasets import HAMArtefacts",
+        "from training.data.datasets import HAMArtefacts",
         f"ds = HAMArtefacts('data/', 'test_all', download=True, manifest='{base}manifest.json')",
         "image, label, meta = ds[0]",
         "```",

@@ -3,7 +3,7 @@
 In the spirit of MedMNIST's ``INFO`` dict: per variant a description, split, classes, licence
 (with attribution), citation and, when a manifest is known, row counts, artefact counts, size
 and SHA-256. ``ham-artefacts list`` and ``ham-artefacts info VARIANT`` print it;
-``training.datasets.HAMArtefacts.info`` returns one entry.
+``training.data.datasets.HAMArtefacts.info`` returns one entry.
 """
 
 from __future__ import annotations

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from generator import CLASSES
-
-from ..conditions import base_variant
+from training.data.conditions import base_variant
 
 BIAS_TESTS = ("test_none", "test_all")
 BIAS_METRICS = ("recall", "fpr", "fnr")

@@ -50,8 +50,8 @@ import pandas as pd
 
 from generator import CLASSES
 from generator.seeding import derive_seed
+from training.data.conditions import base_variant, is_augmented
 
-from ..conditions import base_variant, is_augmented
 from .aggregate import t_interval
 from .bias import biased_class
 from .bootstrap import percentile_interval

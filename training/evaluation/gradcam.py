@@ -208,7 +208,7 @@ def _prepare(reader, row: int, image_size):
     """(image float CxHxW in [0, 1], artefact mask HxW bool) after the evaluation transform."""
     import torch
 
-    from training.transforms import eval_transform
+    from training.data.transforms import eval_transform
 
     image = torch.from_numpy(np.array(reader.image(row))).permute(2, 0, 1)  # writable copy
     mask = torch.from_numpy(reader.artefact_mask(row))

@@ -1,7 +1,7 @@
 """Instrument check: can the evaluation detect the effect it exists to measure?
 
 Planted predictors with a known answer are written as prediction tables in the exact format
-``training/predict.py`` writes, then put through the real ``evaluate`` and the export's own table
+``training/run/predict.py`` writes, then put through the real ``evaluate`` and the export's own table
 loader and control verdicts:
 
 - ``planted_cheat``: its train_nv model calls ``nv`` whenever an image carries an artefact (and predicts
@@ -41,7 +41,7 @@ KINDS = ("bubble", "ruler_horizontal", "marking_circle")
 
 def _write_predictions(path: Path, image_ids, y_true, y_pred, has_artefact, kinds) -> None:
     """One prediction table with predict.py's columns, order and formatting."""
-    from training.predict import COLUMNS, SCORE_COLUMNS, write_table
+    from training.run.predict import COLUMNS, SCORE_COLUMNS, write_table
 
     scores = np.full((len(y_pred), len(CLASSES)), 0.4 / (len(CLASSES) - 1))
     scores[np.arange(len(y_pred)), y_pred] = 0.6

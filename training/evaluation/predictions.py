@@ -12,13 +12,12 @@ import pandas as pd
 from generator import CLASSES
 from generator.errors import UserError
 from generator.variants import list_variants
-
-from ..conditions import with_augmented
+from training.data.conditions import with_augmented
 
 SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
 COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
 TEST_VARIANTS = tuple(list_variants("test"))
-# Each frozen training variant followed by its augmented condition (training.conditions: "X+aug").
+# Each frozen training variant followed by its augmented condition (training.data.conditions: "X+aug").
 TRAIN_VARIANTS = with_augmented(tuple(list_variants("train")))
 NO_DETECTION = -1  # y_pred of a detector that found nothing: counted as a wrong prediction
 _FOLD_DIR = re.compile(r"^fold(\d+)$")

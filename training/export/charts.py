@@ -15,8 +15,7 @@ import altair as alt
 import pandas as pd
 
 from generator import CLASSES
-
-from ..models import arch_label
+from training.models import arch_label
 
 METRIC_LABELS = {"recall": "recall", "fpr": "FPR", "fnr": "FNR"}
 ARCH_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")

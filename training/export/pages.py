@@ -397,7 +397,7 @@ def robustness_page(chart: str | None, flips_chart: str | None, trained: list[st
                     remedy: str | None = None, drops: str | None = None) -> str:
     """``remedy``: the Remedy section (:func:`remedy_section`); ``drops``: the PR-AUC drop per training
     condition (:func:`robustness_drop_table`), shown before it."""
-    from training.conditions import is_augmented
+    from training.data.conditions import is_augmented
 
     flips = (
         f"""
@@ -835,9 +835,9 @@ REMEDY_CLAIM = ("“automated superimposition of artefacts … as a further evol
 
 def remedy_conditions() -> list[str]:
     """The augmented conditions the showcase trains (from its grid), in the evaluation's order."""
-    from training.conditions import condition_label
+    from training.data.conditions import condition_label
     from training.evaluation.predictions import TRAIN_VARIANTS
-    from training.sweep import PROFILES
+    from training.run.sweep import PROFILES
 
     labels = {condition_label(variant, extra[0].get("augment_artefacts", 0.0))
               for _, variant, _, *extra in PROFILES["showcase"]["grid"] if extra}
@@ -865,7 +865,7 @@ def _summary_row(table: pd.DataFrame | None, arch: str, train: str, test: str):
 def remedy_sentence(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, arch: str,
                     augmented: str, test_variant: str = "test_all") -> str:
     """One plain sentence on one augmented condition against its plain counterpart, from the tables' numbers."""
-    from training.conditions import base_variant
+    from training.data.conditions import base_variant
 
     plain = base_variant(augmented)
     label = arch_label(arch)
@@ -899,7 +899,7 @@ def remedy_table_html(effects_summary: pd.DataFrame | None, remedy_summary: pd.D
                       augmented: str) -> str:
     """Every test variant: shift and DiD vs train_none of the plain and the augmented condition, and their
     paired difference."""
-    from training.conditions import base_variant
+    from training.data.conditions import base_variant
     from training.evaluation.predictions import TEST_VARIANTS
 
     plain = base_variant(augmented)
@@ -932,7 +932,7 @@ def remedy_table_html(effects_summary: pd.DataFrame | None, remedy_summary: pd.D
 def remedy_section(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None,
                    archs: list[str]) -> str:
     """The "Remedy" section: the paper's claim quoted, and our measured answer beside it (or why there is none)."""
-    from training.conditions import is_augmented
+    from training.data.conditions import is_augmented
     from training.evaluation.predictions import TRAIN_VARIANTS
 
     claim = (f"**The paper's claim.** Katsch, Rinner & Tschandl (2022) propose that {REMEDY_CLAIM}. Their "

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from generator.errors import UserError
+from training.models import ARCHITECTURES
 
 # Training variants in the registry's order, each followed by its augmented condition (X+aug).
 from ..evaluation.predictions import TRAIN_VARIANTS
-from ..models import ARCHITECTURES
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
 SCHEMAS: dict[str, tuple[str, ...]] = {

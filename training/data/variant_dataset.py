@@ -10,8 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from generator.variants.store import VariantReader, decode_png_stored
-
-from .transforms import box_from_mask
+from training.data.transforms import box_from_mask
 
 
 def jpeg_draft_factor(width: int, height: int, size) -> int:
@@ -47,7 +46,7 @@ class HDF5VariantDataset(Dataset):
         image_id    str
         index       int (row in the file, used to merge predictions across DDP ranks)
 
-    ``indices`` selects rows (a fold); ``transform`` is a :class:`training.transforms.JointTransform`
+    ``indices`` selects rows (a fold); ``transform`` is a :class:`training.data.transforms.JointTransform`
     (or any callable ``(image uint8 CxHxW, mask HxW or None) -> (image float, mask, box)``).
 
     ``with_masks=False`` skips the lesion mask and its box: the classifier and every prediction pass

@@ -101,7 +101,7 @@ def plan_jobs(data: Path, runs: Path, device: str = "auto") -> Path:
     """The showcase's sweep plan into ``runs/jobs.jsonl`` (``device`` other than auto is written into
     every job); returns the jobs file. benchmarks/gpu_session_plan.py plans with it too, so the runs it
     trains in parallel are the ones ``showcase --device`` then finds done."""
-    from .sweep import plan
+    from training.run.sweep import plan
 
     overrides = {} if device == "auto" else {"device": device}
     return plan(data, runs, SETTINGS["profile"], seed=SETTINGS["seed"], overrides=overrides)
@@ -111,9 +111,9 @@ def run_showcase(
     work: str | os.PathLike, out: str | os.PathLike, device: str = "auto", progress: bool = True
 ) -> dict:
     """Every stage; returns the provenance written to ``<out>/provenance.json``."""
-    from .evaluation.evaluate import evaluate
-    from .evaluation.gradcam import run_gradcam
-    from .sweep import load_jobs, run_all
+    from training.evaluation.evaluate import evaluate
+    from training.evaluation.gradcam import run_gradcam
+    from training.run.sweep import load_jobs, run_all
 
     work, out = Path(work).resolve(), Path(out).resolve()
     started = time.perf_counter()
@@ -219,7 +219,7 @@ def check_committed(out: str | os.PathLike, work: str | os.PathLike) -> list[str
     under ``work`` (their content digests must equal the committed manifest's); a difference means the
     committed results came from other data or another plan, and ``make showcase`` must be rerun.
     """
-    from .sweep import load_jobs
+    from training.run.sweep import load_jobs
 
     out, work = Path(out), Path(work)
     problems = []

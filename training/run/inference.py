@@ -1,7 +1,7 @@
 """Forward passes shared by training (validation) and prediction: the data loader, moving a batch to
 the device, bf16 autocast, the channels-last rule, and scoring every image a loader yields.
 
-training.engine (training) and training.predict (test-variant tables) both build on this module, so
+training.run.engine (training) and training.run.predict (test-variant tables) both build on this module, so
 neither imports the other's internals.
 """
 
@@ -16,11 +16,10 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2.functional import to_dtype
 
 from generator import NUM_CLASSES
-
-from .detector_scores import boxes_only, image_scores
-from .distributed import unwrap
-from .models import is_detector, uses_channels_last
-from .variant_dataset import collate, worker_init_fn
+from training.data.variant_dataset import collate, worker_init_fn
+from training.models import is_detector, uses_channels_last
+from training.models.detector_scores import boxes_only, image_scores
+from training.run.distributed import unwrap
 
 
 def channels_last_model(model, arch: str, device: torch.device):
@@ -88,7 +87,7 @@ def predict_loader(
     desc: str = "predict",
 ):
     """(row indices, scores N x 7, y_pred) of every image the loader yields. Scores: softmax
-    probabilities (classifier) or the detector rule of :mod:`training.detector_scores`."""
+    probabilities (classifier) or the detector rule of :mod:`training.models.detector_scores`."""
     from tqdm import tqdm
 
     model.eval()

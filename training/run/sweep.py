@@ -1,7 +1,7 @@
 """The experiment grid: 3 architectures x 9 training variants x 5 folds = 135 jobs.
 
 ``plan`` writes every job to ``<runs>/jobs.jsonl`` (one JSON object a line: index, arch,
-train_variant, condition (training.conditions), fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
+train_variant, condition (training.data.conditions), fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
 array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists.
 
 Profiles hold the training settings:
@@ -28,8 +28,7 @@ import os
 from pathlib import Path
 
 from generator.errors import UserError
-
-from .models import ARCHITECTURES
+from training.models import ARCHITECTURES
 
 ARCHS = tuple(ARCHITECTURES)
 
@@ -137,7 +136,7 @@ def _check_selection(archs, train_variants, folds) -> None:
     for arch in archs or ():
         if arch not in ARCHS:
             raise UserError(f"--archs: unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
-    from .conditions import base_variant
+    from training.data.conditions import base_variant
 
     for name in train_variants or ():
         if base_variant(name) not in _train_variant_names():
@@ -152,8 +151,7 @@ def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=
     """Write ``<runs_dir>/jobs.jsonl``; returns its path. Selectors narrow the grid; by default the
     profile's grid (paper: 3 x 9 x 5 = 135 jobs)."""
     from generator.atomic import write_text_atomic
-
-    from .engine import TrainConfig, run_dir_for
+    from training.run.engine import TrainConfig, run_dir_for
 
     _check_selection(archs, train_variants, folds)
     if profile not in PROFILES:
@@ -221,7 +219,7 @@ def select(jobs: list[dict], archs=None, train_variants=None, folds=None) -> lis
 
 
 def run_job(job: dict, progress: bool = True) -> dict:
-    from .engine import TrainConfig, train
+    from training.run.engine import TrainConfig, train
 
     return train(TrainConfig.from_dict(job["config"]), job["run_dir"], progress=progress)
 
@@ -242,7 +240,7 @@ def run_all(jobs_file, archs=None, train_variants=None, folds=None, progress: bo
     architecture not yet seen)."""
     import time
 
-    from .engine import TrainConfig, finished_summary
+    from training.run.engine import TrainConfig, finished_summary
 
     results = []
     selected = select(load_jobs(jobs_file), archs, train_variants, folds)
@@ -283,8 +281,8 @@ def _eta(remaining: list[dict], seconds: dict[str, list[float]]) -> float:
 
 def chance_check(run_dir, test_variant: str = "test_none") -> dict:
     """Macro PR-AUC of a run's predictions on ``test_variant`` against the class-prior baseline."""
-    from .engine import macro_pr_auc, prior_pr_auc
-    from .predict import SCORE_COLUMNS, read_predictions
+    from training.run.engine import macro_pr_auc, prior_pr_auc
+    from training.run.predict import SCORE_COLUMNS, read_predictions
 
     table = read_predictions(Path(run_dir) / "predictions" / f"{test_variant}.csv")
     y_true = table["y_true"].to_numpy()

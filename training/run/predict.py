@@ -92,10 +92,10 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     import torch
     from torch.utils.data import Sampler, SequentialSampler
 
-    from .distributed import Dist, gather_predictions
-    from .inference import channels_last_model, make_loader, predict_loader
-    from .transforms import eval_transform
-    from .variant_dataset import HDF5VariantDataset
+    from training.data.transforms import eval_transform
+    from training.data.variant_dataset import HDF5VariantDataset
+    from training.run.distributed import Dist, gather_predictions
+    from training.run.inference import channels_last_model, make_loader, predict_loader
 
     device = torch.device(device or "cpu")
     dist = dist or Dist()
@@ -152,8 +152,8 @@ def predict_run(run_dir, data_dir=None, *, device: str = "auto", batch_size: int
                 variants=None, progress: bool = True) -> list[Path]:
     """Load ``<run_dir>/best.pt`` (architecture and size from config.json) and predict all test variants
     into ``<run_dir>/predictions/``. ``data_dir`` defaults to the run's training data folder."""
-    from .distributed import Dist, pick_device
-    from .models import load_trained
+    from training.models import load_trained
+    from training.run.distributed import Dist, pick_device
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():

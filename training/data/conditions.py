@@ -2,7 +2,7 @@
 
 A condition label names what a run was trained on. It is the training variant itself for a plain run
 and ``<train_variant>+aug`` for a run trained with ``augment_artefacts > 0`` (class-independent
-artefacts inserted on the fly, :class:`training.augment.RandomArtefact`), so the two never share a
+artefacts inserted on the fly, :class:`training.data.augment.RandomArtefact`), so the two never share a
 run folder (``<runs>/<arch>/<condition>/fold<k>``). Evaluation reads the label back from that folder
 name as the run's ``train_variant``; :func:`base_variant` recovers the frozen training variant
 (``train_nv+aug`` was trained on train_nv's images, so it is biased toward nv like train_nv).

@@ -29,13 +29,12 @@ from generator import NUM_CLASSES
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
 from generator.errors import RunFailed, UserError
 from generator.seeding import derive_seed
-
-from .distributed import Dist, gather_predictions, init_distributed, pick_device, unwrap
-from .folds import fold_indices, folds_for_data
-from .inference import amp_scope, channels_last_model, make_loader, predict_loader, to_device
-from .models import build_model, has_mask_head, is_detector, needs_masks, resolve_weights
-from .transforms import eval_transform, train_transform
-from .variant_dataset import HDF5VariantDataset
+from training.data.folds import fold_indices, folds_for_data
+from training.data.transforms import eval_transform, train_transform
+from training.data.variant_dataset import HDF5VariantDataset
+from training.models import build_model, has_mask_head, is_detector, needs_masks, resolve_weights
+from training.run.distributed import Dist, gather_predictions, init_distributed, pick_device, unwrap
+from training.run.inference import amp_scope, channels_last_model, make_loader, predict_loader, to_device
 
 # Training steps between two reads of the loss on the host. Each read waits for the GPU to drain its
 # queue; once per 50 steps keeps the queue full while still catching a diverged run within seconds.
@@ -75,7 +74,7 @@ class TrainConfig:
     profile: str = "custom"
     augment_artefacts: float = 0.0  # probability of an on-the-fly artefact per training image (any class)
     augment_templates: str = "builtin"  # template bank of those artefacts: builtin or a directory
-    augment: str = "paper"  # training augmentation policy (training.transforms.AUGMENT_POLICIES)
+    augment: str = "paper"  # training augmentation policy (training.data.transforms.AUGMENT_POLICIES)
     # last.pt every this many epochs, plus at the end and when SIGTERM/SIGINT stop the run at an epoch
     # boundary: a ResNet-34 checkpoint with SGD momentum is 170 MB, a noticeable share of a 4 s GPU epoch.
     checkpoint_every: int = 5
@@ -97,7 +96,7 @@ class TrainConfig:
         return cls(**values)
 
     def validate(self) -> None:
-        from .models import MODELS
+        from training.models import MODELS
 
         if self.arch not in MODELS:
             raise UserError(f"--arch: unknown architecture {self.arch!r} (choose from {', '.join(MODELS)})")
@@ -107,7 +106,7 @@ class TrainConfig:
             raise UserError(f"--schedule: {self.schedule!r} is not cosine or step")
         if not 0 <= self.fold < self.n_folds:
             raise UserError(f"--fold: {self.fold} is outside 0..{self.n_folds - 1}")
-        from .transforms import AUGMENT_POLICIES
+        from training.data.transforms import AUGMENT_POLICIES
 
         if self.augment not in AUGMENT_POLICIES:
             raise UserError(f"--augment: {self.augment!r} is not one of {', '.join(AUGMENT_POLICIES)}")
@@ -127,8 +126,8 @@ class TrainConfig:
 def run_dir_for(runs: str | os.PathLike, arch: str, train_variant: str, fold: int,
                 augment_artefacts: float = 0.0) -> Path:
     """``<runs>/<arch>/<condition>/fold<k>`` (the layout evaluation reads); the condition is the
-    training variant, or ``<train_variant>+aug`` with on-the-fly artefacts (training.conditions)."""
-    from .conditions import condition_label
+    training variant, or ``<train_variant>+aug`` with on-the-fly artefacts (training.data.conditions)."""
+    from training.data.conditions import condition_label
 
     return Path(runs) / arch / condition_label(train_variant, augment_artefacts) / f"fold{fold}"
 
@@ -647,7 +646,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         "train_seconds": time.time() - start,
     }
     if config.predict:
-        from .predict import check_predictions, predict_variants
+        from training.run.predict import check_predictions, predict_variants
 
         best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
         unwrap(model).load_state_dict(best)

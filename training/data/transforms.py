@@ -165,7 +165,7 @@ class JointTransform:
         self.pipeline = pipeline
         self.float_output = float_output
         """False: hand the image over as uint8 (0-255), for the consumer to scale on its device
-        (``training.engine``): a quarter of the bytes through the DataLoader's worker queues and the
+        (``training.run.engine``): a quarter of the bytes through the DataLoader's worker queues and the
         host-to-device copy."""
         self.to_float = v2.ToDtype(torch.float32, scale=True)
 
@@ -175,7 +175,7 @@ class JointTransform:
         if isinstance(image, Image.Image):
             image = v2.functional.pil_to_tensor(image)
         image = image.as_subclass(torch.Tensor)
-        # contiguous: a channels-last view (see training.variant_dataset) must not reach the model as such
+        # contiguous: a channels-last view (see training.data.variant_dataset) must not reach the model as such
         return (self.to_float(image) if self.float_output else image).contiguous()
 
     def __call__(self, image, mask: torch.Tensor | None = None):
@@ -204,7 +204,7 @@ def train_transform(image_size, float_output: bool = True, augment_artefacts: fl
     random draws as torchvision's). Masks and boxes follow every geometric step.
 
     ``augment_artefacts`` > 0 first inserts a random artefact with that probability, whatever the
-    class (:class:`training.augment.RandomArtefact`): before the crop, so the artefact is cropped,
+    class (:class:`training.data.augment.RandomArtefact`): before the crop, so the artefact is cropped,
     rotated and colour-jittered like the skin under it, as a frozen variant's artefact is; the
     lesion mask and box are left as they are. ``policy`` is a key of :data:`AUGMENT_POLICIES`."""
     if policy not in AUGMENT_POLICIES:
@@ -212,7 +212,7 @@ def train_transform(image_size, float_output: bool = True, augment_artefacts: fl
     size = _size(image_size)
     artefacts = []
     if augment_artefacts > 0:
-        from .augment import RandomArtefact
+        from training.data.augment import RandomArtefact
 
         artefacts = [RandomArtefact(p=augment_artefacts, templates=artefact_templates)]
     if policy == "dihedral":

@@ -1,0 +1,1 @@
+"""Running the study: the training engine, inference, prediction, the job grid (sweep) and the showcase."""
