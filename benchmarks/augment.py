@@ -104,13 +104,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def tensors(image, mask):
         height, width = mask.shape
-        return (tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
-                tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))),
-                tv_tensors.BoundingBoxes(box_from_mask(torch.from_numpy(np.ascontiguousarray(mask, np.uint8)))[None],
-                                         format="XYXY", canvas_size=(height, width)))
+        return (
+            tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
+            tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))),
+            tv_tensors.BoundingBoxes(
+                box_from_mask(torch.from_numpy(np.ascontiguousarray(mask, np.uint8)))[None],
+                format="XYXY",
+                canvas_size=(height, width),
+            ),
+        )
 
     tensor_items = [tensors(image, mask) for image, mask, _ in numpy_items]
-    small = [(reduce_like_jpeg_draft(image, (224, 224)), mask[::2, ::2], seed) for image, mask, seed in numpy_items]
+    small = [
+        (reduce_like_jpeg_draft(image, (224, 224)), mask[::2, ::2], seed) for image, mask, seed in numpy_items
+    ]
     small_tensors = [tensors(image, mask) for image, mask, _ in small]
 
     always = ArtefactAugmenter(p=1.0, templates=args.templates)
@@ -129,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         ("RandomArtefact, p=1, Image+Mask+Boxes", lambda it: transform(*it), tensor_items),
         ("augmenter, p=1, automatic lesion mask", lambda it: always(it[0], None, it[2]), numpy_items),
         # the same, segmenting at the working size used before (80 px): what the smaller one saves
-        (f"  same, segmented at {BEFORE_AUTO_MASK_SIDE} px (before)",
-         lambda it: at_side(BEFORE_AUTO_MASK_SIDE, always, it[0], None, it[2]), numpy_items),
+        (
+            f"  same, segmented at {BEFORE_AUTO_MASK_SIDE} px (before)",
+            lambda it: at_side(BEFORE_AUTO_MASK_SIDE, always, it[0], None, it[2]),
+            numpy_items,
+        ),
         ("augmenter, p=1, 300x225 (loader's size)", lambda it: always(*it), small),
         ("RandomArtefact, p=1, 300x225", lambda it: transform(*it), small_tensors),
         # the classifier's training path: images only, so the lesion is segmented automatically
@@ -138,13 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         ("augmenter, p=0.5, lesion mask given", lambda it: half(*it), numpy_items),
     ]
     baselines = [
-        ("decode 600x450 JPEG + v2 train augmentations", lambda i: train(decode(jpegs[i % len(jpegs)], False)),
-         list(range(n))),
-        ("decode drafted (300x225) + v2 train augmentations", lambda i: train(decode(jpegs[i % len(jpegs)], True)),
-         list(range(n))),
+        (
+            "decode 600x450 JPEG + v2 train augmentations",
+            lambda i: train(decode(jpegs[i % len(jpegs)], False)),
+            list(range(n)),
+        ),
+        (
+            "decode drafted (300x225) + v2 train augmentations",
+            lambda i: train(decode(jpegs[i % len(jpegs)], True)),
+            list(range(n)),
+        ),
     ]
-    print(f"load average before: {os.getloadavg()[0]:.2f}  ({n} images, best of {args.rounds} rounds, one pinned "
-          f"core, thread-CPU ms; templates {always.bank.source})")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f}  ({n} images, best of {args.rounds} rounds, one pinned "
+        f"core, thread-CPU ms; templates {always.bank.source})"
+    )
     print(f"{'what':<56} {'median ms':>10} {'mean ms':>8}")
     measured = {}
     for label, call, items in baselines + rows:
@@ -153,21 +171,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<56} {median:>10.2f} {mean:>8.2f}")
     full_base, draft_base = (measured[label][0] for label, _, _ in baselines)
     print()
-    print(f"ratios against the loader's per-image work (median): full size {full_base:.2f} ms, drafted "
-          f"{draft_base:.2f} ms")
+    print(
+        f"ratios against the loader's per-image work (median): full size {full_base:.2f} ms, drafted "
+        f"{draft_base:.2f} ms"
+    )
     for label, _, _ in rows:
         base = draft_base if "300x225" in label else full_base
         print(f"  {label:<54} {measured[label][0] / base:>6.2f}x")
     auto, before = measured[rows[2][0]][0], measured[rows[3][0]][0]
-    print(f"automatic lesion mask at {AUTO_MASK_SIDE} px against {BEFORE_AUTO_MASK_SIDE} px (same run): "
-          f"{auto:.2f} / {before:.2f} ms = {auto / before:.2f}x")
+    print(
+        f"automatic lesion mask at {AUTO_MASK_SIDE} px against {BEFORE_AUTO_MASK_SIDE} px (same run): "
+        f"{auto:.2f} / {before:.2f} ms = {auto / before:.2f}x"
+    )
     target = max(measured[rows[0][0]][0], measured[rows[1][0]][0])
     verdict = "met" if target <= TARGET_MS else "NOT met"
-    print(f"target <= {TARGET_MS} ms median per 600x450 image with the lesion mask (augmenter and transform): "
-          f"{target:.2f} ms, {verdict}")
+    print(
+        f"target <= {TARGET_MS} ms median per 600x450 image with the lesion mask (augmenter and transform): "
+        f"{target:.2f} ms, {verdict}"
+    )
     auto = measured[rows[2][0]][0]
-    print(f"without a lesion mask (automatic segmentation): {auto:.2f} ms, "
-          f"{'met' if auto <= TARGET_MS else 'NOT met'}")
+    print(
+        f"without a lesion mask (automatic segmentation): {auto:.2f} ms, "
+        f"{'met' if auto <= TARGET_MS else 'NOT met'}"
+    )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -64,7 +64,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="generate output (default: build one)")
     parser.add_argument("--source", type=Path, default=None, help="its source folder, for the baseline")
-    parser.add_argument("--scale", type=float, default=0.05, help="scale of the data set built when no --data")
+    parser.add_argument(
+        "--scale", type=float, default=0.05, help="scale of the data set built when no --data"
+    )
     parser.add_argument("--rows", type=int, default=400, help="rows decoded per file")
     args = parser.parse_args(argv)
 
@@ -73,28 +75,66 @@ def main(argv=None) -> int:
         work = Path(tempfile.mkdtemp(prefix="bench-decode-"))
         args.source, args.data = work / "src", work / "data"
         py = [sys.executable, "-m", "generator"]
-        subprocess.run(py + ["synth-ham10000", "--out", str(args.source), "--scale", str(args.scale),
-                             "--seed", "0", "--workers", "2", "--quiet"], check=True, cwd=REPO)
-        subprocess.run(py + ["generate", "--source", str(args.source), "--out", str(args.data), "--workers", "2",
-                             "--variants", "test_none", "test_all", "--quiet"], check=True, cwd=REPO)
+        subprocess.run(
+            py
+            + [
+                "synth-ham10000",
+                "--out",
+                str(args.source),
+                "--scale",
+                str(args.scale),
+                "--seed",
+                "0",
+                "--workers",
+                "2",
+                "--quiet",
+            ],
+            check=True,
+            cwd=REPO,
+        )
+        subprocess.run(
+            py
+            + [
+                "generate",
+                "--source",
+                str(args.source),
+                "--out",
+                str(args.data),
+                "--workers",
+                "2",
+                "--variants",
+                "test_none",
+                "test_all",
+                "--quiet",
+            ],
+            check=True,
+            cwd=REPO,
+        )
     try:
         figures = {}
         for name in ("test_none", "test_all"):
             rate, n, shape = decode_rows(args.data / f"{name}.h5", args.rows, masks=False)
             rate_masks, _, _ = decode_rows(args.data / f"{name}.h5", args.rows, masks=True)
-            figures[name] = {"rows": n, "shape": list(shape), "rows_per_s_per_core": round(rate, 1),
-                             "with_masks_rows_per_s_per_core": round(rate_masks, 1)}
+            figures[name] = {
+                "rows": n,
+                "shape": list(shape),
+                "rows_per_s_per_core": round(rate, 1),
+                "with_masks_rows_per_s_per_core": round(rate_masks, 1),
+            }
         if args.source is not None:
-            figures["baseline_source_jpeg_files"] = {"rows_per_s_per_core": round(
-                decode_source_files(args.source, args.rows), 1)}
+            figures["baseline_source_jpeg_files"] = {
+                "rows_per_s_per_core": round(decode_source_files(args.source, args.rows), 1)
+            }
         print(json.dumps(figures, indent=2))
         base = figures.get("baseline_source_jpeg_files", {}).get("rows_per_s_per_core")
         for name in ("test_none", "test_all"):
             f = figures[name]
             ratio = f" ({f['rows_per_s_per_core'] / base:.2f}x the source-JPEG baseline)" if base else ""
             ok = "meets" if f["rows_per_s_per_core"] >= TARGET else "MISSES"
-            print(f"{name} {f['shape'][1]}x{f['shape'][0]}: {f['rows_per_s_per_core']} rows/s/core{ratio}, "
-                  f"{f['with_masks_rows_per_s_per_core']} with both masks; {ok} the {TARGET:.0f} target")
+            print(
+                f"{name} {f['shape'][1]}x{f['shape'][0]}: {f['rows_per_s_per_core']} rows/s/core{ratio}, "
+                f"{f['with_masks_rows_per_s_per_core']} with both masks; {ok} the {TARGET:.0f} target"
+            )
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)

@@ -79,7 +79,12 @@ def run_measured(cmd: list[str]) -> dict:
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_tree": peak["sum"], "peak_rss_process": peak["max"]}
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_tree": peak["sum"],
+        "peak_rss_process": peak["max"],
+    }
 
 
 def naive_seconds_per_row(source: Path, size, seed: int, n_images: int) -> tuple[float, int]:
@@ -96,7 +101,10 @@ def naive_seconds_per_row(source: Path, size, seed: int, n_images: int) -> tuple
 
     src = load_source(source, report=False)
     bank = TemplateBank.load("builtin", seed=seed)
-    splits = {"train": sorted(src.train, key=lambda r: r.image_id), "test": sorted(src.test, key=lambda r: r.image_id)}
+    splits = {
+        "train": sorted(src.train, key=lambda r: r.image_id),
+        "test": sorted(src.test, key=lambda r: r.image_id),
+    }
     total = len(splits["train"]) + len(splits["test"])
     # An evenly spaced subsample of each split, in proportion, keeps the train/test and class mix.
     sample = {}
@@ -143,13 +151,42 @@ def main(argv=None) -> int:
     try:
         if not (source / "SYNTHETIC.txt").is_file():
             t = time.perf_counter()
-            subprocess.run(py + ["synth-ham10000", "--out", str(source), "--scale", str(args.scale), "--size",
-                                 args.size, "--seed", str(args.seed), "--workers", str(args.workers), "--quiet"],
-                           check=True, cwd=REPO)
+            subprocess.run(
+                py
+                + [
+                    "synth-ham10000",
+                    "--out",
+                    str(source),
+                    "--scale",
+                    str(args.scale),
+                    "--size",
+                    args.size,
+                    "--seed",
+                    str(args.seed),
+                    "--workers",
+                    str(args.workers),
+                    "--quiet",
+                ],
+                check=True,
+                cwd=REPO,
+            )
             print(f"synth-ham10000 --scale {args.scale}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
         shutil.rmtree(data, ignore_errors=True)
-        measured = run_measured(py + ["generate", "--source", str(source), "--out", str(data), "--seed",
-                                      str(args.seed), "--workers", str(args.workers), "--quiet"])
+        measured = run_measured(
+            py
+            + [
+                "generate",
+                "--source",
+                str(source),
+                "--out",
+                str(data),
+                "--seed",
+                str(args.seed),
+                "--workers",
+                str(args.workers),
+                "--quiet",
+            ]
+        )
         manifest = json.loads((data / "manifest.json").read_text())
         rows = sum(e["rows"] for e in manifest["files"])
         size = sum(e["bytes"] for e in manifest["files"])
@@ -158,27 +195,43 @@ def main(argv=None) -> int:
         naive = per_row * rows / args.workers
         scale_up = 1.0 / args.scale
         figures = {
-            "scale": args.scale, "size": args.size, "workers": args.workers, "images": images, "rows": rows,
-            "seconds": round(measured["seconds"], 1), "cpu_seconds": round(measured["cpu_seconds"], 1),
-            "rows_per_s": round(rows / measured["seconds"], 1), "images_per_s": round(images / measured["seconds"], 2),
-            "bytes": size, "bytes_per_row": round(size / rows), "peak_rss_process_mb": round(
-                measured["peak_rss_process"] / 2**20), "peak_rss_tree_mb": round(measured["peak_rss_tree"] / 2**20),
-            "naive_seconds_per_row": round(per_row, 4), "naive_rows_sampled": sampled,
-            "naive_estimated_seconds": round(naive, 1), "speedup_vs_naive": round(naive / measured["seconds"], 2),
+            "scale": args.scale,
+            "size": args.size,
+            "workers": args.workers,
+            "images": images,
+            "rows": rows,
+            "seconds": round(measured["seconds"], 1),
+            "cpu_seconds": round(measured["cpu_seconds"], 1),
+            "rows_per_s": round(rows / measured["seconds"], 1),
+            "images_per_s": round(images / measured["seconds"], 2),
+            "bytes": size,
+            "bytes_per_row": round(size / rows),
+            "peak_rss_process_mb": round(measured["peak_rss_process"] / 2**20),
+            "peak_rss_tree_mb": round(measured["peak_rss_tree"] / 2**20),
+            "naive_seconds_per_row": round(per_row, 4),
+            "naive_rows_sampled": sampled,
+            "naive_estimated_seconds": round(naive, 1),
+            "speedup_vs_naive": round(naive / measured["seconds"], 2),
             "cpu_speedup_vs_naive": round(per_row * rows / measured["cpu_seconds"], 2),
             "full_scale_seconds_estimate": round(measured["seconds"] * scale_up, 1),
             "full_scale_bytes_estimate": round(size * scale_up),
         }
         print(json.dumps(figures, indent=2))
-        print(f"generate: {figures['seconds']} s wall ({figures['cpu_seconds']} s CPU), {rows} rows, "
-              f"{figures['rows_per_s']} rows/s, {figures['bytes_per_row'] / 1e3:.1f} kB/row, "
-              f"{size / 1e9:.2f} GB, peak RSS {figures['peak_rss_process_mb']} MB/process "
-              f"({figures['peak_rss_tree_mb']} MB tree)")
-        print(f"naive per-variant build (same run, {sampled} rows sampled): {naive:.1f} s estimated -> "
-              f"ratio {figures['speedup_vs_naive']}x wall, {figures['cpu_speedup_vs_naive']}x CPU")
-        print(f"full-scale estimate: {figures['full_scale_seconds_estimate']} s "
-              f"(target {TARGET_SECONDS:.0f}), {figures['full_scale_bytes_estimate'] / 1e9:.1f} GB "
-              f"(target {TARGET_BYTES / 1e9:.0f}); RSS target {TARGET_RSS / 2**30:.0f} GB per process")
+        print(
+            f"generate: {figures['seconds']} s wall ({figures['cpu_seconds']} s CPU), {rows} rows, "
+            f"{figures['rows_per_s']} rows/s, {figures['bytes_per_row'] / 1e3:.1f} kB/row, "
+            f"{size / 1e9:.2f} GB, peak RSS {figures['peak_rss_process_mb']} MB/process "
+            f"({figures['peak_rss_tree_mb']} MB tree)"
+        )
+        print(
+            f"naive per-variant build (same run, {sampled} rows sampled): {naive:.1f} s estimated -> "
+            f"ratio {figures['speedup_vs_naive']}x wall, {figures['cpu_speedup_vs_naive']}x CPU"
+        )
+        print(
+            f"full-scale estimate: {figures['full_scale_seconds_estimate']} s "
+            f"(target {TARGET_SECONDS:.0f}), {figures['full_scale_bytes_estimate'] / 1e9:.1f} GB "
+            f"(target {TARGET_BYTES / 1e9:.0f}); RSS target {TARGET_RSS / 2**30:.0f} GB per process"
+        )
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
     finally:

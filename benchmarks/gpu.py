@@ -50,16 +50,46 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Sizes of a real run and of the smoke run (CPU, tiny: it only proves every code path runs).
-FULL = {"image_size": 224, "detector_size": 448, "batch_sizes": (32, 256), "ceiling_steps": 40, "warmup": 8,
-        "rows": 4096, "detector_rows": 512, "batch_size": 32, "detector_batch_size": 16,
-        "loader_seconds": 15.0, "image_shape": (600, 450), "unique_images": 256, "detector_options": {}}
-SMOKE = {"image_size": 32, "detector_size": 64, "batch_sizes": (2, 4), "ceiling_steps": 2, "warmup": 1,
-         "rows": 40, "detector_rows": 20, "batch_size": 4, "detector_batch_size": 4,
-         "loader_seconds": 2.0, "image_shape": (120, 90), "unique_images": 8,
-         "detector_options": {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20,
-                              "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 10,
-                              "box_batch_size_per_image": 16, "box_detections_per_img": 10,
-                              "box_representation_size": 64, "mask_roi_size": 7, "mask_head_layers": 1}}
+FULL = {
+    "image_size": 224,
+    "detector_size": 448,
+    "batch_sizes": (32, 256),
+    "ceiling_steps": 40,
+    "warmup": 8,
+    "rows": 4096,
+    "detector_rows": 512,
+    "batch_size": 32,
+    "detector_batch_size": 16,
+    "loader_seconds": 15.0,
+    "image_shape": (600, 450),
+    "unique_images": 256,
+    "detector_options": {},
+}
+SMOKE = {
+    "image_size": 32,
+    "detector_size": 64,
+    "batch_sizes": (2, 4),
+    "ceiling_steps": 2,
+    "warmup": 1,
+    "rows": 40,
+    "detector_rows": 20,
+    "batch_size": 4,
+    "detector_batch_size": 4,
+    "loader_seconds": 2.0,
+    "image_shape": (120, 90),
+    "unique_images": 8,
+    "detector_options": {
+        "rpn_pre_nms_top_n_train": 50,
+        "rpn_post_nms_top_n_train": 20,
+        "rpn_pre_nms_top_n_test": 50,
+        "rpn_post_nms_top_n_test": 10,
+        "box_batch_size_per_image": 16,
+        "box_detections_per_img": 10,
+        "box_representation_size": 64,
+        "mask_roi_size": 7,
+        "mask_head_layers": 1,
+    },
+}
 
 
 def emit(figure: str, **values) -> None:
@@ -94,6 +124,7 @@ class Timer:
 
 # --- data ---------------------------------------------------------------------------------------
 
+
 def synthetic_train_none(folder: Path, rows: int, unique: int, shape) -> Path:
     """``train_none.h5`` of ``rows`` JPEG rows (quality 90) cycling through ``unique`` distinct images:
     each row is read and decoded on its own, so repeats cost the loader what distinct images do."""
@@ -108,14 +139,33 @@ def synthetic_train_none(folder: Path, rows: int, unique: int, shape) -> Path:
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="JPEG", quality=90)
         encoded.append((buf.getvalue(), encode_mask(mask), encode_mask(np.zeros_like(mask))))
-    table = [Row(f"ISIC_{i:07d}", f"HAM_{i:07d}", i % len(CLASSES), *encoded[i % unique], has_artefact=False,
-                 metadata={"dx": CLASSES[i % len(CLASSES)]}) for i in range(rows)]
-    return write_variant(folder / "train_none.h5", table, rows,
-                         {"variant": {"name": "train_none"}, "split": "train", "seed": 0,
-                          "source_fingerprint": "benchmark", "templates": "none"})
+    table = [
+        Row(
+            f"ISIC_{i:07d}",
+            f"HAM_{i:07d}",
+            i % len(CLASSES),
+            *encoded[i % unique],
+            has_artefact=False,
+            metadata={"dx": CLASSES[i % len(CLASSES)]},
+        )
+        for i in range(rows)
+    ]
+    return write_variant(
+        folder / "train_none.h5",
+        table,
+        rows,
+        {
+            "variant": {"name": "train_none"},
+            "split": "train",
+            "seed": 0,
+            "source_fingerprint": "benchmark",
+            "templates": "none",
+        },
+    )
 
 
 # --- figures ------------------------------------------------------------------------------------
+
 
 def versions(device) -> None:
     import platform
@@ -131,13 +181,21 @@ def versions(device) -> None:
     classes = torch.randint(0, 8, (4000,), generator=g)
     keep_cpu = batched_nms(boxes, scores, classes, 0.5)
     keep_dev = batched_nms(boxes.to(device), scores.to(device), classes.to(device), 0.5).cpu()
-    values = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-              "device": str(device), "nms_device_matches_cpu": bool(torch.equal(keep_cpu, keep_dev)),
-              "nms_kept": int(len(keep_cpu))}
+    values = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "device": str(device),
+        "nms_device_matches_cpu": bool(torch.equal(keep_cpu, keep_dev)),
+        "nms_kept": int(len(keep_cpu)),
+    }
     if device.type == "cuda":
-        values.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                      card=torch.cuda.get_device_name(device),
-                      capability=".".join(map(str, torch.cuda.get_device_capability(device))))
+        values.update(
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            card=torch.cuda.get_device_name(device),
+            capability=".".join(map(str, torch.cuda.get_device_capability(device))),
+        )
     emit("versions", **values)
 
 
@@ -158,8 +216,13 @@ def _ceiling_row(device, batch_size: int, sizes: dict, deadline: float) -> dict:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     model.train()
-    batches = [{"image": torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=device),
-                "label": torch.randint(0, 7, (batch_size,), device=device)} for _ in range(4)]
+    batches = [
+        {
+            "image": torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=device),
+            "label": torch.randint(0, 7, (batch_size,), device=device),
+        }
+        for _ in range(4)
+    ]
 
     def bare(batch):
         images = to_dtype(batch["image"], torch.float32, scale=True)
@@ -202,8 +265,16 @@ def ceiling(device, sizes: dict, deadline: float) -> None:
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = cuda  # as train() sets it for the classifier
     rows = [_ceiling_row(device, batch_size, sizes, deadline) for batch_size in sizes["batch_sizes"]]
-    emit("ceiling", arch="resnet34", image_size=sizes["image_size"], amp_bf16=cuda, channels_last=cuda,
-         timer="cuda events" if cuda else "perf_counter", batch_sizes=list(sizes["batch_sizes"]), batches=rows)
+    emit(
+        "ceiling",
+        arch="resnet34",
+        image_size=sizes["image_size"],
+        amp_bf16=cuda,
+        channels_last=cuda,
+        timer="cuda events" if cuda else "perf_counter",
+        batch_sizes=list(sizes["batch_sizes"]),
+        batches=rows,
+    )
 
 
 def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> None:
@@ -214,8 +285,12 @@ def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> N
     size = sizes["image_size"]
     rows = []
     for workers in worker_counts:
-        dataset = HDF5VariantDataset(data / "train_none.h5", transform=train_transform(size, float_output=False),
-                                     decode_size=(size, size), with_masks=False)
+        dataset = HDF5VariantDataset(
+            data / "train_none.h5",
+            transform=train_transform(size, float_output=False),
+            decode_size=(size, size),
+            with_masks=False,
+        )
         config = TrainConfig(arch="resnet34", data=str(data), batch_size=sizes["batch_size"], workers=workers)
         loader_, sampler = train_loader(dataset, config, device)
         row = {"workers": workers}
@@ -227,7 +302,9 @@ def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> N
             for batch in loader_:
                 if t_first is None:
                     t_first = time.perf_counter()
-                    row["first_batch_s" if epoch == 0 else "second_epoch_first_batch_s"] = round(t_first - t0, 3)
+                    row["first_batch_s" if epoch == 0 else "second_epoch_first_batch_s"] = round(
+                        t_first - t0, 3
+                    )
                     if epoch == 1:
                         break
                     continue
@@ -239,22 +316,42 @@ def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> N
                 row["steady_images"] = seen
         rows.append(row)
         del loader_  # its persistent workers end with it
-    emit("loader", image_size=size, batch_size=sizes["batch_size"], uint8=True, persistent=True,
-         pin_memory=device.type == "cuda", rows_in_file=len(dataset), workers=rows)
+    emit(
+        "loader",
+        image_size=size,
+        batch_size=sizes["batch_size"],
+        uint8=True,
+        persistent=True,
+        pin_memory=device.type == "cuda",
+        rows_in_file=len(dataset),
+        workers=rows,
+    )
 
 
 def _log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
-def _config(arch: str, data: Path, sizes: dict, workers: int, device, rows: int, epochs: int, subsample: bool):
+def _config(
+    arch: str, data: Path, sizes: dict, workers: int, device, rows: int, epochs: int, subsample: bool
+):
     from training.run.engine import TrainConfig
 
     detector = arch != "resnet34"
-    values = {"arch": arch, "data": str(data), "epochs": epochs, "workers": workers, "predict": False,
-              "device": str(device), "image_size": sizes["detector_size" if detector else "image_size"],
-              "batch_size": sizes["detector_batch_size" if detector else "batch_size"], "lr": 0.01,
-              "optimizer": "sgd", "checkpoint_every": 10, "patience": 10}
+    values = {
+        "arch": arch,
+        "data": str(data),
+        "epochs": epochs,
+        "workers": workers,
+        "predict": False,
+        "device": str(device),
+        "image_size": sizes["detector_size" if detector else "image_size"],
+        "batch_size": sizes["detector_batch_size" if detector else "batch_size"],
+        "lr": 0.01,
+        "optimizer": "sgd",
+        "checkpoint_every": 10,
+        "patience": 10,
+    }
     if detector:
         values["detector_options"] = sizes["detector_options"]
     if subsample:  # about ``rows`` rows of a larger file, split as a fold would (4/5 train, 1/5 validate)
@@ -277,7 +374,10 @@ def train_resnet34(device, data: Path, sizes: dict, workers: int, tmp: Path, rea
     killed = tmp / "runs" / "resnet34-killed"
     child = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(asdict(config)), str(killed)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     line = child.stdout.readline()  # "training" once the first step ran: the handlers are in place
     if line.strip() != "training":
         child.kill()
@@ -292,13 +392,23 @@ def train_resnet34(device, data: Path, sizes: dict, workers: int, tmp: Path, rea
     a = torch.load(straight / "last.pt", map_location="cpu", weights_only=True)["model"]
     b = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)["model"]
     diff = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
-    emit("train_resnet34", rows=_row_count(data), workers=workers,
-         image_size=config.image_size, batch_size=config.batch_size, epochs=len(log),
-         images_per_s=round(max(r["train_images_per_s"] for r in log), 1),
-         epoch_images_per_s=[round(r["train_images_per_s"], 1) for r in log],
-         epoch_seconds=[round(r["seconds"], 2) for r in log], wall_s=round(wall, 1),
-         killed_exit=code, killed_after_epochs=killed_epochs, resume_wall_s=round(resume_wall, 1),
-         resumed_epochs=[r["epoch"] for r in _log(killed)], resume_max_abs_weight_diff=diff)
+    emit(
+        "train_resnet34",
+        rows=_row_count(data),
+        workers=workers,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        epochs=len(log),
+        images_per_s=round(max(r["train_images_per_s"] for r in log), 1),
+        epoch_images_per_s=[round(r["train_images_per_s"], 1) for r in log],
+        epoch_seconds=[round(r["seconds"], 2) for r in log],
+        wall_s=round(wall, 1),
+        killed_exit=code,
+        killed_after_epochs=killed_epochs,
+        resume_wall_s=round(resume_wall, 1),
+        resumed_epochs=[r["epoch"] for r in _log(killed)],
+        resume_max_abs_weight_diff=diff,
+    )
 
 
 def _row_count(data: Path) -> int:
@@ -324,12 +434,21 @@ def _detector_amp_cost(arch: str, device, sizes: dict) -> dict:
     lo, hi = size // 4, 3 * size // 4
     mask = torch.zeros(1, size, size, dtype=torch.uint8, device=device)
     mask[:, lo:hi, lo:hi] = 1
-    targets = [{"boxes": torch.tensor([[lo, lo, hi, hi]], dtype=torch.float32, device=device),
-                "labels": torch.tensor([1 + i % 7], device=device), "masks": mask} for i in range(n)]
+    targets = [
+        {
+            "boxes": torch.tensor([[lo, lo, hi, hi]], dtype=torch.float32, device=device),
+            "labels": torch.tensor([1 + i % 7], device=device),
+            "masks": mask,
+        }
+        for i in range(n)
+    ]
 
     def step(whole: bool):
-        scope = (torch.autocast(device.type, dtype=torch.bfloat16) if whole
-                 else amp_scope(model, arch, device.type, True))
+        scope = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if whole
+            else amp_scope(model, arch, device.type, True)
+        )
         with scope:
             losses = model(images, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -344,27 +463,40 @@ def _detector_amp_cost(arch: str, device, sizes: dict) -> dict:
         with Timer(device) as timer:
             for _ in range(steps):
                 step(whole)
-        result["amp_whole_step_ms" if whole else "amp_backbone_step_ms"] = round(1000 * timer.seconds / steps, 1)
-    result["amp_backbone_over_whole_time"] = round(result["amp_backbone_step_ms"] / result["amp_whole_step_ms"], 3)
+        result["amp_whole_step_ms" if whole else "amp_backbone_step_ms"] = round(
+            1000 * timer.seconds / steps, 1
+        )
+    result["amp_backbone_over_whole_time"] = round(
+        result["amp_backbone_step_ms"] / result["amp_whole_step_ms"], 3
+    )
     return result
 
 
-def train_detector(arch: str, device, data: Path, sizes: dict, workers: int, tmp: Path, real_data: bool) -> None:
+def train_detector(
+    arch: str, device, data: Path, sizes: dict, workers: int, tmp: Path, real_data: bool
+) -> None:
     import torch
 
     from training.run.engine import train
 
-    config = _config(arch, data, sizes, workers, device, sizes["detector_rows"], 1, real_data or sizes is SMOKE)
+    config = _config(
+        arch, data, sizes, workers, device, sizes["detector_rows"], 1, real_data or sizes is SMOKE
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     train(config, tmp / "runs" / arch, progress=False)
     wall = time.perf_counter() - t0
     log = _log(tmp / "runs" / arch)
-    values = {"image_size": config.image_size, "batch_size": config.batch_size, "workers": workers,
-              "amp": "bf16 backbone only" if device.type == "cuda" else None,
-              "images_per_s": round(log[-1]["train_images_per_s"], 1), "epoch_seconds": round(log[-1]["seconds"], 2),
-              "wall_s": round(wall, 1)}
+    values = {
+        "image_size": config.image_size,
+        "batch_size": config.batch_size,
+        "workers": workers,
+        "amp": "bf16 backbone only" if device.type == "cuda" else None,
+        "images_per_s": round(log[-1]["train_images_per_s"], 1),
+        "epoch_seconds": round(log[-1]["seconds"], 2),
+        "wall_s": round(wall, 1),
+    }
     if device.type == "cuda":
         values["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     values.update(_detector_amp_cost(arch, device, sizes))
@@ -392,11 +524,18 @@ def child(config_json: str, run_dir: str) -> int:
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", help="data folder with train_none.h5 (default: a synthetic one)")
-    parser.add_argument("--deadline", type=float, default=540.0, help="seconds for the whole run (default 540)")
-    parser.add_argument("--workers", type=int, nargs="+", help="loader worker counts (default 8 14; smoke 0 2)")
+    parser.add_argument(
+        "--deadline", type=float, default=540.0, help="seconds for the whole run (default 540)"
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", help="loader worker counts (default 8 14; smoke 0 2)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; runs on CPU when no GPU exists")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -450,7 +589,9 @@ def main(argv=None) -> int:
         run("loader", 20, loader, device, data, sizes, worker_counts, deadline)
         run("train_resnet34", 60, train_resnet34, device, data, sizes, train_workers, tmp, real_data)
         for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
-            run(f"train_{arch}", 30, train_detector, arch, device, small, sizes, train_workers, tmp, real_data)
+            run(
+                f"train_{arch}", 30, train_detector, arch, device, small, sizes, train_workers, tmp, real_data
+            )
     return 1 if failed else 0
 
 

@@ -62,8 +62,12 @@ def naive_insert(image: np.ndarray, mask: np.ndarray, record: dict, bank) -> tup
         template = bank.template(instance["template"])
         flip, scale, angle = instance["flip"], float(instance["scale"]), int(instance["angle"])
         canvas_h, canvas_w = transformed_size(template.shape, scale, angle)
-        warped = cv2.warpAffine(template.pixels.astype(np.float64), _inverse_map(template.shape, flip, scale, angle, 0),
-                                (canvas_w, canvas_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        warped = cv2.warpAffine(
+            template.pixels.astype(np.float64),
+            _inverse_map(template.shape, flip, scale, angle, 0),
+            (canvas_w, canvas_h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        )
         frame = np.zeros((height, width, 3))
         top, left = instance["centre"][0] - canvas_h // 2, instance["centre"][1] - canvas_w // 2
         y0, x0 = max(top, 0), max(left, 0)
@@ -120,7 +124,9 @@ def bench_bank(label: str, bank, repeats: int, rounds: int) -> list[tuple[str, s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds of --repeats insertions")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="best of this many rounds of --repeats insertions"
+    )
     parser.add_argument("--templates", default=str(SHARED_TEMPLATES))
     args = parser.parse_args(argv)
     one_core()
@@ -131,17 +137,23 @@ def main(argv: list[str] | None = None) -> int:
         banks.append(("real", TemplateBank.load(args.templates)))
     else:
         print(f"(real templates not found at {args.templates}; builtin bank only)")
-    print(f"load average before: {os.getloadavg()[0]:.2f}  (medians over {args.repeats} insertions, best of "
-          f"{args.rounds} rounds, one pinned core;")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f}  (medians over {args.repeats} insertions, best of "
+        f"{args.rounds} rounds, one pinned core;"
+    )
     print("  'cpu ms' is thread CPU time, less disturbed than wall-clock time when the machine is busy)")
     print(f"{'bank':<8} {'kind':<18} {'ms/insertion':>12} {'cpu ms':>7} {'naive ms':>9} {'speed-up':>9}")
     for label, bank in banks:
         rows = bench_bank(label, bank, args.repeats, args.rounds)
         for bank_label, kind, ours, ours_cpu, naive in rows:
-            print(f"{bank_label:<8} {kind:<18} {ours:>12.2f} {ours_cpu:>7.2f} {naive:>9.2f} {naive / ours:>8.1f}x")
+            print(
+                f"{bank_label:<8} {kind:<18} {ours:>12.2f} {ours_cpu:>7.2f} {naive:>9.2f} {naive / ours:>8.1f}x"
+            )
         slowest = max(rows, key=lambda row: row[3])
         verdict = "met" if slowest[3] <= TARGET_MS else "NOT met"
-        print(f"{label}: slowest kind {slowest[1]} at {slowest[3]:.2f} cpu ms; target <= {TARGET_MS} ms {verdict}")
+        print(
+            f"{label}: slowest kind {slowest[1]} at {slowest[3]:.2f} cpu ms; target <= {TARGET_MS} ms {verdict}"
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}; reference tool (issue): 19-74 ms per insertion")
     return 0
 

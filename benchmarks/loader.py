@@ -68,12 +68,31 @@ def synthetic_variant(folder: Path, n_images: int, artefacts: bool, size=(600, 4
             buf = io.BytesIO()
             Image.fromarray(image).save(buf, format="JPEG", quality=90)
             data = buf.getvalue()
-        rows.append(Row(f"ISIC_{i:07d}", f"HAM_{i:07d}", label, data, encode_mask(mask), encode_mask(artefact),
-                        has_artefact=artefacts, metadata={"dx": CLASSES[label]}))
+        rows.append(
+            Row(
+                f"ISIC_{i:07d}",
+                f"HAM_{i:07d}",
+                label,
+                data,
+                encode_mask(mask),
+                encode_mask(artefact),
+                has_artefact=artefacts,
+                metadata={"dx": CLASSES[label]},
+            )
+        )
     name = "train_all" if artefacts else "train_none"
-    return write_variant(folder / f"{name}.h5", rows, len(rows),
-                         {"variant": {"name": name}, "split": "train", "seed": seed,
-                          "source_fingerprint": "benchmark", "templates": "builtin:0"})
+    return write_variant(
+        folder / f"{name}.h5",
+        rows,
+        len(rows),
+        {
+            "variant": {"name": name},
+            "split": "train",
+            "seed": seed,
+            "source_fingerprint": "benchmark",
+            "templates": "builtin:0",
+        },
+    )
 
 
 def export_image_folder(variant: Path, root: Path) -> Path:
@@ -112,35 +131,47 @@ TARGET = 1.5
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--variant", help="a variant .h5 file (default: two synthetic 600x450 ones)")
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="rounds over all loaders, interleaved; the best round counts (shared machines are noisy)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds over all loaders, interleaved; the best round counts (shared machines are noisy)",
+    )
     args = parser.parse_args(argv)
 
     import torch
 
     torch.manual_seed(0)
-    print(f"{args.size}x{args.size}, {args.workers} workers, batch {args.batch_size}, torch {torch.__version__}, "
-          f"best of {args.repeats} interleaved rounds; ImageFolder = torchvision's default PIL loader")
+    print(
+        f"{args.size}x{args.size}, {args.workers} workers, batch {args.batch_size}, torch {torch.__version__}, "
+        f"best of {args.repeats} interleaved rounds; ImageFolder = torchvision's default PIL loader"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.variant:
             variants = {Path(args.variant).stem: Path(args.variant)}
         else:
-            variants = {"original JPEG rows (like train_none)": synthetic_variant(tmp, args.images, False),
-                        "artefact rows, stored PNG (like train_all)": synthetic_variant(tmp, args.images, True)}
+            variants = {
+                "original JPEG rows (like train_none)": synthetic_variant(tmp, args.images, False),
+                "artefact rows, stored PNG (like train_all)": synthetic_variant(tmp, args.images, True),
+            }
         verdicts = []
         for label, variant in variants.items():
             verdicts.append((label, compare(variant, tmp / f"imagefolder-{variant.stem}", args)))
         print(f"target: HDF5 >= {TARGET}x ImageFolder")
         for label, (full, training) in verdicts:
-            print(f"  {label}: image only {full:.2f}x at full size, {training:.2f}x as training reads it "
-                  f"(reduced decode) -> {'met' if min(full, training) >= TARGET else 'NOT met'}")
+            print(
+                f"  {label}: image only {full:.2f}x at full size, {training:.2f}x as training reads it "
+                f"(reduced decode) -> {'met' if min(full, training) >= TARGET else 'NOT met'}"
+            )
     return 0
 
 
@@ -176,28 +207,47 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     # ImageFolder gets the very same transform, on a channels-last uint8 view of the PIL image its
     # default loader returns (the layout the HDF5 Dataset hands over: no kernel advantage either way)
     folder_transform = FolderTransform(joint)
-    common = {"batch_size": args.batch_size, "num_workers": args.workers, "worker_init_fn": worker_init_fn,
-              "shuffle": False, "persistent_workers": args.workers > 0}
+    common = {
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "worker_init_fn": worker_init_fn,
+        "shuffle": False,
+        "persistent_workers": args.workers > 0,
+    }
     reduced = (args.size, args.size)
     # context, not the comparison: the same augmentations as a user would write them, torchvision's
     # stock kernels on the PIL images ImageFolder returns
-    stock = v2.Compose([v2.RandomResizedCrop(args.size, scale=CROP_SCALE, antialias=True),
-                        v2.RandomRotation(ROTATION_DEGREES), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-                        v2.ColorJitter(**COLOUR_JITTER), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])
+    stock = v2.Compose(
+        [
+            v2.RandomResizedCrop(args.size, scale=CROP_SCALE, antialias=True),
+            v2.RandomRotation(ROTATION_DEGREES),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.ColorJitter(**COLOUR_JITTER),
+            v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     datasets = {
         "ImageFolder (JPEG files)": ImageFolder(str(root), transform=folder_transform),
         "ImageFolder, stock v2 kernels (PIL)": ImageFolder(str(root), transform=stock),
         # the like-for-like comparison: image only, full-size decode
         "HDF5 image only, full size": HDF5VariantDataset(variant, transform=joint, with_masks=False),
         # what the classifier trains on: image only, reduced-size decode
-        "HDF5 image only, reduced decode": HDF5VariantDataset(variant, transform=joint, with_masks=False,
-                                                              decode_size=reduced),
+        "HDF5 image only, reduced decode": HDF5VariantDataset(
+            variant, transform=joint, with_masks=False, decode_size=reduced
+        ),
         # what the detectors train on: image + lesion mask PNG + box, all through the transforms
-        "HDF5 + masks, reduced decode": HDF5VariantDataset(variant, transform=joint, with_masks=True,
-                                                           decode_size=reduced),
+        "HDF5 + masks, reduced decode": HDF5VariantDataset(
+            variant, transform=joint, with_masks=True, decode_size=reduced
+        ),
     }
-    loaders = {name: DataLoader(ds, **common) if isinstance(ds, ImageFolder)
-               else DataLoader(ds, collate_fn=collate, **common) for name, ds in datasets.items()}
+    loaders = {
+        name: DataLoader(ds, **common)
+        if isinstance(ds, ImageFolder)
+        else DataLoader(ds, collate_fn=collate, **common)
+        for name, ds in datasets.items()
+    }
     print(f"{variant.name}: {len(datasets['ImageFolder (JPEG files)'])} images")
     for loader in loaders.values():  # start the workers, warm every kernel
         throughput(loader)
@@ -212,8 +262,10 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     print_cost_split(datasets["HDF5 image only, full size"], datasets["ImageFolder (JPEG files)"], joint)
     base = rates[base_name]
     stock = rates["ImageFolder, stock v2 kernels (PIL)"]
-    print(f"  as training reads it vs ImageFolder with torchvision's stock kernels: "
-          f"{rates['HDF5 image only, reduced decode'] / stock:.2f}x (context; the target compares same transforms)")
+    print(
+        f"  as training reads it vs ImageFolder with torchvision's stock kernels: "
+        f"{rates['HDF5 image only, reduced decode'] / stock:.2f}x (context; the target compares same transforms)"
+    )
     return rates["HDF5 image only, full size"] / base, rates["HDF5 image only, reduced decode"] / base
 
 
@@ -237,8 +289,10 @@ def print_cost_split(hdf5, folder, joint, n: int = 32) -> None:
     folder_decode = cpu_ms(lambda i: pil_to_channels_last(folder.loader(folder.samples[i][0])))
     augment = cpu_ms(lambda i: joint(image))
     torch.set_num_threads(threads)
-    print(f"  cost split (CPU ms an image, 1 thread, full size): read + decode HDF5 {hdf5_decode:.2f} / "
-          f"ImageFolder {folder_decode:.2f}; the shared augmentations {augment:.2f}")
+    print(
+        f"  cost split (CPU ms an image, 1 thread, full size): read + decode HDF5 {hdf5_decode:.2f} / "
+        f"ImageFolder {folder_decode:.2f}; the shared augmentations {augment:.2f}"
+    )
 
 
 if __name__ == "__main__":

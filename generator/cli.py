@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ham-artefacts",
         description="Artefact datasets for HAM10000, model training and a robustness results site.",
         epilog=f"Errors are one line on stderr (exit 2: bad input, environment, network or disk; 1: a "
-               f"failed check or run; 130: interrupted). {DEBUG_FLAG}, anywhere on the line, shows the traceback.",
+        f"failed check or run; 130: interrupted). {DEBUG_FLAG}, anywhere on the line, shows the traceback.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(DEBUG_FLAG, action="store_true", help="print the traceback of an error")
@@ -115,7 +115,10 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
         # unparseable input deep inside a library: huge integers, malformed URLs, bad numbers
         message, code = f"invalid input: {exc}", 2
     else:
-        message, code = f"internal error {type(exc).__name__}: {exc} (rerun with {DEBUG_FLAG} for the traceback)", 1
+        message, code = (
+            f"internal error {type(exc).__name__}: {exc} (rerun with {DEBUG_FLAG} for the traceback)",
+            1,
+        )
     return printable(" ".join(message.split()), limit=2000) or type(exc).__name__, code
 
 

@@ -7,11 +7,14 @@ import argparse
 
 def register(subparsers) -> None:
     insert = subparsers.add_parser(
-        "insert", help="insert one artefact into an image",
+        "insert",
+        help="insert one artefact into an image",
         description="Insert an artefact of one kind into an image (deterministic for a given seed).",
     )
     insert.add_argument("--image", required=True, help="input image (RGB, grayscale or RGBA)")
-    insert.add_argument("--mask", help="lesion mask, 0/1 or 0/255, same size as the image (default: image centre)")
+    insert.add_argument(
+        "--mask", help="lesion mask, 0/1 or 0/255, same size as the image (default: image centre)"
+    )
     insert.add_argument("--kind", required=True, help="artefact kind (see `templates list`)")
     insert.add_argument("--templates", default="builtin", help="'builtin' (default) or a template directory")
     insert.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -28,26 +31,36 @@ def register(subparsers) -> None:
     listing.add_argument("--templates", default="builtin", help="'builtin' (default) or a template directory")
     listing.set_defaults(func=run_list)
 
-    gallery = tsub.add_parser("gallery", help="render a gallery PNG of the templates and one insertion per kind")
+    gallery = tsub.add_parser(
+        "gallery", help="render a gallery PNG of the templates and one insertion per kind"
+    )
     gallery.add_argument("--templates", default="builtin", help="'builtin' (default) or a template directory")
-    gallery.add_argument("--compare", action="append", default=[],
-                         help="another bank to show beside it (repeatable), e.g. a real template directory")
+    gallery.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        help="another bank to show beside it (repeatable), e.g. a real template directory",
+    )
     gallery.add_argument("--seed", type=int, default=0)
     gallery.add_argument("--out", required=True, help="output PNG")
     gallery.set_defaults(func=run_gallery)
 
     examples = tsub.add_parser(
-        "examples", help="insert each kind into the bundled synthetic demo image",
+        "examples",
+        help="insert each kind into the bundled synthetic demo image",
         description="Write demo.png and demo_mask.png (a synthetic lesion image) and <kind>.png, the clean "
         "image beside the image with that kind inserted, for every kind in the bank.",
     )
-    examples.add_argument("--templates", default="builtin", help="'builtin' (default) or a template directory")
+    examples.add_argument(
+        "--templates", default="builtin", help="'builtin' (default) or a template directory"
+    )
     examples.add_argument("--seed", type=int, default=0)
     examples.add_argument("--out", required=True, help="output directory")
     examples.set_defaults(func=run_examples)
 
     extract = tsub.add_parser(
-        "extract", help="make a template set from your own images (meta.json layout)",
+        "extract",
+        help="make a template set from your own images (meta.json layout)",
         description="From a with/without pair (--with, --without), or from one image and a mask of the "
         "artefact (--image, --artefact-mask; the artefact-free image is made by inpainting).",
     )
@@ -113,7 +126,9 @@ def run_gallery(args) -> int:
     from .artefacts.templates import TemplateBank
 
     specs = [args.templates, *args.compare]
-    banks = [(spec if spec == "builtin" else Path(spec).resolve().name, TemplateBank.load(spec)) for spec in specs]
+    banks = [
+        (spec if spec == "builtin" else Path(spec).resolve().name, TemplateBank.load(spec)) for spec in specs
+    ]
     path = write_gallery(banks, args.out, seed=args.seed)
     print(path)
     return 0
@@ -140,8 +155,14 @@ def run_extract(args) -> int:
     from .artefacts.extract import extract_template
 
     entry = extract_template(
-        args.out, args.kind, with_path=args.with_path, without_path=args.without_path, image_path=args.image,
-        artefact_mask_path=args.artefact_mask, name=args.name, inpaint_radius=args.inpaint_radius,
+        args.out,
+        args.kind,
+        with_path=args.with_path,
+        without_path=args.without_path,
+        image_path=args.image,
+        artefact_mask_path=args.artefact_mask,
+        name=args.name,
+        inpaint_radius=args.inpaint_radius,
     )
     print(f"{args.out}: added template set {entry['name']} ({args.kind})")
     return 0

@@ -16,17 +16,32 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="fraction of the real set size (1.0 = 10,015 training + 1,511 test images)")
-    parser.add_argument("--test-scale", type=float, default=None,
-                        help="size the test split apart from the training split (default: --scale)")
-    parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY,
-                        help=f"class overlap: a number in [0, 1] or a preset ({', '.join(f'{k}={v}' for k, v in DIFFICULTY_PRESETS.items())})")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="fraction of the real set size (1.0 = 10,015 training + 1,511 test images)",
+    )
+    parser.add_argument(
+        "--test-scale",
+        type=float,
+        default=None,
+        help="size the test split apart from the training split (default: --scale)",
+    )
+    parser.add_argument(
+        "--difficulty",
+        default=DEFAULT_DIFFICULTY,
+        help=f"class overlap: a number in [0, 1] or a preset ({', '.join(f'{k}={v}' for k, v in DIFFICULTY_PRESETS.items())})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--size", default="600x450", help="image size WxH")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--test-format", choices=("onehot", "ham"), default="onehot",
-                        help="test ground truth: ISIC one-hot CSV or HAM10000 metadata columns")
+    parser.add_argument(
+        "--test-format",
+        choices=("onehot", "ham"),
+        default="onehot",
+        help="test ground truth: ISIC one-hot CSV or HAM10000 metadata columns",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

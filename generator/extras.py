@@ -13,8 +13,13 @@ from pathlib import Path
 DISTRIBUTION = "ham-artefacts"
 # import name -> distribution name, where they differ
 IMPORT_TO_DISTRIBUTION = {
-    "sklearn": "scikit-learn", "yaml": "pyyaml", "pytorch_grad_cam": "grad-cam", "cv2": "opencv-python-headless",
-    "PIL": "pillow", "vl_convert": "vl-convert-python", "material": "mkdocs-material",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "pytorch_grad_cam": "grad-cam",
+    "cv2": "opencv-python-headless",
+    "PIL": "pillow",
+    "vl_convert": "vl-convert-python",
+    "material": "mkdocs-material",
 }
 
 

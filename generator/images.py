@@ -22,7 +22,9 @@ def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
-        raise UserError(f"{name}: expected a grayscale, RGB or RGBA image, got an array of shape {array.shape}")
+        raise UserError(
+            f"{name}: expected a grayscale, RGB or RGBA image, got an array of shape {array.shape}"
+        )
     if array.shape[2] in (1, 2):  # gray or gray+alpha
         array = np.repeat(array[:, :, :1], 3, axis=2)
     elif array.shape[2] == 4:
@@ -40,8 +42,11 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            usable = img if img.mode in ("L", "RGB", "RGBA", "LA") else \
-                img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            usable = (
+                img
+                if img.mode in ("L", "RGB", "RGBA", "LA")
+                else img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            )
             array = np.asarray(usable)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable image ({exc})") from None
@@ -60,7 +65,9 @@ def mask_to_bool(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     return array != 0  # 0/1 and 0/255 masks alike: any non-zero value is lesion
 
 
-def check_mask(mask: np.ndarray | None, image_shape: tuple[int, ...], name: str = "mask") -> np.ndarray | None:
+def check_mask(
+    mask: np.ndarray | None, image_shape: tuple[int, ...], name: str = "mask"
+) -> np.ndarray | None:
     """Validate and normalise a lesion mask for an image of ``image_shape``; None stays None."""
     if mask is None:
         return None

@@ -42,8 +42,10 @@ def folder_lock(folder: str | os.PathLike, what: str, wait: float = DEFAULT_WAIT
             if time.monotonic() >= deadline:
                 pid, _, holder_what = holder.partition(" ")
                 by = f" by process {pid}" if pid.isdigit() else ""
-                raise UserError(f"{folder}: in use{by} (a {printable(holder_what or 'fetch or generate', 40)} "
-                                f"run is writing into it); wait for it to finish or choose another folder") from None
+                raise UserError(
+                    f"{folder}: in use{by} (a {printable(holder_what or 'fetch or generate', 40)} "
+                    f"run is writing into it); wait for it to finish or choose another folder"
+                ) from None
             time.sleep(poll)
             continue
         try:
@@ -65,7 +67,7 @@ def folder_lock(folder: str | os.PathLike, what: str, wait: float = DEFAULT_WAIT
 
 
 def _read_holder(fd: int) -> str:
-    """"<pid> <what>" as the holder wrote it ("" while it has not yet)."""
+    """ "<pid> <what>" as the holder wrote it ("" while it has not yet)."""
     try:
         return os.pread(fd, 64, 0).decode("ascii", "replace").strip()
     except OSError:

@@ -32,7 +32,9 @@ def parse_json(data: bytes | str, where: str):
     except UnicodeDecodeError as exc:
         raise UserError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise UserError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise UserError(
+            f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
     except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
         raise UserError(f"{where}: not usable JSON ({printable(str(exc))})") from None
 
@@ -60,6 +62,8 @@ def printable(text, limit: int | None = ECHO_LIMIT) -> str:
     text = str(text)
     if limit is not None and len(text) > limit:
         keep = max(limit - 1, 2)
-        text = text[: keep - keep // 3] + "\u2026" + text[len(text) - keep // 3:]
-    return "".join(ch if ch in "\n\t" and limit is None or unicodedata.category(ch)[0] != "C"
-                   else ascii(ch)[1:-1] for ch in text)
+        text = text[: keep - keep // 3] + "\u2026" + text[len(text) - keep // 3 :]
+    return "".join(
+        ch if ch in "\n\t" and limit is None or unicodedata.category(ch)[0] != "C" else ascii(ch)[1:-1]
+        for ch in text
+    )

@@ -24,7 +24,11 @@ from generator.variants.store import Row, encode_mask, encode_png, write_variant
 KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
 
 # (variant, split, rows, share of rows with an artefact)
-DEFAULT_VARIANTS = (("train_none", "train", 14, 0.0), ("test_all", "test", 11, 1.0), ("test_40", "test", 10, 0.4))
+DEFAULT_VARIANTS = (
+    ("train_none", "train", 14, 0.0),
+    ("test_all", "test", 11, 1.0),
+    ("test_40", "test", 10, 0.4),
+)
 
 
 def make_rows(n: int, share: float, seed: int, size=(32, 24)) -> list[Row]:
@@ -36,7 +40,7 @@ def make_rows(n: int, share: float, seed: int, size=(32, 24)) -> list[Row]:
     for i in range(n):
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         lesion = np.zeros((h, w), np.uint8)
-        lesion[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1
+        lesion[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
         has = i < n_art
         kind = KINDS[i % len(KINDS)] if has else ""
         art = np.zeros((h, w), np.uint8)
@@ -44,23 +48,48 @@ def make_rows(n: int, share: float, seed: int, size=(32, 24)) -> list[Row]:
         if has:
             art[:3, :5] = 1
             # the shape of generator.artefacts records ("ham-artefacts-record/1")
-            record = json.dumps({
-                "format": "ham-artefacts-record/1", "kind": kind, "seed": i, "bank": "0" * 16,
-                "template_set": f"{kind}_set{i % 2}", "image_shape": [h, w],
-                "instances": [
-                    {"template": f"{kind}_{i % 3:02d}_{j}", "flip": ("none", "vertical")[j % 2],
-                     "scale": 0.5 + 0.1 * j, "angle": 15 * i + j, "centre": [int(i % w), int((i + j) % h)]}
-                    for j in range(1 + i % 2)
-                ],
-            })
+            record = json.dumps(
+                {
+                    "format": "ham-artefacts-record/1",
+                    "kind": kind,
+                    "seed": i,
+                    "bank": "0" * 16,
+                    "template_set": f"{kind}_set{i % 2}",
+                    "image_shape": [h, w],
+                    "instances": [
+                        {
+                            "template": f"{kind}_{i % 3:02d}_{j}",
+                            "flip": ("none", "vertical")[j % 2],
+                            "scale": 0.5 + 0.1 * j,
+                            "angle": 15 * i + j,
+                            "centre": [int(i % w), int((i + j) % h)],
+                        }
+                        for j in range(1 + i % 2)
+                    ],
+                }
+            )
         label = i % len(CLASSES)
-        rows.append(Row(
-            image_id=f"ISIC_{seed % 1000:03d}{i:04d}", lesion_id=f"HAM_{seed % 1000:03d}{i // 2:04d}",
-            label=label, image_bytes=encode_png(image), lesion_mask_bytes=encode_mask(lesion),
-            artefact_mask_bytes=encode_mask(art), has_artefact=has, kind=kind, record=record,
-            metadata={"dx": CLASSES[label], "dx_type": "histo", "age": "45", "sex": "male",
-                      "localization": "back", "dataset": "synthetic"},
-        ))
+        rows.append(
+            Row(
+                image_id=f"ISIC_{seed % 1000:03d}{i:04d}",
+                lesion_id=f"HAM_{seed % 1000:03d}{i // 2:04d}",
+                label=label,
+                image_bytes=encode_png(image),
+                lesion_mask_bytes=encode_mask(lesion),
+                artefact_mask_bytes=encode_mask(art),
+                has_artefact=has,
+                kind=kind,
+                record=record,
+                metadata={
+                    "dx": CLASSES[label],
+                    "dx_type": "histo",
+                    "age": "45",
+                    "sex": "male",
+                    "localization": "back",
+                    "dataset": "synthetic",
+                },
+            )
+        )
     return rows
 
 
@@ -75,34 +104,58 @@ def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url
     files = []
     for k, (variant, split, n, share) in enumerate(variants):
         rows = make_rows(n, share, seed + k)
-        path = write_variant(root / f"{variant}.h5", rows, n, {
-            "variant": {"name": variant, "split": split}, "split": split, "seed": seed,
-            "source_fingerprint": "f" * 16, "templates": "builtin:test",
-        })
+        path = write_variant(
+            root / f"{variant}.h5",
+            rows,
+            n,
+            {
+                "variant": {"name": variant, "split": split},
+                "split": split,
+                "seed": seed,
+                "source_fingerprint": "f" * 16,
+                "templates": "builtin:test",
+            },
+        )
         class_counts = {c: 0 for c in CLASSES}
         artefact_counts: dict[str, int] = {}
         for r in rows:
             class_counts[CLASSES[r.label]] += 1
             if r.has_artefact:
                 artefact_counts[r.kind] = artefact_counts.get(r.kind, 0) + 1
-        files.append({
-            "name": path.name, "variant": variant, "split": split, "description": f"test variant {variant}",
-            "sha256": sha256_of(path), "bytes": path.stat().st_size, "rows": n,
-            "class_counts": class_counts, "artefact_counts": artefact_counts,
-            "n_artefact": sum(artefact_counts.values()),
-            "content_digest": hashlib.sha256(variant.encode()).hexdigest(),
-        })
+        files.append(
+            {
+                "name": path.name,
+                "variant": variant,
+                "split": split,
+                "description": f"test variant {variant}",
+                "sha256": sha256_of(path),
+                "bytes": path.stat().st_size,
+                "rows": n,
+                "class_counts": class_counts,
+                "artefact_counts": artefact_counts,
+                "n_artefact": sum(artefact_counts.values()),
+                "content_digest": hashlib.sha256(variant.encode()).hexdigest(),
+            }
+        )
     manifest = {
-        "format": "ham-artefacts-manifest/1", "generator_version": __version__, "seed": seed,
-        "source_fingerprint": "f" * 16, "templates": "builtin:test", "image_size": [32, 24],
-        "synthetic": True, "base_url": base_url, "licence": "CC BY-NC-SA 4.0 (test)",
-        "citation": "test citation", "files": files,
+        "format": "ham-artefacts-manifest/1",
+        "generator_version": __version__,
+        "seed": seed,
+        "source_fingerprint": "f" * 16,
+        "templates": "builtin:test",
+        "image_size": [32, 24],
+        "synthetic": True,
+        "base_url": base_url,
+        "licence": "CC BY-NC-SA 4.0 (test)",
+        "citation": "test citation",
+        "files": files,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
 # --- a local HTTP server with Range support and fault injection ------------------------------
+
 
 @dataclass
 class ServerState:
@@ -184,7 +237,7 @@ def _handler(state: ServerState):
                     for i in range(len(body)):
                         if time.monotonic() > deadline:
                             break
-                        self.wfile.write(body[i:i + 1])
+                        self.wfile.write(body[i : i + 1])
                         self.wfile.flush()
                         time.sleep(delay)
                 except (BrokenPipeError, ConnectionResetError):

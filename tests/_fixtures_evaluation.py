@@ -17,8 +17,15 @@ from generator.seeding import derive_seed
 
 ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
 TRAIN_VARIANTS = ("train_none", "train_all", *(f"train_{c}" for c in CLASSES))
-TEST_VARIANTS = ("test_none", "test_all", *(f"test_{c}" for c in CLASSES), "test_20", "test_40", "test_60",
-                 "test_80")
+TEST_VARIANTS = (
+    "test_none",
+    "test_all",
+    *(f"test_{c}" for c in CLASSES),
+    "test_20",
+    "test_40",
+    "test_60",
+    "test_80",
+)
 KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
 
 
@@ -33,8 +40,15 @@ def _artefacted(test_variant: str, labels: np.ndarray, u: np.ndarray) -> np.ndar
     return u < int(code) / 100  # nested: test_20 ⊂ test_40 ⊂ ...
 
 
-def make_runs(root: Path, archs=ARCHS, train_variants=TRAIN_VARIANTS, folds=(0,), test_variants=TEST_VARIANTS,
-              n_images: int = 70, seed: int = 0) -> Path:
+def make_runs(
+    root: Path,
+    archs=ARCHS,
+    train_variants=TRAIN_VARIANTS,
+    folds=(0,),
+    test_variants=TEST_VARIANTS,
+    n_images: int = 70,
+    seed: int = 0,
+) -> Path:
     """Write ``<root>/<arch>/<train_variant>/fold<k>/{config.json,DONE,predictions/*.csv}``; return root."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -63,13 +77,35 @@ def make_runs(root: Path, archs=ARCHS, train_variants=TRAIN_VARIANTS, folds=(0,)
                     y_pred = scores.argmax(axis=1)
                     if arch != "resnet34":  # detectors sometimes find nothing
                         y_pred = np.where(scores.max(axis=1) < 0.25, -1, y_pred)
-                    lines = ["image_id,y_true," + ",".join(f"score_{c}" for c in CLASSES)
-                             + ",y_pred,has_artefact,artefact_kind"]
+                    lines = [
+                        "image_id,y_true,"
+                        + ",".join(f"score_{c}" for c in CLASSES)
+                        + ",y_pred,has_artefact,artefact_kind"
+                    ]
                     for i in range(n_images):
-                        lines.append(",".join([image_ids[i], str(labels[i]), *(f"{s:.6f}" for s in scores[i]),
-                                               str(y_pred[i]), str(int(has[i])), kinds[i] if has[i] else ""]))
+                        lines.append(
+                            ",".join(
+                                [
+                                    image_ids[i],
+                                    str(labels[i]),
+                                    *(f"{s:.6f}" for s in scores[i]),
+                                    str(y_pred[i]),
+                                    str(int(has[i])),
+                                    kinds[i] if has[i] else "",
+                                ]
+                            )
+                        )
                     (run / "predictions" / f"{test}.csv").write_text("\n".join(lines) + "\n")
-                (run / "config.json").write_text(json.dumps({"arch": arch, "train_variant": train, "fold": fold,
-                                                             "image_size": 32, "synthetic": True}))
+                (run / "config.json").write_text(
+                    json.dumps(
+                        {
+                            "arch": arch,
+                            "train_variant": train,
+                            "fold": fold,
+                            "image_size": 32,
+                            "synthetic": True,
+                        }
+                    )
+                )
                 (run / "DONE").write_text("{}\n")
     return root

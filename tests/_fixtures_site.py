@@ -21,7 +21,9 @@ from generator import CLASSES
 ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
 TRAIN_VARIANTS = ("train_none", "train_all") + tuple(f"train_{c}" for c in CLASSES)
 TEST_VARIANTS = (
-    ("test_none", "test_all") + tuple(f"test_{c}" for c in CLASSES) + ("test_20", "test_40", "test_60", "test_80")
+    ("test_none", "test_all")
+    + tuple(f"test_{c}" for c in CLASSES)
+    + ("test_20", "test_40", "test_60", "test_80")
 )
 KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
 PCT_TO_TEST = {0: "test_none", 20: "test_20", 40: "test_40", 60: "test_60", 80: "test_80", 100: "test_all"}
@@ -62,8 +64,14 @@ def _picture(rng: np.random.Generator, h: int = 48, w: int = 64, artefact: bool 
 
 
 def write_results(
-    root: str | Path, *, synthetic: bool = True, seed: int = 0, archs=ARCHS, gradcam: bool = True,
-    train_variants=TRAIN_VARIANTS, controls: bool = True,
+    root: str | Path,
+    *,
+    synthetic: bool = True,
+    seed: int = 0,
+    archs=ARCHS,
+    gradcam: bool = True,
+    train_variants=TRAIN_VARIANTS,
+    controls: bool = True,
 ) -> Path:
     """Write a results folder (every table of the evaluation contract) under ``root``.
 
@@ -81,20 +89,47 @@ def write_results(
             for test in TEST_VARIANTS:
                 for metric in METRICS:
                     for cls in _classes_for(metric):
-                        if train == "train_none" and test == "test_none" and metric == "pr_auc" and cls == "macro":
+                        if (
+                            train == "train_none"
+                            and test == "test_none"
+                            and metric == "pr_auc"
+                            and cls == "macro"
+                        ):
                             mean = base[arch]
                         else:
                             mean = float(np.clip(base[arch] + rng.normal(0, 0.05), 0.01, 0.99))
                         half = float(rng.uniform(0.01, 0.05))
                         summary_rows.append(
-                            dict(arch=arch, train_variant=train, test_variant=test, metric=metric, **{"class": cls},
-                                 mean=mean, ci_lo=mean - half, ci_hi=mean + half, n_folds=1,
-                                 delta_vs_test_none=0.0 if test == "test_none" else float(rng.normal(-0.02, 0.01)),
-                                 delta_vs_train_none=0.0 if train == "train_none" else float(rng.normal(-0.05, 0.03)))
+                            dict(
+                                arch=arch,
+                                train_variant=train,
+                                test_variant=test,
+                                metric=metric,
+                                **{"class": cls},
+                                mean=mean,
+                                ci_lo=mean - half,
+                                ci_hi=mean + half,
+                                n_folds=1,
+                                delta_vs_test_none=0.0
+                                if test == "test_none"
+                                else float(rng.normal(-0.02, 0.01)),
+                                delta_vs_train_none=0.0
+                                if train == "train_none"
+                                else float(rng.normal(-0.05, 0.03)),
+                            )
                         )
                         metric_rows.append(
-                            dict(arch=arch, train_variant=train, fold=0, test_variant=test, metric=metric,
-                                 **{"class": cls}, value=mean, boot_lo=mean - half, boot_hi=mean + half)
+                            dict(
+                                arch=arch,
+                                train_variant=train,
+                                fold=0,
+                                test_variant=test,
+                                metric=metric,
+                                **{"class": cls},
+                                value=mean,
+                                boot_lo=mean - half,
+                                boot_hi=mean + half,
+                            )
                         )
     _write_table(root, "metrics_summary", pd.DataFrame(summary_rows))
     _write_table(root, "metrics", pd.DataFrame(metric_rows))
@@ -108,8 +143,17 @@ def write_results(
                 for pct in PCT_TO_TEST:
                     mean = start - slope * pct / 100
                     half = float(rng.uniform(0.01, 0.04))
-                    curve_rows.append(dict(arch=arch, train_variant=train, pct_artefact=pct, **{"class": cls},
-                                           mean=mean, ci_lo=mean - half, ci_hi=mean + half))
+                    curve_rows.append(
+                        dict(
+                            arch=arch,
+                            train_variant=train,
+                            pct_artefact=pct,
+                            **{"class": cls},
+                            mean=mean,
+                            ci_lo=mean - half,
+                            ci_hi=mean + half,
+                        )
+                    )
     _write_table(root, "curves", pd.DataFrame(curve_rows))
 
     mc_rows = []
@@ -122,10 +166,24 @@ def write_results(
                 stat = (abs(n01 - n10) - 1) ** 2 / max(n01 + n10, 1)
                 p = float(np.exp(-stat / 2))
                 p_holm = min(1.0, p * 3)
-                mc_rows.append(dict(arch=arch, train_variant=train, fold=0, test_variant=test, n00=n00, n01=n01,
-                                    n10=n10, n11=n11, statistic=stat, p_value=p,
-                                    p_exact=p if n01 + n10 < 25 else float("nan"), p_holm=p_holm,
-                                    significant=bool(p_holm < 0.05), family=f"{arch}/{train}"))
+                mc_rows.append(
+                    dict(
+                        arch=arch,
+                        train_variant=train,
+                        fold=0,
+                        test_variant=test,
+                        n00=n00,
+                        n01=n01,
+                        n10=n10,
+                        n11=n11,
+                        statistic=stat,
+                        p_value=p,
+                        p_exact=p if n01 + n10 < 25 else float("nan"),
+                        p_holm=p_holm,
+                        significant=bool(p_holm < 0.05),
+                        family=f"{arch}/{train}",
+                    )
+                )
     _write_table(root, "mcnemar", pd.DataFrame(mc_rows))
 
     bias_rows, shift_rows = [], []
@@ -139,14 +197,32 @@ def write_results(
                     for metric in ("recall", "fpr", "fnr"):
                         baseline = float(rng.uniform(0.05, 0.9))
                         shift = float(rng.normal(0, 0.08))
-                        bias_rows.append(dict(arch=arch, train_variant=train, biased_class=biased, test_variant=test,
-                                              **{"class": cls}, metric=metric, value=baseline + shift,
-                                              baseline=baseline, shift=shift))
+                        bias_rows.append(
+                            dict(
+                                arch=arch,
+                                train_variant=train,
+                                biased_class=biased,
+                                test_variant=test,
+                                **{"class": cls},
+                                metric=metric,
+                                value=baseline + shift,
+                                baseline=baseline,
+                                shift=shift,
+                            )
+                        )
                 share_baseline = float(rng.uniform(0.05, 0.4))
                 share_biased = share_baseline + float(rng.uniform(0.0, 0.2))
-                shift_rows.append(dict(arch=arch, train_variant=train, biased_class=biased, test_variant=test,
-                                       share_biased=share_biased, share_baseline=share_baseline,
-                                       shift=share_biased - share_baseline))
+                shift_rows.append(
+                    dict(
+                        arch=arch,
+                        train_variant=train,
+                        biased_class=biased,
+                        test_variant=test,
+                        share_biased=share_biased,
+                        share_baseline=share_baseline,
+                        shift=share_biased - share_baseline,
+                    )
+                )
     _write_table(root, "bias", pd.DataFrame(bias_rows))
     _write_table(root, "bias_shift", pd.DataFrame(shift_rows))
 
@@ -156,8 +232,17 @@ def write_results(
             for kind in ("all",) + KINDS:
                 n = int(rng.integers(20, 200))
                 flipped = int(rng.integers(0, n // 4))
-                flip_rows.append(dict(arch=arch, train_variant=train, test_variant="test_all", kind=kind, n=n,
-                                      n_flipped=flipped, share=flipped / n))
+                flip_rows.append(
+                    dict(
+                        arch=arch,
+                        train_variant=train,
+                        test_variant="test_all",
+                        kind=kind,
+                        n=n,
+                        n_flipped=flipped,
+                        share=flipped / n,
+                    )
+                )
     _write_table(root, "flips", pd.DataFrame(flip_rows))
 
     if controls:
@@ -176,30 +261,66 @@ def write_results(
                     _png(_picture(rng, artefact=True), root / artefacted)
                     attention = float(rng.uniform(0, 0.5))
                     values.append(attention)
-                    index_rows.append(dict(arch=arch, train_variant=train, image_id=image_id, dx=CLASSES[i],
-                                           kind=KINDS[i], clean_png=clean.as_posix(), artefact_png=artefacted.as_posix(),
-                                           attention_clean=float(rng.uniform(0, 0.1)), attention_artefact=attention))
+                    index_rows.append(
+                        dict(
+                            arch=arch,
+                            train_variant=train,
+                            image_id=image_id,
+                            dx=CLASSES[i],
+                            kind=KINDS[i],
+                            clean_png=clean.as_posix(),
+                            artefact_png=artefacted.as_posix(),
+                            attention_clean=float(rng.uniform(0, 0.1)),
+                            attention_artefact=attention,
+                        )
+                    )
                 mean = float(np.mean(values))
-                attention_rows.append(dict(arch=arch, train_variant=train, n=len(values), attention_mean=mean,
-                                           attention_ci_lo=mean - 0.05, attention_ci_hi=mean + 0.05))
+                attention_rows.append(
+                    dict(
+                        arch=arch,
+                        train_variant=train,
+                        n=len(values),
+                        attention_mean=mean,
+                        attention_ci_lo=mean - 0.05,
+                        attention_ci_hi=mean + 0.05,
+                    )
+                )
         _write_table(root, "gradcam/index", pd.DataFrame(index_rows))
         _write_table(root, "gradcam/attention", pd.DataFrame(attention_rows))
 
-    (root / "results.json").write_text(json.dumps({
-        "synthetic": synthetic, "runs": "demo/runs", "generated_by": "0.1.0", "archs": list(archs),
-        "train_variants": list(train_variants),
-        "definitions": {"mcnemar": "Fixture McNemar definition: n10 = correct clean, wrong with artefact.",
-                        "pr_auc": "Fixture PR-AUC definition."},
-    }, indent=2))
+    (root / "results.json").write_text(
+        json.dumps(
+            {
+                "synthetic": synthetic,
+                "runs": "demo/runs",
+                "generated_by": "0.1.0",
+                "archs": list(archs),
+                "train_variants": list(train_variants),
+                "definitions": {
+                    "mcnemar": "Fixture McNemar definition: n10 = correct clean, wrong with artefact.",
+                    "pr_auc": "Fixture PR-AUC definition.",
+                },
+            },
+            indent=2,
+        )
+    )
     return root
 
 
 # Known control numbers, so tests can find them on the overview: (shift_pp, did_pp, p) per architecture.
-POSITIVE_CONTROL = {"resnet34": (31.25, 27.5, 3.2e-7), "fasterrcnn_resnet34": (8.75, 6.25, 0.042),
-                    "maskrcnn_resnet34": (12.5, 16.25, 0.0021)}
+POSITIVE_CONTROL = {
+    "resnet34": (31.25, 27.5, 3.2e-7),
+    "fasterrcnn_resnet34": (8.75, 6.25, 0.042),
+    "maskrcnn_resnet34": (12.5, 16.25, 0.0021),
+}
 NEGATIVE_SHIFT = {"resnet34": -1.25, "fasterrcnn_resnet34": 2.5, "maskrcnn_resnet34": 6.25}
-KIND_SHIFT = {"bubble": 3.5, "ruler_horizontal": -0.75, "ruler_vertical": 0.0, "marking_circle": 1.25,
-              "marking_spot": 7.0}
+KIND_SHIFT = {
+    "bubble": 3.5,
+    "ruler_horizontal": -0.75,
+    "ruler_vertical": 0.0,
+    "marking_circle": 1.25,
+    "marking_spot": 7.0,
+}
 
 
 def _write_controls(root: Path, archs, train_variants) -> None:
@@ -208,42 +329,139 @@ def _write_controls(root: Path, archs, train_variants) -> None:
     for arch in archs:
         shift, did, p = POSITIVE_CONTROL.get(arch, (10.0, 10.0, 0.05))
         negative = NEGATIVE_SHIFT.get(arch, 0.0)
-        common = dict(arch=arch, reference_class="nv", n_runs=1, n_images=120, interval="1 run: bootstrap over images")
+        common = dict(
+            arch=arch, reference_class="nv", n_runs=1, n_images=120, interval="1 run: bootstrap over images"
+        )
         if "train_nv" in train_variants:
             passed = did >= 15 and p < 0.01
-            rows.append(dict(control="positive", train_variant="train_nv", test_variant="test_all", **common,
-                             shift_pp=shift, shift_lo=shift - 8, shift_hi=shift + 8, did_pp=did, did_lo=did - 9,
-                             did_hi=did + 9, p_mcnemar_ref_max=p, rule="did_pp >= 15 and exact McNemar p < 0.01",
-                             status="pass" if passed else "fail", passed=passed))
+            rows.append(
+                dict(
+                    control="positive",
+                    train_variant="train_nv",
+                    test_variant="test_all",
+                    **common,
+                    shift_pp=shift,
+                    shift_lo=shift - 8,
+                    shift_hi=shift + 8,
+                    did_pp=did,
+                    did_lo=did - 9,
+                    did_hi=did + 9,
+                    p_mcnemar_ref_max=p,
+                    rule="did_pp >= 15 and exact McNemar p < 0.01",
+                    status="pass" if passed else "fail",
+                    passed=passed,
+                )
+            )
         else:
-            rows.append(dict(control="positive", arch=arch, train_variant="train_nv", test_variant="test_all",
-                             reference_class="nv", n_runs=0, rule="did_pp >= 15", status="not available"))
-        rows.append(dict(control="negative", train_variant="train_none", test_variant="test_all", **common,
-                         shift_pp=negative, shift_lo=negative - 4, shift_hi=negative + 4, p_mcnemar_ref_max=0.5,
-                         rule="|shift_pp| <= 5", status="pass" if abs(negative) <= 5 else "fail",
-                         passed=abs(negative) <= 5))
-        rows.append(dict(control="identity", train_variant="train_none", test_variant="test_none", **common,
-                         shift_pp=0.0, shift_lo=0.0, shift_hi=0.0, p_mcnemar_ref_max=1.0,
-                         rule="exactly 0", status="pass", passed=True))
+            rows.append(
+                dict(
+                    control="positive",
+                    arch=arch,
+                    train_variant="train_nv",
+                    test_variant="test_all",
+                    reference_class="nv",
+                    n_runs=0,
+                    rule="did_pp >= 15",
+                    status="not available",
+                )
+            )
+        rows.append(
+            dict(
+                control="negative",
+                train_variant="train_none",
+                test_variant="test_all",
+                **common,
+                shift_pp=negative,
+                shift_lo=negative - 4,
+                shift_hi=negative + 4,
+                p_mcnemar_ref_max=0.5,
+                rule="|shift_pp| <= 5",
+                status="pass" if abs(negative) <= 5 else "fail",
+                passed=abs(negative) <= 5,
+            )
+        )
+        rows.append(
+            dict(
+                control="identity",
+                train_variant="train_none",
+                test_variant="test_none",
+                **common,
+                shift_pp=0.0,
+                shift_lo=0.0,
+                shift_hi=0.0,
+                p_mcnemar_ref_max=1.0,
+                rule="exactly 0",
+                status="pass",
+                passed=True,
+            )
+        )
         for train in train_variants:
             value = shift if train == "train_nv" else negative
-            summary.append(dict(arch=arch, train_variant=train, test_variant="test_all", reference_class="nv",
-                                n_runs=1, folds="0", interval="1 run: bootstrap over images", shift_mean=value,
-                                shift_lo=value - 5, shift_hi=value + 5, shift_runs=f"{value:g}",
-                                did_mean=did if train == "train_nv" else float("nan"), did_lo=float("nan"),
-                                did_hi=float("nan"), did_runs="", p_mcnemar_ref_max=p, p_mcnemar_ref_runs=f"{p:g}"))
+            summary.append(
+                dict(
+                    arch=arch,
+                    train_variant=train,
+                    test_variant="test_all",
+                    reference_class="nv",
+                    n_runs=1,
+                    folds="0",
+                    interval="1 run: bootstrap over images",
+                    shift_mean=value,
+                    shift_lo=value - 5,
+                    shift_hi=value + 5,
+                    shift_runs=f"{value:g}",
+                    did_mean=did if train == "train_nv" else float("nan"),
+                    did_lo=float("nan"),
+                    did_hi=float("nan"),
+                    did_runs="",
+                    p_mcnemar_ref_max=p,
+                    p_mcnemar_ref_runs=f"{p:g}",
+                )
+            )
             for kind in KINDS:  # known per-kind shifts: KIND_SHIFT[kind] + the model's shift
                 kind_value = value + KIND_SHIFT[kind]
-                by_kind.append(dict(arch=arch, train_variant=train, test_variant="test_all", kind=kind,
-                                    reference_class="nv", n_runs=1, folds="0", interval="1 run: bootstrap over images",
-                                    shift_mean=kind_value, shift_lo=kind_value - 9, shift_hi=kind_value + 9,
-                                    shift_runs=f"{kind_value:g}", did_mean=float("nan"), did_lo=float("nan"),
-                                    did_hi=float("nan"), did_runs="", p_mcnemar_ref_max=p, p_mcnemar_ref_runs=f"{p:g}"))
-            effects.append(dict(arch=arch, train_variant=train, fold=0, test_variant="test_all", reference_class="nv",
-                                n=120, pct_ref_clean=10.0, pct_ref_artefact=10.0 + value, shift_pp=value,
-                                pct_to=max(value, 0.0), pct_away=max(-value, 0.0), p_mcnemar_ref=p,
-                                p_mcnemar_correct=0.5, did_pp=float("nan"), did_lo=float("nan"),
-                                did_hi=float("nan")))
+                by_kind.append(
+                    dict(
+                        arch=arch,
+                        train_variant=train,
+                        test_variant="test_all",
+                        kind=kind,
+                        reference_class="nv",
+                        n_runs=1,
+                        folds="0",
+                        interval="1 run: bootstrap over images",
+                        shift_mean=kind_value,
+                        shift_lo=kind_value - 9,
+                        shift_hi=kind_value + 9,
+                        shift_runs=f"{kind_value:g}",
+                        did_mean=float("nan"),
+                        did_lo=float("nan"),
+                        did_hi=float("nan"),
+                        did_runs="",
+                        p_mcnemar_ref_max=p,
+                        p_mcnemar_ref_runs=f"{p:g}",
+                    )
+                )
+            effects.append(
+                dict(
+                    arch=arch,
+                    train_variant=train,
+                    fold=0,
+                    test_variant="test_all",
+                    reference_class="nv",
+                    n=120,
+                    pct_ref_clean=10.0,
+                    pct_ref_artefact=10.0 + value,
+                    shift_pp=value,
+                    pct_to=max(value, 0.0),
+                    pct_away=max(-value, 0.0),
+                    p_mcnemar_ref=p,
+                    p_mcnemar_correct=0.5,
+                    did_pp=float("nan"),
+                    did_lo=float("nan"),
+                    did_hi=float("nan"),
+                )
+            )
     from training.evaluation.effects import CONTROL_COLUMNS
 
     _write_table(root, "controls", pd.DataFrame(rows).reindex(columns=CONTROL_COLUMNS))
@@ -252,7 +470,9 @@ def _write_controls(root: Path, archs, train_variants) -> None:
     _write_table(root, "effects_by_kind_summary", pd.DataFrame(by_kind))
 
 
-def write_data(root: str | Path, *, synthetic: bool = True, base_url: str | None = None, seed: int = 0) -> Path:
+def write_data(
+    root: str | Path, *, synthetic: bool = True, base_url: str | None = None, seed: int = 0
+) -> Path:
     """Write manifest.json (22 variants, exact schema) and examples/<kind>.png under ``root``."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -262,18 +482,33 @@ def write_data(root: str | Path, *, synthetic: bool = True, base_url: str | None
         counts = {c: int(rng.integers(2, 50)) for c in CLASSES}
         rows = sum(counts.values())
         kinds = {k: int(rng.integers(0, 10)) for k in KINDS} if not variant.endswith("_none") else {}
-        files.append({
-            "name": f"{variant}.h5", "variant": variant, "split": split,
-            "description": f"{split} images; artefact rule for {variant}",
-            "sha256": hashlib.sha256(variant.encode()).hexdigest(), "bytes": int(rng.integers(10**5, 10**7)),
-            "rows": rows, "class_counts": counts, "artefact_counts": kinds, "n_artefact": sum(kinds.values()),
-            "content_digest": hashlib.sha256(b"content " + variant.encode()).hexdigest(),
-        })
+        files.append(
+            {
+                "name": f"{variant}.h5",
+                "variant": variant,
+                "split": split,
+                "description": f"{split} images; artefact rule for {variant}",
+                "sha256": hashlib.sha256(variant.encode()).hexdigest(),
+                "bytes": int(rng.integers(10**5, 10**7)),
+                "rows": rows,
+                "class_counts": counts,
+                "artefact_counts": kinds,
+                "n_artefact": sum(kinds.values()),
+                "content_digest": hashlib.sha256(b"content " + variant.encode()).hexdigest(),
+            }
+        )
     manifest = {
-        "format": "ham-artefacts-manifest/1", "generator_version": "0.1.0", "seed": seed,
-        "source_fingerprint": "f" * 16, "templates": "builtin:abc123", "image_size": [128, 96],
-        "synthetic": synthetic, "base_url": base_url, "licence": "CC BY-NC-SA 4.0",
-        "citation": "Katsch, Rinner & Tschandl 2022", "files": files,
+        "format": "ham-artefacts-manifest/1",
+        "generator_version": "0.1.0",
+        "seed": seed,
+        "source_fingerprint": "f" * 16,
+        "templates": "builtin:abc123",
+        "image_size": [128, 96],
+        "synthetic": synthetic,
+        "base_url": base_url,
+        "licence": "CC BY-NC-SA 4.0",
+        "citation": "Katsch, Rinner & Tschandl 2022",
+        "files": files,
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -286,8 +521,15 @@ def write_data(root: str | Path, *, synthetic: bool = True, base_url: str | None
 # ---- a throw-away copy of the MkDocs project, exported from fabricated tables and built ----
 
 REPO = Path(__file__).resolve().parents[1]
-GENERATED_PAGES = ("index.md", "robustness.md", "bias.md", "significance.md", "gallery.md", "datasets.md",
-                   "downloads.md")
+GENERATED_PAGES = (
+    "index.md",
+    "robustness.md",
+    "bias.md",
+    "significance.md",
+    "gallery.md",
+    "datasets.md",
+    "downloads.md",
+)
 
 
 def make_site_project(root: str | Path) -> Path:
@@ -323,7 +565,10 @@ def vega_bundle() -> Path:
     existing = REPO / "site" / "generated" / "vendor" / "vega-bundle.js"
     if existing.is_file() and existing.open(encoding="utf-8").readline() == header:
         return existing
-    cached = Path(tempfile.gettempdir()) / f"ham-artefacts-vega-{hashlib.sha256(header.encode()).hexdigest()[:16]}.js"
+    cached = (
+        Path(tempfile.gettempdir())
+        / f"ham-artefacts-vega-{hashlib.sha256(header.encode()).hexdigest()[:16]}.js"
+    )
     if not (cached.is_file() and cached.open(encoding="utf-8").readline() == header):
         partial = cached.with_suffix(f".{os.getpid()}.partial")
         write_vega_bundle(partial)
@@ -331,8 +576,14 @@ def vega_bundle() -> Path:
     return cached
 
 
-def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = True,
-                     train_variants=TRAIN_VARIANTS, archs=ARCHS) -> Path:
+def export_and_build(
+    root: str | Path,
+    *,
+    synthetic: bool = True,
+    build: bool = True,
+    train_variants=TRAIN_VARIANTS,
+    archs=ARCHS,
+) -> Path:
     """Fabricate results + data under ``root``, export into a project copy, build it; return the project."""
     from training.export.site import build_site, export_site
 
@@ -340,7 +591,9 @@ def export_and_build(root: str | Path, *, synthetic: bool = True, build: bool = 
     project = make_site_project(root / "project")
     write_results(root / "results", synthetic=synthetic, train_variants=train_variants, archs=archs)
     write_data(root / "data", synthetic=synthetic)
-    export_site(root / "results", root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False)
+    export_site(
+        root / "results", root / "data", project / "site", citation=REPO / "CITATION.cff", progress=False
+    )
     if build:
         build_site(project / "mkdocs.yml")
     return project

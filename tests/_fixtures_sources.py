@@ -22,8 +22,9 @@ def synthetic_folder(tmp_path_factory, test_format: str = "onehot", **params) ->
     key = (p["scale"], p["seed"], tuple(p["size"]), test_format)
     if key not in _CACHE:
         out = tmp_path_factory.mktemp("synth") / "ham"
-        synthesize_ham10000(out, scale=p["scale"], seed=p["seed"], size=p["size"], test_format=test_format,
-                            progress=False)
+        synthesize_ham10000(
+            out, scale=p["scale"], seed=p["seed"], size=p["size"], test_format=test_format, progress=False
+        )
         _CACHE[key] = out
     return _CACHE[key]
 

@@ -15,13 +15,27 @@ import numpy as np
 from generator import CLASSES
 from generator.variants.store import Row, encode_mask, encode_png, write_variant
 
-LESION_COLOURS = np.array([
-    [150, 60, 60], [90, 40, 110], [120, 100, 60], [60, 110, 70], [40, 30, 30], [110, 70, 40], [170, 30, 90],
-], dtype=np.float64)
+LESION_COLOURS = np.array(
+    [
+        [150, 60, 60],
+        [90, 40, 110],
+        [120, 100, 60],
+        [60, 110, 70],
+        [40, 30, 30],
+        [110, 70, 40],
+        [170, 30, 90],
+    ],
+    dtype=np.float64,
+)
 
 
-def synthetic_rows(n_images: int, split: str, seed: int = 0, size: tuple[int, int] = (80, 64),
-                   artefact_ids: set[str] | None = None) -> list[Row]:
+def synthetic_rows(
+    n_images: int,
+    split: str,
+    seed: int = 0,
+    size: tuple[int, int] = (80, 64),
+    artefact_ids: set[str] | None = None,
+) -> list[Row]:
     """``n_images`` rows; consecutive pairs share a lesion; diagnoses cycle through all 7 classes."""
     width, height = size
     rows = []
@@ -43,28 +57,50 @@ def synthetic_rows(n_images: int, split: str, seed: int = 0, size: tuple[int, in
         artefact = np.zeros((height, width), bool)
         if has_artefact:
             row0 = int(rng.integers(0, height - 4))
-            artefact[row0:row0 + 3, :] = True
+            artefact[row0 : row0 + 3, :] = True
             image[artefact] = 20
         image = np.clip(image, 0, 255).astype(np.uint8)
-        rows.append(Row(
-            image_id=image_id, lesion_id=lesion_id, label=label, image_bytes=encode_png(image),
-            lesion_mask_bytes=encode_mask(mask), artefact_mask_bytes=encode_mask(artefact),
-            has_artefact=has_artefact, kind="ruler_horizontal" if has_artefact else "",
-            record="{}" if has_artefact else "", metadata={"dx": CLASSES[label], "age": "50"},
-        ))
+        rows.append(
+            Row(
+                image_id=image_id,
+                lesion_id=lesion_id,
+                label=label,
+                image_bytes=encode_png(image),
+                lesion_mask_bytes=encode_mask(mask),
+                artefact_mask_bytes=encode_mask(artefact),
+                has_artefact=has_artefact,
+                kind="ruler_horizontal" if has_artefact else "",
+                record="{}" if has_artefact else "",
+                metadata={"dx": CLASSES[label], "age": "50"},
+            )
+        )
     return rows
 
 
 def write_synthetic_variant(path: Path, rows: list[Row], variant: str) -> Path:
     split = variant.split("_")[0]
-    return write_variant(path, rows, len(rows), {
-        "variant": {"name": variant, "split": split}, "split": split, "seed": 0,
-        "source_fingerprint": "synthetic-test", "templates": "none",
-    })
+    return write_variant(
+        path,
+        rows,
+        len(rows),
+        {
+            "variant": {"name": variant, "split": split},
+            "split": split,
+            "seed": 0,
+            "source_fingerprint": "synthetic-test",
+            "templates": "none",
+        },
+    )
 
 
-def write_synthetic_data(out: Path, n_train: int = 42, n_test: int = 14, size: tuple[int, int] = (80, 64),
-                         train_variants=("train_none", "train_all"), seed: int = 0) -> Path:
+def write_synthetic_data(
+    out: Path,
+    n_train: int = 42,
+    n_test: int = 14,
+    size: tuple[int, int] = (80, 64),
+    train_variants=("train_none", "train_all"),
+    seed: int = 0,
+) -> Path:
     """A data folder with the named training variants and all 13 test variants.
 
     train_all / test_all put an artefact on every image, test_<cls> on one class, test_<p> on the first
@@ -77,7 +113,9 @@ def write_synthetic_data(out: Path, n_train: int = 42, n_test: int = 14, size: t
     train_ids = [r.image_id for r in synthetic_rows(n_train, "train", seed, size)]
     for variant in train_variants:
         ids = set(train_ids) if variant == "train_all" else set()
-        write_synthetic_variant(out / f"{variant}.h5", synthetic_rows(n_train, "train", seed, size, ids), variant)
+        write_synthetic_variant(
+            out / f"{variant}.h5", synthetic_rows(n_train, "train", seed, size, ids), variant
+        )
     clean = synthetic_rows(n_test, "test", seed, size)
     for variant in list_variants("test"):
         suffix = variant.split("_", 1)[1]
@@ -89,5 +127,7 @@ def write_synthetic_data(out: Path, n_train: int = 42, n_test: int = 14, size: t
             ids = {r.image_id for r in clean if CLASSES[r.label] == suffix}
         else:
             ids = {r.image_id for r in clean[: round(int(suffix) / 100 * n_test)]}
-        write_synthetic_variant(out / f"{variant}.h5", synthetic_rows(n_test, "test", seed, size, ids), variant)
+        write_synthetic_variant(
+            out / f"{variant}.h5", synthetic_rows(n_test, "test", seed, size, ids), variant
+        )
     return out

@@ -34,8 +34,13 @@ def _image(rng: np.random.Generator, label: int, size: tuple[int, int]) -> tuple
     return np.clip(skin, 0, 255).astype(np.uint8), mask
 
 
-def make_source(root: Path, train_per_class=(4, 5, 4, 3, 4, 9, 3), test_per_class=(5, 4, 5, 3, 6, 10, 3),
-                size=(64, 48), seed: int = 0) -> Path:
+def make_source(
+    root: Path,
+    train_per_class=(4, 5, 4, 3, 4, 9, 3),
+    test_per_class=(5, 4, 5, 3, 6, 10, 3),
+    size=(64, 48),
+    seed: int = 0,
+) -> Path:
     """Write the layout under ``root``; returns ``root``. Counts are per class in CLASSES order."""
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -54,7 +59,8 @@ def make_source(root: Path, train_per_class=(4, 5, 4, 3, 4, 9, 3), test_per_clas
             rgb, mask = _image(rng, label, size)
             (root / "HAM10000_images_part_1" / f"{image_id}.jpg").write_bytes(_jpeg(rgb))
             Image.fromarray((mask * 255).astype(np.uint8)).save(
-                root / "HAM10000_segmentations_lesion_tschandl" / f"{image_id}_segmentation.png")
+                root / "HAM10000_segmentations_lesion_tschandl" / f"{image_id}_segmentation.png"
+            )
             age = "" if j == 2 else str(30 + 5 * j)
             rows.append(f"HAM_{lesion:07d},{image_id},{CLASSES[label]},histo,{age},male,back,vidir_modern")
     (root / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")

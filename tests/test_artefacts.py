@@ -24,7 +24,9 @@ def skin_image(height: int = 240, width: int = 320, seed: int = 0) -> tuple[np.n
     rng = np.random.default_rng(seed)
     image = np.clip(rng.normal([196, 150, 128], 12, (height, width, 3)), 0, 255).astype(np.uint8)
     y, x = np.mgrid[0:height, 0:width]
-    mask = (((y - height / 2) / (height * 0.22)) ** 2 + ((x - width / 2) / (width * 0.2)) ** 2 < 1).astype(np.uint8)
+    mask = (((y - height / 2) / (height * 0.22)) ** 2 + ((x - width / 2) / (width * 0.2)) ** 2 < 1).astype(
+        np.uint8
+    )
     image[mask == 1] //= 2
     return image, mask
 
@@ -35,11 +37,26 @@ def builtin() -> TemplateBank:
 
 
 def test_registry_has_the_papers_five_kinds_in_three_families_then_bissotos_four():
-    assert list_kinds() == ["bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot",
-                            "hair", "dark_corner", "gel_border", "patches"]
-    assert FAMILIES == {"bubble": ("bubble",), "ruler": ("ruler_horizontal", "ruler_vertical"),
-                        "marking": ("marking_circle", "marking_spot"), "hair": ("hair",),
-                        "dark_corner": ("dark_corner",), "gel_border": ("gel_border",), "patches": ("patches",)}
+    assert list_kinds() == [
+        "bubble",
+        "ruler_horizontal",
+        "ruler_vertical",
+        "marking_circle",
+        "marking_spot",
+        "hair",
+        "dark_corner",
+        "gel_border",
+        "patches",
+    ]
+    assert FAMILIES == {
+        "bubble": ("bubble",),
+        "ruler": ("ruler_horizontal", "ruler_vertical"),
+        "marking": ("marking_circle", "marking_spot"),
+        "hair": ("hair",),
+        "dark_corner": ("dark_corner",),
+        "gel_border": ("gel_border",),
+        "patches": ("patches",),
+    }
     assert all(spec.family in FAMILIES for spec in KINDS.values())
 
 
@@ -63,8 +80,12 @@ print(digest.hexdigest())
 
 
 def test_same_seed_gives_identical_bytes_in_separate_processes():
-    runs = [subprocess.run([sys.executable, "-c", _SUBPROCESS_CODE], capture_output=True, text=True, cwd=REPO,
-                           timeout=120) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _SUBPROCESS_CODE], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
+        for _ in range(2)
+    ]
     for run in runs:
         assert run.returncode == 0, run.stderr
     first, second = (run.stdout.strip() for run in runs)
@@ -225,8 +246,12 @@ def _assert_matches_naive_warp(image, out, template, flip, scale, angle, centre)
     level_index = _mip_level(scale, template.shape)
     source = template.level(level_index).pixels.astype(np.float32)
     canvas_h, canvas_w = transformed_size(template.shape, scale, angle)
-    warped = cv2.warpAffine(source, _inverse_map(template.shape, flip, scale, angle, level_index),
-                            (canvas_w, canvas_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    warped = cv2.warpAffine(
+        source,
+        _inverse_map(template.shape, flip, scale, angle, level_index),
+        (canvas_w, canvas_h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    )
     frame = np.zeros(image.shape, np.float32)
     top, left = centre[0] - canvas_h // 2, centre[1] - canvas_w // 2
     y0, x0 = max(top, 0), max(left, 0)
@@ -242,8 +267,17 @@ def _assert_matches_naive_warp(image, out, template, flip, scale, angle, centre)
 @pytest.mark.skipif(not (REAL_TEMPLATES / "meta.json").is_file(), reason="real templates not available")
 def test_every_real_template_loads_and_renders():
     bank = TemplateBank.load(str(REAL_TEMPLATES))
-    assert bank.counts() == {"bubble": 11, "ruler_horizontal": 6, "ruler_vertical": 14, "marking_circle": 6,
-                             "marking_spot": 14, "hair": 0, "dark_corner": 0, "gel_border": 0, "patches": 0}
+    assert bank.counts() == {
+        "bubble": 11,
+        "ruler_horizontal": 6,
+        "ruler_vertical": 14,
+        "marking_circle": 6,
+        "marking_spot": 14,
+        "hair": 0,
+        "dark_corner": 0,
+        "gel_border": 0,
+        "patches": 0,
+    }
     image = np.full((240, 320, 3), 150, np.uint8)
     for number, template in enumerate(bank.templates.values()):
         changed = 0
@@ -267,8 +301,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 @settings(max_examples=25, deadline=None)
 @given(
-    height=st.integers(64, 260), width=st.integers(64, 260), kind=st.sampled_from(list(KINDS)),
-    seed=st.integers(0, 2**32), with_mask=st.booleans(),
+    height=st.integers(64, 260),
+    width=st.integers(64, 260),
+    kind=st.sampled_from(list(KINDS)),
+    seed=st.integers(0, 2**32),
+    with_mask=st.booleans(),
 )
 def test_any_size_kind_and_seed_gives_a_consistent_replayable_insertion(height, width, kind, seed, with_mask):
     bank = TemplateBank.builtin(0)

@@ -29,7 +29,7 @@ def skin_image(height: int = 240, width: int = 320, seed: int = 0) -> tuple[np.n
     rng = np.random.default_rng(seed)
     image = np.clip(rng.normal([196, 150, 128], 12, (height, width, 3)), 0, 255).astype(np.uint8)
     y, x = np.mgrid[0:height, 0:width]
-    mask = (((y - height * 0.45) / (height * 0.2)) ** 2 + ((x - width * 0.55) / (width * 0.18)) ** 2 < 1)
+    mask = ((y - height * 0.45) / (height * 0.2)) ** 2 + ((x - width * 0.55) / (width * 0.18)) ** 2 < 1
     image[mask] //= 2
     return image, mask.astype(np.uint8)
 
@@ -126,7 +126,8 @@ def test_kind_weights_are_respected_chi_square(builtin):
 
 def test_families_share_their_weight_and_the_default_is_family_then_kind(builtin):
     assert kind_weights({"ruler": 1, "bubble": 1}, builtin) == pytest.approx(
-        {"bubble": 0.5, "ruler_horizontal": 0.25, "ruler_vertical": 0.25})
+        {"bubble": 0.5, "ruler_horizontal": 0.25, "ruler_vertical": 0.25}
+    )
     default = kind_weights(None, builtin)  # the paper's three families, as the default variants draw
     assert set(default) == {kind for family in DEFAULT_FAMILIES for kind in FAMILIES[family]}
     for family in DEFAULT_FAMILIES:
@@ -160,13 +161,23 @@ def test_automatic_lesion_mask_finds_the_lesion():
     assert (auto & lesion).sum() / (auto | lesion).sum() > 0.8
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"p": 1.5}, "^p: "), ({"p": "half"}, "^p: "), ({"p": True}, "^p: "),
-    ({"kinds": "freckle"}, "^kinds: unknown kind or family 'freckle'"), ({"kinds": {"ruler": -1}}, "^kinds: the weight"),
-    ({"kinds": {"bubble": 0}}, "^kinds: all weights are zero"), ({"kinds": []}, "^kinds: "), ({"kinds": 3}, "^kinds: "),
-    ({"templates": "/no/such/folder"}, "^templates: "), ({"templates": 7}, "^templates: "),
-    ({"template_scale": 0}, "^template_scale: "), ({"template_scale": "big"}, "^template_scale: "),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"p": 1.5}, "^p: "),
+        ({"p": "half"}, "^p: "),
+        ({"p": True}, "^p: "),
+        ({"kinds": "freckle"}, "^kinds: unknown kind or family 'freckle'"),
+        ({"kinds": {"ruler": -1}}, "^kinds: the weight"),
+        ({"kinds": {"bubble": 0}}, "^kinds: all weights are zero"),
+        ({"kinds": []}, "^kinds: "),
+        ({"kinds": 3}, "^kinds: "),
+        ({"templates": "/no/such/folder"}, "^templates: "),
+        ({"templates": 7}, "^templates: "),
+        ({"template_scale": 0}, "^template_scale: "),
+        ({"template_scale": "big"}, "^template_scale: "),
+    ],
+)
 def test_bad_parameters_raise_a_value_error_naming_them(arguments, message):
     with pytest.raises(ValueError, match=message):
         ArtefactAugmenter(**arguments)
@@ -180,14 +191,18 @@ def test_kinds_missing_from_the_bank_are_named(builtin):
         ArtefactAugmenter(kinds="marking", templates=rulers)
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda a, im, m: a(im.astype(np.float32), m, 0), "^image: expected a uint8 HxWx3"),
-    (lambda a, im, m: a(im[:, :, 0], m, 0), "^image: "),
-    (lambda a, im, m: a(im.tolist(), m, 0), "^image: "),
-    (lambda a, im, m: a(im, m[:-1], 0), r"^lesion_mask: shape \(239, 320\) differs"),
-    (lambda a, im, m: a(im, m.astype(np.float32), 0), "^lesion_mask: "),
-    (lambda a, im, m: a(im, m, -1), "^seed: "), (lambda a, im, m: a(im, m, 1.5), "^seed: "),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda a, im, m: a(im.astype(np.float32), m, 0), "^image: expected a uint8 HxWx3"),
+        (lambda a, im, m: a(im[:, :, 0], m, 0), "^image: "),
+        (lambda a, im, m: a(im.tolist(), m, 0), "^image: "),
+        (lambda a, im, m: a(im, m[:-1], 0), r"^lesion_mask: shape \(239, 320\) differs"),
+        (lambda a, im, m: a(im, m.astype(np.float32), 0), "^lesion_mask: "),
+        (lambda a, im, m: a(im, m, -1), "^seed: "),
+        (lambda a, im, m: a(im, m, 1.5), "^seed: "),
+    ],
+)
 def test_bad_inputs_raise_a_value_error_naming_them(builtin, call, message):
     image, mask = skin_image()
     with pytest.raises(ValueError, match=message):
@@ -203,7 +218,11 @@ from torchvision import tv_tensors  # noqa: E402
 def _sample(height: int = 240, width: int = 320, seed: int = 0):
     image, mask = skin_image(height, width, seed)
     box = tv_tensors.BoundingBoxes([[100.0, 60.0, 220.0, 170.0]], format="XYXY", canvas_size=(height, width))
-    return tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)), tv_tensors.Mask(torch.from_numpy(mask)), box
+    return (
+        tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1)),
+        tv_tensors.Mask(torch.from_numpy(mask)),
+        box,
+    )
 
 
 def test_transform_equals_the_augmenter_with_the_torch_drawn_seed():
@@ -228,7 +247,9 @@ def test_masks_and_boxes_pass_through_unchanged_and_the_artefact_mask_is_returne
     image, mask, box = _sample()
     torch.manual_seed(0)
     out, out_mask, out_box, artefact_mask = RandomArtefact(p=1.0, return_artefact_mask=True)(image, mask, box)
-    assert torch.equal(out_mask, mask) and torch.equal(out_box, box) and out_box.canvas_size == box.canvas_size
+    assert (
+        torch.equal(out_mask, mask) and torch.equal(out_box, box) and out_box.canvas_size == box.canvas_size
+    )
     assert type(out_box) is tv_tensors.BoundingBoxes and type(artefact_mask) is tv_tensors.Mask
     assert artefact_mask.dtype == torch.uint8 and artefact_mask.shape == mask.shape
     changed = (out != image).any(dim=0)
@@ -336,8 +357,14 @@ def test_runs_are_reproducible_across_processes_and_dataloader_workers():
     from contextlib import redirect_stdout
     from io import StringIO
 
-    run = subprocess.run([sys.executable, "-c", _LOADER_CODE], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _LOADER_CODE],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     other_process = json.loads(run.stdout)
     buffer = StringIO()
@@ -372,8 +399,9 @@ def test_augment_artefacts_option_trains_on_training_images_only_and_is_recorded
 
     monkeypatch.setattr(augment.RandomArtefact, "make_params", counting)
     data = write_synthetic_data(tmp_path / "data", n_train=42, n_test=7, train_variants=("train_none",))
-    summary = train(_config(data, epochs=1, max_train_images=16, augment_artefacts=1.0), tmp_path / "run",
-                    progress=False)
+    summary = train(
+        _config(data, epochs=1, max_train_images=16, augment_artefacts=1.0), tmp_path / "run", progress=False
+    )
     assert summary["epochs_run"] == 1
     # every training image once per epoch, each with an artefact at p = 1; none of the validation images
     assert len(calls) == 16 and all(calls)
@@ -387,22 +415,84 @@ def test_augment_artefacts_is_validated_and_carried_by_sweep_jobs(tmp_path, caps
 
     data = tmp_path / "data"
     data.mkdir()
-    assert main(["sweep", "plan", "--data", str(data), "--out", str(tmp_path / "runs"), "--profile", "tiny",
-                 "--archs", "resnet34", "--train-variants", "train_nv", "--augment-artefacts", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "runs"),
+                "--profile",
+                "tiny",
+                "--archs",
+                "resnet34",
+                "--train-variants",
+                "train_nv",
+                "--augment-artefacts",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     jobs = load_jobs(tmp_path / "runs" / "jobs.jsonl")
     assert jobs and all(job["config"]["augment_artefacts"] == 0.5 for job in jobs)
     capsys.readouterr()
-    assert main(["sweep", "plan", "--data", str(data), "--out", str(tmp_path / "bad"),
-                 "--augment-artefacts", "1.5"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "bad"),
+                "--augment-artefacts",
+                "1.5",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--augment-artefacts" in error[0]
     assert not (tmp_path / "bad" / "jobs.jsonl").exists()
-    assert main(["sweep", "plan", "--data", str(data), "--out", str(tmp_path / "bad"), "--augment-artefacts", "0.5",
-                 "--augment-templates", str(tmp_path / "nothing")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "bad"),
+                "--augment-artefacts",
+                "0.5",
+                "--augment-templates",
+                str(tmp_path / "nothing"),
+            ]
+        )
+        == 2
+    )
     assert "--augment-templates" in capsys.readouterr().err
     (tmp_path / "no_meta").mkdir()
-    assert main(["sweep", "plan", "--data", str(data), "--out", str(tmp_path / "bad"), "--augment-artefacts", "0.5",
-                 "--augment-templates", str(tmp_path / "no_meta")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "bad"),
+                "--augment-artefacts",
+                "0.5",
+                "--augment-templates",
+                str(tmp_path / "no_meta"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "meta.json" in error[0]
 
@@ -414,7 +504,7 @@ def test_readme_example_runs_on_an_image_folder(tmp_path):
     from PIL import Image
 
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Artefacts as a training-time augmentation"):]
+    section = readme[readme.index("### Artefacts as a training-time augmentation") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert len(code.strip().splitlines()) <= 5
     for index, label in enumerate(("benign", "malignant")):

@@ -86,40 +86,109 @@ def work(tmp_path, monkeypatch):
 # the file the command reads (a manifest, a template bank's meta.json, a run's config.json...).
 FILE_CASES = [
     ("in.png", ["insert", "--image", "{bad}", "--kind", "bubble", "--out", "{w}/o.png"]),
-    ("m.png", ["insert", "--image", "{w}/good.png", "--mask", "{bad}", "--kind", "bubble", "--out", "{w}/o.png"]),
-    ("bank/meta.json", ["insert", "--image", "{w}/good.png", "--kind", "bubble", "--templates", "{w}/bank",
-                        "--out", "{w}/o.png"]),
+    (
+        "m.png",
+        ["insert", "--image", "{w}/good.png", "--mask", "{bad}", "--kind", "bubble", "--out", "{w}/o.png"],
+    ),
+    (
+        "bank/meta.json",
+        [
+            "insert",
+            "--image",
+            "{w}/good.png",
+            "--kind",
+            "bubble",
+            "--templates",
+            "{w}/bank",
+            "--out",
+            "{w}/o.png",
+        ],
+    ),
     ("bank/meta.json", ["templates", "list", "--templates", "{w}/bank"]),
     ("bank/meta.json", ["templates", "gallery", "--templates", "{w}/bank", "--out", "{w}/g.png"]),
     ("bank/meta.json", ["templates", "examples", "--templates", "{w}/bank", "--out", "{w}/ex"]),
-    ("ext/meta.json", ["templates", "extract", "--kind", "bubble", "--out", "{w}/ext", "--image", "{w}/good.png",
-                       "--artefact-mask", "{w}/mask.png"]),
-    ("am.png", ["templates", "extract", "--kind", "bubble", "--out", "{w}/newbank", "--image", "{w}/good.png",
-                "--artefact-mask", "{bad}"]),
+    (
+        "ext/meta.json",
+        [
+            "templates",
+            "extract",
+            "--kind",
+            "bubble",
+            "--out",
+            "{w}/ext",
+            "--image",
+            "{w}/good.png",
+            "--artefact-mask",
+            "{w}/mask.png",
+        ],
+    ),
+    (
+        "am.png",
+        [
+            "templates",
+            "extract",
+            "--kind",
+            "bubble",
+            "--out",
+            "{w}/newbank",
+            "--image",
+            "{w}/good.png",
+            "--artefact-mask",
+            "{bad}",
+        ],
+    ),
     ("src/HAM10000_metadata.csv", ["generate", "--source", "{w}/src", "--out", "{w}/gen"]),
     ("bank/meta.json", ["generate", "--source", "{w}/src", "--out", "{w}/gen", "--templates", "{w}/bank"]),
     ("man.json", ["fetch", "--manifest", "{bad}", "--out", "{w}/dl"]),
     ("mdir/manifest.json", ["fetch", "--manifest", "{w}/mdir", "--out", "{w}/dl"]),
     ("man.json", ["list", "--manifest", "{bad}"]),
     ("man.json", ["info", "test_all", "--manifest", "{bad}"]),
-    ("data/manifest.json", ["publish", "--data", "{w}/data", "--out", "{w}/pub", "--base-url", "http://127.0.0.1:9/"]),
-    ("data/train_none.h5", ["train", "--data", "{w}/data", "--out", "{w}/runs", "--arch", "resnet34",
-                            "--profile", "tiny", "--quiet"]),
+    (
+        "data/manifest.json",
+        ["publish", "--data", "{w}/data", "--out", "{w}/pub", "--base-url", "http://127.0.0.1:9/"],
+    ),
+    (
+        "data/train_none.h5",
+        [
+            "train",
+            "--data",
+            "{w}/data",
+            "--out",
+            "{w}/runs",
+            "--arch",
+            "resnet34",
+            "--profile",
+            "tiny",
+            "--quiet",
+        ],
+    ),
     ("run/config.json", ["predict", "--run", "{w}/run", "--quiet"]),
     ("runs/jobs.jsonl", ["sweep", "run", "--out", "{w}/runs", "--all", "--quiet"]),
-    ("runs/resnet34/train_none/fold0/predictions/test_none.csv", ["evaluate", "--runs", "{w}/runs", "--out", "{w}/res"]),
-    ("runs/resnet34/train_none/fold0/config.json", ["gradcam", "--runs", "{w}/runs", "--data", "{w}/data",
-                                                    "--out", "{w}/res"]),
-    ("results/metrics_summary.csv", ["export", "--results", "{w}/results", "--data", "{w}/data",
-                                     "--site-dir", "{w}/site"]),
+    (
+        "runs/resnet34/train_none/fold0/predictions/test_none.csv",
+        ["evaluate", "--runs", "{w}/runs", "--out", "{w}/res"],
+    ),
+    (
+        "runs/resnet34/train_none/fold0/config.json",
+        ["gradcam", "--runs", "{w}/runs", "--data", "{w}/data", "--out", "{w}/res"],
+    ),
+    (
+        "results/metrics_summary.csv",
+        ["export", "--results", "{w}/results", "--data", "{w}/data", "--site-dir", "{w}/site"],
+    ),
 ]
 
 
 def _needs(argv: list[str]) -> None:
     command = argv[0]
-    extras = {"train": ("torch", "torchvision", "sklearn"), "predict": ("torch", "torchvision"),
-              "sweep": ("torch", "torchvision", "sklearn"), "evaluate": ("sklearn", "statsmodels"),
-              "gradcam": ("torch", "pytorch_grad_cam"), "export": ("yaml", "altair")}.get(command, ())
+    extras = {
+        "train": ("torch", "torchvision", "sklearn"),
+        "predict": ("torch", "torchvision"),
+        "sweep": ("torch", "torchvision", "sklearn"),
+        "evaluate": ("sklearn", "statsmodels"),
+        "gradcam": ("torch", "pytorch_grad_cam"),
+        "export": ("yaml", "altair"),
+    }.get(command, ())
     for module in extras:
         pytest.importorskip(module, reason=f"`{command}` needs {module} (an optional extra)")
 
@@ -142,8 +211,9 @@ def _companions(work: Path, bad_rel: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_CONTENT))
-@pytest.mark.parametrize(("bad_rel", "template"), FILE_CASES,
-                         ids=[f"{t[0]}-{'/'.join(t[1][:2])}" for t in FILE_CASES])
+@pytest.mark.parametrize(
+    ("bad_rel", "template"), FILE_CASES, ids=[f"{t[0]}-{'/'.join(t[1][:2])}" for t in FILE_CASES]
+)
 def test_malformed_files_give_one_line_and_exit_2(work, capsys, kind, bad_rel, template):
     _needs(template)
     _companions(work, bad_rel)
@@ -217,7 +287,11 @@ def test_malformed_arguments_give_one_line_and_exit_2(work, capsys, template):
 def test_debug_flag_shows_the_traceback(work, capsys):
     argv = ["fetch", "--manifest", "http://[127.0.0.1/ok/", "--out", str(work / "dl"), "--debug"]
     code, err = _run(argv, capsys)
-    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("ham-artefacts fetch: error")
+    assert (
+        code == 2
+        and "Traceback" in err
+        and err.strip().splitlines()[-1].startswith("ham-artefacts fetch: error")
+    )
 
 
 def test_verify_reports_a_malformed_manifest_as_a_problem(work, capsys):
@@ -268,9 +342,14 @@ def test_missing_extras_name_the_extra_to_install(tmp_path):
     hidden = "torch,torchvision,sklearn,statsmodels,pytorch_grad_cam,mkdocs,material,altair,yaml,vl_convert"
     argvs = [[a.replace("{w}", str(tmp_path)) for a in argv] for argv, _ in EXTRA_CASES]
     before = _snapshot(tmp_path)
-    result = subprocess.run([sys.executable, "-c", _HIDE_AND_RUN, hidden, json.dumps(argvs)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", _HIDE_AND_RUN, hidden, json.dumps(argvs)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for (argv, extra), (code, err) in zip(EXTRA_CASES, json.loads(result.stdout), strict=True):
         line = _assert_one_line_error(code, err, argv)

@@ -39,9 +39,23 @@ def _one_line_error(capsys) -> str:
 
 def test_insert_writes_image_mask_and_replayable_record(inputs, capsys):
     tmp, image, mask = inputs
-    args = ["insert", "--image", str(tmp / "img.png"), "--mask", str(tmp / "mask.png"), "--kind", "bubble",
-            "--seed", "3", "--out", str(tmp / "out.png"), "--artefact-mask-out", str(tmp / "a.png"),
-            "--record-out", str(tmp / "r.json")]
+    args = [
+        "insert",
+        "--image",
+        str(tmp / "img.png"),
+        "--mask",
+        str(tmp / "mask.png"),
+        "--kind",
+        "bubble",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp / "out.png"),
+        "--artefact-mask-out",
+        str(tmp / "a.png"),
+        "--record-out",
+        str(tmp / "r.json"),
+    ]
     assert main(args) == 0
     out = np.asarray(Image.open(tmp / "out.png"))
     artefact = np.asarray(Image.open(tmp / "a.png")) > 0
@@ -58,35 +72,85 @@ def test_insert_writes_image_mask_and_replayable_record(inputs, capsys):
 def test_insert_without_mask_and_from_grayscale(inputs):
     tmp, image, _ = inputs
     Image.fromarray(image[:, :, 0]).save(tmp / "gray.png")
-    assert main(["insert", "--image", str(tmp / "gray.png"), "--kind", "marking_circle", "--seed", "1",
-                 "--out", str(tmp / "o.png")]) == 0
+    assert (
+        main(
+            [
+                "insert",
+                "--image",
+                str(tmp / "gray.png"),
+                "--kind",
+                "marking_circle",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp / "o.png"),
+            ]
+        )
+        == 0
+    )
     assert np.asarray(Image.open(tmp / "o.png")).shape == (120, 160, 3)
 
 
 def test_missing_image_or_mask_file_exits_2(inputs, capsys):
     tmp, _, _ = inputs
-    assert main(["insert", "--image", str(tmp / "nope.png"), "--kind", "bubble", "--out", str(tmp / "o.png")]) == 2
+    assert (
+        main(["insert", "--image", str(tmp / "nope.png"), "--kind", "bubble", "--out", str(tmp / "o.png")])
+        == 2
+    )
     assert "nope.png" in _one_line_error(capsys)
-    assert main(["insert", "--image", str(tmp / "img.png"), "--mask", str(tmp / "nomask.png"), "--kind", "bubble",
-                 "--out", str(tmp / "o.png")]) == 2
+    assert (
+        main(
+            [
+                "insert",
+                "--image",
+                str(tmp / "img.png"),
+                "--mask",
+                str(tmp / "nomask.png"),
+                "--kind",
+                "bubble",
+                "--out",
+                str(tmp / "o.png"),
+            ]
+        )
+        == 2
+    )
     assert "nomask.png" in _one_line_error(capsys)
     (tmp / "broken.png").write_bytes(b"not a png")
-    assert main(["insert", "--image", str(tmp / "broken.png"), "--kind", "bubble", "--out", str(tmp / "o.png")]) == 2
+    assert (
+        main(["insert", "--image", str(tmp / "broken.png"), "--kind", "bubble", "--out", str(tmp / "o.png")])
+        == 2
+    )
     assert "broken.png" in _one_line_error(capsys)
     assert not (tmp / "o.png").exists()
 
 
 def test_bad_kind_exits_2_listing_valid_kinds(inputs, capsys):
     tmp, _, _ = inputs
-    assert main(["insert", "--image", str(tmp / "img.png"), "--kind", "beard", "--out", str(tmp / "o.png")]) == 2
+    assert (
+        main(["insert", "--image", str(tmp / "img.png"), "--kind", "beard", "--out", str(tmp / "o.png")]) == 2
+    )
     err = _one_line_error(capsys)
     assert "beard" in err and all(kind in err for kind in KINDS)
 
 
 def test_mask_of_wrong_size_exits_2(inputs, capsys):
     tmp, _, _ = inputs
-    assert main(["insert", "--image", str(tmp / "img.png"), "--mask", str(tmp / "small_mask.png"), "--kind",
-                 "bubble", "--out", str(tmp / "o.png")]) == 2
+    assert (
+        main(
+            [
+                "insert",
+                "--image",
+                str(tmp / "img.png"),
+                "--mask",
+                str(tmp / "small_mask.png"),
+                "--kind",
+                "bubble",
+                "--out",
+                str(tmp / "o.png"),
+            ]
+        )
+        == 2
+    )
     err = _one_line_error(capsys)
     assert "small_mask.png" in err and "160x60" in err and "160x120" in err
     assert not (tmp / "o.png").exists()
@@ -94,8 +158,22 @@ def test_mask_of_wrong_size_exits_2(inputs, capsys):
 
 def test_bad_templates_dir_exits_2(inputs, capsys):
     tmp, _, _ = inputs
-    assert main(["insert", "--image", str(tmp / "img.png"), "--kind", "bubble", "--templates", str(tmp / "none"),
-                 "--out", str(tmp / "o.png")]) == 2
+    assert (
+        main(
+            [
+                "insert",
+                "--image",
+                str(tmp / "img.png"),
+                "--kind",
+                "bubble",
+                "--templates",
+                str(tmp / "none"),
+                "--out",
+                str(tmp / "o.png"),
+            ]
+        )
+        == 2
+    )
     assert "none" in _one_line_error(capsys)
     assert main(["templates", "list", "--templates", str(tmp)]) == 2
     assert "meta.json" in _one_line_error(capsys)
@@ -124,11 +202,39 @@ def test_templates_gallery_and_extract(inputs, capsys):
     altered = image.copy()
     altered[10:20, 10:30] = 255
     Image.fromarray(altered).save(tmp / "with.png")
-    assert main(["templates", "extract", "--kind", "bubble", "--out", str(tmp / "bank"), "--with",
-                 str(tmp / "with.png"), "--without", str(tmp / "img.png")]) == 0
+    assert (
+        main(
+            [
+                "templates",
+                "extract",
+                "--kind",
+                "bubble",
+                "--out",
+                str(tmp / "bank"),
+                "--with",
+                str(tmp / "with.png"),
+                "--without",
+                str(tmp / "img.png"),
+            ]
+        )
+        == 0
+    )
     assert TemplateBank.load(str(tmp / "bank")).counts()["bubble"] == 1
-    assert main(["templates", "extract", "--kind", "bubble", "--out", str(tmp / "bank"), "--with",
-                 str(tmp / "with.png")]) == 2
+    assert (
+        main(
+            [
+                "templates",
+                "extract",
+                "--kind",
+                "bubble",
+                "--out",
+                str(tmp / "bank"),
+                "--with",
+                str(tmp / "with.png"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys)
 
 
@@ -140,5 +246,19 @@ def test_templates_examples_writes_one_side_by_side_per_kind(tmp_path, capsys):
         assert pair.shape == (demo.shape[0], 2 * demo.shape[1] + 8, 3)
         assert np.array_equal(pair[:, : demo.shape[1]], demo)
         assert np.any(pair[:, demo.shape[1] + 8 :] != demo)
-    assert main(["insert", "--image", str(tmp_path / "demo.png"), "--mask", str(tmp_path / "demo_mask.png"),
-                 "--kind", "ruler_horizontal", "--out", str(tmp_path / "o.png")]) == 0
+    assert (
+        main(
+            [
+                "insert",
+                "--image",
+                str(tmp_path / "demo.png"),
+                "--mask",
+                str(tmp_path / "demo_mask.png"),
+                "--kind",
+                "ruler_horizontal",
+                "--out",
+                str(tmp_path / "o.png"),
+            ]
+        )
+        == 0
+    )

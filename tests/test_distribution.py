@@ -31,11 +31,13 @@ def data_dir(tmp_path_factory):
 
 # --- labels ----------------------------------------------------------------------------------
 
+
 def test_bissoto_csv_round_trips_through_pandas(data_dir, tmp_path):
     written = write_label_csvs(data_dir, progress=False)
     manifest = json.loads((data_dir / "manifest.json").read_text())
     assert sorted(p.name for p in written) == sorted(
-        f"{f['variant']}_{s}.csv" for f in manifest["files"] for s in ("bissoto", "artefacts"))
+        f"{f['variant']}_{s}.csv" for f in manifest["files"] for s in ("bissoto", "artefacts")
+    )
     for f in manifest["files"]:
         path = data_dir / "labels" / f"{f['variant']}_bissoto.csv"
         assert path.read_text().splitlines()[0] == BISSOTO_HEADER
@@ -74,7 +76,9 @@ def test_rich_artefact_csv_has_kind_template_and_placement(data_dir):
                 assert row["template_set"] == record["template_set"] and row["n_instances"] == len(instances)
                 assert row["template"].split("|") == [inst["template"] for inst in instances]
                 assert json.loads(row["position"]) == [inst["centre"] for inst in instances]
-                assert [t["angle"] for t in json.loads(row["transform"])] == [inst["angle"] for inst in instances]
+                assert [t["angle"] for t in json.loads(row["transform"])] == [
+                    inst["angle"] for inst in instances
+                ]
                 assert json.loads(row["record"]) == record
                 assert row["bissoto_column"] == bissoto_column(row["kind"])
             else:
@@ -82,10 +86,16 @@ def test_rich_artefact_csv_has_kind_template_and_placement(data_dir):
 
 
 def test_bissoto_kind_mapping():
-    assert [bissoto_column(k) for k in ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle",
-                                        "marking_spot", "")] == ["gel_bubble", "ruler", "ruler", "ink", "ink", ""]
+    assert [
+        bissoto_column(k)
+        for k in ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot", "")
+    ] == ["gel_bubble", "ruler", "ruler", "ink", "ink", ""]
     assert [bissoto_column(k) for k in ("hair", "dark_corner", "gel_border", "patches")] == [
-        "hair", "dark_corner", "gel_border", "patches"]
+        "hair",
+        "dark_corner",
+        "gel_border",
+        "patches",
+    ]
     # every Bissoto artefact column is reachable from some registered kind
     from generator.artefacts.kinds import KINDS
     from generator.variants.labels import BISSOTO_ARTEFACT_COLUMNS
@@ -96,6 +106,7 @@ def test_bissoto_kind_mapping():
 
 
 # --- INFO registry and its CLI ----------------------------------------------------------------
+
 
 def test_info_registry_without_and_with_manifest(data_dir):
     bare = bare_info()
@@ -108,7 +119,11 @@ def test_info_registry_without_and_with_manifest(data_dir):
     info = build_info(data_dir)
     for f in manifest["files"]:
         entry = info[f["variant"]]
-        assert (entry["rows"], entry["sha256"], entry["class_counts"]) == (f["rows"], f["sha256"], f["class_counts"])
+        assert (entry["rows"], entry["sha256"], entry["class_counts"]) == (
+            f["rows"],
+            f["sha256"],
+            f["class_counts"],
+        )
         assert entry["artefact_counts"] == f["artefact_counts"]
     with pytest.raises(UserError, match="no_such"):
         variant_info("no_such", data_dir)
@@ -128,10 +143,24 @@ def test_list_and_info_cli(data_dir, capsys):
 
 # --- publish ---------------------------------------------------------------------------------
 
+
 def test_publish_then_fetch_from_the_upload_folder(data_dir, tmp_path):
     out = tmp_path / "upload"
-    assert cli_main(["publish", "--data", str(data_dir), "--out", str(out), "--base-url",
-                     "https://example.org/ham", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "publish",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(out),
+                "--base-url",
+                "https://example.org/ham",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["base_url"] == "https://example.org/ham/"
     for f in manifest["files"]:
@@ -144,8 +173,15 @@ def test_publish_then_fetch_from_the_upload_folder(data_dir, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
     assert stat.S_IMODE((out / "README.md").stat().st_mode) == 0o666 & ~mask
     readme = (out / "README.md").read_text()
-    for needle in ("CC BY-NC-SA 4.0", "Tschandl", "Katsch", "doi:10.1038/sdata.2018.161",
-                   "https://example.org/ham/manifest.json", manifest["files"][0]["sha256"], "Synthetic"):
+    for needle in (
+        "CC BY-NC-SA 4.0",
+        "Tschandl",
+        "Katsch",
+        "doi:10.1038/sdata.2018.161",
+        "https://example.org/ham/manifest.json",
+        manifest["files"][0]["sha256"],
+        "Synthetic",
+    ):
         assert needle in readme
     assert not list(tmp_path.glob(".upload.*"))  # no temporary folder left behind
     # the upload folder is a working source: serve it and fetch with a base-url override
@@ -158,11 +194,35 @@ def test_publish_then_fetch_from_the_upload_folder(data_dir, tmp_path):
 def test_publish_refuses_bad_targets(data_dir, tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
-    assert cli_main(["publish", "--data", str(data_dir), "--out", str(tmp_path / "full"),
-                     "--base-url", "https://example.org/"]) == 2
+    assert (
+        cli_main(
+            [
+                "publish",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(tmp_path / "full"),
+                "--base-url",
+                "https://example.org/",
+            ]
+        )
+        == 2
+    )
     assert (tmp_path / "full" / "x").read_text() == "keep me"
-    assert cli_main(["publish", "--data", str(data_dir), "--out", str(tmp_path / "o"),
-                     "--base-url", "ftp://example.org/"]) == 2
+    assert (
+        cli_main(
+            [
+                "publish",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(tmp_path / "o"),
+                "--base-url",
+                "ftp://example.org/",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -180,6 +240,7 @@ def test_publish_rejects_a_file_that_no_longer_matches(tmp_path):
 
 
 # --- the dataset class -----------------------------------------------------------------------
+
 
 def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
     from PIL import Image
@@ -202,8 +263,11 @@ def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
     with VariantReader(data_dir / "test_40.h5") as reader:
         assert isinstance(image, Image.Image) and np.array_equal(np.asarray(image), reader.image(3))
         assert label == reader.labels[3]
-        assert meta == {"image_id": reader.image_ids[3], "has_artefact": bool(reader.has_artefact[3]),
-                        "kind": reader.artefact_kinds[3]}
+        assert meta == {
+            "image_id": reader.image_ids[3],
+            "has_artefact": bool(reader.has_artefact[3]),
+            "kind": reader.artefact_kinds[3],
+        }
         n_art = int(reader.has_artefact.sum())
     assert ds[-1][2]["image_id"] == ds[9][2]["image_id"]
     with pytest.raises(IndexError):
@@ -228,8 +292,12 @@ def test_dataset_transforms_and_torch_loader(data_dir):
 
     from training.data.datasets import HAMArtefacts
 
-    ds = HAMArtefacts(data_dir, "train_none", transform=lambda im: torch.from_numpy(np.asarray(im).copy()),
-                      target_transform=lambda y: y + 100)
+    ds = HAMArtefacts(
+        data_dir,
+        "train_none",
+        transform=lambda im: torch.from_numpy(np.asarray(im).copy()),
+        target_transform=lambda y: y + 100,
+    )
     assert isinstance(ds, torch.utils.data.Dataset)
     images, labels, meta = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert images.shape == (4, 24, 32, 3) and labels.tolist() == [100, 101, 102, 103]
@@ -255,9 +323,11 @@ def test_distribution_modules_import_light():
     import subprocess
     import sys
 
-    code = ("import sys, generator.cli_distribution, generator.distribution.fetch, generator.distribution.info, generator.variants.labels, "
-            "generator.distribution.publish; heavy = {'torch', 'h5py', 'pandas', 'numpy'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, generator.cli_distribution, generator.distribution.fetch, generator.distribution.info, generator.variants.labels, "
+        "generator.distribution.publish; heavy = {'torch', 'h5py', 'pandas', 'numpy'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

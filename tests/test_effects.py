@@ -18,8 +18,15 @@ NV, MEL, BKL = CLASSES.index("nv"), CLASSES.index("mel"), CLASSES.index("bkl")
 
 
 def _table(ids, y_true, y_pred, has):
-    frame = pd.DataFrame({"image_id": ids, "y_true": y_true, "y_pred": y_pred, "has_artefact": has,
-                          "artefact_kind": ["bubble" if h else "" for h in has]})
+    frame = pd.DataFrame(
+        {
+            "image_id": ids,
+            "y_true": y_true,
+            "y_pred": y_pred,
+            "has_artefact": has,
+            "artefact_kind": ["bubble" if h else "" for h in has],
+        }
+    )
     for code in CLASSES:
         frame[f"score_{code}"] = 0.1
     return frame
@@ -114,13 +121,16 @@ def test_bootstrap_interval_of_a_mean_matches_resampling_images():
     lo, hi = effects.mean_interval(values, 4000, seed=0)
     rng = np.random.default_rng(1)
     direct = np.array([values[rng.integers(0, len(values), len(values))].mean() for _ in range(4000)])
-    assert lo == pytest.approx(np.percentile(direct, 2.5), abs=3) and hi == pytest.approx(np.percentile(direct, 97.5),
-                                                                                          abs=3)
+    assert lo == pytest.approx(np.percentile(direct, 2.5), abs=3) and hi == pytest.approx(
+        np.percentile(direct, 97.5), abs=3
+    )
     assert effects.mean_interval(values, 0, seed=0) == (pytest.approx(float("nan"), nan_ok=True),) * 2
 
 
 def test_run_variance_uses_t_across_runs_and_labels_a_single_run():
-    many = effects.summarise_effects(effects.effects_table(_runs([8, 12, 16], 2, folds=(0, 1, 2)), n_boot=200))
+    many = effects.summarise_effects(
+        effects.effects_table(_runs([8, 12, 16], 2, folds=(0, 1, 2)), n_boot=200)
+    )
     row = many[many.train_variant == "train_nv"].iloc[0]
     mean, lo, hi = aggregate.t_interval([20.0, 30.0, 40.0])
     assert (row["shift_mean"], row["shift_lo"], row["shift_hi"]) == pytest.approx((mean, lo, hi))
@@ -128,23 +138,31 @@ def test_run_variance_uses_t_across_runs_and_labels_a_single_run():
     assert row["did_runs"] == "15;25;35"
     one = effects.effects_table(_runs([12], 2), n_boot=200)
     single = effects.summarise_effects(one)
-    row, run = single[single.train_variant == "train_nv"].iloc[0], one[one.train_variant == "train_nv"].iloc[0]
+    row, run = (
+        single[single.train_variant == "train_nv"].iloc[0],
+        one[one.train_variant == "train_nv"].iloc[0],
+    )
     assert row["interval"] == "1 run: bootstrap over images"
     assert (row["did_lo"], row["did_hi"]) == (run["did_lo"], run["did_hi"])
     no_boot = effects.summarise_effects(effects.effects_table(_runs([12], 2), n_boot=0))
     assert (no_boot["interval"] == "1 run: no interval").all() and no_boot["shift_lo"].isna().all()
 
 
-@pytest.mark.parametrize("n, moved_biased, moved_none, p_ok, positive, negative", [
-    (40, 8, 2, True, "pass", "pass"),    # DiD = 20 - 5 = 15 pp exactly: passes (>=); p = 2^-7
-    (80, 8, 0, True, "fail", "pass"),    # p = 2^-7 but DiD only 10 pp
-    (40, 7, 0, False, "fail", "pass"),   # DiD 17.5 pp but p = 2^-6 >= 0.01
-    (40, 8, 3, True, "fail", "fail"),    # train_none moved 7.5 pp: negative fails, DiD 12.5
-    (40, 2, 2, False, "fail", "pass"),   # nothing happens
-])
+@pytest.mark.parametrize(
+    "n, moved_biased, moved_none, p_ok, positive, negative",
+    [
+        (40, 8, 2, True, "pass", "pass"),  # DiD = 20 - 5 = 15 pp exactly: passes (>=); p = 2^-7
+        (80, 8, 0, True, "fail", "pass"),  # p = 2^-7 but DiD only 10 pp
+        (40, 7, 0, False, "fail", "pass"),  # DiD 17.5 pp but p = 2^-6 >= 0.01
+        (40, 8, 3, True, "fail", "fail"),  # train_none moved 7.5 pp: negative fails, DiD 12.5
+        (40, 2, 2, False, "fail", "pass"),  # nothing happens
+    ],
+)
 def test_control_verdicts_follow_the_acceptance_rule(n, moved_biased, moved_none, p_ok, positive, negative):
     tables = _runs([moved_biased], moved_none, n=n)
-    controls = effects.controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
+    controls = effects.controls_table(
+        tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0))
+    )
     by = controls.set_index("control")
     assert by.loc["positive", "status"] == positive and by.loc["negative", "status"] == negative
     assert (by.loc["positive", "p_mcnemar_ref_max"] < effects.ACCEPTANCE["positive_max_p"]) == p_ok
@@ -154,7 +172,9 @@ def test_control_verdicts_follow_the_acceptance_rule(n, moved_biased, moved_none
 def test_positive_control_needs_every_run_significant():
     # Mean DiD 25 pp, but one run moved only 3 of 40 images (p = 0.25): not accepted.
     tables = _runs([20, 20, 3], 0, folds=(0, 1, 2))
-    controls = effects.controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
+    controls = effects.controls_table(
+        tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0))
+    )
     positive = controls.set_index("control").loc["positive"]
     assert positive["did_pp"] == pytest.approx((50 + 50 + 7.5) / 3)
     assert positive["p_mcnemar_ref_max"] == pytest.approx(binomtest(0, 3, 0.5).pvalue)
@@ -163,7 +183,9 @@ def test_positive_control_needs_every_run_significant():
 
 def test_controls_not_available_without_train_nv():
     tables = {k: v for k, v in _runs([8], 0).items() if k[1] == "train_none"}
-    controls = effects.controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
+    controls = effects.controls_table(
+        tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0))
+    )
     positive = controls.set_index("control").loc["positive"]
     assert positive["status"] == "not available" and positive["passed"] is None
 
@@ -187,8 +209,13 @@ def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
 
     from training.evaluation.evaluate import evaluate
 
-    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none", "train_nv", "train_mel"),
-                     folds=(0, 1), n_images=70)
+    runs = make_runs(
+        tmp_path / "runs",
+        archs=("resnet34",),
+        train_variants=("train_none", "train_nv", "train_mel"),
+        folds=(0, 1),
+        n_images=70,
+    )
     info = evaluate(runs, tmp_path / "out", n_boot=50, progress=False)
     for stem in ("effects", "effects_summary", "controls"):
         assert f"{stem}.csv" in info["tables"] and f"{stem}.json" in info["tables"]
@@ -210,6 +237,7 @@ def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
 
 # --- the instrument check ---------------------------------------------------------------------------
 
+
 def test_planted_tables_have_the_prediction_format_and_load(tmp_path):
     from training.evaluation.instrument import plant_runs
     from training.evaluation.predictions import load_predictions
@@ -221,7 +249,9 @@ def test_planted_tables_have_the_prediction_format_and_load(tmp_path):
     assert tuple(raw.columns) == COLUMNS and list(raw["image_id"]) == sorted(raw["image_id"])
     table = load_predictions(csv)
     assert (table["y_pred"] == NV).all() and (table["has_artefact"] == 1).all()  # the cheat
-    honest = load_predictions(runs / "planted_honest" / "train_nv" / "fold0" / "predictions" / "test_none.csv")
+    honest = load_predictions(
+        runs / "planted_honest" / "train_nv" / "fold0" / "predictions" / "test_none.csv"
+    )
     assert (honest["has_artefact"] == 0).all() and (honest["artefact_kind"] == "").all()
 
 
@@ -230,7 +260,12 @@ def test_instrument_check_detects_the_cheat_and_not_the_honest_model():
 
     check = run_instrument_check().set_index("model")
     cheat, honest = check.loc["planted_cheat / train_nv"], check.loc["planted_honest / train_nv"]
-    assert cheat["must_detect"] and cheat["detected"] and cheat["did_pp"] > 80 and cheat["p_mcnemar_ref_max"] < 1e-20
+    assert (
+        cheat["must_detect"]
+        and cheat["detected"]
+        and cheat["did_pp"] > 80
+        and cheat["p_mcnemar_ref_max"] < 1e-20
+    )
     assert not honest["must_detect"] and not honest["detected"] and abs(honest["did_pp"]) < 5
     assert honest["negative_shift_pp"] != 0  # the artefact-blind noise is real, not a constant model
     assert check["ok"].all()
@@ -262,6 +297,7 @@ def test_did_interval_is_labelled_when_train_none_has_fewer_runs():
 
 
 # --- the remedy experiment: augmented conditions X+aug -------------------------------------------------------
+
 
 def _remedy_runs(moved: dict[str, list[int]], n=40, folds=(0,)):
     """Tables where, on n non-nv artefacted images, ``moved[train][k]`` move to nv in fold k."""
@@ -299,7 +335,9 @@ def test_remedy_is_augmented_minus_plain_paired_per_image_and_fold():
     none = remedy.loc["train_none+aug"]
     assert (none["plain_variant"], none["remedy_pp"]) == ("train_none", 2.5)
     assert list(remedy.index) == ["train_none+aug", "train_nv+aug"]  # plain models get no remedy row
-    pd.testing.assert_frame_equal(effects.remedy_table(tables, n_boot=500, seed=3).set_index("train_variant"), remedy)
+    pd.testing.assert_frame_equal(
+        effects.remedy_table(tables, n_boot=500, seed=3).set_index("train_variant"), remedy
+    )
     # without the plain run of the same fold there is nothing to pair with
     del tables[("resnet34", "train_nv", 0, "test_all")]
     assert set(effects.remedy_table(tables, n_boot=0).train_variant) == {"train_none+aug"}
@@ -313,8 +351,9 @@ def test_remedy_summary_uses_t_across_runs_and_labels_a_single_run():
     assert row["interval"] == "t across 3 runs" and row["remedy_runs"] == "-20;-10;-30"
     assert (row["remedy_mean"], row["remedy_lo"], row["remedy_hi"]) == pytest.approx((mean, lo, hi))
     assert row["shift_mean"] == pytest.approx(20.0) and row["plain_shift_mean"] == pytest.approx(40.0)
-    one = effects.summarise_remedy(effects.remedy_table(_remedy_runs({"train_nv": [12], "train_nv+aug": [4]}),
-                                                        n_boot=100)).iloc[0]
+    one = effects.summarise_remedy(
+        effects.remedy_table(_remedy_runs({"train_nv": [12], "train_nv+aug": [4]}), n_boot=100)
+    ).iloc[0]
     assert one["interval"] == "1 run: bootstrap over images" and one["remedy_lo"] < -20 < one["remedy_hi"]
     assert effects.summarise_remedy(effects.remedy_table({}, n_boot=0)).empty
 
@@ -328,9 +367,12 @@ def test_evaluate_discovers_augmented_runs_after_their_variant_and_writes_the_re
     # The fixture pulls train_nv's artefacted images toward nv and gives "train_nv+aug" no pull: a remedy
     # that worked. The tables must say so, without anything else breaking.
     variants = ("train_nv+aug", "train_none", "train_nv", "train_none+aug")
-    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=variants, folds=(0, 1), n_images=140)
+    runs = make_runs(
+        tmp_path / "runs", archs=("resnet34",), train_variants=variants, folds=(0, 1), n_images=140
+    )
     assert [(r.train_variant, r.fold) for r in discover_runs(runs)] == [
-        (v, f) for v in ("train_none", "train_none+aug", "train_nv", "train_nv+aug") for f in (0, 1)]
+        (v, f) for v in ("train_none", "train_none+aug", "train_nv", "train_nv+aug") for f in (0, 1)
+    ]
     info = evaluate(runs, tmp_path / "out", n_boot=50, progress=False)
     assert info["train_variants"] == ["train_none", "train_none+aug", "train_nv", "train_nv+aug"]
     for stem in ("remedy", "remedy_summary"):
@@ -340,13 +382,22 @@ def test_evaluate_discovers_augmented_runs_after_their_variant_and_writes_the_re
     row = remedy[(remedy.train_variant == "train_nv+aug") & (remedy.test_variant == "test_all")].iloc[0]
     assert row["remedy_mean"] < 0 and row["plain_variant"] == "train_nv" and row["n_runs"] == 2
     bias_shift = pd.read_csv(tmp_path / "out" / "bias_shift.csv")
-    assert set(bias_shift.train_variant) == {"train_nv", "train_nv+aug"}  # both biased toward nv, vs train_none
+    assert set(bias_shift.train_variant) == {
+        "train_nv",
+        "train_nv+aug",
+    }  # both biased toward nv, vs train_none
     controls = pd.read_csv(tmp_path / "out" / "controls.csv")
     assert set(controls.train_variant) == {"train_nv", "train_none"}  # the controls stay the plain models'
 
 
 # --- effects by artefact kind -------------------------------------------------------------------------
-KIND_CYCLE = ("marking_spot", "bubble", "ruler_vertical", "marking_circle", "ruler_horizontal")  # not registry order
+KIND_CYCLE = (
+    "marking_spot",
+    "bubble",
+    "ruler_vertical",
+    "marking_circle",
+    "ruler_horizontal",
+)  # not registry order
 
 
 def _kind_table(ids, y_true, y_pred, kinds):
@@ -365,7 +416,8 @@ def _kind_runs(moved_nv: set[int], moved_none: set[int], n: int = 50):
     for train, moved in (("train_nv", moved_nv), ("train_none", moved_none)):
         tables[("resnet34", train, 0, "test_none")] = _kind_table(ids, y_true, [MEL] * n, [""] * n)
         tables[("resnet34", train, 0, "test_all")] = _kind_table(
-            ids, y_true, [NV if i in moved else MEL for i in range(n)], kinds)
+            ids, y_true, [NV if i in moved else MEL for i in range(n)], kinds
+        )
     return tables
 
 
@@ -402,9 +454,11 @@ def test_effects_by_kind_partition_each_run_of_the_whole_variant():
         tables = {}
         for train in ("train_nv", "train_none"):
             tables[("resnet34", train, 0, "test_none")] = _kind_table(
-                ids, y_true, rng.integers(0, len(CLASSES), n), [""] * n)
+                ids, y_true, rng.integers(0, len(CLASSES), n), [""] * n
+            )
             tables[("resnet34", train, 0, "test_all")] = _kind_table(
-                ids, y_true, rng.integers(0, len(CLASSES), n), kinds)
+                ids, y_true, rng.integers(0, len(CLASSES), n), kinds
+            )
         whole = effects.effects_table(tables, n_boot=0)
         whole = whole[whole.test_variant == "test_all"].set_index("train_variant")
         by_kind = effects.effects_by_kind_table(tables, n_boot=0)
@@ -426,8 +480,13 @@ def test_evaluate_writes_every_listed_table_in_order_and_help_names_them(tmp_pat
     from training.evaluation import TABLES
     from training.evaluation.evaluate import evaluate
 
-    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none", "train_nv"),
-                     folds=(0,), n_images=40)
+    runs = make_runs(
+        tmp_path / "runs",
+        archs=("resnet34",),
+        train_variants=("train_none", "train_nv"),
+        folds=(0,),
+        n_images=40,
+    )
     info = evaluate(runs, tmp_path / "out", n_boot=20, progress=False)
     assert [name[:-4] for name in info["tables"] if name.endswith(".csv")] == list(TABLES)
     by_kind = pd.read_csv(tmp_path / "out" / "effects_by_kind.csv")

@@ -27,6 +27,7 @@ def _scores(n, column=None, values=None):
 
 # --- metrics ------------------------------------------------------------------------------------
 
+
 def test_pr_auc_with_tied_scores_matches_hand_computation():
     # Class akiec: scores 0.9 (pos), 0.9 (neg) tie -> one threshold: P = 1/2, R = 1/2; then 0.5 (pos):
     # P = 2/3, R = 1. AP = 1/2 * 1/2 + 1/2 * 2/3 = 7/12.
@@ -60,9 +61,17 @@ def test_confusion_metrics_with_absent_classes():
     # truth akiec, akiec, bcc, bcc; predicted akiec, bcc, bcc, bkl. mel..vasc absent and never predicted.
     v = point_metrics(np.array([0, 0, 1, 1]), _scores(4), np.array([0, 1, 1, 2]))
     assert (v[("precision", "akiec")], v[("recall", "akiec")], v[("fpr", "akiec")], v[("fnr", "akiec")]) == (
-        1.0, 0.5, 0.0, 0.5)
+        1.0,
+        0.5,
+        0.0,
+        0.5,
+    )
     assert (v[("precision", "bcc")], v[("recall", "bcc")], v[("fpr", "bcc")], v[("fnr", "bcc")]) == (
-        0.5, 0.5, 0.5, 0.5)
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+    )
     # bkl: absent from the truth but predicted once -> recall/FNR undefined, FPR = 1/4, precision 0.
     assert math.isnan(v[("recall", "bkl")]) and math.isnan(v[("fnr", "bkl")])
     assert v[("fpr", "bkl")] == 0.25 and v[("precision", "bkl")] == 0.0
@@ -94,6 +103,7 @@ def test_balanced_accuracy_matches_sklearn():
 
 
 # --- bootstrap ----------------------------------------------------------------------------------
+
 
 def _toy(n=120, seed=0):
     rng = np.random.default_rng(seed)
@@ -131,17 +141,18 @@ def test_resample_counts_draw_n_images_per_resample():
 
 # --- McNemar and Holm ---------------------------------------------------------------------------
 
+
 def test_mcnemar_edwards_statistic_and_exact_p_by_hand():
     statistic, p_value, p_exact = significance.mcnemar_test(10, 12, 3, 20)
     assert statistic == pytest.approx((abs(12 - 3) - 1) ** 2 / (12 + 3))  # 64/15
     assert p_value == pytest.approx(math.erfc(math.sqrt(64 / 15 / 2)))  # chi-square 1 df survival
     # Exact two-sided binomial: 2 * P(X <= 3), X ~ Bin(15, 1/2) = 2 * (1 + 15 + 105 + 455) / 2^15.
-    assert p_exact == pytest.approx(2 * 576 / 2 ** 15)
+    assert p_exact == pytest.approx(2 * 576 / 2**15)
 
 
 def test_mcnemar_no_exact_p_from_25_discordant_pairs_and_no_discordance_is_p_one():
     statistic, p_value, p_exact = significance.mcnemar_test(0, 20, 5, 0)
-    assert statistic == pytest.approx(14 ** 2 / 25) and math.isnan(p_exact)
+    assert statistic == pytest.approx(14**2 / 25) and math.isnan(p_exact)
     assert significance.mcnemar_test(7, 0, 0, 9) == (0.0, 1.0, 1.0)
 
 
@@ -159,6 +170,7 @@ def test_holm_by_hand():
 
 # --- aggregation, flips, bias -------------------------------------------------------------------
 
+
 def test_t_interval_by_hand():
     mean, lo, hi = aggregate.t_interval([1.0, 2.0, 3.0, float("nan")])
     half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) * sd(=1) / sqrt(3)
@@ -166,8 +178,20 @@ def test_t_interval_by_hand():
 
 
 def _metric_rows(rows):
-    return pd.DataFrame(rows, columns=["arch", "train_variant", "fold", "test_variant", "metric", "class", "value",
-                                       "boot_lo", "boot_hi"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "arch",
+            "train_variant",
+            "fold",
+            "test_variant",
+            "metric",
+            "class",
+            "value",
+            "boot_lo",
+            "boot_hi",
+        ],
+    )
 
 
 def test_summary_uses_t_across_folds_bootstrap_for_one_fold_and_deltas():
@@ -179,7 +203,9 @@ def test_summary_uses_t_across_folds_bootstrap_for_one_fold_and_deltas():
     summary = aggregate.summarise(_metric_rows(rows)).set_index(["train_variant", "test_variant"])
     clean = summary.loc[("train_none", "test_none")]
     mean, lo, hi = aggregate.t_interval([0.6, 0.7, 0.8])
-    assert (clean["mean"], clean["ci_lo"], clean["ci_hi"], clean["n_folds"]) == pytest.approx((mean, lo, hi, 3))
+    assert (clean["mean"], clean["ci_lo"], clean["ci_hi"], clean["n_folds"]) == pytest.approx(
+        (mean, lo, hi, 3)
+    )
     assert summary.loc[("train_none", "test_all"), "delta_vs_test_none"] == pytest.approx(-0.1)
     biased = summary.loc[("train_bcc", "test_all")]
     assert (biased["ci_lo"], biased["ci_hi"], biased["n_folds"]) == (0.3, 0.5, 1)
@@ -189,9 +215,15 @@ def test_summary_uses_t_across_folds_bootstrap_for_one_fold_and_deltas():
 
 def _table(ids, y_true, y_pred, has=None, kinds=None):
     n = len(ids)
-    frame = pd.DataFrame({"image_id": ids, "y_true": y_true, "y_pred": y_pred,
-                          "has_artefact": has if has is not None else [0] * n,
-                          "artefact_kind": kinds if kinds is not None else [""] * n})
+    frame = pd.DataFrame(
+        {
+            "image_id": ids,
+            "y_true": y_true,
+            "y_pred": y_pred,
+            "has_artefact": has if has is not None else [0] * n,
+            "artefact_kind": kinds if kinds is not None else [""] * n,
+        }
+    )
     for code in CLASSES:
         frame[f"score_{code}"] = 0.1
     return frame
@@ -200,9 +232,16 @@ def _table(ids, y_true, y_pred, has=None, kinds=None):
 def test_flips_pair_by_image_id_and_count_only_artefacted_images():
     clean = _table(["a", "b", "c", "d"], [0, 1, 2, 3], [0, 1, 2, 3])
     # Rows in another order; "d" has no artefact in this variant so its change does not count.
-    variant = _table(["d", "c", "b", "a"], [3, 2, 1, 0], [0, 2, 0, 4], has=[0, 1, 1, 1],
-                     kinds=["", "bubble", "bubble", "ruler_vertical"])
-    table = flips.flips_table({("m", "train_none", 0, "test_none"): clean, ("m", "train_none", 0, "test_all"): variant})
+    variant = _table(
+        ["d", "c", "b", "a"],
+        [3, 2, 1, 0],
+        [0, 2, 0, 4],
+        has=[0, 1, 1, 1],
+        kinds=["", "bubble", "bubble", "ruler_vertical"],
+    )
+    table = flips.flips_table(
+        {("m", "train_none", 0, "test_none"): clean, ("m", "train_none", 0, "test_all"): variant}
+    )
     by_kind = table.set_index("kind")
     assert by_kind.loc["all", ["n", "n_flipped"]].tolist() == [3, 2]
     assert by_kind.loc["bubble", ["n", "n_flipped", "share"]].tolist() == [2, 1, 0.5]
@@ -216,7 +255,12 @@ def test_bias_shift_is_change_in_share_predicted_as_biased_class():
         ("m", "train_mel", 0, "test_all"): _table(ids, [0, 1, 2, 3], [4, 4, 4, 3]),
     }
     row = bias.bias_shift_table(tables).iloc[0]
-    assert (row["biased_class"], row["share_biased"], row["share_baseline"], row["shift"]) == ("mel", 0.75, 0, 0.75)
+    assert (row["biased_class"], row["share_biased"], row["share_baseline"], row["shift"]) == (
+        "mel",
+        0.75,
+        0,
+        0.75,
+    )
 
 
 # --- evaluate end to end ------------------------------------------------------------------------
@@ -235,7 +279,14 @@ def evaluated(tmp_path_factory):
 
 
 def _never_predicted(runs, row) -> bool:
-    csv = runs / row["arch"] / row["train_variant"] / f"fold{row['fold']}" / "predictions" / f"{row['test_variant']}.csv"
+    csv = (
+        runs
+        / row["arch"]
+        / row["train_variant"]
+        / f"fold{row['fold']}"
+        / "predictions"
+        / f"{row['test_variant']}.csv"
+    )
     return CLASSES.index(row["class"]) not in set(pd.read_csv(csv)["y_pred"])
 
 
@@ -255,15 +306,26 @@ def test_evaluate_writes_every_table_without_nan_where_data_exists(evaluated):
             undefined = table.isna().any(axis=1)
             assert set(table.loc[undefined, "metric"]) <= {"precision"}, stem
             if stem == "metrics":
-                assert all(_never_predicted(evaluated.parent / "runs", row) for _, row in table[undefined].iterrows())
+                assert all(
+                    _never_predicted(evaluated.parent / "runs", row) for _, row in table[undefined].iterrows()
+                )
                 assert (table.loc[undefined, "value"].isna()).all()
             table = table[~undefined]
         assert not table.isna().any().any(), f"{stem} has NaN"
     metrics = pd.read_csv(evaluated / "metrics.csv").dropna(subset=["value"])
     assert len(pd.read_csv(evaluated / "metrics.csv")) == n_runs * len(TEST_VARIANTS) * (5 * len(CLASSES) + 3)
-    assert set(metrics["metric"]) == {"pr_auc", "precision", "recall", "fpr", "fnr", "accuracy",
-                                      "balanced_accuracy"}
-    assert ((metrics["boot_lo"] <= metrics["value"] + 1e-12) & (metrics["value"] <= metrics["boot_hi"] + 1e-12)).all()
+    assert set(metrics["metric"]) == {
+        "pr_auc",
+        "precision",
+        "recall",
+        "fpr",
+        "fnr",
+        "accuracy",
+        "balanced_accuracy",
+    }
+    assert (
+        (metrics["boot_lo"] <= metrics["value"] + 1e-12) & (metrics["value"] <= metrics["boot_hi"] + 1e-12)
+    ).all()
     curves = pd.read_csv(evaluated / "curves.csv")
     assert sorted(set(curves["pct_artefact"])) == [0, 20, 40, 60, 80, 100]
     mcnemar = pd.read_csv(evaluated / "mcnemar.csv")
@@ -296,8 +358,13 @@ def test_evaluate_is_deterministic_and_independent_of_other_runs(evaluated, tmp_
 def test_bad_prediction_table_is_a_one_line_user_error(tmp_path, capsys):
     from generator.cli import main
 
-    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none",),
-                     test_variants=("test_none",), n_images=14)
+    runs = make_runs(
+        tmp_path / "runs",
+        archs=("resnet34",),
+        train_variants=("train_none",),
+        test_variants=("test_none",),
+        n_images=14,
+    )
     csv = runs / "resnet34" / "train_none" / "fold0" / "predictions" / "test_none.csv"
     csv.write_text(csv.read_text().replace("y_pred", "prediction"))
     assert main(["evaluate", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 2
@@ -309,8 +376,13 @@ def test_bad_prediction_table_is_a_one_line_user_error(tmp_path, capsys):
 def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
     from generator.cli import main
 
-    runs = make_runs(tmp_path / "runs", archs=("resnet34",), train_variants=("train_none",),
-                     test_variants=("test_none",), n_images=14)
+    runs = make_runs(
+        tmp_path / "runs",
+        archs=("resnet34",),
+        train_variants=("train_none",),
+        test_variants=("test_none",),
+        n_images=14,
+    )
     (tmp_path / "out").write_text("not a folder")
     assert main(["evaluate", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -326,7 +398,9 @@ def test_percentile_interval_ignores_undefined_resamples():
     values[1, ::3] = np.nan
     values[2] = np.nan
     lo, hi = percentile_interval(values)
-    assert lo[0] == pytest.approx(np.percentile(values[0], 2.5)) and hi[3] == pytest.approx(np.percentile(values[3], 97.5))
+    assert lo[0] == pytest.approx(np.percentile(values[0], 2.5)) and hi[3] == pytest.approx(
+        np.percentile(values[3], 97.5)
+    )
     assert lo[1] == pytest.approx(np.nanpercentile(values[1], 2.5))
     assert math.isnan(lo[2]) and math.isnan(hi[2])
 
@@ -335,12 +409,15 @@ def test_drops_are_each_runs_own_pr_auc_drop_with_a_t_interval_across_runs(evalu
     from training.evaluation.aggregate import t_interval
 
     metrics = pd.read_csv(evaluated / "metrics.csv")
-    drops = pd.read_csv(evaluated / "drops.csv", keep_default_na=False, na_values=[""], dtype={"drop_runs": str})
+    drops = pd.read_csv(
+        evaluated / "drops.csv", keep_default_na=False, na_values=[""], dtype={"drop_runs": str}
+    )
     summary = pd.read_csv(evaluated / "metrics_summary.csv")
     macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")]
     # one row per condition and test variant other than test_none
     assert len(drops) == len(macro.drop_duplicates(["arch", "train_variant", "test_variant"])) - len(
-        macro.drop_duplicates(["arch", "train_variant"]))
+        macro.drop_duplicates(["arch", "train_variant"])
+    )
     assert "test_none" not in set(drops["test_variant"])
     for row in drops.itertuples(index=False):
         runs = macro[(macro["arch"] == row.arch) & (macro["train_variant"] == row.train_variant)]
@@ -351,9 +428,13 @@ def test_drops_are_each_runs_own_pr_auc_drop_with_a_t_interval_across_runs(evalu
         assert row.drop_mean == pytest.approx(mean) and row.n_runs == len(expected)
         assert (pd.isna(row.drop_lo) and len(expected) < 2) or row.drop_lo == pytest.approx(lo)
         # the same mean as metrics_summary's delta, which has no interval
-        delta = summary[(summary["arch"] == row.arch) & (summary["train_variant"] == row.train_variant)
-                        & (summary["test_variant"] == row.test_variant) & (summary["metric"] == "pr_auc")
-                        & (summary["class"] == "macro")]["delta_vs_test_none"].iloc[0]
+        delta = summary[
+            (summary["arch"] == row.arch)
+            & (summary["train_variant"] == row.train_variant)
+            & (summary["test_variant"] == row.test_variant)
+            & (summary["metric"] == "pr_auc")
+            & (summary["class"] == "macro")
+        ]["delta_vs_test_none"].iloc[0]
         assert row.drop_mean == pytest.approx(delta)
 
 
@@ -367,8 +448,19 @@ def test_drops_interval_covers_the_runs_and_shrinks_with_more_runs():
         for fold in range(n_runs):
             clean = rng.uniform(0.7, 0.9)
             for test, value in (("test_none", clean), ("test_all", clean - 0.06 + rng.normal(0, 0.02))):
-                rows.append(dict(arch="resnet34", train_variant="train_none", fold=fold, test_variant=test,
-                                 metric="pr_auc", value=value, boot_lo=value, boot_hi=value, **{"class": "macro"}))
+                rows.append(
+                    dict(
+                        arch="resnet34",
+                        train_variant="train_none",
+                        fold=fold,
+                        test_variant=test,
+                        metric="pr_auc",
+                        value=value,
+                        boot_lo=value,
+                        boot_hi=value,
+                        **{"class": "macro"},
+                    )
+                )
         return drops_table(pd.DataFrame(rows)).iloc[0]
 
     one, three, twenty = table(1), table(3), table(20)

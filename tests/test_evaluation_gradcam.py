@@ -42,8 +42,15 @@ def _tiny_model(arch: str):
         return build_model(arch, image_size=64)
     detector = {"fasterrcnn_resnet34": FasterRCNN, "maskrcnn_resnet34": MaskRCNN}[arch]
     backbone = resnet_fpn_backbone(backbone_name="resnet34", weights=None, trainable_layers=5)
-    return detector(backbone, num_classes=len(CLASSES) + 1, min_size=64, max_size=64, box_score_thresh=0.0,
-                    rpn_pre_nms_top_n_test=64, rpn_post_nms_top_n_test=16)
+    return detector(
+        backbone,
+        num_classes=len(CLASSES) + 1,
+        min_size=64,
+        max_size=64,
+        box_score_thresh=0.0,
+        rpn_pre_nms_top_n_test=64,
+        rpn_post_nms_top_n_test=16,
+    )
 
 
 @pytest.mark.parametrize("arch", ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"])
@@ -97,6 +104,7 @@ def test_sample_covers_every_class_and_kind_and_is_seeded():
 
 # --- the gradcam command ------------------------------------------------------------------------
 
+
 def _write_data(folder, n=14, size=32):
     rng = np.random.default_rng(0)
     clean_rows, artefact_rows = [], []
@@ -109,14 +117,38 @@ def _write_data(folder, n=14, size=32):
         with_artefact = image.copy()
         with_artefact[artefact_mask > 0] = 255
         kind = KINDS[i % len(KINDS)]
-        common = {"image_id": f"ISIC_{i:07d}", "lesion_id": f"HAM_{i:07d}", "label": i % len(CLASSES),
-                  "lesion_mask_bytes": encode_mask(lesion)}
-        clean_rows.append(Row(image_bytes=encode_png(image), artefact_mask_bytes=encode_mask(lesion * 0), **common))
-        artefact_rows.append(Row(image_bytes=encode_png(with_artefact), artefact_mask_bytes=encode_mask(artefact_mask),
-                                 has_artefact=True, kind=kind, record=json.dumps({"kind": kind}), **common))
+        common = {
+            "image_id": f"ISIC_{i:07d}",
+            "lesion_id": f"HAM_{i:07d}",
+            "label": i % len(CLASSES),
+            "lesion_mask_bytes": encode_mask(lesion),
+        }
+        clean_rows.append(
+            Row(image_bytes=encode_png(image), artefact_mask_bytes=encode_mask(lesion * 0), **common)
+        )
+        artefact_rows.append(
+            Row(
+                image_bytes=encode_png(with_artefact),
+                artefact_mask_bytes=encode_mask(artefact_mask),
+                has_artefact=True,
+                kind=kind,
+                record=json.dumps({"kind": kind}),
+                **common,
+            )
+        )
     for name, rows in (("test_none", clean_rows), ("test_all", artefact_rows)):
-        write_variant(folder / f"{name}.h5", rows, n, {"variant": {"name": name}, "split": "test", "seed": 0,
-                                                       "source_fingerprint": "test", "templates": "test"})
+        write_variant(
+            folder / f"{name}.h5",
+            rows,
+            n,
+            {
+                "variant": {"name": name},
+                "split": "test",
+                "seed": 0,
+                "source_fingerprint": "test",
+                "templates": "test",
+            },
+        )
     return folder
 
 
@@ -129,13 +161,28 @@ def test_gradcam_command_writes_overlays_index_and_attention(tmp_path, one_threa
         run = tmp_path / "runs" / "resnet34" / train / "fold0"
         run.mkdir(parents=True)
         torch.save(build_model("resnet34", image_size=32).state_dict(), run / "best.pt")
-        (run / "config.json").write_text(json.dumps({"arch": "resnet34", "image_size": 32, "pretrained": False}))
+        (run / "config.json").write_text(
+            json.dumps({"arch": "resnet34", "image_size": 32, "pretrained": False})
+        )
     out = tmp_path / "results"
-    assert main(["gradcam", "--runs", str(tmp_path / "runs"), "--data", str(data), "--out", str(out),
-                 "--n", "7"]) == 0
+    assert (
+        main(
+            ["gradcam", "--runs", str(tmp_path / "runs"), "--data", str(data), "--out", str(out), "--n", "7"]
+        )
+        == 0
+    )
     index = pd.read_csv(out / "gradcam" / "index.csv", keep_default_na=False)
-    assert list(index.columns) == ["arch", "train_variant", "image_id", "dx", "kind", "clean_png", "artefact_png",
-                                   "attention_clean", "attention_artefact"]
+    assert list(index.columns) == [
+        "arch",
+        "train_variant",
+        "image_id",
+        "dx",
+        "kind",
+        "clean_png",
+        "artefact_png",
+        "attention_clean",
+        "attention_artefact",
+    ]
     assert len(index) == 2 * 7
     assert set(index["dx"]) == set(CLASSES) and set(index["kind"]) == set(KINDS)
     for rel in (*index["clean_png"], *index["artefact_png"]):

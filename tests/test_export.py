@@ -42,9 +42,13 @@ def test_overview_shows_our_numbers_beside_the_papers(exported):
     summary = pd.read_csv(exported.parent / "results" / "metrics_summary.csv")
     for arch, baseline in fx.BASELINE_PR_AUC.items():
         assert f"{baseline:.3f}" in page
-        row = summary[(summary.arch == arch) & (summary.train_variant == "train_none")
-                      & (summary.test_variant == "test_all") & (summary.metric == "pr_auc")
-                      & (summary["class"] == "macro")]
+        row = summary[
+            (summary.arch == arch)
+            & (summary.train_variant == "train_none")
+            & (summary.test_variant == "test_all")
+            & (summary.metric == "pr_auc")
+            & (summary["class"] == "macro")
+        ]
         assert f"{-row.delta_vs_test_none.iloc[0]:.3f}" in page  # drop = sign-flipped delta, not recomputed
     for paper_value in ("0.80", "0.72", "0.030", "0.045", "0.011", "0.218", "0.129", "0.155"):
         assert f'<td class="ham-paper">{paper_value}</td>' in page
@@ -62,11 +66,27 @@ def test_headline_numbers_are_selected_not_computed():
         ("train_nv", "test_all", "recall", 0.3, -0.05, -0.999),  # per-class rows are never picked
     ]:
         cls = {"balanced_accuracy": "all", "recall": "nv"}.get(metric, "macro")
-        rows.append(dict(arch="resnet34", train_variant=train, test_variant=test, metric=metric, **{"class": cls},
-                         mean=mean, ci_lo=mean - 0.1, ci_hi=mean + 0.1, n_folds=1, delta_vs_test_none=d_test,
-                         delta_vs_train_none=d_train))
+        rows.append(
+            dict(
+                arch="resnet34",
+                train_variant=train,
+                test_variant=test,
+                metric=metric,
+                **{"class": cls},
+                mean=mean,
+                ci_lo=mean - 0.1,
+                ci_hi=mean + 0.1,
+                n_folds=1,
+                delta_vs_test_none=d_test,
+                delta_vs_train_none=d_train,
+            )
+        )
     numbers = headline_numbers(pd.DataFrame(rows), ["resnet34", "maskrcnn_resnet34"])
-    assert numbers["resnet34"]["baseline"] == {"value": 0.7, "lo": pytest.approx(0.6), "hi": pytest.approx(0.8)}
+    assert numbers["resnet34"]["baseline"] == {
+        "value": 0.7,
+        "lo": pytest.approx(0.6),
+        "hi": pytest.approx(0.8),
+    }
     assert numbers["resnet34"]["drop_all"]["value"] == pytest.approx(0.123)
     assert numbers["resnet34"]["recall_drop_nv"]["value"] == pytest.approx(0.456)
     assert numbers["maskrcnn_resnet34"]["baseline"]["value"] is None  # missing: shown as a dash
@@ -86,7 +106,9 @@ def test_charts_are_valid_vega_lite_with_the_promised_interactions(exported):
     spec = json.loads((charts / "robustness.json").read_text())
     params = {p["name"]: p for p in spec["params"]}
     assert params["cls_pick"]["bind"]["options"] == ["macro", *CLASSES]
-    assert params["arch_pick"]["bind"] == "legend" and params["arch_pick"]["select"]["fields"] == ["Architecture"]
+    assert params["arch_pick"]["bind"] == "legend" and params["arch_pick"]["select"]["fields"] == [
+        "Architecture"
+    ]
     data = next(iter(spec["datasets"].values()))
     assert sorted({row["pct_artefact"] for row in data}) == [0, 20, 40, 60, 80, 100]
     # The page carries the same spec inline (no fetch: works from file:// too).
@@ -145,8 +167,17 @@ def test_gallery_groups_pairs_by_arch_and_training_variant(exported):
 
 def test_downloads_offer_every_table_and_the_citation(exported):
     page = (exported / "site" / "downloads.md").read_text()
-    for stem in ("metrics", "metrics_summary", "curves", "mcnemar", "bias", "bias_shift", "flips",
-                 "gradcam/index", "gradcam/attention"):
+    for stem in (
+        "metrics",
+        "metrics_summary",
+        "curves",
+        "mcnemar",
+        "bias",
+        "bias_shift",
+        "flips",
+        "gradcam/index",
+        "gradcam/attention",
+    ):
         for suffix in (".csv", ".json"):
             assert f"(generated/tables/{stem}{suffix})" in page
             assert (exported / "site" / "generated" / "tables" / f"{stem}{suffix}").is_file()
@@ -154,10 +185,16 @@ def test_downloads_offer_every_table_and_the_citation(exported):
     assert "Fixture PR-AUC definition." in page
 
 
-@pytest.mark.parametrize(("mode", "results_flag", "manifest_flag", "expected"), [
-    ("auto", False, False, False), ("auto", True, False, True), ("auto", False, True, True),
-    ("yes", False, False, True), ("no", True, True, False),
-])
+@pytest.mark.parametrize(
+    ("mode", "results_flag", "manifest_flag", "expected"),
+    [
+        ("auto", False, False, False),
+        ("auto", True, False, True),
+        ("auto", False, True, True),
+        ("yes", False, False, True),
+        ("no", True, True, False),
+    ],
+)
 def test_synthetic_banner_modes(mode, results_flag, manifest_flag, expected):
     from training.export.site import _is_synthetic
 
@@ -209,8 +246,9 @@ def test_failed_export_keeps_the_previous_site(tmp_path, monkeypatch):
 
 
 def test_cli_reports_bad_input_on_one_line(tmp_path, capsys):
-    code = main(["export", "--results", str(tmp_path / "nope"), "--data", str(tmp_path), "--site-dir",
-                 str(tmp_path)])
+    code = main(
+        ["export", "--results", str(tmp_path / "nope"), "--data", str(tmp_path), "--site-dir", str(tmp_path)]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "results.json" in err
@@ -229,13 +267,19 @@ def test_gallery_shows_at_most_a_dozen_pairs_per_group():
     from training.export.pages import GALLERY_PER_GROUP, gallery_page
 
     n = GALLERY_PER_GROUP + 3
-    index = pd.DataFrame({
-        "arch": ["resnet34"] * n, "train_variant": ["train_none"] * n,
-        "image_id": [f"ISIC_{i:07d}" for i in range(n)], "dx": ["nv"] * n, "kind": ["bubble"] * n,
-        "clean_png": [f"gradcam/r/t/{i}_clean.png" for i in range(n)],
-        "artefact_png": [f"gradcam/r/t/{i}_artefact.png" for i in range(n)],
-        "attention_clean": [0.1] * n, "attention_artefact": [float("nan")] + [0.5] * (n - 1),
-    })
+    index = pd.DataFrame(
+        {
+            "arch": ["resnet34"] * n,
+            "train_variant": ["train_none"] * n,
+            "image_id": [f"ISIC_{i:07d}" for i in range(n)],
+            "dx": ["nv"] * n,
+            "kind": ["bubble"] * n,
+            "clean_png": [f"gradcam/r/t/{i}_clean.png" for i in range(n)],
+            "artefact_png": [f"gradcam/r/t/{i}_artefact.png" for i in range(n)],
+            "attention_clean": [0.1] * n,
+            "attention_artefact": [float("nan")] + [0.5] * (n - 1),
+        }
+    )
     page = gallery_page(index, ["resnet34"], lambda rel: f"generated/{rel}", None)
     assert page.count('<figure class="ham-pair">') == GALLERY_PER_GROUP
     assert f"The first {GALLERY_PER_GROUP} of {n} images" in page
@@ -251,9 +295,18 @@ def test_the_reading_recipe_on_the_datasets_page_runs(tmp_path, monkeypatch):
     image = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
     mask = encode_mask(np.zeros((6, 8), np.uint8))
     row = Row("ISIC_0000001", "HAM_0000001", CLASSES.index("mel"), encode_png(image), mask, mask)
-    write_variant(tmp_path / "test_all.h5", [row], 1,
-                  {"variant": {"name": "test_all"}, "split": "test", "seed": 0, "source_fingerprint": "x",
-                   "templates": "builtin"})
+    write_variant(
+        tmp_path / "test_all.h5",
+        [row],
+        1,
+        {
+            "variant": {"name": "test_all"},
+            "split": "test",
+            "seed": 0,
+            "source_fingerprint": "x",
+            "templates": "builtin",
+        },
+    )
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(reading_recipe(), scope)  # exactly the text the site shows
@@ -263,6 +316,7 @@ def test_the_reading_recipe_on_the_datasets_page_runs(tmp_path, monkeypatch):
 
 
 # ---- partial grids: the tiny demo profile trains train_none (maybe train_nv), one fold ----
+
 
 def _chart_ids(page: str) -> list[str]:
     return re.findall(r'<div class="ham-chart" id="([^"]+)"', page)
@@ -277,7 +331,9 @@ def only_train_none(tmp_path_factory) -> Path:
     fx.write_data(root / "data")
     from training.export.site import build_site, export_site
 
-    export_site(root / "results", root / "data", project / "site", citation=fx.REPO / "CITATION.cff", progress=False)
+    export_site(
+        root / "results", root / "data", project / "site", citation=fx.REPO / "CITATION.cff", progress=False
+    )
     build_site(project / "mkdocs.yml")  # strict: the "not available" notes keep every link and anchor valid
     return project
 
@@ -305,10 +361,12 @@ def none_and_nv(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("none-nv")
     results = fx.write_results(root / "results", train_variants=("train_none", "train_nv"))
     nan = float("nan")
-    for stem, column, where in (("curves", "mean", lambda f: f["pct_artefact"] == 40),
-                                ("bias", "shift", lambda f: f["class"] == "df"),
-                                ("mcnemar", "n01", lambda f: f["test_variant"] == "test_bcc"),
-                                ("gradcam/attention", "attention_mean", lambda f: f["arch"] == "resnet34")):
+    for stem, column, where in (
+        ("curves", "mean", lambda f: f["pct_artefact"] == 40),
+        ("bias", "shift", lambda f: f["class"] == "df"),
+        ("mcnemar", "n01", lambda f: f["test_variant"] == "test_bcc"),
+        ("gradcam/attention", "attention_mean", lambda f: f["arch"] == "resnet34"),
+    ):
         frame = pd.read_csv(results / f"{stem}.csv")
         frame.loc[where(frame), column] = nan
         frame.to_csv(results / f"{stem}.csv", index=False)
@@ -332,7 +390,9 @@ def test_train_nv_fills_the_bias_page_and_the_headline(none_and_nv):
     site = none_and_nv / "site"
     bias = (site / "bias.md").read_text()
     assert _chart_ids(bias) == ["chart-bias_heatmap", "chart-bias_shift"]
-    assert "Not trained: `train_akiec`, `train_bcc`, `train_bkl`, `train_df`, `train_mel`, `train_vasc`" in bias
+    assert (
+        "Not trained: `train_akiec`, `train_bcc`, `train_bkl`, `train_df`, `train_mel`, `train_vasc`" in bias
+    )
     heatmap = _inline_specs(bias)[0]
     rows = next(iter(heatmap["datasets"].values()))
     assert {r["train_variant"] for r in rows} == {"train_nv"}
@@ -348,8 +408,12 @@ def test_train_nv_fills_the_bias_page_and_the_headline(none_and_nv):
     recall_row = index.split("Recall drop, nv-biased training")[1].split("</tr>")[0]
     assert "n/a" not in recall_row
     for arch in fx.ARCHS:
-        row = summary[(summary.arch == arch) & (summary.train_variant == "train_nv")
-                      & (summary.test_variant == "test_all") & (summary.metric == "balanced_accuracy")]
+        row = summary[
+            (summary.arch == arch)
+            & (summary.train_variant == "train_nv")
+            & (summary.test_variant == "test_all")
+            & (summary.metric == "balanced_accuracy")
+        ]
         assert f'<td class="ham-ours">{-row.delta_vs_train_none.iloc[0]:.3f}</td>' in recall_row
     assert "Only 1 of 7 class-biased training variants were trained (`train_nv`)" in index
     assert "Not trained in this run" not in index  # every architecture has results
@@ -382,9 +446,14 @@ def test_empty_tables_give_notes_and_no_chart_containers(tmp_path):
 
 # ---- controls first on the overview, instrument check on the methods page ----
 
+
 def test_overview_shows_the_controls_first_with_their_numbers_and_verdicts(exported):
     page = (exported / "site" / "index.md").read_text()
-    assert page.index("## Controls") < page.index("## Headline numbers") < page.index("## Robustness at a glance")
+    assert (
+        page.index("## Controls")
+        < page.index("## Headline numbers")
+        < page.index("## Robustness at a glance")
+    )
     controls = pd.read_csv(exported.parent / "results" / "controls.csv")
     section = page.split("## Controls")[1].split("## Headline numbers")[0]
     sentence = section.strip().split("\n")[0]
@@ -408,18 +477,40 @@ def test_overview_shows_the_controls_first_with_their_numbers_and_verdicts(expor
 def test_controls_sentence_for_ham10000_and_without_train_nv():
     from training.export.pages import controls_sentence
 
-    rows = pd.DataFrame([dict(control="positive", arch="resnet34", train_variant="train_nv", test_variant="test_all",
-                              reference_class="nv", n_runs=0, status="not available"),
-                         dict(control="negative", arch="resnet34", train_variant="train_none",
-                              test_variant="test_all", reference_class="nv", n_runs=3, shift_pp=0.4,
-                              status="pass")])
+    rows = pd.DataFrame(
+        [
+            dict(
+                control="positive",
+                arch="resnet34",
+                train_variant="train_nv",
+                test_variant="test_all",
+                reference_class="nv",
+                n_runs=0,
+                status="not available",
+            ),
+            dict(
+                control="negative",
+                arch="resnet34",
+                train_variant="train_none",
+                test_variant="test_all",
+                reference_class="nv",
+                n_runs=3,
+                shift_pp=0.4,
+                status="pass",
+            ),
+        ]
+    )
     text = controls_sentence(rows, ["resnet34"], synthetic=False)
     assert "positive control is not available for ResNet-34" in text
-    assert "train_none's own share moved +0.4 pp" in text and "from HAM10000" in text and "synthetic" not in text
+    assert (
+        "train_none's own share moved +0.4 pp" in text and "from HAM10000" in text and "synthetic" not in text
+    )
 
 
 def test_results_without_controls_table_say_to_rerun_evaluate(tmp_path):
-    results = fx.write_results(tmp_path / "results", train_variants=("train_none",), gradcam=False, controls=False)
+    results = fx.write_results(
+        tmp_path / "results", train_variants=("train_none",), gradcam=False, controls=False
+    )
     data = fx.write_data(tmp_path / "data")
     project = fx.make_site_project(tmp_path / "project")
     from training.export.site import export_site
@@ -458,8 +549,13 @@ def test_bias_page_shows_each_model_against_itself(exported):
 def test_bias_page_without_effects_says_to_rerun_evaluate(tmp_path):
     from training.export.pages import bias_page, within_model_table
 
-    page = bias_page(None, None, ["train_none"], within_model_table(None, ["resnet34"]),
-                     by_kind=within_model_table(None, ["resnet34"], stem="effects_by_kind_summary"))
+    page = bias_page(
+        None,
+        None,
+        ["train_none"],
+        within_model_table(None, ["resnet34"]),
+        by_kind=within_model_table(None, ["resnet34"], stem="effects_by_kind_summary"),
+    )
     assert "No within-model effects" in page and "re-run `ham-artefacts evaluate`" in page
     assert "`effects_by_kind_summary.csv`" in page.split("### By artefact kind")[1]
 
@@ -474,10 +570,13 @@ def test_bias_page_splits_the_within_model_shift_by_artefact_kind(exported):
     nv = summary[(summary.arch == "resnet34") & (summary.train_variant == "train_nv")]
     assert list(nv.kind) == list(KINDS)
     for row in nv.itertuples():
-        cell = f"<td>{row.kind}</td><td>nv</td><td>1</td><td data-sort=\"{float(row.shift_mean)!r}\">"
+        cell = f'<td>{row.kind}</td><td>nv</td><td>1</td><td data-sort="{float(row.shift_mean)!r}">'
         assert cell + f"{row.shift_mean:+.1f} pp" in section
-    assert nv.set_index("kind").loc["marking_spot", "shift_mean"] - nv.set_index("kind").loc["bubble", "shift_mean"] \
+    assert (
+        nv.set_index("kind").loc["marking_spot", "shift_mean"]
+        - nv.set_index("kind").loc["bubble", "shift_mean"]
         == KIND_SHIFT["marking_spot"] - KIND_SHIFT["bubble"]
+    )
 
 
 def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, capsys):
@@ -494,7 +593,9 @@ def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, 
     assert "instrument check failed" in capsys.readouterr().err
     part = (project / "site" / "generated" / INSTRUMENT_PART).read_text()
     assert "**Failed**" in part and '<td class="ham-fail"><strong>FAIL</strong>' in part
-    assert json.loads((project / "site" / "generated" / "site.json").read_text())["instrument_check_ok"] is False
+    assert (
+        json.loads((project / "site" / "generated" / "site.json").read_text())["instrument_check_ok"] is False
+    )
     assert info["pages"]
 
 
@@ -502,16 +603,34 @@ def test_architectures_that_did_not_learn_are_labelled_smoke_runs():
     from training.export.pages import LEARNED_PR_AUC, headline_table, smoke_admonition, smoke_archs
 
     def summary(values):
-        return pd.DataFrame([dict(arch=arch, train_variant="train_none", test_variant="test_none", metric="pr_auc",
-                                  **{"class": "macro"}, mean=value, ci_lo=value - 0.05, ci_hi=value + 0.05, n_folds=1,
-                                  delta_vs_test_none=0.0, delta_vs_train_none=0.0)
-                             for arch, value in values.items()])
+        return pd.DataFrame(
+            [
+                dict(
+                    arch=arch,
+                    train_variant="train_none",
+                    test_variant="test_none",
+                    metric="pr_auc",
+                    **{"class": "macro"},
+                    mean=value,
+                    ci_lo=value - 0.05,
+                    ci_hi=value + 0.05,
+                    n_folds=1,
+                    delta_vs_test_none=0.0,
+                    delta_vs_train_none=0.0,
+                )
+                for arch, value in values.items()
+            ]
+        )
 
     archs = ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"]
-    mixed = summary({"resnet34": 0.71, "fasterrcnn_resnet34": LEARNED_PR_AUC - 0.01, "maskrcnn_resnet34": 0.2})
+    mixed = summary(
+        {"resnet34": 0.71, "fasterrcnn_resnet34": LEARNED_PR_AUC - 0.01, "maskrcnn_resnet34": 0.2}
+    )
     assert set(smoke_archs(mixed, archs)) == {"fasterrcnn_resnet34", "maskrcnn_resnet34"}
     text = smoke_admonition(mixed, archs)
-    assert text.startswith('!!! warning "Smoke run') and "Faster R-CNN (0.490)" in text and "ResNet" not in text
+    assert (
+        text.startswith('!!! warning "Smoke run') and "Faster R-CNN (0.490)" in text and "ResNet" not in text
+    )
     # just below the bar must not print as the bar itself
     assert "(0.499)" in smoke_admonition(summary({"resnet34": 0.499}), ["resnet34"])
     assert headline_table(mixed, archs).count("smoke run") == 2
@@ -521,6 +640,7 @@ def test_architectures_that_did_not_learn_are_labelled_smoke_runs():
 
 # --- the Remedy section (issue 14) ------------------------------------------------------------------------
 
+
 def _remedy_tables(rng, remedy_interval: tuple[float, float], tests=("test_all", "test_20", "test_mel")):
     """effects_summary and remedy_summary rows of ResNet-34 train_nv / train_nv+aug with known numbers."""
     summary, remedy = [], []
@@ -528,14 +648,42 @@ def _remedy_tables(rng, remedy_interval: tuple[float, float], tests=("test_all",
     for test in tests:
         for train in ("train_none", "train_nv", "train_nv+aug"):
             shift, did = float(rng.uniform(-40, 40)), float(rng.uniform(-40, 40))
-            summary.append(dict(arch="resnet34", train_variant=train, test_variant=test, reference_class="nv",
-                                n_runs=2, folds="0;1", interval="t across 2 runs", shift_mean=shift,
-                                shift_lo=shift - 3, shift_hi=shift + 3, did_mean=did, did_lo=did - 4, did_hi=did + 4,
-                                p_mcnemar_ref_max=0.2))
-        remedy.append(dict(arch="resnet34", train_variant="train_nv+aug", plain_variant="train_nv", test_variant=test,
-                           reference_class="nv", n_runs=2, folds="0;1", interval="t across 2 runs",
-                           shift_mean=summary[-1]["shift_mean"], plain_shift_mean=summary[-2]["shift_mean"],
-                           remedy_mean=(lo + hi) / 2, remedy_lo=lo, remedy_hi=hi, remedy_runs=""))
+            summary.append(
+                dict(
+                    arch="resnet34",
+                    train_variant=train,
+                    test_variant=test,
+                    reference_class="nv",
+                    n_runs=2,
+                    folds="0;1",
+                    interval="t across 2 runs",
+                    shift_mean=shift,
+                    shift_lo=shift - 3,
+                    shift_hi=shift + 3,
+                    did_mean=did,
+                    did_lo=did - 4,
+                    did_hi=did + 4,
+                    p_mcnemar_ref_max=0.2,
+                )
+            )
+        remedy.append(
+            dict(
+                arch="resnet34",
+                train_variant="train_nv+aug",
+                plain_variant="train_nv",
+                test_variant=test,
+                reference_class="nv",
+                n_runs=2,
+                folds="0;1",
+                interval="t across 2 runs",
+                shift_mean=summary[-1]["shift_mean"],
+                plain_shift_mean=summary[-2]["shift_mean"],
+                remedy_mean=(lo + hi) / 2,
+                remedy_lo=lo,
+                remedy_hi=hi,
+                remedy_runs="",
+            )
+        )
     return pd.DataFrame(summary), pd.DataFrame(remedy)
 
 
@@ -552,18 +700,24 @@ def test_remedy_section_states_what_the_numbers_show(seed):
     page = remedy_section(summary, remedy, ["resnet34"])
     assert "## Remedy: artefacts as a training augmentation" in page and REMEDY_CLAIM in page
     assert "Katsch, Rinner & Tschandl (2022)" in page
-    verdict = ("lies below zero" if hi < 0 else "lies above zero" if lo > 0 else "includes zero")
+    verdict = "lies below zero" if hi < 0 else "lies above zero" if lo > 0 else "includes zero"
     sentence = page.split("### ResNet-34: `train_nv+aug`")[1].split("<div")[0]
-    assert verdict in sentence and sum(v in sentence for v in ("lies below zero:", "lies above zero:",
-                                                               "includes zero:")) == 1
-    nv, aug = (summary[(summary.train_variant == t) & (summary.test_variant == "test_all")].iloc[0]
-               for t in ("train_nv", "train_nv+aug"))
+    assert (
+        verdict in sentence
+        and sum(v in sentence for v in ("lies below zero:", "lies above zero:", "includes zero:")) == 1
+    )
+    nv, aug = (
+        summary[(summary.train_variant == t) & (summary.test_variant == "test_all")].iloc[0]
+        for t in ("train_nv", "train_nv+aug")
+    )
     assert f"by {aug.shift_mean:+.1f} pp [{aug.shift_lo:+.1f}, {aug.shift_hi:+.1f}]" in sentence
     assert f"`train_nv` by {nv.shift_mean:+.1f} pp" in sentence
     assert f"{(lo + hi) / 2:+.1f} pp [{lo:+.1f}, {hi:+.1f}]" in sentence
     n_below, n_above = int(hi < 0) * 3, int(lo > 0) * 3
-    assert f"below zero on {n_below}, above zero on {n_above} and includes zero (or is missing) on " \
-           f"{3 - n_below - n_above}" in sentence
+    assert (
+        f"below zero on {n_below}, above zero on {n_above} and includes zero (or is missing) on "
+        f"{3 - n_below - n_above}" in sentence
+    )
     # one table row per test variant, in the registry's order, with the DiD of both conditions
     table = page.split("<tbody>")[1]
     assert [m for m in re.findall(r"<tr><td>(test_\w+)</td>", table)] == ["test_all", "test_mel", "test_20"]
@@ -591,15 +745,22 @@ def test_remedy_section_reaches_the_site_from_the_evaluation(tmp_path):
     from training.evaluation.evaluate import evaluate
     from training.export.site import export_site
 
-    runs = make_runs(tmp_path / "runs", archs=("resnet34",), folds=(0,), n_images=70,
-                     train_variants=("train_none", "train_nv", "train_nv+aug", "train_none+aug"))
+    runs = make_runs(
+        tmp_path / "runs",
+        archs=("resnet34",),
+        folds=(0,),
+        n_images=70,
+        train_variants=("train_none", "train_nv", "train_nv+aug", "train_none+aug"),
+    )
     evaluate(runs, tmp_path / "results", n_boot=20, progress=False)
     project = fx.make_site_project(tmp_path / "project")
     export_site(tmp_path / "results", fx.write_data(tmp_path / "data"), project / "site", progress=False)
     remedy = pd.read_csv(tmp_path / "results" / "remedy_summary.csv")
     row = remedy[(remedy.train_variant == "train_nv+aug") & (remedy.test_variant == "test_all")].iloc[0]
     for name in ("robustness.md", "bias.md"):
-        section = (project / "site" / name).read_text().split("## Remedy: artefacts as a training augmentation")[1]
+        section = (
+            (project / "site" / name).read_text().split("## Remedy: artefacts as a training augmentation")[1]
+        )
         assert "Not tested in this run" not in section
         assert "### ResNet-34: `train_none+aug`" in section and "### ResNet-34: `train_nv+aug`" in section
         assert f"{row.remedy_mean:+.1f} pp [{row.remedy_lo:+.1f}, {row.remedy_hi:+.1f}]" in section
@@ -613,14 +774,46 @@ def test_robustness_drop_table_gives_each_runs_drop_and_a_t_interval_across_runs
     from training.export.pages import robustness_drop_table
 
     rows = []
-    clean = {("train_none", 0): 0.80, ("train_none", 1): 0.84, ("train_none", 2): 0.74, ("train_all", 0): 0.79}
-    drop = {("train_none", 0): -0.07, ("train_none", 1): -0.05, ("train_none", 2): -0.07, ("train_all", 0): -0.02}
+    clean = {
+        ("train_none", 0): 0.80,
+        ("train_none", 1): 0.84,
+        ("train_none", 2): 0.74,
+        ("train_all", 0): 0.79,
+    }
+    drop = {
+        ("train_none", 0): -0.07,
+        ("train_none", 1): -0.05,
+        ("train_none", 2): -0.07,
+        ("train_all", 0): -0.02,
+    }
     for (variant, fold), value in clean.items():
         for test, v in (("test_none", value), ("test_all", value + drop[(variant, fold)]), ("test_20", 0.1)):
-            rows.append(dict(arch="resnet34", train_variant=variant, fold=fold, test_variant=test,
-                             metric="pr_auc", value=v, boot_lo=v, boot_hi=v, **{"class": "macro"}))
-        rows.append(dict(arch="resnet34", train_variant=variant, fold=fold, test_variant="test_all",
-                         metric="recall", value=0.0, boot_lo=0.0, boot_hi=0.0, **{"class": "macro"}))
+            rows.append(
+                dict(
+                    arch="resnet34",
+                    train_variant=variant,
+                    fold=fold,
+                    test_variant=test,
+                    metric="pr_auc",
+                    value=v,
+                    boot_lo=v,
+                    boot_hi=v,
+                    **{"class": "macro"},
+                )
+            )
+        rows.append(
+            dict(
+                arch="resnet34",
+                train_variant=variant,
+                fold=fold,
+                test_variant="test_all",
+                metric="recall",
+                value=0.0,
+                boot_lo=0.0,
+                boot_hi=0.0,
+                **{"class": "macro"},
+            )
+        )
     html = robustness_drop_table(drops_table(pd.DataFrame(rows)), ["resnet34"])
     values = np.array([-0.07, -0.05, -0.07])
     half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
@@ -632,4 +825,6 @@ def test_robustness_drop_table_gives_each_runs_drop_and_a_t_interval_across_runs
     assert "-0.020" in all_row and "—" in all_row  # one run: no interval
     assert html.index("<td>train_none</td>") < html.index("<td>train_all</td>")  # the evaluation's order
     assert "No drops" in robustness_drop_table(None, ["resnet34"])
-    assert "No drop to show" in robustness_drop_table(drops_table(pd.DataFrame(rows)), ["resnet34"], "test_80")
+    assert "No drop to show" in robustness_drop_table(
+        drops_table(pd.DataFrame(rows)), ["resnet34"], "test_80"
+    )

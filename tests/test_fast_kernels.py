@@ -67,8 +67,13 @@ def test_decode_png_stored_declines_what_it_did_not_write():
 def _jitter_params(order, brightness=None, contrast=None, saturation=None, hue=None) -> dict:
     import torch
 
-    return {"fn_idx": torch.tensor(order), "brightness_factor": brightness, "contrast_factor": contrast,
-            "saturation_factor": saturation, "hue_factor": hue}
+    return {
+        "fn_idx": torch.tensor(order),
+        "brightness_factor": brightness,
+        "contrast_factor": contrast,
+        "saturation_factor": saturation,
+        "hue_factor": hue,
+    }
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -166,8 +171,10 @@ def test_opencv_rotation_falls_back_for_other_options():
     expanded = OpenCVRandomRotation(30.0, expand=True).transform(image, {"angle": 30.0})
     assert expanded.shape == F.rotate(image, 30.0, expand=True).shape != image.shape
     as_float = image.float() / 255
-    assert torch.equal(OpenCVRandomRotation(30.0).transform(tv_tensors.Image(as_float), {"angle": 30.0}),
-                       F.rotate(tv_tensors.Image(as_float), 30.0))
+    assert torch.equal(
+        OpenCVRandomRotation(30.0).transform(tv_tensors.Image(as_float), {"angle": 30.0}),
+        F.rotate(tv_tensors.Image(as_float), 30.0),
+    )
 
 
 # --------------------------------------------------------------------------- reduced decoding
@@ -184,12 +191,31 @@ def test_reduced_decode_gives_jpeg_and_stored_png_rows_one_resolution(tmp_path):
     jpeg = io.BytesIO()
     Image.fromarray(pixels).save(jpeg, format="JPEG", quality=95)
     mask = encode_mask(np.ones((450, 600), bool))
-    rows = [Row("ISIC_0000000", "HAM_0", 0, jpeg.getvalue(), mask, mask, metadata={"dx": "akiec"}),
-            Row("ISIC_0000001", "HAM_1", 0, encode_png_stored(pixels), mask, mask, has_artefact=True,
-                metadata={"dx": "akiec"})]
-    variant = write_variant(tmp_path / "train_akiec.h5", rows, 2,
-                            {"variant": {"name": "train_akiec"}, "split": "train", "seed": 0,
-                             "source_fingerprint": "test", "templates": "none"})
+    rows = [
+        Row("ISIC_0000000", "HAM_0", 0, jpeg.getvalue(), mask, mask, metadata={"dx": "akiec"}),
+        Row(
+            "ISIC_0000001",
+            "HAM_1",
+            0,
+            encode_png_stored(pixels),
+            mask,
+            mask,
+            has_artefact=True,
+            metadata={"dx": "akiec"},
+        ),
+    ]
+    variant = write_variant(
+        tmp_path / "train_akiec.h5",
+        rows,
+        2,
+        {
+            "variant": {"name": "train_akiec"},
+            "split": "train",
+            "seed": 0,
+            "source_fingerprint": "test",
+            "templates": "none",
+        },
+    )
     for size, factor in [((224, 224), 2), ((100, 100), 4), ((64, 64), 4), ((300, 225), 2), ((448, 448), 1)]:
         assert jpeg_draft_factor(600, 450, size) == factor
         dataset = HDF5VariantDataset(variant, decode_size=size, with_masks=False)
@@ -220,7 +246,9 @@ def test_box_from_mask_matches_the_torch_definition_on_random_masks():
     for dtype in (torch.uint8, torch.bool, torch.int64, torch.float32):
         for _ in range(100):
             height, width = (int(v) for v in rng.integers(1, 60, 2))
-            mask = torch.from_numpy(rng.random((height, width)) < rng.choice([0.0, 0.002, 0.05, 0.5])).to(dtype)
+            mask = torch.from_numpy(rng.random((height, width)) < rng.choice([0.0, 0.002, 0.05, 0.5])).to(
+                dtype
+            )
             if rng.random() < 0.5:
                 mask = mask[None]
             assert torch.equal(box_from_mask(mask), reference(mask)), (dtype, height, width)
@@ -242,7 +270,10 @@ def test_uint8_output_is_the_float_output_before_scaling_and_the_engine_scales_i
         as_uint8, uint8_mask, uint8_box = make(64, float_output=False)(image, mask)
         assert as_float.dtype == torch.float32 and as_uint8.dtype == torch.uint8 and as_uint8.is_contiguous()
         assert torch.equal(float_mask, uint8_mask) and torch.equal(float_box, uint8_box)
-        scaled, labels = _to_device({"image": as_uint8[None], "label": torch.tensor([2])}, torch.device("cpu"),
-                                    channels_last=True)
-        assert scaled.dtype == torch.float32 and torch.equal(scaled, as_float[None]) and labels.tolist() == [2]
+        scaled, labels = _to_device(
+            {"image": as_uint8[None], "label": torch.tensor([2])}, torch.device("cpu"), channels_last=True
+        )
+        assert (
+            scaled.dtype == torch.float32 and torch.equal(scaled, as_float[None]) and labels.tolist() == [2]
+        )
         assert scaled.is_contiguous(memory_format=torch.channels_last)

@@ -54,7 +54,9 @@ def test_full_download_verifies(dataset, tmp_path):
         assert got.read_bytes() == (root / entry["name"]).read_bytes()
     assert not list((tmp_path / "out").glob("*.part"))
     assert verify_files(tmp_path / "out") == []
-    assert sorted(p.rsplit("/", 1)[-1] for p in server.paths()) == sorted(f["name"] for f in manifest["files"])
+    assert sorted(p.rsplit("/", 1)[-1] for p in server.paths()) == sorted(
+        f["name"] for f in manifest["files"]
+    )
 
 
 def test_fetch_writes_the_dataset_cards_of_the_files_it_holds(dataset, tmp_path):
@@ -80,7 +82,9 @@ def test_fetch_writes_the_dataset_cards_of_the_files_it_holds(dataset, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "README.md", "croissant.json"])
-def test_a_folder_where_fetch_writes_its_own_file_is_refused_before_any_download(dataset, tmp_path, capsys, name):
+def test_a_folder_where_fetch_writes_its_own_file_is_refused_before_any_download(
+    dataset, tmp_path, capsys, name
+):
     root, _ = dataset
     out = tmp_path / "out"
     (out / name).mkdir(parents=True)
@@ -157,8 +161,21 @@ def test_flipped_byte_is_rejected_and_deleted(dataset, tmp_path):
         with pytest.raises(FetchError, match="SHA-256 mismatch"):
             fetch(m, out, workers=2, **FAST)
         # the CLI face reports it as an error and exits 2
-        assert cli_main(["fetch", "--manifest", str(m), "--out", str(tmp_path / "out2"),
-                         "--variants", "test_all", "--no-progress"]) == 2
+        assert (
+            cli_main(
+                [
+                    "fetch",
+                    "--manifest",
+                    str(m),
+                    "--out",
+                    str(tmp_path / "out2"),
+                    "--variants",
+                    "test_all",
+                    "--no-progress",
+                ]
+            )
+            == 2
+        )
     assert not (out / name).exists()
     assert not (out / (name + ".part")).exists()
     assert not (tmp_path / "out2" / name).exists()
@@ -166,8 +183,20 @@ def test_flipped_byte_is_rejected_and_deleted(dataset, tmp_path):
     assert (out / "train_none.h5").is_file() and (out / "test_40.h5").is_file()
 
 
-HOSTILE_NAMES = ["../x", "/etc/x", "a/b", "..", ".", "a\\b", "x\x00.h5", "", ".hidden", "ok.h5.part",
-                 "manifest.json", "C:evil"]
+HOSTILE_NAMES = [
+    "../x",
+    "/etc/x",
+    "a/b",
+    "..",
+    ".",
+    "a\\b",
+    "x\x00.h5",
+    "",
+    ".hidden",
+    "ok.h5.part",
+    "manifest.json",
+    "C:evil",
+]
 
 
 @pytest.mark.parametrize("bad_name", HOSTILE_NAMES)
@@ -186,10 +215,19 @@ def test_hostile_names_refused_before_any_request(dataset, tmp_path, bad_name):
     assert not Path("/etc/x.part").exists()
 
 
-@pytest.mark.parametrize("field,value", [
-    ("bytes", -1), ("bytes", "12"), ("bytes", 1.5), ("bytes", True),
-    ("sha256", "ABC"), ("sha256", "G" * 64), ("sha256", "A" * 64), ("sha256", None),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("bytes", -1),
+        ("bytes", "12"),
+        ("bytes", 1.5),
+        ("bytes", True),
+        ("sha256", "ABC"),
+        ("sha256", "G" * 64),
+        ("sha256", "A" * 64),
+        ("sha256", None),
+    ],
+)
 def test_malformed_sizes_and_hashes_refused(dataset, field, value):
     _, manifest = dataset
     data = json.loads(json.dumps(manifest))
@@ -200,8 +238,11 @@ def test_malformed_sizes_and_hashes_refused(dataset, field, value):
 
 def test_bad_base_url_and_format_refused(dataset):
     _, manifest = dataset
-    for change, pattern in [({"base_url": "ftp://x/"}, "base_url"), ({"format": "other/1"}, "format"),
-                            ({"files": {"a": 1}}, "files")]:
+    for change, pattern in [
+        ({"base_url": "ftp://x/"}, "base_url"),
+        ({"format": "other/1"}, "format"),
+        ({"files": {"a": 1}}, "files"),
+    ]:
         data = dict(manifest, **change)
         with pytest.raises(UserError, match=pattern):
             fetchable_entries(data)
@@ -228,8 +269,23 @@ def test_base_url_override_wins_over_manifest(dataset, tmp_path):
     root, _ = dataset
     with serve(root) as server:
         m = _manifest_copy(dataset, tmp_path, base_url="http://127.0.0.1:9/wrong/")
-        assert cli_main(["fetch", "--manifest", str(m), "--out", str(tmp_path / "o"), "--variants",
-                         "test_40", "--base-url", server.url, "--no-progress"]) == 0
+        assert (
+            cli_main(
+                [
+                    "fetch",
+                    "--manifest",
+                    str(m),
+                    "--out",
+                    str(tmp_path / "o"),
+                    "--variants",
+                    "test_40",
+                    "--base-url",
+                    server.url,
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     assert server.paths() == ["/files/test_40.h5"]
 
 
@@ -237,7 +293,9 @@ def test_retries_back_off_exponentially_then_give_up(dataset, tmp_path, monkeypa
     import generator.distribution.fetch
 
     delays = []
-    monkeypatch.setattr(generator.distribution.fetch, "_backoff_wait", lambda seconds, stop: delays.append(seconds))
+    monkeypatch.setattr(
+        generator.distribution.fetch, "_backoff_wait", lambda seconds, stop: delays.append(seconds)
+    )
     m = _manifest_copy(dataset, tmp_path, base_url="http://127.0.0.1:9/")  # discard port: refused
     with pytest.raises(FetchError, match="gave up after 3 retries"):
         fetch(m, tmp_path / "o", variants=["test_40"], retries=3, backoff=0.5, progress=False, timeout=5)
@@ -257,15 +315,20 @@ def test_any_accepted_name_stays_directly_inside_out(name):
     assert target.parent == out and target.name == name and ".." not in name
 
 
-@pytest.mark.parametrize("argv", [
-    ["fetch", "--manifest", "/nonexistent/manifest.json", "--out", "OUT"],
-    ["fetch", "--manifest", "MANIFEST", "--out", "OUT", "--variants", "no_such_variant"],
-    ["fetch", "--manifest", "MANIFEST", "--out", "OUT", "--workers", "0"],
-    ["info", "no_such_variant"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fetch", "--manifest", "/nonexistent/manifest.json", "--out", "OUT"],
+        ["fetch", "--manifest", "MANIFEST", "--out", "OUT", "--variants", "no_such_variant"],
+        ["fetch", "--manifest", "MANIFEST", "--out", "OUT", "--workers", "0"],
+        ["info", "no_such_variant"],
+    ],
+)
 def test_cli_errors_exit_2(dataset, tmp_path, capsys, argv):
     root, _ = dataset
-    argv = [a.replace("MANIFEST", str(root / "manifest.json")).replace("OUT", str(tmp_path / "o")) for a in argv]
+    argv = [
+        a.replace("MANIFEST", str(root / "manifest.json")).replace("OUT", str(tmp_path / "o")) for a in argv
+    ]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error" in err[0]

@@ -62,7 +62,9 @@ def test_drip_feed_forever_gives_up_in_bounded_time_and_keeps_the_part(dataset, 
         m = _manifest(dataset, tmp_path, base_url=server.url)
         start = time.monotonic()
         with pytest.raises(FetchError, match=r"too slow .* gave up after 2 retries; \d+ bytes kept"):
-            fetch(m, tmp_path / "out", variants=["test_40"], retries=2, min_speed=1000, speed_window=0.3, **FAST)
+            fetch(
+                m, tmp_path / "out", variants=["test_40"], retries=2, min_speed=1000, speed_window=0.3, **FAST
+            )
         elapsed = time.monotonic() - start
     # 3 attempts of ~0.3 s each; a per-read timeout alone would wait for the whole file (minutes)
     assert elapsed < 8, elapsed
@@ -110,8 +112,9 @@ def test_folder_in_the_way_is_one_clear_error(dataset, tmp_path, capsys):
     (out / "test_40.h5").mkdir(parents=True)
     with serve(dataset[0]) as server:
         m = _manifest(dataset, tmp_path, base_url=server.url)
-        code = cli_main(["fetch", "--manifest", str(m), "--out", str(out), "--variants", "test_40",
-                         "--no-progress"])
+        code = cli_main(
+            ["fetch", "--manifest", str(m), "--out", str(out), "--variants", "test_40", "--no-progress"]
+        )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "Traceback" not in err
     assert "test_40.h5: a folder is in the way" in err
@@ -161,11 +164,17 @@ def test_lock_is_exclusive_across_processes_and_released_on_exit(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, time; from generator.lock import folder_lock\n"
-            "with folder_lock(sys.argv[1], 'generate', wait=0):\n"
-            "    print('held', flush=True); time.sleep(3)\n")
-    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, time; from generator.lock import folder_lock\n"
+        "with folder_lock(sys.argv[1], 'generate', wait=0):\n"
+        "    print('held', flush=True); time.sleep(3)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     try:
         assert child.stdout.readline().strip() == "held"
         with pytest.raises(UserError, match=rf"in use by process {child.pid} \(a generate run"):
@@ -180,8 +189,21 @@ def test_lock_is_exclusive_across_processes_and_released_on_exit(tmp_path):
 
 def test_partial_fetch_then_verify_checks_only_what_was_fetched(dataset, tmp_path, capsys):
     out = tmp_path / "out"
-    assert cli_main(["fetch", "--manifest", str(dataset[0]), "--out", str(out), "--variants", "test_all",
-                     "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "fetch",
+                "--manifest",
+                str(dataset[0]),
+                "--out",
+                str(out),
+                "--variants",
+                "test_all",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     from generator.cli import main
 
@@ -205,8 +227,27 @@ def test_terminal_escapes_and_long_names_are_neutralised(dataset, tmp_path, caps
     assert "\\x1b]0;pwned" in out and "\\u202e" in out
 
     long_url = "http://127.0.0.1:9/" + "a" * 10_000 + "/"
-    assert cli_main(["fetch", "--manifest", str(m), "--base-url", long_url, "--out", str(tmp_path / "o"),
-                     "--variants", "test_40", "--retries", "0", "--timeout", "1", "--no-progress"]) == 2
+    assert (
+        cli_main(
+            [
+                "fetch",
+                "--manifest",
+                str(m),
+                "--base-url",
+                long_url,
+                "--out",
+                str(tmp_path / "o"),
+                "--variants",
+                "test_40",
+                "--retries",
+                "0",
+                "--timeout",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < 1500 and "a" * 200 not in err, err[:300]
 
@@ -225,8 +266,20 @@ def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monke
     with serve(dataset[0]) as server:
         m = _manifest(dataset, tmp_path, base_url=server.url)
         monkeypatch.setattr(fetch_module, "_copy_capped", interrupted)
-        code = cli_main(["fetch", "--manifest", str(m), "--out", str(out), "--variants", "test_40",
-                         "--workers", "1", "--no-progress"])
+        code = cli_main(
+            [
+                "fetch",
+                "--manifest",
+                str(m),
+                "--out",
+                str(out),
+                "--variants",
+                "test_40",
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
         err = capsys.readouterr().err.strip()
         assert code == 130 and "\n" not in err and "interrupted" in err and "Traceback" not in err
         assert (out / "test_40.h5.part").stat().st_size == 100
@@ -267,8 +320,22 @@ def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys, sigint_ra
         start = time.monotonic()
         timer.start()
         try:
-            code = cli_main(["fetch", "--manifest", str(m), "--out", str(out), "--workers", "3", "--min-speed", "0",
-                             "--timeout", "2", "--no-progress"])
+            code = cli_main(
+                [
+                    "fetch",
+                    "--manifest",
+                    str(m),
+                    "--out",
+                    str(out),
+                    "--workers",
+                    "3",
+                    "--min-speed",
+                    "0",
+                    "--timeout",
+                    "2",
+                    "--no-progress",
+                ]
+            )
         finally:
             timer.cancel()
         elapsed = time.monotonic() - start

@@ -19,8 +19,11 @@ def _run_python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_generator_never_imports_torch():
-    modules = [m.name for m in pkgutil.walk_packages(generator.__path__, "generator.")
-               if not m.name.endswith("__main__")]
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(generator.__path__, "generator.")
+        if not m.name.endswith("__main__")
+    ]
     assert len(modules) > 5
     code = (
         "import importlib, sys\n"
@@ -54,8 +57,23 @@ def test_import_plus_one_insertion_is_fast():
 def test_cli_lists_every_command_group():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    expected = {"insert", "templates", "synth-ham10000", "generate", "verify", "fetch", "list", "info",
-                "publish", "train", "predict", "sweep", "evaluate", "gradcam", "export"}
+    expected = {
+        "insert",
+        "templates",
+        "synth-ham10000",
+        "generate",
+        "verify",
+        "fetch",
+        "list",
+        "info",
+        "publish",
+        "train",
+        "predict",
+        "sweep",
+        "evaluate",
+        "gradcam",
+        "export",
+    }
     missing = expected - set(sub.choices)
     assert not missing, f"subcommands not wired: {sorted(missing)}"
 
@@ -66,8 +84,16 @@ def test_cli_without_command_exits_2(capsys):
 
 def test_layout_and_pins():
     assert not (REPO / "site" / "__init__.py").exists(), "site/ must never be a Python package"
-    for path in ["pyproject.toml", "mkdocs.yml", "generator/data_manifest.json", "README.md", "Makefile", ".ci/run",
-                 "LICENSE", "CITATION.cff"]:
+    for path in [
+        "pyproject.toml",
+        "mkdocs.yml",
+        "generator/data_manifest.json",
+        "README.md",
+        "Makefile",
+        ".ci/run",
+        "LICENSE",
+        "CITATION.cff",
+    ]:
         assert (REPO / path).is_file(), path
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     train = project["project"]["optional-dependencies"]["train"]

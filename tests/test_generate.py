@@ -159,8 +159,22 @@ def test_shards_then_merge_equal_a_single_run(built, source, tmp_path):
     shutil.rmtree(sharded / ".cache" / "done")
     for p in sharded.glob("*.h5"):
         p.unlink()
-    assert main(["generate", "--source", str(source), "--out", str(sharded), "--seed", str(SEED), "--merge",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--source",
+                str(source),
+                "--out",
+                str(sharded),
+                "--seed",
+                str(SEED),
+                "--merge",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert _shas(sharded) == _shas(out)
     assert not (sharded / ".cache").exists()
 
@@ -201,8 +215,19 @@ def _run_and_kill(cmd, out: Path, ready) -> bool:
 def test_killed_run_is_rejected_then_resumed(built, source, tmp_path):
     out, _ = built
     target = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "generator", "generate", "--source", str(source), "--out", str(target),
-           "--seed", str(SEED), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "generator",
+        "generate",
+        "--source",
+        str(source),
+        "--out",
+        str(target),
+        "--seed",
+        str(SEED),
+        "--quiet",
+    ]
     stages = [
         lambda o: any((o / ".cache").glob(".rows-*.partial")),  # while rendering into the row cache
         lambda o: len(list(o.glob("*.h5"))) >= 8,  # part-way through the variant files
@@ -221,15 +246,18 @@ def test_killed_run_is_rejected_then_resumed(built, source, tmp_path):
     assert not list(target.glob(".*partial")) and not (target / ".cache").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--shard", "2/2"], "--shard"),
-    (["--shard", "a/b"], "--shard"),
-    (["--shard", "0/0"], "--shard"),
-    (["--size", "64"], "--size"),
-    (["--variants", "test_99"], "test_99"),
-    (["--workers", "0"], "--workers"),
-    (["--merge"], "--merge"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--shard", "2/2"], "--shard"),
+        (["--shard", "a/b"], "--shard"),
+        (["--shard", "0/0"], "--shard"),
+        (["--size", "64"], "--size"),
+        (["--variants", "test_99"], "test_99"),
+        (["--workers", "0"], "--workers"),
+        (["--merge"], "--merge"),
+    ],
+)
 def test_bad_arguments_exit_2_without_outputs(source, tmp_path, capsys, args, needle):
     out = tmp_path / "out"
     code = main(["generate", "--source", str(source), "--out", str(out), "--quiet", *args])

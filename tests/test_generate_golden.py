@@ -29,7 +29,16 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "generator" / "data_manifest.json"
 VERSIONS = Path(__file__).resolve().parent / "data_manifest_versions.json"
 SCALE, TEST_SCALE, DIFFICULTY, SIZE, SEED = 0.05, 0.15, "easy", (128, 96), 0
-COMPARED = ("name", "variant", "split", "rows", "class_counts", "artefact_counts", "n_artefact", "content_digest")
+COMPARED = (
+    "name",
+    "variant",
+    "split",
+    "rows",
+    "class_counts",
+    "artefact_counts",
+    "n_artefact",
+    "content_digest",
+)
 
 
 def library_versions() -> dict:
@@ -41,17 +50,32 @@ def library_versions() -> dict:
     import scipy
     from PIL import features
 
-    return {"pillow": PIL.__version__, "zlib": features.version("zlib"), "libjpeg": features.version("jpg"),
-            "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version, "numpy": numpy.__version__,
-            "opencv": cv2.__version__, "scipy": scipy.__version__}
+    return {
+        "pillow": PIL.__version__,
+        "zlib": features.version("zlib"),
+        "libjpeg": features.version("jpg"),
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        "numpy": numpy.__version__,
+        "opencv": cv2.__version__,
+        "scipy": scipy.__version__,
+    }
 
 
 def build_demo(folder: Path, workers: int = 2) -> dict:
     from generator.sources.synth import synthesize_ham10000
     from generator.variants.build import generate
 
-    source = synthesize_ham10000(folder / "src", scale=SCALE, test_scale=TEST_SCALE, difficulty=DIFFICULTY, seed=SEED,
-                                 size=SIZE, workers=workers, progress=False)
+    source = synthesize_ham10000(
+        folder / "src",
+        scale=SCALE,
+        test_scale=TEST_SCALE,
+        difficulty=DIFFICULTY,
+        seed=SEED,
+        size=SIZE,
+        workers=workers,
+        progress=False,
+    )
     # As `make demo`: the source is already 128x96, so generate keeps it (and the JPEG bytes) as is.
     return generate(source, folder / "data", seed=SEED, workers=workers, progress=False)
 
@@ -82,10 +106,15 @@ def test_demo_build_bytes_match_data_manifest(demo_build):
     recorded = json.loads(VERSIONS.read_text())
     here = library_versions()
     if recorded != here:
-        differ = ", ".join(f"{k} {recorded.get(k)} -> {here.get(k)}" for k in sorted(set(recorded) | set(here))
-                           if recorded.get(k) != here.get(k))
-        pytest.skip(f"byte comparison needs the libraries recorded in {VERSIONS.name} ({differ}); "
-                    "the content digests are compared regardless")
+        differ = ", ".join(
+            f"{k} {recorded.get(k)} -> {here.get(k)}"
+            for k in sorted(set(recorded) | set(here))
+            if recorded.get(k) != here.get(k)
+        )
+        pytest.skip(
+            f"byte comparison needs the libraries recorded in {VERSIONS.name} ({differ}); "
+            "the content digests are compared regardless"
+        )
     golden = load_manifest(GOLDEN)
     assert [e["sha256"] for e in demo_build["files"]] == [e["sha256"] for e in golden["files"]]
 

@@ -28,15 +28,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Dropout(0.2), torch.nn.Linear(128, num_classes))
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(128, num_classes),
+    )
 
 
 def _config(data_dir, **changes):
     from training.run.engine import TrainConfig
 
-    values = {"arch": "small_cnn", "data": str(data_dir), "image_size": 32, "epochs": 3, "batch_size": 8,
-              "optimizer": "sgd", "lr": 0.05, "max_train_images": 24, "workers": 0, "predict": False, "seed": 5}
+    values = {
+        "arch": "small_cnn",
+        "data": str(data_dir),
+        "image_size": 32,
+        "epochs": 3,
+        "batch_size": 8,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "max_train_images": 24,
+        "workers": 0,
+        "predict": False,
+        "seed": 5,
+    }
     return TrainConfig(**{**values, **changes})
 
 
@@ -56,6 +73,7 @@ def small_cnn(monkeypatch):
 
 # --- 1. resume from a checkpoint written on another device ---------------------------------------
 
+
 def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, monkeypatch):
     """A checkpoint whose tensors were saved on cuda:0: weights, optimizer and scheduler load, and both
     RNG states reach set_rng_state as CPU ByteTensors (the only kind it accepts)."""
@@ -70,9 +88,16 @@ def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, mon
     scheduler.step()
     cpu_state = torch.get_rng_state()
     fake_cuda_state = torch.randint(0, 255, (16,), dtype=torch.uint8)
-    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                  "rng": {"torch": cpu_state, "cuda": fake_cuda_state},
-                  "epoch": 2, "best_metric": 0.5, "best_epoch": 1, "epochs_without_improvement": 1}
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {"torch": cpu_state, "cuda": fake_cuda_state},
+        "epoch": 2,
+        "best_metric": 0.5,
+        "best_epoch": 1,
+        "epochs_without_improvement": 1,
+    }
     path = tmp_path / "last.pt"
     with monkeypatch.context() as m:  # every storage recorded as living on cuda:0, as a GPU run writes them
         m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
@@ -85,9 +110,12 @@ def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, mon
 
     def strict(name):
         def set_state(state, *device):
-            if not (isinstance(state, torch.Tensor) and state.device.type == "cpu" and state.dtype == torch.uint8):
+            if not (
+                isinstance(state, torch.Tensor) and state.device.type == "cpu" and state.dtype == torch.uint8
+            ):
                 raise TypeError("RNG state must be a torch.ByteTensor")
             received[name] = (state.clone(), device)
+
         return set_state
 
     monkeypatch.setattr(torch, "set_rng_state", strict("cpu"))
@@ -98,13 +126,20 @@ def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, mon
     state = engine.resume_from(path, fresh, fresh_optimizer, fresh_scheduler, torch.device("cuda", 0))
 
     assert state == {"epoch": 2, "best_metric": 0.5, "best_epoch": 1, "epochs_without_improvement": 1}
-    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True)
+    )
     momentum = [fresh_optimizer.state[p]["momentum_buffer"] for p in fresh.parameters()]
-    assert all(torch.equal(a, optimizer.state[p]["momentum_buffer"])
-               for a, p in zip(momentum, model.parameters(), strict=True))
+    assert all(
+        torch.equal(a, optimizer.state[p]["momentum_buffer"])
+        for a, p in zip(momentum, model.parameters(), strict=True)
+    )
     assert fresh_scheduler.last_epoch == 1
     assert torch.equal(received["cpu"][0], cpu_state)
-    assert torch.equal(received["cuda"][0], fake_cuda_state) and received["cuda"][1] == (torch.device("cuda", 0),)
+    assert torch.equal(received["cuda"][0], fake_cuda_state) and received["cuda"][1] == (
+        torch.device("cuda", 0),
+    )
 
 
 def test_a_cpu_started_run_may_resume_on_a_gpu_but_not_with_another_experiment():
@@ -113,16 +148,34 @@ def test_a_cpu_started_run_may_resume_on_a_gpu_but_not_with_another_experiment()
     from training.run.engine import TrainConfig, _comparable
 
     config = asdict(TrainConfig(arch="resnet34", data="data"))
-    on_cpu = {**config, "device": "cpu", "amp_dtype": None, "torch": "2.14.1", "world_size": 1,
-              "pretrained": False, "weights_file": None, "workers": 0}
-    on_gpu = {**config, "device": "cuda:0", "amp_dtype": "bfloat16", "torch": "2.11.0", "world_size": 1,
-              "pretrained": False, "weights_file": None, "workers": 14, "checkpoint_every": 2}
+    on_cpu = {
+        **config,
+        "device": "cpu",
+        "amp_dtype": None,
+        "torch": "2.14.1",
+        "world_size": 1,
+        "pretrained": False,
+        "weights_file": None,
+        "workers": 0,
+    }
+    on_gpu = {
+        **config,
+        "device": "cuda:0",
+        "amp_dtype": "bfloat16",
+        "torch": "2.11.0",
+        "world_size": 1,
+        "pretrained": False,
+        "weights_file": None,
+        "workers": 14,
+        "checkpoint_every": 2,
+    }
     assert _comparable(on_cpu) == _comparable(on_gpu)
     for field, value in (("lr", 0.1), ("pretrained", True), ("world_size", 2), ("seed", 1)):
         assert _comparable(on_cpu) != _comparable({**on_gpu, field: value}), field
 
 
 # --- 3, 7. loader seeds: per rank, per (epoch, row), persistent workers ---------------------------
+
 
 def test_loader_seeds_depend_on_rank_and_ranks_draw_disjoint_rows():
     from torch.utils.data.distributed import DistributedSampler
@@ -133,8 +186,9 @@ def test_loader_seeds_depend_on_rank_and_ranks_draw_disjoint_rows():
     data = list(range(20))
     drawn = []
     for rank in (0, 1):
-        sampler = SampleSeeds(DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=3, drop_last=True),
-                              seed=3)
+        sampler = SampleSeeds(
+            DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=3, drop_last=True), seed=3
+        )
         sampler.set_epoch(1)
         drawn.append(list(sampler))
     positions = [{p for p, _ in d} for d in drawn]
@@ -161,9 +215,13 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
     from training.data.variant_dataset import HDF5VariantDataset
     from training.run.engine import train_loader
 
-    dataset = HDF5VariantDataset(train_dir / "train_none.h5", indices=np.arange(12),
-                                 transform=train_transform(32, float_output=False), decode_size=(32, 32),
-                                 with_masks=False)
+    dataset = HDF5VariantDataset(
+        train_dir / "train_none.h5",
+        indices=np.arange(12),
+        transform=train_transform(32, float_output=False),
+        decode_size=(32, 32),
+        with_masks=False,
+    )
     cpu = torch.device("cpu")
     loader, sampler = train_loader(dataset, _config(train_dir, workers=2, batch_size=4), cpu, drop_last=False)
     assert loader.persistent_workers and loader.num_workers == 2
@@ -174,7 +232,9 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
     assert sorted(first) == sorted(second) == list(range(12)) and list(first) != list(second)  # reshuffled
     assert sum(not torch.equal(first[i], second[i]) for i in first) >= 10  # new augmentations
 
-    loader0, sampler0 = train_loader(dataset, _config(train_dir, workers=0, batch_size=4), cpu, drop_last=False)
+    loader0, sampler0 = train_loader(
+        dataset, _config(train_dir, workers=0, batch_size=4), cpu, drop_last=False
+    )
     again = _epoch_images(loader0, sampler0, 1)
     assert list(again) == list(second)  # the same order: the shuffle does not depend on the loader's state
     assert all(torch.equal(again[i], second[i]) for i in second)
@@ -182,10 +242,13 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
 
 # --- 4. the host-sync-free step ------------------------------------------------------------------
 
+
 def _fake_batch(n=4, size=16, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {"image": torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
-            "label": torch.randint(0, 7, (n,), generator=g)}
+    return {
+        "image": torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
+        "label": torch.randint(0, 7, (n,), generator=g),
+    }
 
 
 def test_training_steps_read_nothing_back_until_the_sync_point(monkeypatch):
@@ -202,6 +265,7 @@ def test_training_steps_read_nothing_back_until_the_sync_point(monkeypatch):
         def counted(self, *args, _original=original, _name=name, **kwargs):
             reads.append(_name)
             return _original(self, *args, **kwargs)
+
         monkeypatch.setattr(torch.Tensor, name, counted)
 
     tracker = LossTracker(torch.device("cpu"), sync_every=3, what="run")
@@ -216,7 +280,9 @@ def test_training_steps_read_nothing_back_until_the_sync_point(monkeypatch):
     assert running[0] is None and running[1] is None and np.isfinite(running[2]) and np.isfinite(mean)
 
 
-def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(tmp_path, train_dir, small_cnn, monkeypatch):
+def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(
+    tmp_path, train_dir, small_cnn, monkeypatch
+):
     from training import engine
 
     tracker = engine.LossTracker(torch.device("cpu"), sync_every=3, what="runs/x epoch 1")
@@ -232,9 +298,12 @@ def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(tmp_path
         calls.append(1)
         loss = real_loss(*args, **kwargs)
         return loss * float("inf") if len(calls) == 5 else loss  # epoch 2's second step
+
     monkeypatch.setattr(engine, "training_loss", diverging)
     run = tmp_path / "diverged"
-    with pytest.raises(RunFailed, match=re.escape(f"{run} (small_cnn train_none fold 0) epoch 2: non-finite loss")):
+    with pytest.raises(
+        RunFailed, match=re.escape(f"{run} (small_cnn train_none fold 0) epoch 2: non-finite loss")
+    ):
         engine.train(_config(train_dir, checkpoint_every=1), run, progress=False)
     assert len(calls) == 6  # 3 steps an epoch: caught at epoch 2's end, the one sync of a short epoch
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # the diverged epoch is never saved
@@ -242,21 +311,32 @@ def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(tmp_path
 
 # --- 6. bf16 autocast: the detector's backbone only ----------------------------------------------
 
+
 def test_detector_autocast_covers_the_backbone_only():
     from training.models import build_model
     from training.run.engine import amp_scope
 
-    tiny = {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20, "box_batch_size_per_image": 16,
-            "box_representation_size": 64, "mask_roi_size": 7, "mask_head_layers": 1}
+    tiny = {
+        "rpn_pre_nms_top_n_train": 50,
+        "rpn_post_nms_top_n_train": 20,
+        "box_batch_size_per_image": 16,
+        "box_representation_size": 64,
+        "mask_roi_size": 7,
+        "mask_head_layers": 1,
+    }
     torch.manual_seed(0)
     model = build_model("maskrcnn_resnet34", image_size=64, detector_options=tiny).train()
     dtypes = {}
 
     def record(name):
         def hook(module, inputs, output):
-            tensor = output if isinstance(output, torch.Tensor) else (
-                inputs[0][0] if isinstance(inputs[0], list) else output[0])
+            tensor = (
+                output
+                if isinstance(output, torch.Tensor)
+                else (inputs[0][0] if isinstance(inputs[0], list) else output[0])
+            )
             dtypes[name] = tensor.dtype
+
         return hook
 
     model.backbone.body.layer2.register_forward_hook(record("backbone"))
@@ -264,8 +344,14 @@ def test_detector_autocast_covers_the_backbone_only():
     model.roi_heads.box_predictor.register_forward_hook(record("box_predictor"))
     model.roi_heads.mask_predictor.register_forward_hook(record("mask_predictor"))
     images = [torch.rand(3, 64, 64) for _ in range(2)]
-    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([3]),
-                "masks": torch.zeros(1, 64, 64, dtype=torch.uint8)} for _ in range(2)]
+    targets = [
+        {
+            "boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]),
+            "labels": torch.tensor([3]),
+            "masks": torch.zeros(1, 64, 64, dtype=torch.uint8),
+        }
+        for _ in range(2)
+    ]
     with amp_scope(model, "maskrcnn_resnet34", "cpu", enabled=True):
         losses = model(images, targets)
     assert dtypes["backbone"] == torch.bfloat16
@@ -282,6 +368,7 @@ def test_detector_autocast_covers_the_backbone_only():
 
 # --- 7. DDP set-up -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("spec, backend", [("cuda", "nccl"), ("auto", "nccl"), ("cpu", "gloo")])
 def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, monkeypatch):
     import torch.distributed as dist
@@ -292,10 +379,15 @@ def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, mo
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", torch.device(device))))
+    monkeypatch.setattr(
+        torch.cuda, "set_device", lambda device: calls.append(("set_device", torch.device(device)))
+    )
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
-    monkeypatch.setattr(dist, "init_process_group",
-                        lambda backend, **kwargs: calls.append(("init", backend, kwargs.get("device_id"))))
+    monkeypatch.setattr(
+        dist,
+        "init_process_group",
+        lambda backend, **kwargs: calls.append(("init", backend, kwargs.get("device_id"))),
+    )
     monkeypatch.setattr(dist, "get_rank", lambda: 1)
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     result = init_distributed(spec)
@@ -308,14 +400,20 @@ def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, mo
 
 # --- 8. checkpoint cadence, stop at an epoch boundary on a signal ---------------------------------
 
-def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_boundary(tmp_path, train_dir, small_cnn,
-                                                                                   monkeypatch, sigint_raises):
+
+def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_boundary(
+    tmp_path, train_dir, small_cnn, monkeypatch, sigint_raises
+):
     from training import engine
 
     saved = []
     real_save = engine._save
-    monkeypatch.setattr(engine, "_save", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path)))
-    straight = engine.train(_config(train_dir, epochs=5, checkpoint_every=2), tmp_path / "straight", progress=False)
+    monkeypatch.setattr(
+        engine, "_save", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
+    )
+    straight = engine.train(
+        _config(train_dir, epochs=5, checkpoint_every=2), tmp_path / "straight", progress=False
+    )
     assert straight["epochs_run"] == 5
     assert saved.count("last.pt") == 3  # epochs 2, 4 and the end (5)
     assert torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["epoch"] == 5
@@ -330,6 +428,7 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
         if len(steps) == 5:
             signal.raise_signal(signal.SIGINT)
         return real_step(*args, **kwargs)
+
     monkeypatch.setattr(engine, "train_step", step)
     previous = signal.getsignal(signal.SIGINT)
     run = tmp_path / "signalled"
@@ -343,17 +442,26 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
     a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
     b = torch.load(run / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-exact on CPU
-    assert [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
+    assert [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 # --- 8. predictions: no hashing pass, channels_last model -----------------------------------------
+
 
 def test_predictions_never_read_image_bytes_to_find_shared_images(tmp_path, monkeypatch):
     from generator.variants.store import VariantReader
     from training.run.predict import predict_variants, read_predictions
 
     data = write_synthetic_data(tmp_path / "data", n_train=2, n_test=6, train_variants=())
-    monkeypatch.setattr(VariantReader, "image_bytes", lambda self, i: pytest.fail("image bytes read for a key"))
+    monkeypatch.setattr(
+        VariantReader, "image_bytes", lambda self, i: pytest.fail("image bytes read for a key")
+    )
     seen = []
     model = _small_cnn().eval()
     model.register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
@@ -364,10 +472,13 @@ def test_predictions_never_read_image_bytes_to_find_shared_images(tmp_path, monk
     assert not np.allclose(clean["score_akiec"], everywhere["score_akiec"])
     test_40 = read_predictions(tmp_path / "pred" / "test_40.csv")
     pick = test_40["has_artefact"] == 0
-    assert 0 < pick.sum() < 6 and np.array_equal(test_40.loc[pick, "score_akiec"], clean.loc[pick, "score_akiec"])
+    assert 0 < pick.sum() < 6 and np.array_equal(
+        test_40.loc[pick, "score_akiec"], clean.loc[pick, "score_akiec"]
+    )
 
 
 # --- 8. grad-cam's detector target stays on the outputs' device -------------------------------------
+
 
 def test_gradcam_detector_target_keeps_cpu_tensors_on_a_cuda_machine(monkeypatch):
     pytest.importorskip("pytorch_grad_cam")
@@ -376,23 +487,41 @@ def test_gradcam_detector_target_keeps_cpu_tensors_on_a_cuda_machine(monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *a, **k: pytest.fail(".cuda() on a CPU run"))
     target = FasterRCNNBoxScoreTarget(labels=[2], bounding_boxes=[torch.tensor([0.0, 0.0, 10.0, 10.0])])
-    score = target({"boxes": torch.tensor([[0.0, 0.0, 10.0, 9.0]]), "labels": torch.tensor([2]),
-                    "scores": torch.tensor([0.7])})
+    score = target(
+        {
+            "boxes": torch.tensor([[0.0, 0.0, 10.0, 9.0]]),
+            "labels": torch.tensor([2]),
+            "scores": torch.tensor([0.7]),
+        }
+    )
     assert score.device.type == "cpu" and float(score) == pytest.approx(0.9 + 0.7)
 
 
 # --- the GPU benchmark script, in its CPU smoke mode ------------------------------------------------
 
+
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_gives_every_figure(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     figures = {line["figure"]: line for line in lines}
-    assert set(figures) == {"versions", "ceiling", "loader", "train_resnet34", "train_fasterrcnn_resnet34",
-                            "train_maskrcnn_resnet34"}, result.stdout
+    assert set(figures) == {
+        "versions",
+        "ceiling",
+        "loader",
+        "train_resnet34",
+        "train_fasterrcnn_resnet34",
+        "train_maskrcnn_resnet34",
+    }, result.stdout
     assert not [line for line in lines if "error" in line or "skipped" in line]
     assert figures["versions"]["torch"] == torch.__version__
     ceiling = figures["ceiling"]["batches"]
@@ -404,7 +533,10 @@ def test_gpu_benchmark_smoke_gives_every_figure(tmp_path):
     assert resnet["resume_max_abs_weight_diff"] == 0.0  # bit-exact on CPU
     for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
         detector = figures[f"train_{arch}"]
-        assert detector["images_per_s"] > 0 and detector["amp_backbone_step_ms"] > 0 < detector["amp_whole_step_ms"]
+        assert (
+            detector["images_per_s"] > 0
+            and detector["amp_backbone_step_ms"] > 0 < detector["amp_whole_step_ms"]
+        )
 
 
 # --- 7. DDP for real: two gloo ranks on the CPU ----------------------------------------------------
@@ -432,10 +564,25 @@ def test_two_gloo_ranks_train_one_run(tmp_path, train_dir):
         port = s.getsockname()[1]
     procs = []
     for rank in (0, 1):
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, "-c", DDP_RANK, str(ROOT), str(train_dir), str(tmp_path / "run")],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "WORLD_SIZE": "2",
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", DDP_RANK, str(ROOT), str(train_dir), str(tmp_path / "run")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         results = [p.communicate(timeout=240) for p in procs]
     finally:

@@ -17,14 +17,30 @@ from generator.variants.manifest import (
 from generator.variants.store import Row, encode_mask, write_variant
 
 GOOD_ENTRY = {
-    "name": "test_none.h5", "variant": "test_none", "split": "test", "description": "clean",
-    "sha256": "a" * 64, "bytes": 10, "rows": 2, "class_counts": {"nv": 2}, "artefact_counts": {},
-    "n_artefact": 0, "content_digest": "b" * 64,
+    "name": "test_none.h5",
+    "variant": "test_none",
+    "split": "test",
+    "description": "clean",
+    "sha256": "a" * 64,
+    "bytes": 10,
+    "rows": 2,
+    "class_counts": {"nv": 2},
+    "artefact_counts": {},
+    "n_artefact": 0,
+    "content_digest": "b" * 64,
 }
 GOOD = {
-    "format": "ham-artefacts-manifest/1", "generator_version": "0.1.0", "seed": 0, "source_fingerprint": "x",
-    "templates": "builtin@0", "image_size": None, "synthetic": True, "base_url": None, "licence": "CC0",
-    "citation": "c", "files": [GOOD_ENTRY],
+    "format": "ham-artefacts-manifest/1",
+    "generator_version": "0.1.0",
+    "seed": 0,
+    "source_fingerprint": "x",
+    "templates": "builtin@0",
+    "image_size": None,
+    "synthetic": True,
+    "base_url": None,
+    "licence": "CC0",
+    "citation": "c",
+    "files": [GOOD_ENTRY],
 }
 
 
@@ -34,16 +50,19 @@ def _broken(mutate):
     return manifest
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda m: m.pop("files"), "files"),
-    (lambda m: m.update(format="other/1"), "format"),
-    (lambda m: m.update(seed="0"), "seed"),
-    (lambda m: m.update(seed=True), "seed"),
-    (lambda m: m["files"][0].update(sha256="xyz"), "sha256"),
-    (lambda m: m["files"][0].pop("rows"), "rows"),
-    (lambda m: m["files"][0].update(name="../evil.h5"), "name"),
-    (lambda m: m["files"].append(dict(GOOD_ENTRY)), "duplicate"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda m: m.pop("files"), "files"),
+        (lambda m: m.update(format="other/1"), "format"),
+        (lambda m: m.update(seed="0"), "seed"),
+        (lambda m: m.update(seed=True), "seed"),
+        (lambda m: m["files"][0].update(sha256="xyz"), "sha256"),
+        (lambda m: m["files"][0].pop("rows"), "rows"),
+        (lambda m: m["files"][0].update(name="../evil.h5"), "name"),
+        (lambda m: m["files"].append(dict(GOOD_ENTRY)), "duplicate"),
+    ],
+)
 def test_malformed_manifests_are_rejected_naming_the_field(mutate, needle):
     validate_manifest(copy.deepcopy(GOOD))
     with pytest.raises(UserError, match=needle):
@@ -73,12 +92,24 @@ def _rows(level: int, rng_seed: int = 0):
         Image.fromarray(image).save(buf, format="PNG", compress_level=level)
         mask = np.zeros((12, 16), np.uint8)
         mask[2:5, 3:9] = 1
-        yield Row(image_id=f"ISIC_{i:07d}", lesion_id=f"HAM_{i:07d}", label=i % 7, image_bytes=buf.getvalue(),
-                  lesion_mask_bytes=encode_mask(mask), artefact_mask_bytes=encode_mask(mask * 0))
+        yield Row(
+            image_id=f"ISIC_{i:07d}",
+            lesion_id=f"HAM_{i:07d}",
+            label=i % 7,
+            image_bytes=buf.getvalue(),
+            lesion_mask_bytes=encode_mask(mask),
+            artefact_mask_bytes=encode_mask(mask * 0),
+        )
 
 
 def test_content_digest_ignores_compression_but_not_pixels(tmp_path):
-    attrs = {"variant": {"name": "t"}, "split": "test", "seed": 0, "source_fingerprint": "x", "templates": "t"}
+    attrs = {
+        "variant": {"name": "t"},
+        "split": "test",
+        "seed": 0,
+        "source_fingerprint": "x",
+        "templates": "t",
+    }
     fast = write_variant(tmp_path / "fast.h5", _rows(0), 4, attrs)
     small = write_variant(tmp_path / "small.h5", _rows(9), 4, attrs)
     other = write_variant(tmp_path / "other.h5", _rows(9, rng_seed=1), 4, attrs)

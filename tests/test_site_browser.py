@@ -19,14 +19,23 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 pytestmark = [
     pytest.mark.browser,
     # In CI (CI=true) the browser test must run: `make test` installs chromium, so a missing one fails.
-    pytest.mark.skipif(not CHROMIUM.is_file() and not os.environ.get("CI"),
-                       reason="needs Debian chromium at /usr/bin/chromium (make chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.is_file() and not os.environ.get("CI"),
+        reason="needs Debian chromium at /usr/bin/chromium (make chromium)",
+    ),
 ]
 
 
@@ -137,8 +146,10 @@ def test_every_page_loads_offline_without_errors_and_renders_its_charts(server, 
                 # The class dropdown redraws the chart; a legend click dims the other architectures.
                 chart = page.locator("#chart-robustness")
                 chart.locator("select[name='cls_pick']").select_option("mel")
-                dimmed = ("() => [...document.querySelectorAll('#chart-robustness .mark-line path')]"
-                          ".filter(p => parseFloat(p.getAttribute('opacity') || '1') < 0.5).length")
+                dimmed = (
+                    "() => [...document.querySelectorAll('#chart-robustness .mark-line path')]"
+                    ".filter(p => parseFloat(p.getAttribute('opacity') || '1') < 0.5).length"
+                )
                 assert page.evaluate(dimmed) == 0
                 chart.locator(".role-legend-symbol path").first.click()
                 page.wait_for_function(f"() => ({dimmed})() === {len(fx.ARCHS) - 1}", timeout=10_000)
@@ -148,7 +159,9 @@ def test_every_page_loads_offline_without_errors_and_renders_its_charts(server, 
                 header.click()
                 assert header.get_attribute("aria-sort") in ("ascending", "descending")
             if name == "index.html":
-                assert page.locator(".md-banner").inner_text().startswith("Synthetic data, not HAM10000 results")
+                assert (
+                    page.locator(".md-banner").inner_text().startswith("Synthetic data, not HAM10000 results")
+                )
                 page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
             page.wait_for_timeout(200)  # let late console messages arrive
             assert not watch.problems, f"{name}: {watch.problems}"

@@ -27,8 +27,16 @@ def built(built_site) -> Path:
 
 def test_every_page_is_built_with_the_synthetic_banner(built):
     names = {p.name for p in built.glob("*.html")}
-    expected = {"index.html", "robustness.html", "bias.html", "significance.html", "gallery.html",
-                "datasets.html", "methods.html", "downloads.html"}
+    expected = {
+        "index.html",
+        "robustness.html",
+        "bias.html",
+        "significance.html",
+        "gallery.html",
+        "datasets.html",
+        "methods.html",
+        "downloads.html",
+    }
     assert expected <= names
     for name in expected:
         page = (built / name).read_text(encoding="utf-8")
@@ -58,7 +66,9 @@ def test_strict_build_fails_on_a_broken_link_or_anchor(tmp_path, capfd, built_si
     project = tmp_path / "project"
     shutil.copytree(built_site, project, ignore=shutil.ignore_patterns("build"))
     methods = project / "site" / "methods.md"
-    methods.write_text(methods.read_text() + "\n[gone](no-such-page.md) [gone](robustness.md#no-such-anchor)\n")
+    methods.write_text(
+        methods.read_text() + "\n[gone](no-such-page.md) [gone](robustness.md#no-such-anchor)\n"
+    )
     capfd.readouterr()
     with pytest.raises(UserError, match="mkdocs build failed"):
         build_site(project / "mkdocs.yml")

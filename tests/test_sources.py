@@ -45,11 +45,14 @@ def _write_rows(path: Path, rows, delimiter=",", quoting=csv.QUOTE_MINIMAL) -> N
 
 
 def _summary(source: Source):
-    return [(r.image_id, r.lesion_id, r.dx, r.label, r.split, r.image_path.name, r.metadata)
-            for r in [*source.train, *source.test]]
+    return [
+        (r.image_id, r.lesion_id, r.dx, r.label, r.split, r.image_path.name, r.metadata)
+        for r in [*source.train, *source.test]
+    ]
 
 
 # --- reading a good folder --------------------------------------------------------------------
+
 
 def test_loads_synthetic_layout_with_onehot_ground_truth(small_source_dir):
     source = load_source(small_source_dir)
@@ -63,7 +66,10 @@ def test_loads_synthetic_layout_with_onehot_ground_truth(small_source_dir):
     assert set(source.train[0].metadata) == {"dx", "dx_type", "age", "sex", "localization", "dataset"}
     assert {r.image_id for r in source.train}.isdisjoint(r.image_id for r in source.test)
     # Training images are found in both Dataverse part folders.
-    assert {r.image_path.parent.name for r in source.train} == {"HAM10000_images_part_1", "HAM10000_images_part_2"}
+    assert {r.image_path.parent.name for r in source.train} == {
+        "HAM10000_images_part_1",
+        "HAM10000_images_part_2",
+    }
     assert re.fullmatch(r"[0-9a-f]{64}", source.fingerprint)
 
 
@@ -133,11 +139,20 @@ def test_read_mask_provided_resized_and_auto(small_source_dir):
 
 def test_expected_counts_report_only_for_full_sets(tmp_path):
     def fake(split, counts):
-        return [SourceRecord(f"ISIC_{split}{c}{i}", "HAM_x", c, CLASSES.index(c), split, tmp_path, None, {})
-                for c, n in counts.items() for i in range(n)]
+        return [
+            SourceRecord(f"ISIC_{split}{c}{i}", "HAM_x", c, CLASSES.index(c), split, tmp_path, None, {})
+            for c, n in counts.items()
+            for i in range(n)
+        ]
 
-    full = Source(tmp_path, fake("train", EXPECTED_COUNTS["train"]), fake("test", EXPECTED_COUNTS["test"]),
-                  "0" * 64, False, tmp_path / META)
+    full = Source(
+        tmp_path,
+        fake("train", EXPECTED_COUNTS["train"]),
+        fake("test", EXPECTED_COUNTS["test"]),
+        "0" * 64,
+        False,
+        tmp_path / META,
+    )
     text = expected_counts_report(full)
     assert "train: 10015 images" in text and "test: 1511 images" in text and "differs" not in text
     short = dict(EXPECTED_COUNTS["train"], df=100)
@@ -148,6 +163,7 @@ def test_expected_counts_report_only_for_full_sets(tmp_path):
 
 
 # --- bad inputs: each a UserError naming the file (and row) ----------------------------------
+
 
 def _edit_metadata(folder: Path, edit) -> Path:
     rows = _read_rows(folder / META)
@@ -177,7 +193,9 @@ def test_missing_required_columns(small_source_dir):
             del r[i]
 
     path = _edit_metadata(small_source_dir, drop)
-    with pytest.raises(UserError, match=rf"{re.escape(str(path))}: missing required column\(s\) localization"):
+    with pytest.raises(
+        UserError, match=rf"{re.escape(str(path))}: missing required column\(s\) localization"
+    ):
         load_source(small_source_dir)
 
 
@@ -192,8 +210,11 @@ def test_unknown_dx_names_the_row(small_source_dir):
 
 def test_duplicate_image_id(small_source_dir):
     path = _edit_metadata(small_source_dir, lambda rows: rows.append(list(rows[2])))
-    with pytest.raises(UserError, match=rf"{re.escape(str(path))}, row \d+: duplicate image_id ISIC_\d+ "
-                                        r"\(first listed at row 3\)"):
+    with pytest.raises(
+        UserError,
+        match=rf"{re.escape(str(path))}, row \d+: duplicate image_id ISIC_\d+ "
+        r"\(first listed at row 3\)",
+    ):
         load_source(small_source_dir)
 
 
@@ -253,8 +274,11 @@ def test_truncation_by_one_byte_is_detected(small_source_dir):
 def test_mask_of_wrong_size(small_source_dir):
     rec = load_source(small_source_dir).train[0]
     Image.open(rec.mask_path).resize((32, 24)).save(rec.mask_path)
-    with pytest.raises(UserError, match=rf"{re.escape(str(rec.mask_path))}: mask is 32x24 but image "
-                                        rf"{rec.image_id}.jpg is 64x48"):
+    with pytest.raises(
+        UserError,
+        match=rf"{re.escape(str(rec.mask_path))}: mask is 32x24 but image "
+        rf"{rec.image_id}.jpg is 64x48",
+    ):
         read_mask(rec, (48, 64))
 
 
@@ -263,7 +287,9 @@ def test_bad_input_through_the_cli(small_source_dir, capsys):
     cli = pytest.importorskip("generator.cli")
     pytest.importorskip("generator.cli_data")
     (small_source_dir / META).unlink()
-    code = cli.main(["generate", "--source", str(small_source_dir), "--out", str(small_source_dir.parent / "o")])
+    code = cli.main(
+        ["generate", "--source", str(small_source_dir), "--out", str(small_source_dir.parent / "o")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) >= 1 and "no HAM10000_metadata" in err[-1]
@@ -306,5 +332,7 @@ def test_missing_images_with_zips_present_hint_at_unpacking(small_source_dir):
     for part in ("HAM10000_images_part_1", "HAM10000_images_part_2"):
         shutil.rmtree(small_source_dir / part)
     (small_source_dir / "HAM10000_images_part_1.zip").write_bytes(b"PK")
-    with pytest.raises(UserError, match=r"more images\) was not found .*unpack HAM10000_images_part_1.zip first"):
+    with pytest.raises(
+        UserError, match=r"more images\) was not found .*unpack HAM10000_images_part_1.zip first"
+    ):
         load_source(small_source_dir)

@@ -31,11 +31,15 @@ from generator.sources.synth import (
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # --- plan: counts, proportions, lesions -------------------------------------------------------
+
 
 def test_full_scale_plan_has_the_published_counts():
     plan = plan_dataset(1.0, seed=0)
@@ -78,14 +82,17 @@ def test_plan_depends_only_on_seed_and_scale():
 
 # --- the written folder -----------------------------------------------------------------------
 
+
 def test_written_layout_loads_and_matches_the_plan(tmp_path_factory):
     root = synthetic_folder(tmp_path_factory)
     source = load_source(root)
     plan = plan_dataset(SMALL["scale"], SMALL["seed"])
     assert sorted((r.image_id, r.lesion_id, r.dx) for r in source.train) == sorted(
-        (p.image_id, p.lesion_id, p.dx) for p in plan if p.split == "train")
+        (p.image_id, p.lesion_id, p.dx) for p in plan if p.split == "train"
+    )
     assert sorted((r.image_id, r.dx) for r in source.test) == sorted(
-        (p.image_id, p.dx) for p in plan if p.split == "test")
+        (p.image_id, p.dx) for p in plan if p.split == "test"
+    )
     lesion_counts = Counter(r.lesion_id for r in source.train)
     assert max(lesion_counts.values()) >= 2  # some lesions have repeat images
     with Image.open(source.train[0].image_path) as im:
@@ -114,8 +121,9 @@ def test_other_seed_gives_other_images(tmp_path_factory):
 
 
 def test_default_size_is_600x450():
-    planned = PlannedImage("ISIC_0000001", "HAM_0000001", "mel", "train", ("histo", "50.0", "male", "back",
-                                                                            "rosendahl"))
+    planned = PlannedImage(
+        "ISIC_0000001", "HAM_0000001", "mel", "train", ("histo", "50.0", "male", "back", "rosendahl")
+    )
     rgb, mask = render_image(planned, seed=0)
     assert rgb.shape == (450, 600, 3) and rgb.dtype == np.uint8
     assert mask.shape == (450, 600) and 0.02 < mask.mean() < 0.9
@@ -150,8 +158,16 @@ def _colour_features(plan, classes, difficulty, per_class=30, seed=21):
             x = rgb.reshape(-1, 3).astype(float) / 255
             inside = mask.reshape(-1) > 0
             lesion, skin = x[inside], x[~inside]
-            feats.append(np.concatenate([lesion.mean(0) - skin.mean(0), lesion.std(0), [inside.mean()],
-                                         np.percentile(lesion, 10, axis=0)]))
+            feats.append(
+                np.concatenate(
+                    [
+                        lesion.mean(0) - skin.mean(0),
+                        lesion.std(0),
+                        [inside.mean()],
+                        np.percentile(lesion, 10, axis=0),
+                    ]
+                )
+            )
             labels.append(classes.index(c))
     return np.array(feats), np.array(labels)
 
@@ -173,8 +189,10 @@ def test_difficulty_makes_the_confusable_trio_overlap():
     pytest.importorskip("sklearn", reason="scikit-learn comes with the train / evaluate extras")
     plan = plan_dataset(0.05, seed=21)
     trio = ["nv", "mel", "bkl"]
-    accuracy = [_cross_validated_accuracy(*_colour_features(plan, trio, resolve_difficulty(d)))
-                for d in ("easy", "ham", "hard")]
+    accuracy = [
+        _cross_validated_accuracy(*_colour_features(plan, trio, resolve_difficulty(d)))
+        for d in ("easy", "ham", "hard")
+    ]
     assert accuracy[0] > 0.8, accuracy
     assert accuracy[0] > accuracy[1] > accuracy[2], accuracy
     assert accuracy[2] < accuracy[0] - 0.25, accuracy
@@ -205,31 +223,49 @@ def test_difficulty_presets_and_validation():
 
 def test_easy_twin_renders_as_before_difficulty_existed():
     """difficulty 0 draws nothing extra: the render equals one without the argument."""
-    planned = PlannedImage("ISIC_0000001", "HAM_0000003", "bkl", "train", ("histo", "50.0", "male", "back",
-                                                                            "rosendahl"))
+    planned = PlannedImage(
+        "ISIC_0000001", "HAM_0000003", "bkl", "train", ("histo", "50.0", "male", "back", "rosendahl")
+    )
     assert np.array_equal(render_image(planned, 4, (64, 48))[0], render_image(planned, 4, (64, 48), 0.0)[0])
-    assert not np.array_equal(render_image(planned, 4, (64, 48), 0.0)[0], render_image(planned, 4, (64, 48), 1.0)[0])
+    assert not np.array_equal(
+        render_image(planned, 4, (64, 48), 0.0)[0], render_image(planned, 4, (64, 48), 1.0)[0]
+    )
 
 
 def test_test_split_scales_apart_from_the_training_split():
     base, wider = plan_dataset(0.01, 3), plan_dataset(0.01, 3, test_scale=0.05)
     assert plan_dataset(0.01, 3, test_scale=0.01) == base
     assert Counter(p.dx for p in wider if p.split == "test") == class_counts(0.05, "test")
-    assert Counter(p.dx for p in wider if p.split == "train") == Counter(p.dx for p in base if p.split == "train")
+    assert Counter(p.dx for p in wider if p.split == "train") == Counter(
+        p.dx for p in base if p.split == "train"
+    )
 
 
 # --- failures, atomicity and the CLI -----------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"scale": 0}, "--scale"), ({"scale": -1}, "--scale"), ({"scale": float("nan")}, "--scale"),
-    ({"size": "12x"}, "--size"), ({"size": (10, 10)}, "--size"), ({"seed": -3}, "--seed"),
-    ({"workers": 0}, "--workers"), ({"test_format": "xml"}, "--test-format"),
-    ({"difficulty": "medium"}, "--difficulty"), ({"difficulty": 2.0}, "--difficulty"),
-    ({"test_scale": 0}, "--test-scale"), ({"test_scale": "x"}, "--test-scale"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"scale": 0}, "--scale"),
+        ({"scale": -1}, "--scale"),
+        ({"scale": float("nan")}, "--scale"),
+        ({"size": "12x"}, "--size"),
+        ({"size": (10, 10)}, "--size"),
+        ({"seed": -3}, "--seed"),
+        ({"workers": 0}, "--workers"),
+        ({"test_format": "xml"}, "--test-format"),
+        ({"difficulty": "medium"}, "--difficulty"),
+        ({"difficulty": 2.0}, "--difficulty"),
+        ({"test_scale": 0}, "--test-scale"),
+        ({"test_scale": "x"}, "--test-scale"),
+    ],
+)
 def test_bad_arguments_raise_user_error(tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
-        synthesize_ham10000(tmp_path / "out", **{"scale": 0.01, "size": (64, 48), "progress": False, **kwargs})
+        synthesize_ham10000(
+            tmp_path / "out", **{"scale": 0.01, "size": (64, 48), "progress": False, **kwargs}
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -267,15 +303,31 @@ def test_cli_registers_and_runs(tmp_path):
 
     parser = argparse.ArgumentParser()
     cli_synth.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["synth-ham10000", "--out", str(tmp_path / "d"), "--scale", "0.001", "--seed", "2",
-                              "--size", "48x32", "--test-format", "ham", "--quiet"])
+    args = parser.parse_args(
+        [
+            "synth-ham10000",
+            "--out",
+            str(tmp_path / "d"),
+            "--scale",
+            "0.001",
+            "--seed",
+            "2",
+            "--size",
+            "48x32",
+            "--test-format",
+            "ham",
+            "--quiet",
+        ]
+    )
     assert args.func(args) == 0
     source = load_source(tmp_path / "d")
     assert source.synthetic and source.ground_truth_format == "ham"
     assert Image.open(source.test[0].image_path).size == (48, 32)
 
 
-@pytest.mark.parametrize("argv", [["--scale", "0"], ["--size", "abc"], ["--size", "10x10"], ["--workers", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--scale", "0"], ["--size", "abc"], ["--size", "10x10"], ["--workers", "0"]]
+)
 def test_cli_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv):
     from generator import cli
 

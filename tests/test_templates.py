@@ -42,14 +42,28 @@ def _write_layout(root: Path) -> dict:
     rgba = np.zeros((16, 16, 4), np.uint8)  # transparent paper, an opaque violet dot
     rgba[4:8, 4:8] = (100, 40, 140, 255)
     _png(root / "src/C1/C1_01.png", rgba)
-    meta = {"_comment": "test", "artefacts": [
-        {"class": "bubble", "preprocessor": "difference", "psd_file": "src/B1.psd", "original_file": "x.jpg",
-         "name": "B1", "artefact_folder": "src/B1"},
-        {"class": "ruler", "subclass": "horizontal", "preprocessor": "difference", "name": "R1",
-         "artefact_folder": "src/R1"},
-        {"class": "marking", "subclass": "spot", "name": "M1", "artefact_folder": "src/M1"},
-        {"class": "marking", "subclass": "circle", "name": "C1", "artefact_folder": "src/C1"},
-    ]}
+    meta = {
+        "_comment": "test",
+        "artefacts": [
+            {
+                "class": "bubble",
+                "preprocessor": "difference",
+                "psd_file": "src/B1.psd",
+                "original_file": "x.jpg",
+                "name": "B1",
+                "artefact_folder": "src/B1",
+            },
+            {
+                "class": "ruler",
+                "subclass": "horizontal",
+                "preprocessor": "difference",
+                "name": "R1",
+                "artefact_folder": "src/R1",
+            },
+            {"class": "marking", "subclass": "spot", "name": "M1", "artefact_folder": "src/M1"},
+            {"class": "marking", "subclass": "circle", "name": "C1", "artefact_folder": "src/C1"},
+        ],
+    }
     (root / "meta.json").write_text(json.dumps(meta))
     return {"base": base, "with_a": with_a, "with_b": with_b, "stamp": stamp}
 
@@ -57,8 +71,17 @@ def _write_layout(root: Path) -> dict:
 def test_directory_bank_reads_pairs_and_stamps(tmp_path):
     images = _write_layout(tmp_path)
     bank = TemplateBank.from_directory(tmp_path)
-    assert bank.counts() == {"bubble": 1, "ruler_horizontal": 1, "ruler_vertical": 0, "marking_circle": 1,
-                             "marking_spot": 1, "hair": 0, "dark_corner": 0, "gel_border": 0, "patches": 0}
+    assert bank.counts() == {
+        "bubble": 1,
+        "ruler_horizontal": 1,
+        "ruler_vertical": 0,
+        "marking_circle": 1,
+        "marking_spot": 1,
+        "hair": 0,
+        "dark_corner": 0,
+        "gel_border": 0,
+        "patches": 0,
+    }
     assert bank.template_counts()["bubble"] == 2
     assert bank.kinds() == ["bubble", "ruler_horizontal", "marking_circle", "marking_spot"]
     pair = bank.template("B1/B1_03").pixels
@@ -97,7 +120,9 @@ def test_directory_bank_errors_name_the_problem(tmp_path):
     (tmp_path / "meta.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         TemplateBank.from_directory(tmp_path)
-    (tmp_path / "meta.json").write_text(json.dumps({"artefacts": [{"class": "beard", "artefact_folder": "x"}]}))
+    (tmp_path / "meta.json").write_text(
+        json.dumps({"artefacts": [{"class": "beard", "artefact_folder": "x"}]})
+    )
     with pytest.raises(UserError, match="unknown class"):
         TemplateBank.from_directory(tmp_path)
 
@@ -153,7 +178,10 @@ def test_real_bank_counts_and_fingerprint():
     # the seed study's templates: the paper's three families (the other kinds are builtin only)
     assert bank.kinds() == [k for k, spec in KINDS.items() if spec.family in DEFAULT_FAMILIES]
     assert bank.for_families(DEFAULT_FAMILIES).fingerprint == bank.fingerprint
-    assert len(bank.fingerprint) == 16 and bank.fingerprint == TemplateBank.from_directory(REAL_TEMPLATES).fingerprint
+    assert (
+        len(bank.fingerprint) == 16
+        and bank.fingerprint == TemplateBank.from_directory(REAL_TEMPLATES).fingerprint
+    )
 
 
 def test_extract_from_pair_round_trips(tmp_path):
@@ -165,18 +193,35 @@ def test_extract_from_pair_round_trips(tmp_path):
     with_image[20:30, 30:50] = np.clip(with_image[20:30, 30:50].astype(int) - 70, 0, 255)
     _png(tmp_path / "w.png", with_image)
     _png(tmp_path / "wo.png", without)
-    entry = extract_template(tmp_path / "bank", "marking_spot", with_path=tmp_path / "w.png",
-                             without_path=tmp_path / "wo.png", name="mine")
-    assert entry["class"] == "marking" and entry["subclass"] == "spot" and entry["preprocessor"] == "difference"
+    entry = extract_template(
+        tmp_path / "bank",
+        "marking_spot",
+        with_path=tmp_path / "w.png",
+        without_path=tmp_path / "wo.png",
+        name="mine",
+    )
+    assert (
+        entry["class"] == "marking" and entry["subclass"] == "spot" and entry["preprocessor"] == "difference"
+    )
     bank = TemplateBank.from_directory(tmp_path / "bank")
     (template,) = bank.sets["marking_spot"][0].templates
     expected = with_image.astype(np.int16) - without.astype(np.int16)
     assert np.array_equal(template.pixels, expected[20:30, 30:50])
     # a second extraction into the same bank appends another pair to the set
-    extract_template(tmp_path / "bank", "marking_spot", with_path=tmp_path / "w.png",
-                     without_path=tmp_path / "wo.png", name="mine")
-    extract_template(tmp_path / "bank", "bubble", with_path=tmp_path / "w.png",
-                     without_path=tmp_path / "wo.png", name="other")
+    extract_template(
+        tmp_path / "bank",
+        "marking_spot",
+        with_path=tmp_path / "w.png",
+        without_path=tmp_path / "wo.png",
+        name="mine",
+    )
+    extract_template(
+        tmp_path / "bank",
+        "bubble",
+        with_path=tmp_path / "w.png",
+        without_path=tmp_path / "wo.png",
+        name="other",
+    )
     bank = TemplateBank.from_directory(tmp_path / "bank")
     assert bank.template_counts()["marking_spot"] == 2 and bank.counts()["bubble"] == 1
 
@@ -192,8 +237,13 @@ def test_extract_from_image_and_mask_uses_inpainting(tmp_path):
     artefact[27:35, 19:71] = 255
     _png(tmp_path / "img.png", marked)
     _png(tmp_path / "art.png", artefact)
-    extract_template(tmp_path / "bank", "marking_spot", image_path=tmp_path / "img.png",
-                     artefact_mask_path=tmp_path / "art.png", name="stroke")
+    extract_template(
+        tmp_path / "bank",
+        "marking_spot",
+        image_path=tmp_path / "img.png",
+        artefact_mask_path=tmp_path / "art.png",
+        name="stroke",
+    )
     bank = TemplateBank.from_directory(tmp_path / "bank")
     (template,) = bank.sets["marking_spot"][0].templates
     assert template.shape[0] <= 8 + 2 * 3 and template.shape[1] <= 52 + 2 * 3
@@ -201,8 +251,12 @@ def test_extract_from_image_and_mask_uses_inpainting(tmp_path):
     assert template.pixels[:, :, 1].min() < -60
     with pytest.raises(UserError, match="does not match the image size"):
         _png(tmp_path / "small.png", artefact[:10])
-        extract_template(tmp_path / "bank", "marking_spot", image_path=tmp_path / "img.png",
-                         artefact_mask_path=tmp_path / "small.png")
+        extract_template(
+            tmp_path / "bank",
+            "marking_spot",
+            image_path=tmp_path / "img.png",
+            artefact_mask_path=tmp_path / "small.png",
+        )
 
 
 def test_gallery_png_has_a_row_per_kind(tmp_path):

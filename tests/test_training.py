@@ -26,6 +26,7 @@ def data_dir(tmp_path_factory):
 
 # --- folds ------------------------------------------------------------------------------------
 
+
 def test_folds_keep_lesions_together_and_are_identical_across_training_variants(data_dir):
     from training.data.folds import fold_indices, folds_for_data, make_folds
 
@@ -38,11 +39,17 @@ def test_folds_keep_lesions_together_and_are_identical_across_training_variants(
     with VariantReader(data_dir / "train_all.h5") as reader:
         from_all = make_folds(reader.image_ids, reader.lesion_ids, reader.metadata["dx"], seed=3)
         order = np.random.default_rng(1).permutation(len(reader))
-        shuffled = make_folds([reader.image_ids[i] for i in order], [reader.lesion_ids[i] for i in order],
-                              [reader.metadata["dx"][i] for i in order], seed=3)
+        shuffled = make_folds(
+            [reader.image_ids[i] for i in order],
+            [reader.lesion_ids[i] for i in order],
+            [reader.metadata["dx"][i] for i in order],
+            seed=3,
+        )
         all_ids = reader.image_ids
     assert from_all.equals(folds) and shuffled.equals(folds)
-    assert not make_folds(folds["image_id"], folds["lesion_id"], folds["dx"], seed=4)["fold"].equals(folds["fold"])
+    assert not make_folds(folds["image_id"], folds["lesion_id"], folds["dx"], seed=4)["fold"].equals(
+        folds["fold"]
+    )
 
     with VariantReader(data_dir / "train_none.h5") as reader:
         none_ids = reader.image_ids
@@ -64,6 +71,7 @@ def test_folds_reject_too_few_lesions():
 
 
 # --- joint transforms -------------------------------------------------------------------------
+
 
 def _random_lesion(rng, height, width):
     yy, xx = np.mgrid[0:height, 0:width]
@@ -89,7 +97,9 @@ def test_train_transform_keeps_image_mask_and_box_aligned(seed):
     assert 0.0 <= out_image.min() and out_image.max() <= 1.0
     assert out_mask.shape == (64, 64) and set(out_mask.unique().tolist()) <= {0, 1}
     assert torch.equal(box, box_from_mask(out_mask))
-    bright = out_image.mean(0) > out_image.mean(0).amin() + 0.5 * (out_image.mean(0).amax() - out_image.mean(0).amin())
+    bright = out_image.mean(0) > out_image.mean(0).amin() + 0.5 * (
+        out_image.mean(0).amax() - out_image.mean(0).amin()
+    )
     if out_mask.sum() > 20:
         inter = (bright & (out_mask > 0)).sum().item()
         union = (bright | (out_mask > 0)).sum().item()
@@ -177,13 +187,33 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
         Image.fromarray(low).resize((256, 192), Image.BICUBIC).save(buf, format="JPEG", quality=90)
         mask = np.zeros((192, 256), bool)
         mask[50:150, 60:200] = True
-        rows.append(Row(f"ISIC_{i:07d}", f"HAM_{i:07d}", i, buf.getvalue(), encode_mask(mask),
-                        encode_mask(np.zeros_like(mask)), metadata={"dx": "akiec"}))
-    variant = write_variant(tmp_path / "train_none.h5", rows, len(rows),
-                            {"variant": {"name": "train_none"}, "split": "train", "seed": 0,
-                             "source_fingerprint": "test", "templates": "none"})
+        rows.append(
+            Row(
+                f"ISIC_{i:07d}",
+                f"HAM_{i:07d}",
+                i,
+                buf.getvalue(),
+                encode_mask(mask),
+                encode_mask(np.zeros_like(mask)),
+                metadata={"dx": "akiec"},
+            )
+        )
+    variant = write_variant(
+        tmp_path / "train_none.h5",
+        rows,
+        len(rows),
+        {
+            "variant": {"name": "train_none"},
+            "split": "train",
+            "seed": 0,
+            "source_fingerprint": "test",
+            "templates": "none",
+        },
+    )
     full = HDF5VariantDataset(variant, transform=eval_transform(48), with_masks=False)
-    reduced = HDF5VariantDataset(variant, transform=eval_transform(48), decode_size=(48, 48), with_masks=False)
+    reduced = HDF5VariantDataset(
+        variant, transform=eval_transform(48), decode_size=(48, 48), with_masks=False
+    )
     assert reduced._decode_image(reduced.reader.image_bytes(0)).shape == (3, 48, 64)  # 1/4 scale covers 48
     for i in range(3):
         a, b = full[i]["image"], reduced[i]["image"]
@@ -194,6 +224,7 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
 
 
 # --- detector -> class scores -----------------------------------------------------------------
+
 
 def test_detector_rule_on_constructed_detections():
     from training.models.detector_scores import NO_DETECTION, image_scores
@@ -234,6 +265,7 @@ def test_macro_pr_auc_and_prior_baseline():
 
 # --- prediction tables ------------------------------------------------------------------------
 
+
 def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
     from generator.variants import list_variants
     from training.models import build_model
@@ -241,8 +273,9 @@ def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
 
     torch.manual_seed(0)
     model = build_model("resnet34", image_size=32).eval()
-    written = predict_variants(model, "resnet34", data_dir, tmp_path / "predictions", 32, batch_size=16,
-                               progress=False)
+    written = predict_variants(
+        model, "resnet34", data_dir, tmp_path / "predictions", 32, batch_size=16, progress=False
+    )
     assert [p.stem for p in written] == list_variants("test") and len(written) == 13
     clean = read_predictions(tmp_path / "predictions" / "test_none.csv")
     for path in written:
@@ -274,6 +307,7 @@ def test_missing_test_variant_is_a_user_error(data_dir, tmp_path):
 
 # --- sweep planning ---------------------------------------------------------------------------
 
+
 def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
     from training.run.engine import TrainConfig
     from training.run.sweep import load_jobs, plan, run_all, select
@@ -285,7 +319,9 @@ def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
     assert jobs[0]["run_dir"].endswith("runs/resnet34/train_none/fold0")
     for job in jobs[:3]:
         TrainConfig.from_dict(job["config"]).validate()
-    picked = select(jobs, archs=["maskrcnn_resnet34"], train_variants=["train_mel", "train_all"], folds=[1, 3])
+    picked = select(
+        jobs, archs=["maskrcnn_resnet34"], train_variants=["train_mel", "train_all"], folds=[1, 3]
+    )
     assert len(picked) == 4 and {j["fold"] for j in picked} == {1, 3}
     with pytest.raises(UserError, match="--archs"):
         select(jobs, archs=["vgg16"])
@@ -294,14 +330,21 @@ def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
     for job in picked:
         (tmp_path / job["run_dir"]).mkdir(parents=True, exist_ok=True)
         (tmp_path / job["run_dir"] / "DONE").write_text(json.dumps({"arch": job["arch"]}))
-    results = run_all(jobs_file, archs=["maskrcnn_resnet34"], train_variants=["train_mel", "train_all"], folds=[1, 3],
-                      progress=False)
+    results = run_all(
+        jobs_file,
+        archs=["maskrcnn_resnet34"],
+        train_variants=["train_mel", "train_all"],
+        folds=[1, 3],
+        progress=False,
+    )
     assert [r[1]["skipped"] for r in results] == [True] * 4
 
     tiny = load_jobs(plan(data_dir, tmp_path / "tiny", "tiny"))
     assert [(j["arch"], j["train_variant"], j["fold"]) for j in tiny] == [
-        (arch, variant, 0) for arch in ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
-        for variant in ("train_none", "train_nv")]
+        (arch, variant, 0)
+        for arch in ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+        for variant in ("train_none", "train_nv")
+    ]
     assert all(j["config"]["threads"] == 2 for j in tiny)
 
 
@@ -314,26 +357,38 @@ def test_showcase_plan_lists_the_augmented_conditions_in_their_own_run_folders(t
     jobs = load_jobs(plan(tmp_path / "data", tmp_path / "runs", "showcase"))
     grid = PROFILES["showcase"]["grid"]
     # one job per (entry, fold) of the grid, in the grid's order, every run folder distinct
-    expected = [(arch, condition_label(variant, extra[0]["augment_artefacts"] if extra else 0.0), fold)
-                for arch, variant, folds, *extra in grid for fold in folds]
+    expected = [
+        (arch, condition_label(variant, extra[0]["augment_artefacts"] if extra else 0.0), fold)
+        for arch, variant, folds, *extra in grid
+        for fold in folds
+    ]
     assert [(j["arch"], j["condition"], j["fold"]) for j in jobs] == expected
     assert len({j["run_dir"] for j in jobs}) == len(jobs)
     runs = (tmp_path / "runs").resolve()
     for job in jobs:
         config = TrainConfig.from_dict(job["config"])
         config.validate()
-        assert job["run_dir"] == str(run_dir_for(runs, job["arch"], job["train_variant"], job["fold"],
-                                                 config.augment_artefacts))
+        assert job["run_dir"] == str(
+            run_dir_for(runs, job["arch"], job["train_variant"], job["fold"], config.augment_artefacts)
+        )
         augmented = job["condition"].endswith("+aug")
         assert augmented == (config.augment_artefacts > 0)
         assert job["run_dir"].endswith(f"resnet34/{job['condition']}/fold{job['fold']}") or not augmented
     remedy = {(j["condition"], j["fold"]): j for j in jobs if j["condition"].endswith("+aug")}
-    assert sorted(remedy) == [("train_none+aug", 0), ("train_none+aug", 1), ("train_nv+aug", 0), ("train_nv+aug", 1)]
+    assert sorted(remedy) == [
+        ("train_none+aug", 0),
+        ("train_none+aug", 1),
+        ("train_nv+aug", 0),
+        ("train_nv+aug", 1),
+    ]
     for job in remedy.values():
         assert job["arch"] == "resnet34" and job["train_variant"] == job["condition"].removesuffix("+aug")
         assert job["config"]["augment_artefacts"] == 0.5 and job["config"]["augment_templates"] == "builtin"
-        plain = next(j for j in jobs if (j["arch"], j["condition"], j["fold"]) == (
-            "resnet34", job["train_variant"], job["fold"]))
+        plain = next(
+            j
+            for j in jobs
+            if (j["arch"], j["condition"], j["fold"]) == ("resnet34", job["train_variant"], job["fold"])
+        )
         # the same training otherwise: only the augmentation differs from the plain run of that fold
         assert {k: v for k, v in job["config"].items() if not k.startswith("augment_")} == plain["config"]
     # deterministic: planning again writes the very same file
@@ -341,8 +396,9 @@ def test_showcase_plan_lists_the_augmented_conditions_in_their_own_run_folders(t
     plan(tmp_path / "data", tmp_path / "runs", "showcase")
     assert (tmp_path / "runs" / "jobs.jsonl").read_bytes() == first
     # selectors: a plain name keeps both conditions, a condition label only its own
-    both = load_jobs(plan(tmp_path / "data", tmp_path / "sel", "showcase", archs=["resnet34"],
-                          train_variants=["train_nv"]))
+    both = load_jobs(
+        plan(tmp_path / "data", tmp_path / "sel", "showcase", archs=["resnet34"], train_variants=["train_nv"])
+    )
     assert {j["condition"] for j in both} == {"train_nv", "train_nv+aug"}
     only = load_jobs(plan(tmp_path / "data", tmp_path / "sel", "showcase", train_variants=["train_nv+aug"]))
     assert {j["condition"] for j in only} == {"train_nv+aug"} and len(only) == 2
@@ -361,7 +417,9 @@ def test_train_writes_an_augmented_run_beside_the_plain_one(tmp_path):
     from training.data.conditions import base_variant, condition_label
     from training.run.engine import run_dir_for
 
-    assert condition_label("train_nv", 0.0) == "train_nv" and condition_label("train_nv", 0.5) == "train_nv+aug"
+    assert (
+        condition_label("train_nv", 0.0) == "train_nv" and condition_label("train_nv", 0.5) == "train_nv+aug"
+    )
     assert base_variant("train_nv+aug") == "train_nv" and base_variant("train_nv") == "train_nv"
     plain = run_dir_for(tmp_path, "resnet34", "train_nv", 1)
     augmented = run_dir_for(tmp_path, "resnet34", "train_nv", 1, 0.5)
@@ -369,17 +427,45 @@ def test_train_writes_an_augmented_run_beside_the_plain_one(tmp_path):
     assert augmented == tmp_path / "resnet34" / "train_nv+aug" / "fold1"
 
 
-@pytest.mark.parametrize(("flags", "folder"), [([], "train_nv"), (["--augment-artefacts", "0.5"], "train_nv+aug"),
-                                               (["--augment-artefacts", "0"], "train_nv")])
+@pytest.mark.parametrize(
+    ("flags", "folder"),
+    [
+        ([], "train_nv"),
+        (["--augment-artefacts", "0.5"], "train_nv+aug"),
+        (["--augment-artefacts", "0"], "train_nv"),
+    ],
+)
 def test_cli_train_picks_the_condition_folder(tmp_path, monkeypatch, capsys, flags, folder):
     import training.run.engine
     from generator.cli import main
 
     seen = []
-    monkeypatch.setattr(training.run.engine, "train", lambda config, run_dir, progress: seen.append((config, run_dir)) or {})
-    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "runs"), "--arch", "resnet34",
-                 "--train-variant", "train_nv", "--fold", "2", "--profile", "tiny", "--quiet", *flags]) == 0
-    (config, run_dir), = seen
+    monkeypatch.setattr(
+        training.run.engine, "train", lambda config, run_dir, progress: seen.append((config, run_dir)) or {}
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "runs"),
+                "--arch",
+                "resnet34",
+                "--train-variant",
+                "train_nv",
+                "--fold",
+                "2",
+                "--profile",
+                "tiny",
+                "--quiet",
+                *flags,
+            ]
+        )
+        == 0
+    )
+    ((config, run_dir),) = seen
     assert run_dir == tmp_path / "runs" / "resnet34" / folder / "fold2"
     assert config.train_variant == "train_nv"  # the data it trains on; the folder says how
 
@@ -387,15 +473,53 @@ def test_cli_train_picks_the_condition_folder(tmp_path, monkeypatch, capsys, fla
 def test_cli_sweep_plan_and_bad_input(data_dir, tmp_path, capsys):
     from generator.cli import main
 
-    assert main(["sweep", "plan", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--profile", "tiny",
-                 "--archs", "resnet34", "--train-variants", "train_none", "train_all", "--folds", "0", "2"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(tmp_path / "r"),
+                "--profile",
+                "tiny",
+                "--archs",
+                "resnet34",
+                "--train-variants",
+                "train_none",
+                "train_all",
+                "--folds",
+                "0",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "4 jobs" in capsys.readouterr().out
-    assert main(["sweep", "plan", "--data", str(data_dir), "--out", str(tmp_path / "r"),
-                 "--train-variants", "train_bogus"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(tmp_path / "r"),
+                "--train-variants",
+                "train_bogus",
+            ]
+        )
+        == 2
+    )
     assert "train_bogus" in capsys.readouterr().err
     assert main(["sweep", "run", "--out", str(tmp_path / "r"), "--index", "99"]) == 2
-    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"),
-                 "--arch", "resnet34"]) == 2
+    assert (
+        main(
+            ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--arch", "resnet34"]
+        )
+        == 2
+    )
     assert "not found" in capsys.readouterr().err
 
 
@@ -484,6 +608,6 @@ def test_dihedral_policy_moves_image_and_mask_by_square_symmetries_only():
         assert int(out.min()) == 200  # no black corners (the paper's free rotation fills them with 0)
         assert out_mask.sum() > 0
         x0, y0, x1, y1 = box.tolist()
-        assert out_mask[int(y0):int(y1), int(x0):int(x1)].sum() == out_mask.sum()
+        assert out_mask[int(y0) : int(y1), int(x0) : int(x1)].sum() == out_mask.sum()
     with pytest.raises(ValueError, match="augment policy"):
         train_transform(32, policy="fancy")

@@ -15,19 +15,26 @@ from _fixtures_training import write_synthetic_data  # noqa: E402
 
 ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
 TINY_DETECTOR = {
-    "rpn_pre_nms_top_n_train": 100, "rpn_post_nms_top_n_train": 30, "rpn_pre_nms_top_n_test": 50,
-    "rpn_post_nms_top_n_test": 10, "rpn_batch_size_per_image": 32, "box_batch_size_per_image": 16,
+    "rpn_pre_nms_top_n_train": 100,
+    "rpn_post_nms_top_n_train": 30,
+    "rpn_pre_nms_top_n_test": 50,
+    "rpn_post_nms_top_n_test": 10,
+    "rpn_batch_size_per_image": 32,
+    "box_batch_size_per_image": 16,
     "box_detections_per_img": 10,
     # the tiny profile's smaller RoI heads (training.models.HEAD_OPTIONS)
-    "box_representation_size": 256, "mask_roi_size": 7, "mask_head_layers": 2,
+    "box_representation_size": 256,
+    "mask_roi_size": 7,
+    "mask_head_layers": 2,
 }
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     torch.set_num_threads(2)
-    return write_synthetic_data(tmp_path_factory.mktemp("engine_data"), n_train=42, n_test=7,
-                                train_variants=("train_none",))
+    return write_synthetic_data(
+        tmp_path_factory.mktemp("engine_data"), n_train=42, n_test=7, train_variants=("train_none",)
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -38,14 +45,19 @@ def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
     from training.run.engine import training_loss
 
     torch.manual_seed(0)
-    dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[0, 2, 4, 6], transform=eval_transform(32))
+    dataset = HDF5VariantDataset(
+        data_dir / "train_none.h5", indices=[0, 2, 4, 6], transform=eval_transform(32)
+    )
     batch = collate([dataset[i] for i in range(len(dataset))])
     assert len(set(batch["label"].tolist())) == 4
     model = build_model(arch, image_size=32, detector_options=TINY_DETECTOR).train()
     params = [p for p in model.parameters() if p.requires_grad]
     # the settings the tiny profile trains with (SGD + gradient clipping for the detectors)
-    optimizer = (torch.optim.AdamW(params, lr=1e-3) if arch == "resnet34"
-                 else torch.optim.SGD(params, lr=0.02, momentum=0.9))
+    optimizer = (
+        torch.optim.AdamW(params, lr=1e-3)
+        if arch == "resnet34"
+        else torch.optim.SGD(params, lr=0.02, momentum=0.9)
+    )
     cpu = torch.device("cpu")
     losses = []
     for _ in range(20):
@@ -57,14 +69,27 @@ def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
         losses.append(loss.item())
         if losses[-1] < losses[0] / 2:
             break
-    assert losses[-1] < losses[0] / 2, f"{arch}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} steps"
+    assert losses[-1] < losses[0] / 2, (
+        f"{arch}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} steps"
+    )
 
 
 def _config(data_dir, **changes):
     from training.run.engine import TrainConfig
 
-    values = {"arch": "small_cnn", "data": str(data_dir), "image_size": 32, "epochs": 3, "batch_size": 8,
-              "optimizer": "sgd", "lr": 0.05, "max_train_images": 24, "workers": 0, "predict": False, "seed": 5}
+    values = {
+        "arch": "small_cnn",
+        "data": str(data_dir),
+        "image_size": 32,
+        "epochs": 3,
+        "batch_size": 8,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "max_train_images": 24,
+        "workers": 0,
+        "predict": False,
+        "seed": 5,
+    }
     return TrainConfig(**{**values, **changes})
 
 
@@ -72,8 +97,14 @@ def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=Non
     """A few-layer CNN with BatchNorm: resume exactness is a property of the loop, not of the architecture,
     and ResNet-34 steps cost seconds on a shared 2-core CPU."""
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Dropout(0.2), torch.nn.Linear(128, num_classes))
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(128, num_classes),
+    )
 
 
 def test_resume_after_interruption_gives_the_same_final_weights(data_dir, tmp_path, monkeypatch):
@@ -125,18 +156,33 @@ def test_a_finished_run_is_reused_only_under_its_own_configuration(data_dir, tmp
     run = tmp_path / "run"
     train(_config(data_dir, epochs=1), run, progress=False)
     summary = {"epochs_run": 1, "best_val_macro_pr_auc": 0.5, "train_seconds": 1.0, "predict_seconds": 0.5}
-    (run / "DONE").write_text(json.dumps(summary))  # predict=False never writes it: stand in for the 13 tables
+    (run / "DONE").write_text(
+        json.dumps(summary)
+    )  # predict=False never writes it: stand in for the 13 tables
     log = (run / "log.jsonl").read_text()
 
     assert train(_config(data_dir, epochs=1), run, progress=False) == summary
-    assert train(_config(data_dir, epochs=1, threads=1, device="cpu", workers=1), run, progress=False) == summary
+    assert (
+        train(_config(data_dir, epochs=1, threads=1, device="cpu", workers=1), run, progress=False) == summary
+    )
     assert (run / "log.jsonl").read_text() == log  # nothing trained again
 
-    for change, field_name in (({"lr": 0.1}, "lr"), ({"epochs": 2}, "epochs"), ({"augment": "dihedral"}, "augment")):
-        with pytest.raises(UserError, match=rf"{run}: holds a finished run with another configuration \({field_name};"):
+    for change, field_name in (
+        ({"lr": 0.1}, "lr"),
+        ({"epochs": 2}, "epochs"),
+        ({"augment": "dihedral"}, "augment"),
+    ):
+        with pytest.raises(
+            UserError, match=rf"{run}: holds a finished run with another configuration \({field_name};"
+        ):
             train(_config(data_dir, **{"epochs": 1, **change}), run, progress=False)
-        job = {"arch": "small_cnn", "train_variant": "train_none", "fold": 0, "run_dir": str(run),
-               "config": {**json.loads(json.dumps(vars(_config(data_dir, epochs=1)))), **change}}
+        job = {
+            "arch": "small_cnn",
+            "train_variant": "train_none",
+            "fold": 0,
+            "run_dir": str(run),
+            "config": {**json.loads(json.dumps(vars(_config(data_dir, epochs=1)))), **change},
+        }
         jobs_file = tmp_path / "jobs.jsonl"
         jobs_file.write_text(json.dumps(job) + "\n")
         with pytest.raises(UserError, match="finished run with another configuration"):
@@ -162,8 +208,27 @@ def test_a_run_writes_the_contract_files_and_learns(data_dir, tmp_path):
     from training.models import load_trained
 
     runs = tmp_path / "runs"
-    assert main(["train", "--data", str(data_dir), "--out", str(runs), "--arch", "resnet34", "--profile", "tiny",
-                 "--epochs", "3", "--image-size", "32", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(runs),
+                "--arch",
+                "resnet34",
+                "--profile",
+                "tiny",
+                "--epochs",
+                "3",
+                "--image-size",
+                "32",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     run = runs / "resnet34" / "train_none" / "fold0"
     for name in ("config.json", "folds.csv", "log.jsonl", "best.pt", "last.pt", "DONE"):
         assert (run / name).is_file(), name

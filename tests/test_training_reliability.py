@@ -28,8 +28,9 @@ from generator.errors import RunFailed  # noqa: E402
 def data_dir(tmp_path_factory):
     torch.set_num_threads(2)
     # stored images are 80 x 64: every model input below is larger
-    return write_synthetic_data(tmp_path_factory.mktemp("reliability_data"), n_train=42, n_test=7,
-                                train_variants=("train_none",))
+    return write_synthetic_data(
+        tmp_path_factory.mktemp("reliability_data"), n_train=42, n_test=7, train_variants=("train_none",)
+    )
 
 
 def _jpeg(array: np.ndarray) -> bytes:
@@ -55,10 +56,19 @@ def mixed_variant(tmp_path_factory):
     return write_synthetic_variant(tmp_path_factory.mktemp("mixed") / "train_none.h5", out, "train_none")
 
 
-@pytest.mark.parametrize(("width", "height", "size", "factor"), [
-    (80, 64, (128, 128), 1), (80, 64, (81, 10), 1), (80, 64, (80, 64), 1), (600, 450, (224, 224), 2),
-    (600, 450, (64, 64), 4), (600, 450, (32, 32), 8), (6000, 4500, (32, 32), 8), (1, 1, (224, 224), 1),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "size", "factor"),
+    [
+        (80, 64, (128, 128), 1),
+        (80, 64, (81, 10), 1),
+        (80, 64, (80, 64), 1),
+        (600, 450, (224, 224), 2),
+        (600, 450, (64, 64), 4),
+        (600, 450, (32, 32), 8),
+        (6000, 4500, (32, 32), 8),
+        (1, 1, (224, 224), 1),
+    ],
+)
 def test_jpeg_draft_factor_never_fails_and_never_shrinks_below_the_target(width, height, size, factor):
     from training.data.variant_dataset import jpeg_draft_factor
 
@@ -78,13 +88,20 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
     from training.data.variant_dataset import HDF5VariantDataset, collate
 
     size = (image_size, image_size)
-    for transform in (train_transform(image_size, float_output=False), eval_transform(image_size, float_output=False)):
+    for transform in (
+        train_transform(image_size, float_output=False),
+        eval_transform(image_size, float_output=False),
+    ):
         dataset = HDF5VariantDataset(mixed_variant, transform=transform, decode_size=size, with_masks=False)
         assert {bytes(dataset.reader.image_buffer(i)[:4]) for i in range(len(dataset))} == {
-            b"\xff\xd8\xff\xe0", b"\x89PNG"}
+            b"\xff\xd8\xff\xe0",
+            b"\x89PNG",
+        }
         for i in range(len(dataset)):
             assert tuple(dataset[i]["image"].shape) == (3, image_size, image_size)
-        seen = [int(i) for batch in DataLoader(dataset, batch_size=4, collate_fn=collate) for i in batch["index"]]
+        seen = [
+            int(i) for batch in DataLoader(dataset, batch_size=4, collate_fn=collate) for i in batch["index"]
+        ]
         assert seen == list(range(len(dataset)))
 
 
@@ -125,21 +142,37 @@ def test_expected_images_per_epoch():
 
 def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, num_classes))
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, num_classes),
+    )
 
 
 def _config(data_dir, **changes):
     from training.run.engine import TrainConfig
 
-    values = {"arch": "small_cnn", "data": str(data_dir), "image_size": 96, "epochs": 2, "batch_size": 8,
-              "optimizer": "sgd", "lr": 0.05, "max_train_images": 24, "max_val_images": 8, "workers": 0,
-              "seed": 1}
+    values = {
+        "arch": "small_cnn",
+        "data": str(data_dir),
+        "image_size": 96,
+        "epochs": 2,
+        "batch_size": 8,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "max_train_images": 24,
+        "max_val_images": 8,
+        "workers": 0,
+        "seed": 1,
+    }
     return TrainConfig(**{**values, **changes})
 
 
-def test_training_above_the_stored_size_sees_every_image_and_predicts_every_test_image(data_dir, tmp_path,
-                                                                                        monkeypatch):
+def test_training_above_the_stored_size_sees_every_image_and_predicts_every_test_image(
+    data_dir, tmp_path, monkeypatch
+):
     from training.models import MODELS
     from training.run.engine import train
     from training.run.predict import check_predictions, read_predictions
@@ -196,10 +229,38 @@ def test_train_cli_exits_non_zero_with_one_line_on_a_failed_run(data_dir, tmp_pa
     naming the run, whether the training loss or the validation scores go non-finite first."""
     runs = tmp_path / "runs"
     result = subprocess.run(
-        [sys.executable, "-W", "ignore::UserWarning", "-m", "generator.cli", "train", "--data", str(data_dir), "--out", str(runs),
-         "--arch", "resnet34", "--profile", "tiny", "--epochs", "1", "--image-size", "32", "--lr", "1e30",
-         "--max-train-images", "16", "--batch-size", "4", "--quiet", "--no-predict"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-W",
+            "ignore::UserWarning",
+            "-m",
+            "generator.cli",
+            "train",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(runs),
+            "--arch",
+            "resnet34",
+            "--profile",
+            "tiny",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--lr",
+            "1e30",
+            "--max-train-images",
+            "16",
+            "--batch-size",
+            "4",
+            "--quiet",
+            "--no-predict",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -213,11 +274,30 @@ def test_sweep_run_exits_non_zero_when_a_job_fails(data_dir, tmp_path, capsys, m
     from generator.cli import main
 
     runs = tmp_path / "runs"
-    assert main(["sweep", "plan", "--data", str(data_dir), "--out", str(runs), "--profile", "tiny",
-                 "--archs", "resnet34", "--train-variants", "train_none"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "plan",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(runs),
+                "--profile",
+                "tiny",
+                "--archs",
+                "resnet34",
+                "--train-variants",
+                "train_none",
+            ]
+        )
+        == 0
+    )
 
     def failing(job, progress=True):
-        raise RunFailed(f"{job['run_dir']}: epoch 1 trained on 0 of 128 images (the data loader stopped early)")
+        raise RunFailed(
+            f"{job['run_dir']}: epoch 1 trained on 0 of 128 images (the data loader stopped early)"
+        )
 
     monkeypatch.setattr(sweep, "run_job", failing)
     capsys.readouterr()

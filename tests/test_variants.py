@@ -12,7 +12,11 @@ from generator.variants import VARIANTS, list_variants, resolve_variants, varian
 
 def test_registry_has_the_22_named_variants_in_order():
     train = ["train_none", "train_all"] + [f"train_{c}" for c in CLASSES]
-    test = ["test_none", "test_all"] + [f"test_{c}" for c in CLASSES] + ["test_20", "test_40", "test_60", "test_80"]
+    test = (
+        ["test_none", "test_all"]
+        + [f"test_{c}" for c in CLASSES]
+        + ["test_20", "test_40", "test_60", "test_80"]
+    )
     assert list_variants("train") == train
     assert list_variants("test") == test
     assert list_variants() == train + test
@@ -22,7 +26,10 @@ def test_registry_has_the_22_named_variants_in_order():
 
 def test_resolve_variants_keeps_registry_order_and_rejects_unknown():
     assert [s.name for s in resolve_variants(["test_all", "train_none,test_20"])] == [
-        "train_none", "test_all", "test_20"]
+        "train_none",
+        "test_all",
+        "test_20",
+    ]
     assert len(resolve_variants(None)) == 22
     with pytest.raises(UserError, match="test_99"):
         resolve_variants(["test_99"])

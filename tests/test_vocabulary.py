@@ -31,10 +31,13 @@ def bank() -> TemplateBank:
 
 def central_lesion(height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
-    return ((((y - height / 2) / (height * 0.25)) ** 2 + ((x - width / 2) / (width * 0.22)) ** 2) < 1).astype(np.uint8)
+    return ((((y - height / 2) / (height * 0.25)) ** 2 + ((x - width / 2) / (width * 0.22)) ** 2) < 1).astype(
+        np.uint8
+    )
 
 
 # --- registry and templates -----------------------------------------------------------------------
+
 
 def test_every_bissoto_column_has_a_kind_and_every_kind_builtin_templates(bank):
     assert {spec.bissoto_column for spec in KINDS.values()} == set(BISSOTO_ARTEFACT_COLUMNS)
@@ -46,7 +49,9 @@ def test_every_bissoto_column_has_a_kind_and_every_kind_builtin_templates(bank):
 def test_paper_families_of_the_builtin_bank_keep_their_fingerprint(bank):
     paper = bank.for_families(DEFAULT_FAMILIES)
     assert set(paper.kinds()) == {k for f in DEFAULT_FAMILIES for k in FAMILIES[f]}
-    golden = json.loads((Path(__file__).resolve().parents[1] / "generator" / "data_manifest.json").read_text())
+    golden = json.loads(
+        (Path(__file__).resolve().parents[1] / "generator" / "data_manifest.json").read_text()
+    )
     assert golden["templates"] == f"builtin@{paper.fingerprint}"
     assert paper.fingerprint != bank.fingerprint
 
@@ -108,8 +113,12 @@ def test_gel_borders_touch_one_image_edge_and_brighten(bank):
     sides = set()
     for seed in range(40):
         out, artefact_mask, record = insert_artefact(image, central_lesion(), "gel_border", bank, seed)
-        edges = {"top": artefact_mask[0].any(), "bottom": artefact_mask[-1].any(),
-                 "left": artefact_mask[:, 0].any(), "right": artefact_mask[:, -1].any()}
+        edges = {
+            "top": artefact_mask[0].any(),
+            "bottom": artefact_mask[-1].any(),
+            "left": artefact_mask[:, 0].any(),
+            "right": artefact_mask[:, -1].any(),
+        }
         touching = [side for side, hit in edges.items() if hit]
         assert touching, seed
         sides.update(touching)
@@ -127,8 +136,12 @@ def test_patches_sit_in_the_periphery_off_the_lesion(bank):
     assert (coverage * lesion).sum() / coverage.sum() < 0.25 * lesion.mean()
     centres = np.array([inst["centre"] for r in records for inst in r["instances"]])
     # periphery: most centres in the outer band of the image
-    outer = ((centres[:, 0] < HEIGHT * 0.25) | (centres[:, 0] > HEIGHT * 0.75)
-             | (centres[:, 1] < WIDTH * 0.25) | (centres[:, 1] > WIDTH * 0.75))
+    outer = (
+        (centres[:, 0] < HEIGHT * 0.25)
+        | (centres[:, 0] > HEIGHT * 0.75)
+        | (centres[:, 1] < WIDTH * 0.25)
+        | (centres[:, 1] > WIDTH * 0.75)
+    )
     assert outer.mean() > 0.7
 
 
@@ -141,8 +154,13 @@ def test_new_kinds_can_be_extracted_from_a_with_without_pair(bank, tmp_path):
         with_image, _, _ = insert_artefact(image, central_lesion(), kind, bank, 5)
         save_png(tmp_path / f"{kind}_with.png", with_image)
         save_png(tmp_path / f"{kind}_without.png", image)
-        entry = extract_template(tmp_path / "bank", kind, with_path=tmp_path / f"{kind}_with.png",
-                                 without_path=tmp_path / f"{kind}_without.png", name=f"mine_{kind}")
+        entry = extract_template(
+            tmp_path / "bank",
+            kind,
+            with_path=tmp_path / f"{kind}_with.png",
+            without_path=tmp_path / f"{kind}_without.png",
+            name=f"mine_{kind}",
+        )
         assert entry["class"] == KINDS[kind].meta_class
     extracted = TemplateBank.load(str(tmp_path / "bank"))
     assert extracted.kinds() == [k for k in KINDS if k in NEW_KINDS]
@@ -164,12 +182,20 @@ def test_families_restrict_what_random_insertion_draws(bank):
 
 # --- an all-families build ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def all_families(tmp_path_factory):
     source = make_source(tmp_path_factory.mktemp("src"))
     out = tmp_path_factory.mktemp("all") / "data"
-    manifest = generate(source, out, seed=4, workers=1, progress=False, families=list(FAMILIES),
-                        variants=["train_all", "test_none", "test_all", "test_40"])
+    manifest = generate(
+        source,
+        out,
+        seed=4,
+        workers=1,
+        progress=False,
+        families=list(FAMILIES),
+        variants=["train_all", "test_none", "test_all", "test_40"],
+    )
     return out, manifest
 
 
@@ -216,11 +242,14 @@ def test_default_build_records_no_families_and_counts_only_the_paper_kinds(tmp_p
         assert "families" not in reader.attrs
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--families", "hairs"], "--families"),
-    (["--kinds", "beard"], "--kinds"),
-    (["--families", "hair", "--kinds", "bubble"], "--families"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--families", "hairs"], "--families"),
+        (["--kinds", "beard"], "--kinds"),
+        (["--families", "hair", "--kinds", "bubble"], "--families"),
+    ],
+)
 def test_bad_families_exit_2_without_outputs(tmp_path, capsys, args, needle):
     source = make_source(tmp_path / "src", train_per_class=(1,) * 7, test_per_class=(1,) * 7)
     out = tmp_path / "out"
@@ -245,22 +274,48 @@ def test_a_template_folder_without_the_chosen_family_exits_2(tmp_path, capsys, b
     image = np.full((HEIGHT, WIDTH, 3), 150, np.uint8)
     save_png(tmp_path / "with.png", insert_artefact(image, None, "hair", bank, 0)[0])
     save_png(tmp_path / "without.png", image)
-    extract_template(tmp_path / "bank", "hair", with_path=tmp_path / "with.png", without_path=tmp_path / "without.png")
+    extract_template(
+        tmp_path / "bank", "hair", with_path=tmp_path / "with.png", without_path=tmp_path / "without.png"
+    )
     source = make_source(tmp_path / "src", train_per_class=(1,) * 7, test_per_class=(1,) * 7)
     out = tmp_path / "out"
-    code = main(["generate", "--source", str(source), "--out", str(out), "--quiet",
-                 "--templates", str(tmp_path / "bank"), "--families", "hair", "bubble"])
+    code = main(
+        [
+            "generate",
+            "--source",
+            str(source),
+            "--out",
+            str(out),
+            "--quiet",
+            "--templates",
+            str(tmp_path / "bank"),
+            "--families",
+            "hair",
+            "bubble",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--families" in err and "'bubble'" in err and len(err.splitlines()) == 1
     assert not out.exists()
     # by default the families of the paper that a folder has are drawn from; here there are none
-    code = main(["generate", "--source", str(source), "--out", str(out), "--quiet",
-                 "--templates", str(tmp_path / "bank")])
+    code = main(
+        [
+            "generate",
+            "--source",
+            str(source),
+            "--out",
+            str(out),
+            "--quiet",
+            "--templates",
+            str(tmp_path / "bank"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no templates" in err and len(err.splitlines()) == 1
 
 
 # --- dataset cards -------------------------------------------------------------------------------------
+
 
 def _front_matter(card: str) -> dict:
     import yaml
@@ -282,8 +337,12 @@ def test_generate_writes_a_hugging_face_card_and_croissant(all_families):
     assert "## Citation" in (out / "README.md").read_text()
     crate = json.loads((out / "croissant.json").read_text())
     files = {d["name"]: d for d in crate["distribution"]}
-    assert {name: d["sha256"] for name, d in files.items()} == {e["name"]: e["sha256"] for e in manifest["files"]}
-    assert all(d["encodingFormat"] == "application/x-hdf5" and d["contentUrl"] == name for name, d in files.items())
+    assert {name: d["sha256"] for name, d in files.items()} == {
+        e["name"]: e["sha256"] for e in manifest["files"]
+    }
+    assert all(
+        d["encodingFormat"] == "application/x-hdf5" and d["contentUrl"] == name for name, d in files.items()
+    )
 
 
 def test_attributions_name_the_families_a_build_inserted(all_families, tmp_path):
@@ -303,7 +362,10 @@ def test_attributions_name_the_families_a_build_inserted(all_families, tmp_path)
 
     paper = {k: v for k, v in manifest.items() if k != "families"}
     assert "artefacts (bubbles, rulers, ink markings) inserted" in datacard(paper)
-    assert "artefacts (bubbles, rulers, ink markings) inserted" in info_from_manifest(paper)["test_all"]["attribution"]
+    assert (
+        "artefacts (bubbles, rulers, ink markings) inserted"
+        in info_from_manifest(paper)["test_all"]["attribution"]
+    )
     hair_only = {**paper, "families": ["hair"]}
     assert "artefacts (hair) inserted" in datacard(hair_only)
     assert "rulers" not in info_from_manifest(hair_only)["test_all"]["attribution"]
@@ -336,7 +398,9 @@ def test_publish_card_licence_follows_the_manifest(all_families, tmp_path):
     meta = _front_matter((published / "README.md").read_text())
     assert meta["license"] == "cc0-1.0"
     crate = json.loads((published / "croissant.json").read_text())
-    assert crate["distribution"][0]["contentUrl"] == "https://example.org/data/" + manifest["files"][0]["name"]
+    assert (
+        crate["distribution"][0]["contentUrl"] == "https://example.org/data/" + manifest["files"][0]["name"]
+    )
     real = dict(manifest, synthetic=False, licence="Images derived from HAM10000 ...; CC BY-NC-SA 4.0")
     assert "license: cc-by-nc-sa-4.0" in front_matter(real)
     assert croissant(real)["license"] == HAM10000_LICENCE_URL
@@ -358,7 +422,10 @@ def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_
     export_site(results, data, project / "site", progress=False)
     page = (project / "site" / "datasets.md").read_text()
     if base_url:
-        assert "(https://example.org/ham/README.md)" in page and "(https://example.org/ham/croissant.json)" in page
+        assert (
+            "(https://example.org/ham/README.md)" in page
+            and "(https://example.org/ham/croissant.json)" in page
+        )
     else:
         shipped = project / "site" / "generated" / "data"
         assert "(generated/data/README.md.txt)" in page and "(generated/data/croissant.json)" in page

@@ -8,11 +8,21 @@ import sys
 
 # TrainConfig fields settable from the command line (None = keep the profile's value).
 _OVERRIDES = (
-    ("--epochs", int, "epochs"), ("--batch-size", int, "batch_size"), ("--lr", float, "lr"),
-    ("--image-size", int, "image_size"), ("--optimizer", str, "optimizer"), ("--schedule", str, "schedule"),
-    ("--patience", int, "patience"), ("--workers", int, "workers"), ("--threads", int, "threads"),
-    ("--device", str, "device"), ("--weights", str, "weights"), ("--max-train-images", int, "max_train_images"),
-    ("--augment", str, "augment"), ("--augment-artefacts", float, "augment_artefacts"), ("--augment-templates", str, "augment_templates"),
+    ("--epochs", int, "epochs"),
+    ("--batch-size", int, "batch_size"),
+    ("--lr", float, "lr"),
+    ("--image-size", int, "image_size"),
+    ("--optimizer", str, "optimizer"),
+    ("--schedule", str, "schedule"),
+    ("--patience", int, "patience"),
+    ("--workers", int, "workers"),
+    ("--threads", int, "threads"),
+    ("--device", str, "device"),
+    ("--weights", str, "weights"),
+    ("--max-train-images", int, "max_train_images"),
+    ("--augment", str, "augment"),
+    ("--augment-artefacts", float, "augment_artefacts"),
+    ("--augment-templates", str, "augment_templates"),
 )
 
 
@@ -39,10 +49,13 @@ def _add_selectors(parser: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     from training.run.sweep import ARCHS, PROFILES
 
-    p = sub.add_parser("train", help="train one model (arch x training variant x fold) and predict the test variants",
-                       description="Train one run into <out>/<arch>/<train_variant>/fold<k>/ (<train_variant>+aug with "
-                                   "--augment-artefacts P > 0; resumes from last.pt). "
-                                   "Under torchrun it trains with DDP.")
+    p = sub.add_parser(
+        "train",
+        help="train one model (arch x training variant x fold) and predict the test variants",
+        description="Train one run into <out>/<arch>/<train_variant>/fold<k>/ (<train_variant>+aug with "
+        "--augment-artefacts P > 0; resumes from last.pt). "
+        "Under torchrun it trains with DDP.",
+    )
     p.add_argument("--data", required=True, help="folder of <variant>.h5 files")
     p.add_argument("--out", required=True, help="runs folder")
     p.add_argument("--arch", required=True, choices=ARCHS)
@@ -55,8 +68,11 @@ def register(sub) -> None:
     _add_overrides(p)
     p.set_defaults(func=run_train)
 
-    p = sub.add_parser("predict", help="predict all 13 test variants with a trained run",
-                       description="Write <run>/predictions/<test_variant>.csv for every test variant.")
+    p = sub.add_parser(
+        "predict",
+        help="predict all 13 test variants with a trained run",
+        description="Write <run>/predictions/<test_variant>.csv for every test variant.",
+    )
     p.add_argument("--run", required=True, help="run folder (config.json + best.pt)")
     p.add_argument("--data", help="data folder (default: the one the run was trained on)")
     p.add_argument("--device", default="auto")
@@ -79,9 +95,12 @@ def register(sub) -> None:
     _add_overrides(q)
     q.set_defaults(func=run_sweep_plan)
 
-    q = sweep_sub.add_parser("run", help="run one job (--index K) or all unfinished ones (--all)",
-                             description="Run jobs of <out>/jobs.jsonl. With --all and --data, plans first when "
-                                         "the jobs file does not exist yet.")
+    q = sweep_sub.add_parser(
+        "run",
+        help="run one job (--index K) or all unfinished ones (--all)",
+        description="Run jobs of <out>/jobs.jsonl. With --all and --data, plans first when "
+        "the jobs file does not exist yet.",
+    )
     q.add_argument("--out", help="runs folder holding jobs.jsonl")
     q.add_argument("--jobs", help="jobs file (default <out>/jobs.jsonl)")
     which = q.add_mutually_exclusive_group(required=True)
@@ -115,9 +134,16 @@ def run_train(args) -> int:
     from training.run.engine import TrainConfig, run_dir_for, train
     from training.run.sweep import profile_config
 
-    values = {**profile_config(args.profile, args.arch), **_overrides(args), "arch": args.arch, "data": args.data,
-              "train_variant": args.train_variant, "fold": args.fold, "seed": args.seed,
-              "predict": not args.no_predict}
+    values = {
+        **profile_config(args.profile, args.arch),
+        **_overrides(args),
+        "arch": args.arch,
+        "data": args.data,
+        "train_variant": args.train_variant,
+        "fold": args.fold,
+        "seed": args.seed,
+        "predict": not args.no_predict,
+    }
     if "threads" in values and values["threads"]:
         import torch
 
@@ -133,8 +159,15 @@ def run_predict(args) -> int:
     _passive_openmp()
     from training.run.predict import predict_run
 
-    written = predict_run(args.run, args.data, device=args.device, batch_size=args.batch_size,
-                          workers=args.workers, variants=args.test_variants, progress=not args.quiet)
+    written = predict_run(
+        args.run,
+        args.data,
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        variants=args.test_variants,
+        progress=not args.quiet,
+    )
     print(f"wrote {len(written)} prediction tables to {written[0].parent if written else args.run}")
     return 0
 
@@ -142,8 +175,16 @@ def run_predict(args) -> int:
 def run_sweep_plan(args) -> int:
     from training.run.sweep import load_jobs, plan
 
-    jobs = plan(args.data, args.out, args.profile, args.archs, args.train_variants, args.folds, args.seed,
-                _overrides(args))
+    jobs = plan(
+        args.data,
+        args.out,
+        args.profile,
+        args.archs,
+        args.train_variants,
+        args.folds,
+        args.seed,
+        _overrides(args),
+    )
     print(f"{jobs}: {len(load_jobs(jobs))} jobs")
     return 0
 
@@ -159,16 +200,33 @@ def run_sweep_run(args) -> int:
         raise UserError("sweep run: give --out RUNS or --jobs FILE")
     jobs = Path(args.jobs) if args.jobs else Path(args.out) / "jobs.jsonl"
     if not jobs.is_file() and args.data and args.out:
-        plan(args.data, args.out, args.profile, args.archs, args.train_variants, args.folds, args.seed,
-             _overrides(args))
+        plan(
+            args.data,
+            args.out,
+            args.profile,
+            args.archs,
+            args.train_variants,
+            args.folds,
+            args.seed,
+            _overrides(args),
+        )
     if args.index is not None:
         results = [run_index(jobs, args.index, progress=not args.quiet)]
     else:
-        results = run_all(jobs, args.archs, args.train_variants, args.folds, progress=not args.quiet,
-                          report=lambda line: print(line, file=sys.stderr, flush=True))
+        results = run_all(
+            jobs,
+            args.archs,
+            args.train_variants,
+            args.folds,
+            progress=not args.quiet,
+            report=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     for job, summary in results:
-        line = {"run_dir": job["run_dir"], "best_val_macro_pr_auc": summary.get("best_val_macro_pr_auc"),
-                "skipped": bool(summary.get("skipped"))}
+        line = {
+            "run_dir": job["run_dir"],
+            "best_val_macro_pr_auc": summary.get("best_val_macro_pr_auc"),
+            "skipped": bool(summary.get("skipped")),
+        }
         if (Path(job["run_dir"]) / "predictions" / "test_none.csv").is_file():
             line["test_none"] = chance_check(job["run_dir"])
         print(json.dumps(line), file=sys.stdout)

@@ -65,8 +65,9 @@ def fit_scale(shape: tuple[int, int], scale: float, angle: int, image_hw: tuple[
 
 
 # --------------------------------------------------------------------------------------------- realize
-def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator, image_hw,
-                    template_scale: float = 1.0) -> tuple[str, list]:
+def _draw_instances(
+    spec: KindSpec, bank: TemplateBank, rng: np.random.Generator, image_hw, template_scale: float = 1.0
+) -> tuple[str, list]:
     sets = bank.sets.get(spec.name) or []
     if not sets:
         raise UserError(f"--kind: the template bank {bank.source} has no {spec.name!r} templates")
@@ -93,22 +94,37 @@ def _draw_instances(spec: KindSpec, bank: TemplateBank, rng: np.random.Generator
                 angle = int(rng.integers(spec.rotate_range[0], spec.rotate_range[1] + 1))
             else:
                 step = spec.rotate_step
-                angle = step * int(rng.integers(spec.rotate_range[0] // step, spec.rotate_range[1] // step + 1))
+                angle = step * int(
+                    rng.integers(spec.rotate_range[0] // step, spec.rotate_range[1] // step + 1)
+                )
         if spec.fill_image:  # as large as the image allows, whatever the template's own size
             scale = max(image_hw[0] / template.shape[0], image_hw[1] / template.shape[1])
         else:
             scale = scale * template_scale
         scale = fit_scale(template.shape, scale, angle, image_hw)
         height, width = scaled_size(*template.shape, scale)
-        instances.append({
-            "template": template.id, "flip": flip, "scale": scale, "angle": angle,
-            "size": transformed_size(template.shape, scale, angle), "extent": (width, height),
-        })
+        instances.append(
+            {
+                "template": template.id,
+                "flip": flip,
+                "scale": scale,
+                "angle": angle,
+                "size": transformed_size(template.shape, scale, angle),
+                "extent": (width, height),
+            }
+        )
     return template_set.name, instances
 
 
-def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Generator, seed,
-             template_scale: float = 1.0) -> dict:
+def _realize(
+    kind: str,
+    bank: TemplateBank,
+    image_shape,
+    mask,
+    rng: np.random.Generator,
+    seed,
+    template_scale: float = 1.0,
+) -> dict:
     spec = get_kind(kind)
     height, width = int(image_shape[0]), int(image_shape[1])
     if height < 1 or width < 1:
@@ -121,13 +137,23 @@ def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Ge
     for instance, centre in zip(instances, centres, strict=True):
         if centre is None:
             continue  # no room without overlapping another instance
-        placed.append({
-            "template": instance["template"], "flip": instance["flip"], "scale": instance["scale"],
-            "angle": instance["angle"], "centre": [int(centre[0]), int(centre[1])],
-        })
+        placed.append(
+            {
+                "template": instance["template"],
+                "flip": instance["flip"],
+                "scale": instance["scale"],
+                "angle": instance["angle"],
+                "centre": [int(centre[0]), int(centre[1])],
+            }
+        )
     record = {
-        "format": RECORD_FORMAT, "kind": kind, "seed": seed, "bank": bank.fingerprint,
-        "template_set": set_name, "image_shape": [height, width], "instances": placed,
+        "format": RECORD_FORMAT,
+        "kind": kind,
+        "seed": seed,
+        "bank": bank.fingerprint,
+        "template_set": set_name,
+        "image_shape": [height, width],
+        "instances": placed,
     }
     if bank.families is not None and bank.families != DEFAULT_FAMILIES:
         # which sub-bank "bank" fingerprints, so that the whole bank can replay the record too
@@ -135,7 +161,9 @@ def _realize(kind: str, bank: TemplateBank, image_shape, mask, rng: np.random.Ge
     return record
 
 
-def realize(kind: str, bank: TemplateBank, image_shape, mask=None, seed: int = 0, template_scale: float = 1.0) -> dict:
+def realize(
+    kind: str, bank: TemplateBank, image_shape, mask=None, seed: int = 0, template_scale: float = 1.0
+) -> dict:
     """Draw one insertion of ``kind``: a small JSON-serialisable record (no pixels are touched).
 
     ``image_shape`` is (H, W) or (H, W, C); ``mask`` is None, 0/1 or 0/255 of size HxW.
@@ -249,15 +277,27 @@ def _add_warped(out: np.ndarray, level, matrix: np.ndarray, y0: int, x0: int, y1
     if len(level.planes) == 1:
         plane, sign, bias = level.planes[0]
         border = -bias * sign
-        four = cv2.warpAffine(plane, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=(border, border, border, 0))
+        four = cv2.warpAffine(
+            plane,
+            matrix,
+            size,
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(border, border, border, 0),
+        )
         cv2.addWeighted(region, 1.0, cv2.cvtColor(four, cv2.COLOR_BGRA2BGR), 1.0, float(bias), dst=region)
         return
     warped = []
     for plane, sign, bias in level.planes:
         border = -bias * sign
-        four = cv2.warpAffine(plane, matrix, size, flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=(border, border, border, 0))
+        four = cv2.warpAffine(
+            plane,
+            matrix,
+            size,
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(border, border, border, 0),
+        )
         warped.append(cv2.cvtColor(four, cv2.COLOR_BGRA2BGR))
     summed = cv2.add(region, warped[0], dtype=cv2.CV_16S)
     region[...] = cv2.subtract(summed, warped[1], dtype=cv2.CV_8U)
@@ -361,7 +401,9 @@ def _check_record(record: dict, bank: TemplateBank, image: np.ndarray) -> None:
     if not isinstance(record, dict) or "instances" not in record or "kind" not in record:
         raise UserError("record: not an artefact record (needs 'kind' and 'instances')")
     get_kind(record["kind"])
-    if record.get("bank") not in (None, bank.fingerprint) and record["bank"] != _sub_bank_fingerprint(record, bank):
+    if record.get("bank") not in (None, bank.fingerprint) and record["bank"] != _sub_bank_fingerprint(
+        record, bank
+    ):
         raise UserError(
             f"record: made with template bank {record['bank']}, but the bank given is {bank.fingerprint} "
             f"({bank.source})"
@@ -386,7 +428,12 @@ def render(image: np.ndarray, record: dict, bank: TemplateBank) -> tuple[np.ndar
         template = bank.template(instance["template"])
         centre = (int(instance["centre"][0]), int(instance["centre"][1]))
         boxes += paint_instance(
-            out, template, instance.get("flip", "none"), float(instance["scale"]), int(instance["angle"]), centre
+            out,
+            template,
+            instance.get("flip", "none"),
+            float(instance["scale"]),
+            int(instance["angle"]),
+            centre,
         )
     return out, _changed_pixels(image, out, boxes)
 

@@ -58,7 +58,9 @@ def load_bank(templates) -> TemplateBank:
     if isinstance(templates, TemplateBank):
         return templates
     if not isinstance(templates, str | os.PathLike):
-        raise ValueError(f"templates: expected 'builtin', a template directory or a TemplateBank, got {templates!r}")
+        raise ValueError(
+            f"templates: expected 'builtin', a template directory or a TemplateBank, got {templates!r}"
+        )
     try:
         return TemplateBank.load(os.fspath(templates))
     except UserError as exc:
@@ -88,8 +90,9 @@ def kind_weights(kinds, bank: TemplateBank) -> dict[str, float]:
         try:
             names = list(kinds)
         except TypeError:
-            raise ValueError(f"kinds: expected None, a name, a list of names or a {{name: weight}} mapping, "
-                             f"got {kinds!r}") from None
+            raise ValueError(
+                f"kinds: expected None, a name, a list of names or a {{name: weight}} mapping, got {kinds!r}"
+            ) from None
         kinds = {}
         for name in names:
             kinds[name] = kinds.get(name, 0.0) + 1.0
@@ -105,8 +108,10 @@ def kind_weights(kinds, bank: TemplateBank) -> dict[str, float]:
         elif name in FAMILIES:
             members = tuple(k for k in FAMILIES[name] if k in present)
         else:
-            raise ValueError(f"kinds: unknown kind or family {name!r}; kinds: {', '.join(KINDS)}; "
-                             f"families: {', '.join(FAMILIES)}")
+            raise ValueError(
+                f"kinds: unknown kind or family {name!r}; kinds: {', '.join(KINDS)}; "
+                f"families: {', '.join(FAMILIES)}"
+            )
         missing = [k for k in members if k not in present] or ([] if members else [name])
         if missing and float(weight) > 0:
             raise ValueError(f"kinds: the template bank {bank.source} has no {missing[0]!r} templates")
@@ -131,7 +136,11 @@ def check_seed(seed) -> np.random.Generator:
 
 def check_image(image) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        described = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        described = (
+            f"{image.dtype} array of shape {image.shape}"
+            if isinstance(image, np.ndarray)
+            else type(image).__name__
+        )
         raise ValueError(f"image: expected a uint8 HxWx3 RGB array, got {described}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image: empty image of shape {image.shape}")
@@ -141,8 +150,16 @@ def check_image(image) -> np.ndarray:
 def check_lesion_mask(mask, image_hw: tuple[int, int]) -> np.ndarray | None:
     if mask is None:
         return None
-    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)):
-        described = f"{mask.dtype} array of shape {mask.shape}" if isinstance(mask, np.ndarray) else type(mask).__name__
+    if (
+        not isinstance(mask, np.ndarray)
+        or mask.ndim != 2
+        or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer))
+    ):
+        described = (
+            f"{mask.dtype} array of shape {mask.shape}"
+            if isinstance(mask, np.ndarray)
+            else type(mask).__name__
+        )
         raise ValueError(f"lesion_mask: expected a 2-D bool or integer (0/1 or 0/255) array, got {described}")
     if mask.shape != tuple(image_hw):
         raise ValueError(f"lesion_mask: shape {mask.shape} differs from the image's {tuple(image_hw)}")
@@ -227,7 +244,9 @@ class ArtefactAugmenter:
         rng = check_seed(seed)
         if not rng.random() < self.p:
             return None
-        kind = self._kinds[min(int(np.searchsorted(self._cumulative, rng.random(), side="right")), len(self._kinds) - 1)]
+        kind = self._kinds[
+            min(int(np.searchsorted(self._cumulative, rng.random(), side="right")), len(self._kinds) - 1)
+        ]
         realize_seed = int(rng.integers(SEED_LIMIT))
         if lesion_mask is None:
             lesion_mask = auto_lesion_mask(image)
@@ -247,5 +266,7 @@ class ArtefactAugmenter:
 
     def __repr__(self) -> str:
         weights = ", ".join(f"{k}: {w:.3g}" for k, w in self.weights.items())
-        return (f"ArtefactAugmenter(p={self.p}, kinds={{{weights}}}, templates={self.bank.source!r}, "
-                f"template_scale={self.template_scale!r})")
+        return (
+            f"ArtefactAugmenter(p={self.p}, kinds={{{weights}}}, templates={self.bank.source!r}, "
+            f"template_scale={self.template_scale!r})"
+        )

@@ -26,8 +26,12 @@ def _bounding_box(changed: np.ndarray, margin: int) -> tuple[int, int, int, int]
     if rows.size == 0:
         return None
     height, width = changed.shape
-    return (max(0, rows[0] - margin), max(0, cols[0] - margin),
-            min(height, rows[-1] + 1 + margin), min(width, cols[-1] + 1 + margin))
+    return (
+        max(0, rows[0] - margin),
+        max(0, cols[0] - margin),
+        min(height, rows[-1] + 1 + margin),
+        min(width, cols[-1] + 1 + margin),
+    )
 
 
 def inpaint_without(image: np.ndarray, artefact_mask: np.ndarray, radius: int = 5) -> np.ndarray:
@@ -56,7 +60,9 @@ def extract_template(
     spec = get_kind(kind)
     if with_path is not None or without_path is not None:
         if with_path is None or without_path is None or image_path is not None:
-            raise UserError("templates extract: give --with and --without together (or --image and --artefact-mask)")
+            raise UserError(
+                "templates extract: give --with and --without together (or --image and --artefact-mask)"
+            )
         with_image, without_image = load_image(with_path), load_image(without_path)
         if with_image.shape != without_image.shape:
             raise UserError(
@@ -90,8 +96,11 @@ def extract_template(
         from ..userio import read_json
 
         meta = read_json(meta_path)
-        if not isinstance(meta, dict) or not isinstance(meta.get("artefacts"), list) \
-                or not all(isinstance(e, dict) for e in meta["artefacts"]):
+        if (
+            not isinstance(meta, dict)
+            or not isinstance(meta.get("artefacts"), list)
+            or not all(isinstance(e, dict) for e in meta["artefacts"])
+        ):
             raise UserError(f"{meta_path}: expected an object with an 'artefacts' list of objects")
     folder = out_dir / "src" / name
     existing = sorted(folder.glob(f"{name}_with_*.png")) if folder.is_dir() else []

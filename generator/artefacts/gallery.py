@@ -32,7 +32,9 @@ def demo_image(seed: int = 0, size: tuple[int, int] = (600, 450)) -> tuple[np.nd
     cy, cx = height * rng.uniform(0.42, 0.55), width * rng.uniform(0.42, 0.58)
     angle = np.arctan2(y - cy, x - cx)
     radius = min(width, height) * rng.uniform(0.17, 0.24)
-    wobble = 1 + 0.12 * np.sin(3 * angle + rng.uniform(0, 6.3)) + 0.07 * np.sin(5 * angle + rng.uniform(0, 6.3))
+    wobble = (
+        1 + 0.12 * np.sin(3 * angle + rng.uniform(0, 6.3)) + 0.07 * np.sin(5 * angle + rng.uniform(0, 6.3))
+    )
     dist = np.sqrt((y - cy) ** 2 + ((x - cx) * 0.85) ** 2) / (radius * wobble)
     lesion = dist < 1.0
     pigment = np.clip(1.15 - dist, 0, 1) ** 0.6 * (0.75 + 0.5 * _smooth_noise(rng, height, width, 9))
@@ -88,7 +90,9 @@ def render_template_gallery(banks: list[tuple[str, TemplateBank]], per_kind: int
     return sheet
 
 
-def render_insertion_gallery(banks: list[tuple[str, TemplateBank]], seed: int = 0, size=(600, 450), scale=0.5):
+def render_insertion_gallery(
+    banks: list[tuple[str, TemplateBank]], seed: int = 0, size=(600, 450), scale=0.5
+):
     """PIL image: the demo image with each kind inserted, one row per bank (the clean image first)."""
     from PIL import Image
 
@@ -97,8 +101,11 @@ def render_insertion_gallery(banks: list[tuple[str, TemplateBank]], seed: int = 
     image, mask = demo_image(seed, size)
     thumb_w, thumb_h = int(size[0] * scale), int(size[1] * scale)
     columns = ["clean"] + list(KINDS)
-    sheet = Image.new("RGB", (130 + len(columns) * (thumb_w + 6), LABEL_HEIGHT + len(banks) * (thumb_h + 8)),
-                      (250, 250, 250))
+    sheet = Image.new(
+        "RGB",
+        (130 + len(columns) * (thumb_w + 6), LABEL_HEIGHT + len(banks) * (thumb_h + 8)),
+        (250, 250, 250),
+    )
     for index, name in enumerate(columns):
         _label(sheet, (130 + index * (thumb_w + 6), 2), name)
     for row, (label, bank) in enumerate(banks):
@@ -150,8 +157,9 @@ def write_insertion_examples(bank: TemplateBank, out_dir: str | Path, seed: int 
     return paths
 
 
-def insert_artefact_pair(image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int,
-                         gap: int = 8) -> np.ndarray:
+def insert_artefact_pair(
+    image: np.ndarray, mask, kind: str, bank: TemplateBank, seed: int, gap: int = 8
+) -> np.ndarray:
     """Clean image and the same image with ``kind`` inserted, side by side with a white ``gap`` (pixels)."""
     from . import insert_artefact
 

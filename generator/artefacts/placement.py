@@ -284,7 +284,11 @@ def place_periphery(scene: Scene, instances: list, rng: np.random.Generator, spe
     weights = (1.0 - beta / float(beta.max())) * (1.0 - scene.blurred)
     sampler = CellSampler(scene, weights)
     cell_rows, cell_cols = np.nonzero(scene.lesion_cells)
-    lesion = ((cell_rows + 0.5) * scene.cell, (cell_cols + 0.5) * scene.cell, scene.lesion_counts[cell_rows, cell_cols])
+    lesion = (
+        (cell_rows + 0.5) * scene.cell,
+        (cell_cols + 0.5) * scene.cell,
+        scene.lesion_counts[cell_rows, cell_cols],
+    )
     centres = []
     for instance in instances:
         candidates = sampler.draw(rng, PERIPHERY_ATTEMPTS)

@@ -122,14 +122,19 @@ def ink_spot(rng: np.random.Generator) -> np.ndarray:
     for _ in range(int(rng.integers(1, 5))):
         # elongated, rotated blobs: dabs and short strokes of a felt-tip pen
         cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
-        along, across = rng.uniform(0.1, 0.35) * max(height, width), rng.uniform(0.04, 0.15) * min(height, width)
+        along, across = (
+            rng.uniform(0.1, 0.35) * max(height, width),
+            rng.uniform(0.04, 0.15) * min(height, width),
+        )
         angle = rng.uniform(0, math.pi)
         u = (x - cx) * math.cos(angle) + (y - cy) * math.sin(angle)
         v = -(x - cx) * math.sin(angle) + (y - cy) * math.cos(angle)
         field += np.exp(-((u / along) ** 2 + (v / across) ** 2))
     field += 0.45 * (_smooth_noise(rng, height, width, 7) - 0.5)
     alpha = np.clip((field - 0.45) / 0.15, 0, 1)
-    density = alpha * (0.3 + 0.7 * _smooth_noise(rng, height, width, 5)) * (0.25 + 0.75 * _grain(rng, field.shape))
+    density = (
+        alpha * (0.3 + 0.7 * _smooth_noise(rng, height, width, 5)) * (0.25 + 0.75 * _grain(rng, field.shape))
+    )
     density[density < 0.03] = 0.0
     return _to_template(-density[:, :, None] * _ink_colour(rng))
 
@@ -192,7 +197,9 @@ SKIN_REFERENCE = (196, 150, 128)
 """A typical light skin tone; opaque artefacts (calibration stickers) are stored as their colour minus it."""
 
 
-def _polyline_distance(points: np.ndarray, height: int, width: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
+def _polyline_distance(
+    points: np.ndarray, height: int, width: int, reach: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Distance of every pixel of a ``height`` x ``width`` grid to a polyline (k x 2 array of (row, col)),
     and the arc position (0 at the first point, 1 at the last) of the nearest point on it.
 
@@ -255,8 +262,10 @@ def hair_set(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     darkness = rng.uniform(90, 190)
     colour = darkness * np.array([1.0, rng.uniform(0.75, 0.88), rng.uniform(0.6, 0.78)])
     thickness = rng.uniform(1.0, 3.2)
-    return [hair_strand(rng, thickness * rng.uniform(0.8, 1.2), colour * rng.uniform(0.85, 1.1))
-            for _ in range(count)]
+    return [
+        hair_strand(rng, thickness * rng.uniform(0.8, 1.2), colour * rng.uniform(0.85, 1.1))
+        for _ in range(count)
+    ]
 
 
 DARK_CORNER_FRAME = (450, 600)
@@ -308,8 +317,9 @@ def gel_border(rng: np.random.Generator) -> np.ndarray:
     envelope = np.clip(np.sin(np.pi * u) * rng.uniform(1.1, 1.8), 0, 1) ** 0.7
     amplitudes, phases = rng.uniform(0.04, 0.15, size=3), rng.uniform(0, 2 * math.pi, size=3)
     frequencies = rng.uniform([0.5, 1.5, 3.0], [1.5, 3.0, 5.0])
-    meander = 0.75 + sum(a * np.sin(2 * math.pi * f * u + p)
-                         for a, f, p in zip(amplitudes, frequencies, phases, strict=True))
+    meander = 0.75 + sum(
+        a * np.sin(2 * math.pi * f * u + p) for a, f, p in zip(amplitudes, frequencies, phases, strict=True)
+    )
     boundary = depth * envelope * meander
     inside = np.clip(boundary - y + 0.5, 0, 1)
     gel = inside * rng.uniform(22, 55) * (0.7 + 0.6 * _smooth_noise(rng, height, length, 6))
@@ -323,9 +333,18 @@ def gel_border(rng: np.random.Generator) -> np.ndarray:
     return _to_template(total[:, :, None] * tint)
 
 
-_STICKER_COLOURS = np.array([
-    (40, 170, 80), (30, 110, 200), (240, 210, 40), (235, 120, 30), (210, 40, 50), (150, 60, 170), (245, 245, 240),
-], dtype=np.float64)
+_STICKER_COLOURS = np.array(
+    [
+        (40, 170, 80),
+        (30, 110, 200),
+        (240, 210, 40),
+        (235, 120, 30),
+        (210, 40, 50),
+        (150, 60, 170),
+        (245, 245, 240),
+    ],
+    dtype=np.float64,
+)
 """Printed colours of round calibration stickers and colour-chart fields: green, blue, yellow, orange,
 red, violet, white (white only in charts: white dots would be mistaken for bubble highlights)."""
 
@@ -364,8 +383,10 @@ def patch(rng: np.random.Generator) -> np.ndarray:
         colour = np.ones((height, width, 1)) * _STICKER_COLOURS[int(rng.integers(len(_STICKER_COLOURS) - 1))]
     colour = colour * rng.uniform(0.85, 1.0)  # faded print, light through the plate
     target = colour - np.array(SKIN_REFERENCE, dtype=np.float64)
-    outline = np.exp(-((sdf + 0.8) / 0.8) ** 2) * rng.uniform(40, 90)
-    sheen = rng.uniform(10, 35) * np.exp(-(((y + half_h * 0.4) ** 2 + (x - half_w * 0.3) ** 2) / (0.5 * half_h) ** 2))
+    outline = np.exp(-(((sdf + 0.8) / 0.8) ** 2)) * rng.uniform(40, 90)
+    sheen = rng.uniform(10, 35) * np.exp(
+        -(((y + half_h * 0.4) ** 2 + (x - half_w * 0.3) ** 2) / (0.5 * half_h) ** 2)
+    )
     shadow = np.exp(-np.maximum(sdf, 0) / 2.0) * (1 - inside) * rng.uniform(15, 35) * (sdf > 0)
     total = inside[:, :, None] * (target + sheen[:, :, None]) - (outline + shadow)[:, :, None]
     total[np.abs(total).max(axis=2) < 1.5] = 0.0
@@ -399,10 +420,14 @@ def builtin_sets(seed: int) -> list[tuple[str, str, list[tuple[str, np.ndarray]]
     from ..seeding import derive_seed
 
     layouts: list[tuple[str, int, tuple[int, int], Callable[..., list]]]
-    layouts = [(kind_name, n_sets, counts, lambda rng, count, make=make: [make(rng) for _ in range(count)])
-               for kind_name, (n_sets, counts, make) in BUILTIN_LAYOUT.items()]
-    layouts += [(kind_name, n_sets, counts, make_set)
-                for kind_name, (n_sets, counts, make_set) in BUILTIN_SET_LAYOUT.items()]
+    layouts = [
+        (kind_name, n_sets, counts, lambda rng, count, make=make: [make(rng) for _ in range(count)])
+        for kind_name, (n_sets, counts, make) in BUILTIN_LAYOUT.items()
+    ]
+    layouts += [
+        (kind_name, n_sets, counts, make_set)
+        for kind_name, (n_sets, counts, make_set) in BUILTIN_SET_LAYOUT.items()
+    ]
     sets = []
     for kind_name, n_sets, (lo, hi), make_set in layouts:
         for set_index in range(n_sets):

@@ -166,7 +166,9 @@ class TemplateBank:
                 raise UserError(f"{where}: needs 'class' and 'artefact_folder'")
             kind_name = kind_for_meta(entry["class"], entry.get("subclass"))
             if kind_name is None:
-                raise UserError(f"{where}: unknown class/subclass {entry['class']!r}/{entry.get('subclass')!r}")
+                raise UserError(
+                    f"{where}: unknown class/subclass {entry['class']!r}/{entry.get('subclass')!r}"
+                )
             folder = root / entry["artefact_folder"]
             name = str(entry.get("name") or Path(entry["artefact_folder"]).name)
             if entry.get("preprocessor") == "difference":
@@ -203,8 +205,10 @@ class TemplateBank:
             wanted = set(family_kinds(families))
             for family in families if strict else ():
                 if not any(self.sets[name] for name in FAMILIES[family]):
-                    raise UserError(f"--families: the template bank {self.source} has no {family!r} templates "
-                                    "(use --templates builtin, or add them with 'templates extract')")
+                    raise UserError(
+                        f"--families: the template bank {self.source} has no {family!r} templates "
+                        "(use --templates builtin, or add them with 'templates extract')"
+                    )
             sets = [s for name in self.sets if name in wanted for s in self.sets[name]]
             self._restricted[families, strict] = TemplateBank(sets, self.source, families)
         return self._restricted[families, strict]
@@ -240,7 +244,9 @@ class TemplateBank:
         try:
             return self.templates[template_id]
         except KeyError:
-            raise UserError(f"record: template {template_id!r} is not in the template bank {self.source}") from None
+            raise UserError(
+                f"record: template {template_id!r} is not in the template bank {self.source}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"TemplateBank({self.source!r}, {self.counts()})"

@@ -20,17 +20,42 @@ HDF5_MEDIA_TYPE = "application/x-hdf5"
 
 # The JSON-LD context of Croissant 1.0 (the specification's, as mlcroissant writes it).
 CROISSANT_CONTEXT = {
-    "@language": "en", "@vocab": "https://schema.org/", "citeAs": "cr:citeAs", "column": "cr:column",
-    "conformsTo": "dct:conformsTo", "cr": "http://mlcommons.org/croissant/", "rai": "http://mlcommons.org/croissant/RAI/",
-    "data": {"@id": "cr:data", "@type": "@json"}, "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
-    "dct": "http://purl.org/dc/terms/", "equivalentProperty": "cr:equivalentProperty",
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
     "examples": {"@id": "cr:examples", "@type": "@json"},
-    "extract": "cr:extract", "field": "cr:field", "fileProperty": "cr:fileProperty", "fileObject": "cr:fileObject",
-    "fileSet": "cr:fileSet", "format": "cr:format", "includes": "cr:includes", "isLiveDataset": "cr:isLiveDataset",
-    "jsonPath": "cr:jsonPath", "key": "cr:key", "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path",
-    "recordSet": "cr:recordSet", "references": "cr:references", "regex": "cr:regex", "repeated": "cr:repeated",
-    "replace": "cr:replace", "samplingRate": "cr:samplingRate", "sc": "https://schema.org/", "separator": "cr:separator", "source": "cr:source",
-    "subField": "cr:subField", "transform": "cr:transform",
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
 }
 
 _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -72,16 +97,37 @@ def front_matter(manifest: dict) -> str:
     """The YAML header of a Hugging Face dataset card (licence, task, size, one config per variant)."""
     identifier, _ = licence_id(manifest)
     rows = sum(int(f.get("rows", 0)) for f in manifest["files"])
-    tags = ["medical", "dermatology", "dermoscopy", "skin-lesion", "HAM10000", "artefacts", "spurious-correlations"]
+    tags = [
+        "medical",
+        "dermatology",
+        "dermoscopy",
+        "skin-lesion",
+        "HAM10000",
+        "artefacts",
+        "spurious-correlations",
+    ]
     tags += [f"artefact-{family}" for family in families_of(manifest)]
     if manifest.get("synthetic"):
         tags.append("synthetic")
-    lines = ["---", f"license: {identifier}", f"pretty_name: {_yaml('HAM10000 artefact variants (ham-artefacts)')}",
-             "task_categories:", "- image-classification", "tags:", *[f"- {_yaml(t)}" for t in tags],
-             "size_categories:", f"- {size_category(rows)}", "configs:"]
+    lines = [
+        "---",
+        f"license: {identifier}",
+        f"pretty_name: {_yaml('HAM10000 artefact variants (ham-artefacts)')}",
+        "task_categories:",
+        "- image-classification",
+        "tags:",
+        *[f"- {_yaml(t)}" for t in tags],
+        "size_categories:",
+        f"- {size_category(rows)}",
+        "configs:",
+    ]
     for f in manifest["files"]:
-        lines += [f"- config_name: {_yaml(f.get('variant', Path(f['name']).stem))}", "  data_files:",
-                  f"  - split: {_yaml(f.get('split', 'train'))}", f"    path: {_yaml(f['name'])}"]
+        lines += [
+            f"- config_name: {_yaml(f.get('variant', Path(f['name']).stem))}",
+            "  data_files:",
+            f"  - split: {_yaml(f.get('split', 'train'))}",
+            f"    path: {_yaml(f['name'])}",
+        ]
     lines.append("---")
     return "\n".join(lines)
 
@@ -99,8 +145,11 @@ def croissant(manifest: dict) -> dict:
 
     _, licence_url = licence_id(manifest)
     families = families_of(manifest)
-    description = ("Dermatoscopic images of HAM10000 with inserted artefacts (families: " + ", ".join(families)
-                   + "), one HDF5 file per variant; clean and artefacted variants are paired.")
+    description = (
+        "Dermatoscopic images of HAM10000 with inserted artefacts (families: "
+        + ", ".join(families)
+        + "), one HDF5 file per variant; clean and artefacted variants are paired."
+    )
     if manifest.get("synthetic"):
         description += " Synthetic build: the images are synthetic stand-ins, not HAM10000 pixels."
     dataset: dict[str, Any] = {
@@ -120,20 +169,38 @@ def croissant(manifest: dict) -> dict:
     if manifest.get("base_url"):
         dataset["url"] = manifest["base_url"]
     for f in manifest["files"]:
-        dataset["distribution"].append({
-            "@type": "cr:FileObject", "@id": f["name"], "name": f["name"],
-            "description": str(f.get("description", "")), "contentUrl": _file_url(manifest, f["name"]),
-            "contentSize": f"{int(f['bytes'])} B", "encodingFormat": HDF5_MEDIA_TYPE, "sha256": f["sha256"],
-        })
+        dataset["distribution"].append(
+            {
+                "@type": "cr:FileObject",
+                "@id": f["name"],
+                "name": f["name"],
+                "description": str(f.get("description", "")),
+                "contentUrl": _file_url(manifest, f["name"]),
+                "contentSize": f"{int(f['bytes'])} B",
+                "encodingFormat": HDF5_MEDIA_TYPE,
+                "sha256": f["sha256"],
+            }
+        )
         variant = str(f.get("variant", Path(f["name"]).stem))
-        dataset["recordSet"].append({
-            "@type": "cr:RecordSet", "@id": variant, "name": variant, "description": str(f.get("description", "")),
-            "field": [{
-                "@type": "cr:Field", "@id": f"{variant}/{name}", "name": name, "description": meaning,
-                "dataType": data_type,
-                "source": {"fileObject": {"@id": f["name"]}, "extract": {"column": column}},
-            } for name, column, data_type, meaning in RECORD_FIELDS],
-        })
+        dataset["recordSet"].append(
+            {
+                "@type": "cr:RecordSet",
+                "@id": variant,
+                "name": variant,
+                "description": str(f.get("description", "")),
+                "field": [
+                    {
+                        "@type": "cr:Field",
+                        "@id": f"{variant}/{name}",
+                        "name": name,
+                        "description": meaning,
+                        "dataType": data_type,
+                        "source": {"fileObject": {"@id": f["name"]}, "extract": {"column": column}},
+                    }
+                    for name, column, data_type, meaning in RECORD_FIELDS
+                ],
+            }
+        )
     return dataset
 
 
@@ -176,8 +243,11 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "",
     ]
     if manifest.get("synthetic"):
-        lines += ["> **Synthetic**: these files were built from synthetic stand-in images, not from the real "
-                  "HAM10000 data. Use them for testing pipelines only.", ""]
+        lines += [
+            "> **Synthetic**: these files were built from synthetic stand-in images, not from the real "
+            "HAM10000 data. Use them for testing pipelines only.",
+            "",
+        ]
     lines += [
         f"Generator version {manifest.get('generator_version', '?')}, seed {manifest.get('seed', '?')}, "
         f"templates `{manifest.get('templates', '?')}`, image size {manifest.get('image_size')}.",
@@ -200,8 +270,10 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "|---|---|---:|---:|---:|---|",
     ]
     for f in manifest["files"]:
-        lines.append(f"| `{f['name']}` | {f.get('split', '')} | {f.get('rows', '')} | {f.get('n_artefact', '')} "
-                     f"| {f['bytes']} | `{f['sha256']}` |")
+        lines.append(
+            f"| `{f['name']}` | {f.get('split', '')} | {f.get('rows', '')} | {f.get('n_artefact', '')} "
+            f"| {f['bytes']} | `{f['sha256']}` |"
+        )
     lines += [
         "",
         "Descriptions:",
@@ -236,8 +308,14 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "",
         "## Licence and attribution",
         "",
-        *([f"- **Images (this build)**: synthetic stand-ins, {manifest.get('licence', '')}. Builds from "
-           "the real HAM10000 carry the licence below."] if manifest.get("synthetic") else []),
+        *(
+            [
+                f"- **Images (this build)**: synthetic stand-ins, {manifest.get('licence', '')}. Builds from "
+                "the real HAM10000 carry the licence below."
+            ]
+            if manifest.get("synthetic")
+            else []
+        ),
         f"- **Images**: {ham10000_attribution(families)}",
         f"  Licence: [{HAM10000_LICENCE}]({HAM10000_LICENCE_URL}).",
         f"- **Licence recorded in the manifest**: {manifest.get('licence', '')}",

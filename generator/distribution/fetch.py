@@ -91,6 +91,7 @@ class FetchOutcome:
 
 # --- manifest: reading and validation ---------------------------------------------------------
 
+
 def check_plain_name(name, where: str) -> str:
     """Return ``name`` if it is a safe plain file name, else raise UserError naming ``where``."""
     if not isinstance(name, str):
@@ -133,7 +134,9 @@ def check_base_url(url, where: str) -> str | None:
         raise UserError(f"{where}: base_url must be a non-empty string or null")
     scheme = url_scheme(url, f"{where} {printable(url)}")
     if scheme not in ("http", "https", "file"):
-        raise UserError(f"{where}: base_url {printable(repr(url))} must be an http://, https:// or file:// URL")
+        raise UserError(
+            f"{where}: base_url {printable(repr(url))} must be an http://, https:// or file:// URL"
+        )
     return url
 
 
@@ -156,7 +159,9 @@ def _check_safety(manifest, where: str) -> list[FileEntry]:
         raise UserError(f"{where}: top level must be a JSON object")
     fmt = manifest.get("format")
     if not isinstance(fmt, str) or not fmt.startswith(MANIFEST_FORMAT_PREFIX):
-        raise UserError(f"{where}: format must start with {MANIFEST_FORMAT_PREFIX!r}, got {printable(repr(fmt))}")
+        raise UserError(
+            f"{where}: format must start with {MANIFEST_FORMAT_PREFIX!r}, got {printable(repr(fmt))}"
+        )
     check_base_url(manifest.get("base_url"), f"{where}: base_url")
     files = manifest.get("files")
     if not isinstance(files, list):
@@ -240,6 +245,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 # --- sources ----------------------------------------------------------------------------------
 
+
 class _Transient(Exception):
     """A failure worth retrying (resuming from what is already in the .part file)."""
 
@@ -272,8 +278,9 @@ class _Source:
     def describe(self, name: str) -> str:
         return self.base + urllib.parse.quote(name) if self.kind == "http" else str(Path(self.base) / name)
 
-    def copy_into(self, name: str, fh, offset: int, expected: int, timeout: float, bar,
-                  limits: _Limits = _Limits()) -> int:
+    def copy_into(
+        self, name: str, fh, offset: int, expected: int, timeout: float, bar, limits: _Limits = _Limits()
+    ) -> int:
         """Append bytes ``offset..expected`` of ``name`` to ``fh``; return the new offset written from.
 
         Returns the offset the bytes actually started at (0 if the server ignored the Range).
@@ -297,7 +304,9 @@ class _Source:
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers), timeout=timeout
+            ) as resp:
                 start = 0
                 if offset and resp.status == 206:
                     content_range = resp.headers.get("Content-Range", "")
@@ -348,8 +357,10 @@ def _copy_capped(src, dst, remaining: int, bar, limits: _Limits = _Limits()) -> 
         elapsed = time.monotonic() - window_start
         if elapsed >= window:
             if window_bytes < min_speed * elapsed:
-                raise _Transient(f"too slow ({window_bytes / elapsed:.0f} bytes/s over {elapsed:.0f} s, "
-                                 f"minimum {min_speed:.0f})")
+                raise _Transient(
+                    f"too slow ({window_bytes / elapsed:.0f} bytes/s over {elapsed:.0f} s, "
+                    f"minimum {min_speed:.0f})"
+                )
             window_start, window_bytes = time.monotonic(), 0
 
 
@@ -363,6 +374,7 @@ def _backoff_wait(seconds: float, stop: threading.Event | None) -> None:
 
 # --- one file ---------------------------------------------------------------------------------
 
+
 def _safe_target(out: Path, name: str) -> Path:
     """``out/name``, guaranteed to be directly inside ``out`` (defence in depth after validation)."""
     if not _PLAIN_NAME.fullmatch(name) or ".." in name:
@@ -373,22 +385,44 @@ def _safe_target(out: Path, name: str) -> Path:
     return target
 
 
-def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, backoff: float,
-               timeout: float, bar_factory, limits: _Limits = _Limits()) -> FetchOutcome:
+def _fetch_one(
+    entry: FileEntry,
+    out: Path,
+    source: _Source,
+    *,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    bar_factory,
+    limits: _Limits = _Limits(),
+) -> FetchOutcome:
     dest = _safe_target(out, entry.name)
     part = _safe_target(out, entry.name + PART_SUFFIX)
     if dest.is_dir() and not dest.is_symlink():  # (a symlink at dest is replaced, never written through)
         raise FetchError(f"{dest}: a folder is in the way; remove it")
-    if dest.is_file() and not dest.is_symlink() and dest.stat().st_size == entry.bytes \
-            and sha256_file(dest) == entry.sha256:
+    if (
+        dest.is_file()
+        and not dest.is_symlink()
+        and dest.stat().st_size == entry.bytes
+        and sha256_file(dest) == entry.sha256
+    ):
         return FetchOutcome(entry.name, dest, "present", entry.bytes)
     if part.is_symlink() or (part.exists() and not part.is_file()):
         raise FetchError(f"{part}: exists and is not a regular file; remove it")
     if part.exists() and part.stat().st_nlink > 1:
         part.unlink()  # a hard link would let appends change a file elsewhere: start afresh
     try:
-        return _download(entry, dest, part, source, retries=retries, backoff=backoff, timeout=timeout,
-                         bar_factory=bar_factory, limits=limits)
+        return _download(
+            entry,
+            dest,
+            part,
+            source,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            bar_factory=bar_factory,
+            limits=limits,
+        )
     except BaseException:
         # nothing half-written: an empty .part is no resume point (a non-empty one is kept for resume)
         with contextlib.suppress(OSError):
@@ -397,8 +431,18 @@ def _fetch_one(entry: FileEntry, out: Path, source: _Source, *, retries: int, ba
         raise
 
 
-def _download(entry: FileEntry, dest: Path, part: Path, source: _Source, *, retries: int, backoff: float,
-              timeout: float, bar_factory, limits: _Limits) -> FetchOutcome:
+def _download(
+    entry: FileEntry,
+    dest: Path,
+    part: Path,
+    source: _Source,
+    *,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    bar_factory,
+    limits: _Limits,
+) -> FetchOutcome:
     # A .part found on disk may belong to an older version of the file: if it fails the hash, one
     # fresh download is due, even when it was already full size (so no request was made for it).
     resumed = part.exists() and part.stat().st_size > 0
@@ -448,6 +492,7 @@ def _download(entry: FileEntry, dest: Path, part: Path, source: _Source, *, retr
 
 # --- the public entry point -------------------------------------------------------------------
 
+
 def select_entries(entries: list[FileEntry], variants: Iterable[str] | None) -> list[FileEntry]:
     """Entries whose variant or file name is in ``variants`` (all when None)."""
     if not variants:
@@ -460,7 +505,9 @@ def select_entries(entries: list[FileEntry], variants: Iterable[str] | None) -> 
     unknown = [v for v in wanted if v not in by_key]
     if unknown:
         known = ", ".join(e.variant for e in entries)
-        raise UserError(f"--variants: unknown {printable(', '.join(unknown))} (manifest lists: {printable(known, 400)})")
+        raise UserError(
+            f"--variants: unknown {printable(', '.join(unknown))} (manifest lists: {printable(known, 400)})"
+        )
     return list(dict.fromkeys(by_key[v] for v in wanted))
 
 
@@ -496,8 +543,11 @@ def fetch(
     if retries < 0:
         raise UserError(f"--retries: must be at least 0, got {retries}")
     if not timeout > 0 or not min_speed >= 0 or not speed_window > 0:
-        raise UserError(f"--timeout: must be positive, got {timeout}" if not timeout > 0
-                        else f"--min-speed: must be non-negative, got {min_speed}")
+        raise UserError(
+            f"--timeout: must be positive, got {timeout}"
+            if not timeout > 0
+            else f"--min-speed: must be non-negative, got {min_speed}"
+        )
     if isinstance(manifest, dict):
         data, default_base = manifest, None
         entries = fetchable_entries(data)
@@ -528,8 +578,17 @@ def fetch(
         limits = _Limits(min_speed, speed_window, threading.Event())
         with ThreadPoolExecutor(max_workers=min(workers, max(1, len(selected)))) as pool:
             futures = [
-                pool.submit(_fetch_one, e, out_path, source, retries=retries, backoff=backoff,
-                            timeout=timeout, bar_factory=bar_factory, limits=limits)
+                pool.submit(
+                    _fetch_one,
+                    e,
+                    out_path,
+                    source,
+                    retries=retries,
+                    backoff=backoff,
+                    timeout=timeout,
+                    bar_factory=bar_factory,
+                    limits=limits,
+                )
                 for e in selected
             ]
             try:
@@ -579,8 +638,9 @@ def _files_held(manifest: dict, out: Path, fetched: set[str]) -> list[dict]:
     held = []
     for f in manifest["files"]:
         path = out / f["name"]
-        if f["name"] in fetched or (earlier.get(f["name"]) == f["sha256"] and path.is_file()
-                                    and path.stat().st_size == f["bytes"]):
+        if f["name"] in fetched or (
+            earlier.get(f["name"]) == f["sha256"] and path.is_file() and path.stat().st_size == f["bytes"]
+        ):
             held.append(f)
     return held
 
@@ -601,8 +661,16 @@ def _bar_factory(progress: bool, workers: int):
 
         with lock:
             slot = free_slots.pop(0) if free_slots else 0
-        bar = tqdm(total=entry.bytes, desc=entry.name, unit="B", unit_scale=True, unit_divisor=1024,
-                   position=slot, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=entry.bytes,
+            desc=entry.name,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            position=slot,
+            leave=False,
+            dynamic_ncols=True,
+        )
         try:
             yield bar
         finally:
@@ -613,8 +681,12 @@ def _bar_factory(progress: bool, workers: int):
     return factory
 
 
-def verify_files(out: str | os.PathLike, manifest: dict | None = None,
-                 variants: Iterable[str] | None = None, content: bool = False) -> list[str]:
+def verify_files(
+    out: str | os.PathLike,
+    manifest: dict | None = None,
+    variants: Iterable[str] | None = None,
+    content: bool = False,
+) -> list[str]:
     """Problems (missing, wrong size, wrong SHA-256) of the selected files in ``out``; [] when good."""
     from ..variants.manifest import check_entry
 
@@ -622,11 +694,22 @@ def verify_files(out: str | os.PathLike, manifest: dict | None = None,
     if manifest is None:
         manifest, _ = read_manifest(out)
     selected = {e.name for e in select_entries(fetchable_entries(manifest), variants)}
-    return [p for f in manifest["files"] if f["name"] in selected
-            and (p := check_entry(out, f, content=content)) is not None]
+    return [
+        p
+        for f in manifest["files"]
+        if f["name"] in selected and (p := check_entry(out, f, content=content)) is not None
+    ]
 
 
 __all__ = [
-    "FetchError", "FetchOutcome", "FileEntry", "check_plain_name", "fetch", "read_manifest",
-    "fetchable_entries", "select_entries", "sha256_file", "verify_files",
+    "FetchError",
+    "FetchOutcome",
+    "FileEntry",
+    "check_plain_name",
+    "fetch",
+    "read_manifest",
+    "fetchable_entries",
+    "select_entries",
+    "sha256_file",
+    "verify_files",
 ]

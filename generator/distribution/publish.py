@@ -28,7 +28,9 @@ def _check_publish_url(base_url: str) -> str:
     scheme = url_scheme(base_url, "--base-url")
     parts = urllib.parse.urlsplit(base_url)
     if scheme not in ("http", "https", "file") or (scheme != "file" and not parts.netloc):
-        raise UserError(f"--base-url: {printable(repr(base_url))} must be an http://, https:// or file:// URL")
+        raise UserError(
+            f"--base-url: {printable(repr(base_url))} must be an http://, https:// or file:// URL"
+        )
     return base_url if base_url.endswith("/") else base_url + "/"
 
 
@@ -57,8 +59,14 @@ def _apply_umask(folder: Path) -> None:
             path.chmod(0o666 & ~mask)
 
 
-def publish(data_dir: str | os.PathLike, out_dir: str | os.PathLike, base_url: str, variants=None,
-            verify: bool = True, progress: bool = True) -> Path:
+def publish(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    base_url: str,
+    variants=None,
+    verify: bool = True,
+    progress: bool = True,
+) -> Path:
     """Build the upload folder ``out_dir`` from ``data_dir``; returns ``out_dir``."""
     from tqdm import tqdm
 

@@ -93,6 +93,7 @@ class Source:
 
 # --- table parsing ----------------------------------------------------------------------------
 
+
 def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header (stripped) and (line number, values) rows of a comma- or tab-separated file."""
     try:
@@ -106,7 +107,9 @@ def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if header_line is None:
         raise UserError(f"{path}: empty file (expected a header row)")
     delimiter = "\t" if "\t" in header_line else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', skipinitialspace=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', skipinitialspace=True
+    )
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
     try:
@@ -139,7 +142,9 @@ def _rows_as_dicts(path: Path, header: list[str], rows, required: tuple[str, ...
 
 def _check_image_id(path: Path, line: int, image_id: str) -> None:
     if not re.fullmatch(r"ISIC_\d+", image_id):
-        raise UserError(f"{path}, row {line}: malformed image_id {image_id!r} (expected ISIC_ followed by digits)")
+        raise UserError(
+            f"{path}, row {line}: malformed image_id {image_id!r} (expected ISIC_ followed by digits)"
+        )
 
 
 def _check_age(path: Path, line: int, age: str) -> None:
@@ -148,7 +153,9 @@ def _check_age(path: Path, line: int, age: str) -> None:
     try:
         float(age)
     except ValueError:
-        raise UserError(f"{path}, row {line}: age {age!r} is not a number (leave it empty if unknown)") from None
+        raise UserError(
+            f"{path}, row {line}: age {age!r} is not a number (leave it empty if unknown)"
+        ) from None
 
 
 def _parse_ham_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
@@ -159,7 +166,9 @@ def _parse_ham_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
         image_id = row["image_id"]
         _check_image_id(path, line, image_id)
         if image_id in seen:
-            raise UserError(f"{path}, row {line}: duplicate image_id {image_id} (first listed at row {seen[image_id]})")
+            raise UserError(
+                f"{path}, row {line}: duplicate image_id {image_id} (first listed at row {seen[image_id]})"
+            )
         seen[image_id] = line
         dx = row["dx"].lower()
         if dx not in CLASSES:
@@ -184,7 +193,9 @@ def _parse_onehot_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
         image_id = row["image"]
         _check_image_id(path, line, image_id)
         if image_id in seen:
-            raise UserError(f"{path}, row {line}: duplicate image {image_id} (first listed at row {seen[image_id]})")
+            raise UserError(
+                f"{path}, row {line}: duplicate image {image_id} (first listed at row {seen[image_id]})"
+            )
         seen[image_id] = line
         try:
             scores = {c: float(row[c.lower()]) for c in ONEHOT_COLUMNS[1:]}
@@ -195,8 +206,19 @@ def _parse_onehot_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
             raise UserError(f"{path}, row {line} ({image_id}): expected exactly one class column set to 1")
         dx = hot[0].lower()
         out.append(
-            (line, {"lesion_id": "", "image_id": image_id, "dx": dx, "dx_type": "", "age": "", "sex": "",
-                    "localization": "", "dataset": ""})
+            (
+                line,
+                {
+                    "lesion_id": "",
+                    "image_id": image_id,
+                    "dx": dx,
+                    "dx_type": "",
+                    "age": "",
+                    "sex": "",
+                    "localization": "",
+                    "dataset": "",
+                },
+            )
         )
     if not out:
         raise UserError(f"{path}: no data rows")
@@ -204,6 +226,7 @@ def _parse_onehot_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
 
 
 # --- file discovery ---------------------------------------------------------------------------
+
 
 @dataclass
 class _Inventory:
@@ -218,7 +241,7 @@ class _Inventory:
 def _table_name_matches(name: str, prefix: str) -> bool:
     if not name.startswith(prefix):
         return False
-    suffix = name[len(prefix):]
+    suffix = name[len(prefix) :]
     if prefix == METADATA_STEM:
         return suffix.lower() in TABLE_SUFFIXES
     return Path(name).suffix.lower() in TABLE_SUFFIXES
@@ -289,7 +312,9 @@ def _records(split, parsed, index: dict[str, Path], masks: dict[str, Path], tabl
     if missing:
         line, image_id = missing[0]
         more = f" (and {len(missing) - 1} more images)" if len(missing) > 1 else ""
-        raise UserError(f"{table}, row {line}: image {image_id} is listed but {image_id}.jpg{more} was not found {where}")
+        raise UserError(
+            f"{table}, row {line}: image {image_id} is listed but {image_id}.jpg{more} was not found {where}"
+        )
     records.sort(key=lambda r: r.image_id)
     return records
 
@@ -305,6 +330,7 @@ def _fingerprint(metadata_path: Path, ground_truth: Path | None, train, test) ->
 
 
 # --- public API -------------------------------------------------------------------------------
+
 
 def load_source(path: str | os.PathLike, *, report: bool = True) -> Source:
     """Load a HAM10000 folder in the Dataverse layout; raise ``UserError`` naming any bad file or row.
@@ -328,8 +354,14 @@ def load_source(path: str | os.PathLike, *, report: bool = True) -> Source:
     parsed = _parse_ham_rows(metadata_path, header, rows)
     zips = sorted(p.name for p in root.glob("*.zip"))
     hint = f"; unpack {', '.join(zips)} first?" if zips else ""
-    train = _records("train", parsed, inv.train_images, inv.masks, metadata_path,
-                     f"under {root} (outside {TEST_IMAGES_DIR_PREFIX}/){hint}")
+    train = _records(
+        "train",
+        parsed,
+        inv.train_images,
+        inv.masks,
+        metadata_path,
+        f"under {root} (outside {TEST_IMAGES_DIR_PREFIX}/){hint}",
+    )
 
     ground_truth = _pick_ground_truth(inv.test_tables)
     test: list[SourceRecord] = []
@@ -339,7 +371,9 @@ def load_source(path: str | os.PathLike, *, report: bool = True) -> Source:
         train_ids = {r.image_id for r in train}
         for line, row in gt_rows:
             if row["image_id"] in train_ids:
-                raise UserError(f"{gt_path}, row {line}: test image {row['image_id']} is also in {metadata_path.name}")
+                raise UserError(
+                    f"{gt_path}, row {line}: test image {row['image_id']} is also in {metadata_path.name}"
+                )
         test = _records("test", gt_rows, inv.test_images, inv.masks, gt_path, f"in {TEST_IMAGES_DIR_PREFIX}/")
     elif inv.test_images:
         raise UserError(
@@ -367,7 +401,8 @@ def load_source(path: str | os.PathLike, *, report: bool = True) -> Source:
 def expected_counts_report(source: Source) -> str | None:
     """A comparison with the published per-class counts, or None if the source is clearly a subset."""
     looks_full = {
-        split: len(source.records(split)) >= 0.9 * sum(EXPECTED_COUNTS[split].values()) for split in EXPECTED_COUNTS
+        split: len(source.records(split)) >= 0.9 * sum(EXPECTED_COUNTS[split].values())
+        for split in EXPECTED_COUNTS
     }
     if not any(looks_full.values()):
         return None
@@ -400,7 +435,9 @@ def read_image(rec: SourceRecord, size: tuple[int, int] | None = None):
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone turned it on globally; we still refuse truncation
-        raise UserError(f"{path}: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; refusing to hide truncated images")
+        raise UserError(
+            f"{path}: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; refusing to hide truncated images"
+        )
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

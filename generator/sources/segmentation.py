@@ -40,8 +40,12 @@ def field_of_view(gray: np.ndarray) -> np.ndarray:
     # Corner regions: components that touch at least one image corner square.
     c = max(2, int(0.06 * min(h, w)))
     corner_labels = set()
-    for ys, xs in ((slice(0, c), slice(0, c)), (slice(0, c), slice(w - c, w)),
-                   (slice(h - c, h), slice(0, c)), (slice(h - c, h), slice(w - c, w))):
+    for ys, xs in (
+        (slice(0, c), slice(0, c)),
+        (slice(0, c), slice(w - c, w)),
+        (slice(h - c, h), slice(0, c)),
+        (slice(h - c, h), slice(w - c, w)),
+    ):
         corner_labels.update(np.unique(labels[ys, xs]).tolist())
     corner_labels.discard(0)
     if not corner_labels:
@@ -76,7 +80,9 @@ def segment_lesion(rgb: np.ndarray, work_side: int = 256) -> np.ndarray:
 
     # Hair removal: a grey-level closing with a disc wider than a hair fills thin dark lines.
     k_hair = _odd(0.03 * min(sw, sh))
-    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_hair, k_hair)))
+    small = cv2.morphologyEx(
+        small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k_hair, k_hair))
+    )
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=0.01 * min(sw, sh) + 0.5)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
 
@@ -92,8 +98,11 @@ def segment_lesion(rgb: np.ndarray, work_side: int = 256) -> np.ndarray:
     # centre brighter than the border band); chroma counts both ways (red vessels, blue-grey veils).
     darker = np.maximum(ref[0] - lab[..., 0], 0.0)
     dist = np.sqrt(darker**2 + 1.5 * ((lab[..., 1] - ref[1]) ** 2 + (lab[..., 2] - ref[2]) ** 2))
-    channel = np.clip(dist * (255.0 / max(float(np.percentile(dist[fov], 99.5)), 1e-3)), 0, 255).astype(np.uint8) \
-        if fov.any() else np.zeros((sh, sw), np.uint8)
+    channel = (
+        np.clip(dist * (255.0 / max(float(np.percentile(dist[fov], 99.5)), 1e-3)), 0, 255).astype(np.uint8)
+        if fov.any()
+        else np.zeros((sh, sw), np.uint8)
+    )
 
     inside = channel[fov]
     if inside.size < 16 or int(inside.max()) - int(inside.min()) < 8:
@@ -137,9 +146,12 @@ def _best_component(channel: np.ndarray, fov: np.ndarray, threshold: float) -> n
     areas = stats[1:, cv2.CC_STAT_AREA].astype(float)
     # Distance of each component's centroid from the centre, relative to the half-diagonal.
     d = np.hypot((centroids[1:, 0] - sw / 2) / (sw / 2), (centroids[1:, 1] - sh / 2) / (sh / 2)) / np.sqrt(2)
-    touches = ((stats[1:, cv2.CC_STAT_LEFT] == 0) | (stats[1:, cv2.CC_STAT_TOP] == 0)
-               | (stats[1:, cv2.CC_STAT_LEFT] + stats[1:, cv2.CC_STAT_WIDTH] >= sw)
-               | (stats[1:, cv2.CC_STAT_TOP] + stats[1:, cv2.CC_STAT_HEIGHT] >= sh))
+    touches = (
+        (stats[1:, cv2.CC_STAT_LEFT] == 0)
+        | (stats[1:, cv2.CC_STAT_TOP] == 0)
+        | (stats[1:, cv2.CC_STAT_LEFT] + stats[1:, cv2.CC_STAT_WIDTH] >= sw)
+        | (stats[1:, cv2.CC_STAT_TOP] + stats[1:, cv2.CC_STAT_HEIGHT] >= sh)
+    )
     score = areas * (1.0 - 0.75 * d) * np.where(touches & (d > 0.35), 0.3, 1.0)
     best = 1 + int(np.argmax(score))
     if areas[best - 1] < 0.002 * sw * sh:

@@ -88,10 +88,13 @@ def resolve_difficulty(value) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise UserError(f"--difficulty: {value!r} is not a number in [0, 1] or one of "
-                            f"{', '.join(DIFFICULTY_PRESETS)}") from None
+            raise UserError(
+                f"--difficulty: {value!r} is not a number in [0, 1] or one of {', '.join(DIFFICULTY_PRESETS)}"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
-        raise UserError(f"--difficulty: must be in [0, 1] or one of {', '.join(DIFFICULTY_PRESETS)}, got {value!r}")
+        raise UserError(
+            f"--difficulty: must be in [0, 1] or one of {', '.join(DIFFICULTY_PRESETS)}, got {value!r}"
+        )
     return float(value)
 
 
@@ -107,11 +110,32 @@ _DX_TYPE = {
     "nv": {"follow_up": 0.55, "histo": 0.3, "consensus": 0.13, "confocal": 0.02},
     "vasc": {"histo": 0.45, "consensus": 0.55},
 }
-_AGE = {"akiec": (67, 11), "bcc": (67, 12), "bkl": (60, 13), "df": (52, 13), "mel": (61, 15),
-        "nv": (45, 15), "vasc": (50, 20)}
-_LOCALIZATION = {"back": 0.22, "lower extremity": 0.21, "trunk": 0.14, "upper extremity": 0.11,
-                 "abdomen": 0.10, "face": 0.07, "chest": 0.04, "foot": 0.03, "unknown": 0.02,
-                 "neck": 0.02, "scalp": 0.013, "hand": 0.009, "ear": 0.006, "genital": 0.005, "acral": 0.002}
+_AGE = {
+    "akiec": (67, 11),
+    "bcc": (67, 12),
+    "bkl": (60, 13),
+    "df": (52, 13),
+    "mel": (61, 15),
+    "nv": (45, 15),
+    "vasc": (50, 20),
+}
+_LOCALIZATION = {
+    "back": 0.22,
+    "lower extremity": 0.21,
+    "trunk": 0.14,
+    "upper extremity": 0.11,
+    "abdomen": 0.10,
+    "face": 0.07,
+    "chest": 0.04,
+    "foot": 0.03,
+    "unknown": 0.02,
+    "neck": 0.02,
+    "scalp": 0.013,
+    "hand": 0.009,
+    "ear": 0.006,
+    "genital": 0.005,
+    "acral": 0.002,
+}
 _DATASET = {"vidir_molemax": 0.39, "vidir_modern": 0.35, "rosendahl": 0.22, "vienna_dias": 0.04}
 
 
@@ -123,6 +147,7 @@ def _choices(rng: np.random.Generator, weights: dict, n: int) -> list:
 
 
 # --- the plan: which images exist, with which lesion and metadata ------------------------------
+
 
 @dataclass(frozen=True)
 class PlannedImage:
@@ -180,6 +205,7 @@ def plan_dataset(scale: float, seed: int, test_scale: float | None = None) -> li
 
 # --- rendering helpers ------------------------------------------------------------------------
 
+
 def _noise(rng: np.random.Generator, h: int, w: int, cells: float) -> np.ndarray:
     """Smooth zero-mean, roughly unit-variance noise with about ``cells`` features across."""
     import cv2
@@ -214,13 +240,22 @@ def _draw_tree(layer, rng, start, angle, length, width, depth, max_depth=3):
     for _ in range(n):
         angle += rng.normal(0, 0.35)
         pts.append(pts[-1] + length / n * np.array([np.cos(angle), np.sin(angle)]))
-    cv2.polylines(layer, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, max(1, int(round(width))),
-                  cv2.LINE_AA)
+    cv2.polylines(
+        layer, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, max(1, int(round(width))), cv2.LINE_AA
+    )
     if depth < max_depth:
         for _ in range(int(rng.integers(1, 3))):
             j = int(rng.integers(2, n))
-            _draw_tree(layer, rng, pts[j], angle + rng.choice([-1, 1]) * rng.uniform(0.4, 1.1),
-                       length * rng.uniform(0.45, 0.7), width * 0.7, depth + 1, max_depth)
+            _draw_tree(
+                layer,
+                rng,
+                pts[j],
+                angle + rng.choice([-1, 1]) * rng.uniform(0.4, 1.1),
+                length * rng.uniform(0.45, 0.7),
+                width * 0.7,
+                depth + 1,
+                max_depth,
+            )
 
 
 # Lesion radius (fraction of half the short image side), border irregularity, edge softness,
@@ -280,26 +315,26 @@ def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float, shape: di
 
     if dx == "nv":
         colour[:] = _jitter(rng, _rgb(150, 100, 70) * rng.uniform(0.65, 1.1), 0.08)[:, None, None]
-        colour *= (1.0 - rng.uniform(0.1, 0.35) * centre)  # darker centre
+        colour *= 1.0 - rng.uniform(0.1, 0.35) * centre  # darker centre
         if rng.random() < 0.75:  # regular pigment network
             net = np.exp(-((n(rng.uniform(9, 14)) / 0.5) ** 2))
-            colour *= (1.0 - rng.uniform(0.3, 0.5) * net * (1 - 0.4 * centre))
+            colour *= 1.0 - rng.uniform(0.3, 0.5) * net * (1 - 0.4 * centre)
         if rng.random() < 0.3:  # regular globules
             glob = np.zeros((side, side), np.float32)
             for _ in range(int(rng.integers(8, 25))):
                 p = c + rng.uniform(-0.6, 0.6, 2) * radius_px
                 cv2.circle(glob, (int(p[0]), int(p[1])), max(1, int(0.05 * radius_px)), 1.0, -1, cv2.LINE_AA)
             _blend(colour, glob * 0.6 * inside, _rgb(95, 60, 45))
-        colour *= (1 + 0.04 * n(20))
+        colour *= 1 + 0.04 * n(20)
     elif dx == "mel":
         colour[:] = _jitter(rng, _rgb(105, 65, 48) * rng.uniform(0.7, 1.05), 0.08)[:, None, None]
         tilt = rng.uniform(0, 2 * np.pi)  # asymmetric darkening
         ramp = (np.cos(tilt) * dxs + np.sin(tilt) * dys) / radius_px
-        colour *= (1.0 - 0.25 * np.clip(ramp + 0.3, 0, 1.2))
+        colour *= 1.0 - 0.25 * np.clip(ramp + 0.3, 0, 1.2)
         blotch = np.clip((n(5) - 0.3) * 2.0, 0, 1)  # black blotches
         _blend(colour, blotch * 0.85, _rgb(35, 25, 28))
         if rng.random() < 0.65:  # blue-white veil
-            veil = np.clip((n(3) - 0.2) * 1.5, 0, 1) * centre ** 0.3
+            veil = np.clip((n(3) - 0.2) * 1.5, 0, 1) * centre**0.3
             _blend(colour, veil * rng.uniform(0.5, 0.8), _jitter(rng, _rgb(95, 105, 135)))
         if rng.random() < 0.5:  # regression: white-grey scar-like areas
             reg = np.clip((n(6) - 0.9) * 2.0, 0, 1)
@@ -307,26 +342,34 @@ def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float, shape: di
         if rng.random() < 0.35:  # red areas
             _blend(colour, np.clip((n(4) - 1.0) * 2.0, 0, 1) * 0.6, _rgb(170, 60, 60))
         net = np.exp(-((n(rng.uniform(7, 12)) / 0.45) ** 2))  # atypical thick network
-        colour *= (1.0 - 0.45 * net * np.clip(n(3) + 0.5, 0, 1))
+        colour *= 1.0 - 0.45 * net * np.clip(n(3) + 0.5, 0, 1)
         dots = np.zeros((side, side), np.float32)  # irregular peripheral dots
         for _ in range(int(rng.integers(10, 40))):
             a, rr = rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.05)
             p = c + radius_px * rr * np.array([np.cos(a), np.sin(a)])
-            cv2.circle(dots, (int(p[0]), int(p[1])), max(1, int(rng.uniform(0.02, 0.06) * radius_px)), 1.0, -1)
+            cv2.circle(
+                dots, (int(p[0]), int(p[1])), max(1, int(rng.uniform(0.02, 0.06) * radius_px)), 1.0, -1
+            )
         _blend(colour, dots * 0.8, _rgb(45, 30, 30))
-        colour *= (1 + 0.07 * n(25))
+        colour *= 1 + 0.07 * n(25)
     elif dx == "bkl":
         colour[:] = _jitter(rng, _rgb(175, 130, 90) * rng.uniform(0.6, 1.05), 0.1)[:, None, None]
         ridges = np.exp(-((n(rng.uniform(12, 20)) / 0.4) ** 2))  # cerebriform fissures and ridges
-        colour *= (1.0 + rng.uniform(0.12, 0.25) * ridges - 0.1)
-        colour *= (1 + 0.08 * n(35))  # waxy, crumbly texture
+        colour *= 1.0 + rng.uniform(0.12, 0.25) * ridges - 0.1
+        colour *= 1 + 0.08 * n(35)  # waxy, crumbly texture
         spots = np.zeros((side, side), np.float32)  # milia-like cysts (white)
         pits = np.zeros((side, side), np.float32)  # comedo-like openings (dark)
         for layer, count in ((spots, rng.integers(3, 15)), (pits, rng.integers(3, 20))):
             for _ in range(int(count)):
                 p = c + rng.uniform(-0.65, 0.65, 2) * radius_px
-                cv2.circle(layer, (int(p[0]), int(p[1])), max(1, int(rng.uniform(0.025, 0.06) * radius_px)), 1.0, -1,
-                           cv2.LINE_AA)
+                cv2.circle(
+                    layer,
+                    (int(p[0]), int(p[1])),
+                    max(1, int(rng.uniform(0.025, 0.06) * radius_px)),
+                    1.0,
+                    -1,
+                    cv2.LINE_AA,
+                )
         _blend(colour, spots * 0.75, _rgb(235, 225, 205))
         _blend(colour, pits * 0.7, _rgb(80, 55, 40))
     elif dx == "bcc":
@@ -336,22 +379,36 @@ def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float, shape: di
             nests = np.zeros((side, side), np.float32)
             for _ in range(int(rng.integers(2, 8))):
                 p = c + rng.uniform(-0.55, 0.55, 2) * radius_px
-                axes = (max(1, int(rng.uniform(0.06, 0.16) * radius_px)), max(1, int(rng.uniform(0.04, 0.1) * radius_px)))
-                cv2.ellipse(nests, (int(p[0]), int(p[1])), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
+                axes = (
+                    max(1, int(rng.uniform(0.06, 0.16) * radius_px)),
+                    max(1, int(rng.uniform(0.04, 0.1) * radius_px)),
+                )
+                cv2.ellipse(
+                    nests, (int(p[0]), int(p[1])), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA
+                )
             nests = cv2.GaussianBlur(nests, (0, 0), 0.02 * radius_px + 0.5)
             _blend(colour, nests * 0.85, _jitter(rng, _rgb(85, 90, 115)))
         vessels = np.zeros((side, side), np.float32)  # arborizing vessels
         for _ in range(int(rng.integers(2, 5))):
             start = c + rng.uniform(-0.5, 0.5, 2) * radius_px
-            _draw_tree(vessels, rng, start, rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 0.9) * radius_px,
-                       max(1.0, 0.035 * radius_px), 0)
+            _draw_tree(
+                vessels,
+                rng,
+                start,
+                rng.uniform(0, 2 * np.pi),
+                rng.uniform(0.5, 0.9) * radius_px,
+                max(1.0, 0.035 * radius_px),
+                0,
+            )
         _blend(colour, vessels * 0.9, _jitter(rng, _rgb(190, 30, 45)))
         if rng.random() < 0.3:  # ulceration
             _blend(colour, np.clip((n(4) - 1.2) * 3, 0, 1) * centre, _rgb(110, 40, 30))
     elif dx == "akiec":
         colour[:] = _jitter(rng, _rgb(205, 125, 115), 0.07)[:, None, None]  # erythema
-        colour *= (1 + 0.1 * n(8))
-        scale_patch = np.clip((n(rng.uniform(6, 12)) - 0.2) * 1.5, 0, 1) * np.sqrt(centre)  # white-yellow scale
+        colour *= 1 + 0.1 * n(8)
+        scale_patch = np.clip((n(rng.uniform(6, 12)) - 0.2) * 1.5, 0, 1) * np.sqrt(
+            centre
+        )  # white-yellow scale
         _blend(colour, scale_patch * rng.uniform(0.5, 0.85), _jitter(rng, _rgb(235, 220, 195)))
         dots = np.zeros((side, side), np.float32)  # dotted / glomerular vessels
         for _ in range(int(rng.integers(20, 60))):
@@ -359,11 +416,11 @@ def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float, shape: di
             cv2.circle(dots, (int(p[0]), int(p[1])), max(1, int(0.025 * radius_px)), 1.0, -1)
         _blend(colour, dots * (1 - scale_patch) * 0.8, _rgb(175, 40, 50))
         if rng.random() < 0.3:  # faint brown pseudo-network
-            colour *= (1.0 - 0.15 * np.exp(-((n(10) / 0.4) ** 2)))
+            colour *= 1.0 - 0.15 * np.exp(-((n(10) / 0.4) ** 2))
     elif dx == "df":
         colour[:] = _jitter(rng, _rgb(150, 100, 75) * rng.uniform(0.85, 1.1), 0.08)[:, None, None]
         net = np.exp(-((n(rng.uniform(14, 20)) / 0.3) ** 2))  # delicate peripheral network
-        colour *= (1.0 - 0.35 * net * (1 - centre))
+        colour *= 1.0 - 0.35 * net * (1 - centre)
         scar = np.clip((centre - rng.uniform(0.35, 0.55)) * 4 + 0.4 * n(5), 0, 1)  # central white patch
         _blend(colour, scar * 0.9, _jitter(rng, _rgb(238, 225, 215), 0.03))
     elif dx == "vasc":
@@ -381,7 +438,7 @@ def _paint_lesion(dx: str, rng: np.random.Generator, radius_px: float, shape: di
         weight = cv2.GaussianBlur(weight, (0, 0), 0.015 * radius_px + 0.4) * 0.95
         colour *= 1.0 - weight
         colour += lacunae.transpose(2, 0, 1) * (0.95 * (weight > 0))
-        colour *= (1 + 0.05 * n(20))
+        colour *= 1 + 0.05 * n(20)
     else:  # pragma: no cover - CLASSES is fixed
         raise ValueError(dx)
     return np.clip(colour, 0, 1), opacity.astype(np.float32), inside
@@ -411,12 +468,20 @@ def lesion_overlap(dx: str, lesion_id: str, seed: int, difficulty: float) -> tup
     return other, float(rng.uniform(0.0, difficulty * reach))
 
 
-_SKIN = (_rgb(232, 185, 165), _rgb(225, 170, 150), _rgb(215, 160, 130), _rgb(240, 200, 185), _rgb(195, 140, 110))
+_SKIN = (
+    _rgb(232, 185, 165),
+    _rgb(225, 170, 150),
+    _rgb(215, 160, 130),
+    _rgb(240, 200, 185),
+    _rgb(195, 140, 110),
+)
 MAX_CANVAS = 256
 """Lesions are painted on a canvas of at most this side and scaled up by the warp: speed over detail."""
 
 
-def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAULT_SIZE, difficulty: float = 0.0):
+def render_image(
+    planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAULT_SIZE, difficulty: float = 0.0
+):
     """(rgb uint8 HxWx3, lesion mask uint8 0/1 HxW) of one synthetic dermatoscopic photograph."""
     import cv2
 
@@ -453,7 +518,9 @@ def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAU
     colour, opacity, inside = _paint_lesion(planned.dx, lesion_rng, radius_px * paint_scale, shape)
     if weight > 0:
         confuser_rng = np.random.default_rng(derive_seed(seed, "synth-confuser", planned.lesion_id))
-        colour = (1 - weight) * colour + weight * _paint_lesion(other, confuser_rng, radius_px * paint_scale, shape)[0]
+        colour = (1 - weight) * colour + weight * _paint_lesion(
+            other, confuser_rng, radius_px * paint_scale, shape
+        )[0]
     side = opacity.shape[0]
     zoom = view.uniform(0.88, 1.12) / paint_scale
     angle = view.uniform(0, 360)
@@ -466,9 +533,15 @@ def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAU
     x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, (w, h))
     m[:, 2] -= (x0, y0)
-    warp = dict(dsize=(int(x1 - x0), int(y1 - y0)), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                borderValue=0)
-    premultiplied = cv2.warpAffine(cv2.merge(list(colour * opacity * white_balance[:, None, None])), m, **warp)
+    warp = dict(
+        dsize=(int(x1 - x0), int(y1 - y0)),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    premultiplied = cv2.warpAffine(
+        cv2.merge(list(colour * opacity * white_balance[:, None, None])), m, **warp
+    )
     alpha = cv2.warpAffine(opacity, m, **warp)
     mask = np.zeros((h, w), np.uint8)
     mask[y0:y1, x0:x1] = cv2.warpAffine(inside, m, **warp) >= 0.5
@@ -496,8 +569,15 @@ def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAU
             p2 = p0 + length * np.array([np.cos(a), np.sin(a)])
             p1 = (p0 + p2) / 2 + view.normal(0, 0.15, 2) * length
             curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
-            cv2.polylines(hair, [np.round(curve * 4).astype(np.int32)], False, 255,
-                          thick + int(view.integers(0, 2)), cv2.LINE_AA, shift=2)
+            cv2.polylines(
+                hair,
+                [np.round(curve * 4).astype(np.int32)],
+                False,
+                255,
+                thick + int(view.integers(0, 2)),
+                cv2.LINE_AA,
+                shift=2,
+            )
         drawn = hair > 0
         weight = hair[drawn].astype(np.float32)[:, None] * (view.uniform(0.7, 0.95) / 255)
         hair_colour = _rgb(40, 28, 22) * view.uniform(0.5, 1.3)
@@ -513,6 +593,7 @@ def render_image(planned: PlannedImage, seed: int, size: tuple[int, int] = DEFAU
 
 # --- writing the Dataverse layout -------------------------------------------------------------
 
+
 def _encode_jpeg(rgb: np.ndarray) -> bytes:
     import cv2
 
@@ -526,7 +607,9 @@ def _encode_jpeg(rgb: np.ndarray) -> bytes:
 def _encode_mask_png(mask: np.ndarray) -> bytes:
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.where(mask > 0, 255, 0).astype(np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    ok, buf = cv2.imencode(
+        ".png", np.where(mask > 0, 255, 0).astype(np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 6]
+    )
     if not ok:  # pragma: no cover
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
@@ -564,7 +647,9 @@ def _worker_init() -> None:
     _keep_freed_memory()
 
 
-def _marker_text(scale: float, seed: int, size, test_format: str, difficulty: float, test_scale: float) -> str:
+def _marker_text(
+    scale: float, seed: int, size, test_format: str, difficulty: float, test_scale: float
+) -> str:
     return (
         "Synthetic stand-in for HAM10000 written by ham-artefacts synth-ham10000.\n"
         "These are NOT real dermatoscopic images; results on them say nothing about real lesions.\n"
@@ -636,7 +721,9 @@ def synthesize_ham10000(
     if out.exists():
         if (out / SYNTHETIC_MARKER).is_file() and (out / SYNTHETIC_MARKER).read_text() == marker:
             if progress:
-                print(f"{out}: synthetic HAM10000 with these parameters already present; kept", file=sys.stderr)
+                print(
+                    f"{out}: synthetic HAM10000 with these parameters already present; kept", file=sys.stderr
+                )
             return out
         if any(out.iterdir()):
             raise UserError(f"{out}: exists and is not empty (choose a new folder)")
@@ -655,9 +742,20 @@ def synthesize_ham10000(
     try:
         for name in (*TRAIN_DIRS, MASK_DIR, TEST_DIR):
             (tmp / name).mkdir()
-        jobs = [(p, int(seed), size, difficulty, str(tmp / part[p.image_id] / f"{p.image_id}.jpg"),
-                 str(tmp / MASK_DIR / f"{p.image_id}_segmentation.png")) for p in train]
-        jobs += [(p, int(seed), size, difficulty, str(tmp / TEST_DIR / f"{p.image_id}.jpg"), None) for p in test]
+        jobs = [
+            (
+                p,
+                int(seed),
+                size,
+                difficulty,
+                str(tmp / part[p.image_id] / f"{p.image_id}.jpg"),
+                str(tmp / MASK_DIR / f"{p.image_id}_segmentation.png"),
+            )
+            for p in train
+        ]
+        jobs += [
+            (p, int(seed), size, difficulty, str(tmp / TEST_DIR / f"{p.image_id}.jpg"), None) for p in test
+        ]
         bar = tqdm(total=len(jobs), desc="synth-ham10000", unit="img", disable=not progress, leave=False)
         if int(workers) == 1:
             _keep_freed_memory()
@@ -674,11 +772,15 @@ def synthesize_ham10000(
         bar.close()
 
         # Metadata grouped by diagnosis, then lesion, like the published file.
-        meta_rows = [(p.lesion_id, p.image_id, p.dx, *p.metadata) for p in sorted(train, key=lambda p: (
-            p.dx, p.lesion_id, p.image_id))]
+        meta_rows = [
+            (p.lesion_id, p.image_id, p.dx, *p.metadata)
+            for p in sorted(train, key=lambda p: (p.dx, p.lesion_id, p.image_id))
+        ]
         (tmp / METADATA_NAME).write_text(_table_text(HAM_COLUMNS, meta_rows), encoding="utf-8")
         if test_format == "onehot":
-            gt_rows = [(p.image_id, *("1.0" if p.dx == c.lower() else "0.0" for c in ONEHOT_ORDER)) for p in test]
+            gt_rows = [
+                (p.image_id, *("1.0" if p.dx == c.lower() else "0.0" for c in ONEHOT_ORDER)) for p in test
+            ]
             gt_text = _table_text(("image", *ONEHOT_ORDER), gt_rows)
         else:
             gt_text = _table_text(HAM_COLUMNS, [(p.lesion_id, p.image_id, p.dx, *p.metadata) for p in test])

@@ -111,13 +111,25 @@ def _build_registry() -> dict[str, VariantSpec]:
         add(VariantSpec(f"{split}_none", split, f"clean {images} images, no artefacts", "none"))
         add(VariantSpec(f"{split}_all", split, f"an artefact on every {images} image", "all"))
         for cls in CLASSES:
-            add(VariantSpec(f"{split}_{cls}", split,
-                            f"an artefact on every {images} image of class {cls}, none elsewhere",
-                            "class", target_class=cls))
+            add(
+                VariantSpec(
+                    f"{split}_{cls}",
+                    split,
+                    f"an artefact on every {images} image of class {cls}, none elsewhere",
+                    "class",
+                    target_class=cls,
+                )
+            )
     for pct in PERCENTAGES:
-        add(VariantSpec(f"test_{pct}", "test",
-                        f"an artefact on {pct}% of the test images of every class (stratified, nested)",
-                        "percent", percent=pct))
+        add(
+            VariantSpec(
+                f"test_{pct}",
+                "test",
+                f"an artefact on {pct}% of the test images of every class (stratified, nested)",
+                "percent",
+                percent=pct,
+            )
+        )
     return registry
 
 

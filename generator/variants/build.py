@@ -54,6 +54,7 @@ _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 # --- argument parsing -------------------------------------------------------------------------
 
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """'i/n' (0 <= i < n) -> (i, n); UserError when malformed."""
     if text is None:
@@ -68,6 +69,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 # --- the image list ---------------------------------------------------------------------------
+
 
 @dataclass
 class Plan:
@@ -88,8 +90,14 @@ def _config_key(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def make_plan(source, specs: Sequence[VariantSpec], seed: int, size, templates_label: str,
-              families: tuple[str, ...] | None = None) -> Plan:
+def make_plan(
+    source,
+    specs: Sequence[VariantSpec],
+    seed: int,
+    size,
+    templates_label: str,
+    families: tuple[str, ...] | None = None,
+) -> Plan:
     """``families`` is recorded (config, manifest, file attributes) only when it is not the default,
     so that the paper's build keeps its bytes."""
     train = sorted(source.train, key=lambda r: r.image_id)
@@ -117,10 +125,12 @@ def make_plan(source, specs: Sequence[VariantSpec], seed: int, size, templates_l
     if families is not None and families != DEFAULT_FAMILIES:
         config["families"] = list(families)
     config_key = _config_key(config)
-    part_key = _config_key([config, np.packbits(need_clean).tobytes().hex(),
-                            np.packbits(need_art).tobytes().hex()])[:20]
-    return Plan(records, list(specs), selections, split_index, need_clean, need_art, config, config_key,
-                part_key)
+    part_key = _config_key(
+        [config, np.packbits(need_clean).tobytes().hex(), np.packbits(need_art).tobytes().hex()]
+    )[:20]
+    return Plan(
+        records, list(specs), selections, split_index, need_clean, need_art, config, config_key, part_key
+    )
 
 
 # --- per-image work (runs in worker processes) ------------------------------------------------
@@ -143,8 +153,11 @@ _WORKER: dict = {}
 def _init_worker(templates: str, seed: int, size, families: tuple[str, ...]) -> None:
     from ..artefacts.templates import TemplateBank
 
-    _WORKER.update(bank=TemplateBank.load(templates, seed=seed).for_families(families, strict=False), seed=seed,
-                   size=size)
+    _WORKER.update(
+        bank=TemplateBank.load(templates, seed=seed).for_families(families, strict=False),
+        seed=seed,
+        size=size,
+    )
 
 
 def _process_image(task) -> dict:
@@ -159,11 +172,21 @@ def _process_image(task) -> dict:
     mask, mask_source = read_mask(rec, rgb.shape[:2], rgb=rgb)
     mask = (np.asarray(mask) > 0).astype(np.uint8)
     out = {
-        "k": k, "image_id": rec.image_id, "lesion_id": rec.lesion_id, "label": int(rec.label),
-        "mask_source": mask_source, "meta": json.dumps(rec.metadata, sort_keys=True),
+        "k": k,
+        "image_id": rec.image_id,
+        "lesion_id": rec.lesion_id,
+        "label": int(rec.label),
+        "mask_source": mask_source,
+        "meta": json.dumps(rec.metadata, sort_keys=True),
         "lesion_mask": encode_mask(mask),
-        "clean_image": b"", "clean_mask": b"", "clean_digest": "",
-        "art_image": b"", "art_mask": b"", "art_digest": "", "kind": "", "record": "",
+        "clean_image": b"",
+        "clean_mask": b"",
+        "clean_digest": "",
+        "art_image": b"",
+        "art_mask": b"",
+        "art_digest": "",
+        "kind": "",
+        "record": "",
     }
     if need_clean:
         zero = np.zeros(mask.shape, np.uint8)
@@ -217,8 +240,9 @@ def _ordered_results(pool, func, tasks: list, workers: int) -> Iterator:
             break
 
 
-def build_part(plan: Plan, part_path: Path, shard: tuple[int, int], workers: int, templates: str,
-               progress: bool) -> None:
+def build_part(
+    plan: Plan, part_path: Path, shard: tuple[int, int], workers: int, templates: str, progress: bool
+) -> None:
     """Write cache part ``shard`` = (i, n): one row record per image with k % n == i."""
     from tqdm import tqdm
 
@@ -232,10 +256,17 @@ def build_part(plan: Plan, part_path: Path, shard: tuple[int, int], workers: int
     size = tuple(plan.config["image_size"]) if plan.config["image_size"] else None
     init_args = (templates, plan.config["seed"], size, _families(plan))
     attrs = {"part_key": plan.part_key, "shard": json.dumps([i, n])}
-    with _worker_pool(min(workers, len(tasks)), _init_worker, init_args) as pool, \
-            write_cache_part(part_path, len(ks), attrs) as append:
-        bar = tqdm(total=len(ks), desc=f"images {i}/{n}" if n > 1 else "images", unit="img",
-                   disable=not progress, file=sys.stderr)
+    with (
+        _worker_pool(min(workers, len(tasks)), _init_worker, init_args) as pool,
+        write_cache_part(part_path, len(ks), attrs) as append,
+    ):
+        bar = tqdm(
+            total=len(ks),
+            desc=f"images {i}/{n}" if n > 1 else "images",
+            unit="img",
+            disable=not progress,
+            file=sys.stderr,
+        )
         for local, result in enumerate(_ordered_results(pool, _process_image, tasks, workers)):
             assert result["k"] == ks[local]
             append(result)
@@ -244,6 +275,7 @@ def build_part(plan: Plan, part_path: Path, shard: tuple[int, int], workers: int
 
 
 # --- writing one variant file (runs in worker processes) --------------------------------------
+
 
 def _write_one_variant(task) -> dict:
     """Stream one variant's rows from the cache into its HDF5 file; return its manifest entry."""
@@ -255,28 +287,41 @@ def _write_one_variant(task) -> dict:
     try:
         write_variant(path, cache.rows(indices, chosen), len(indices), attrs)
         digest = content_digest_of_rows(
-            (cache.digest(int(k), bool(a)), cache.texts[k % cache.n]["image_id"][k // cache.n],
-             int(cache.labels[k % cache.n][k // cache.n]), bool(a),
-             cache.texts[k % cache.n]["kind"][k // cache.n] if a else "")
-            for k, a in zip(indices, chosen, strict=True))
+            (
+                cache.digest(int(k), bool(a)),
+                cache.texts[k % cache.n]["image_id"][k // cache.n],
+                int(cache.labels[k % cache.n][k // cache.n]),
+                bool(a),
+                cache.texts[k % cache.n]["kind"][k // cache.n] if a else "",
+            )
+            for k, a in zip(indices, chosen, strict=True)
+        )
         labels = [int(cache.labels[k % cache.n][k // cache.n]) for k in indices]
-        row_kinds = [cache.texts[k % cache.n]["kind"][k // cache.n] for k, a in zip(indices, chosen, strict=True)
-                     if a]
+        row_kinds = [
+            cache.texts[k % cache.n]["kind"][k // cache.n] for k, a in zip(indices, chosen, strict=True) if a
+        ]
     finally:
         cache.close()
     artefact_counts = {kind: 0 for kind in kinds}
     for kind in row_kinds:
         artefact_counts[kind] = artefact_counts.get(kind, 0) + 1
     return {
-        "name": Path(path).name, "variant": spec.name, "split": spec.split, "description": spec.description,
-        "sha256": sha256_file(path), "bytes": Path(path).stat().st_size, "rows": len(indices),
+        "name": Path(path).name,
+        "variant": spec.name,
+        "split": spec.split,
+        "description": spec.description,
+        "sha256": sha256_file(path),
+        "bytes": Path(path).stat().st_size,
+        "rows": len(indices),
         "class_counts": {c: labels.count(i) for i, c in enumerate(CLASSES)},
-        "artefact_counts": artefact_counts, "n_artefact": int(np.count_nonzero(chosen)),
+        "artefact_counts": artefact_counts,
+        "n_artefact": int(np.count_nonzero(chosen)),
         "content_digest": digest,
     }
 
 
 # --- the command ------------------------------------------------------------------------------
+
 
 def _prepare_output(out: Path) -> bool:
     """Create ``out`` if needed and check it is writable; returns whether it was created."""
@@ -340,11 +385,23 @@ def _remove_stale_partials(out: Path) -> None:
                     p.unlink()
 
 
-def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0, workers: int = 1,
-             size: tuple[int, int] | None = None, templates: str = "builtin",
-             variants: Sequence[str] | None = None, shard: tuple[int, int] | None = None,
-             merge: bool = False, progress: bool = True, keep_cache: bool = False,
-             lock_wait: float | None = None, families=None, kinds=None) -> dict | None:
+def generate(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    size: tuple[int, int] | None = None,
+    templates: str = "builtin",
+    variants: Sequence[str] | None = None,
+    shard: tuple[int, int] | None = None,
+    merge: bool = False,
+    progress: bool = True,
+    keep_cache: bool = False,
+    lock_wait: float | None = None,
+    families=None,
+    kinds=None,
+) -> dict | None:
     """Write the requested variant files and ``manifest.json`` to ``out``.
 
     ``families`` (or ``kinds``, each bringing in its family) is what artefacted rows draw from; by
@@ -376,25 +433,34 @@ def generate(source: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
     explicit = families is not None or kinds is not None
     bank = TemplateBank.load(templates, seed=seed).for_families(chosen, strict=explicit)
     if not bank.kinds():
-        raise UserError(f"--templates: {bank.source} has no templates of the families {', '.join(chosen)} "
-                        "(name others with --families)")
+        raise UserError(
+            f"--templates: {bank.source} has no templates of the families {', '.join(chosen)} "
+            "(name others with --families)"
+        )
     plan = make_plan(src, specs, seed, size, _templates_label(templates, bank), chosen)
     created = _prepare_output(out)
     try:
-        with (folder_lock(out, "generate", DEFAULT_WAIT_S if lock_wait is None else lock_wait)
-              if shard is None else contextlib.nullcontext()):
+        with (
+            folder_lock(out, "generate", DEFAULT_WAIT_S if lock_wait is None else lock_wait)
+            if shard is None
+            else contextlib.nullcontext()
+        ):
             return _generate(plan, out, src, bank, workers, templates, shard, merge, progress, keep_cache)
     except BaseException:
         # Empty folders this run left behind are removed again (rmdir fails on non-empty ones).
-        for folder in (out / CACHE_DIR / "done", out / CACHE_DIR, out) if created else (
-                out / CACHE_DIR / "done", out / CACHE_DIR):
+        for folder in (
+            (out / CACHE_DIR / "done", out / CACHE_DIR, out)
+            if created
+            else (out / CACHE_DIR / "done", out / CACHE_DIR)
+        ):
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
 
 
-def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge, progress,
-              keep_cache) -> dict | None:
+def _generate(
+    plan: Plan, out: Path, src, bank, workers, templates, shard, merge, progress, keep_cache
+) -> dict | None:
     from tqdm import tqdm
 
     from ..atomic import write_json_atomic
@@ -422,9 +488,15 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
         parts = _complete_parts(cache_dir, plan.part_key) if cache_dir.is_dir() else None
         if parts is None:
             if merge and shard is None:
-                have = sorted(p.name for p in cache_dir.glob(f"rows-{plan.part_key}-*.h5")) if cache_dir.is_dir() else []
-                raise UserError(f"{cache_dir}: --merge needs every shard's part for these settings; "
-                                f"found {len(have)} ({', '.join(have) or 'none'})")
+                have = (
+                    sorted(p.name for p in cache_dir.glob(f"rows-{plan.part_key}-*.h5"))
+                    if cache_dir.is_dir()
+                    else []
+                )
+                raise UserError(
+                    f"{cache_dir}: --merge needs every shard's part for these settings; "
+                    f"found {len(have)} ({', '.join(have) or 'none'})"
+                )
             i, n = shard or (0, 1)
             part_path = cache_dir / f"rows-{plan.part_key}-{i}of{n}.h5"
             if not part_path.is_file():
@@ -433,15 +505,19 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
             if parts is None:
                 if merge:
                     raise UserError(f"{cache_dir}: --merge: shard parts of {n} are still missing")
-                log(f"shard {i}/{n} done; the variant files are written once all {n} parts exist "
-                    "(re-run any shard or use --merge)")
+                log(
+                    f"shard {i}/{n} done; the variant files are written once all {n} parts exist "
+                    "(re-run any shard or use --merge)"
+                )
                 return None
 
     kinds = _known_kinds(bank)
     if todo:
         attrs_common = {
-            "seed": plan.config["seed"], "source_fingerprint": plan.config["source_fingerprint"],
-            "templates": plan.config["templates"], "licence": _licence(src, plan.config["templates"]),
+            "seed": plan.config["seed"],
+            "source_fingerprint": plan.config["source_fingerprint"],
+            "templates": plan.config["templates"],
+            "licence": _licence(src, plan.config["templates"]),
         }
         if "families" in plan.config:
             attrs_common["families"] = plan.config["families"]
@@ -449,12 +525,16 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
         for spec in todo:
             idx = plan.split_index[spec.split]
             attrs = dict(attrs_common, variant=spec.to_dict(), split=spec.split)
-            tasks.append((spec, parts, idx, plan.selections[spec.name], out / f"{spec.name}.h5", attrs, kinds))
+            tasks.append(
+                (spec, parts, idx, plan.selections[spec.name], out / f"{spec.name}.h5", attrs, kinds)
+            )
         bar = tqdm(total=len(tasks), desc="variant files", unit="file", disable=not progress, file=sys.stderr)
         with _worker_pool(min(workers, len(tasks))) as pool:
             for entry in _ordered_results(pool, _write_one_variant, tasks, workers):
-                write_json_atomic(cache_dir / "done" / f"{entry['variant']}.json",
-                                  {"config_key": plan.config_key, "entry": entry})
+                write_json_atomic(
+                    cache_dir / "done" / f"{entry['variant']}.json",
+                    {"config_key": plan.config_key, "entry": entry},
+                )
                 reusable[entry["variant"]] = entry
                 bar.update(1)
         bar.close()
@@ -470,9 +550,24 @@ def _generate(plan: Plan, out: Path, src, bank, workers, templates, shard, merge
         "citation": MANIFEST_CITATION,
         "files": [reusable[s.name] for s in plan.specs],
     }
-    manifest = {k: manifest[k] for k in ("format", "generator_version", "seed", "source_fingerprint",
-                                         "templates", "families", "image_size", "synthetic", "base_url",
-                                         "licence", "citation", "files") if k in manifest}
+    manifest = {
+        k: manifest[k]
+        for k in (
+            "format",
+            "generator_version",
+            "seed",
+            "source_fingerprint",
+            "templates",
+            "families",
+            "image_size",
+            "synthetic",
+            "base_url",
+            "licence",
+            "citation",
+            "files",
+        )
+        if k in manifest
+    }
     _write_dataset_cards(out, manifest)
     write_json_atomic(manifest_path, manifest)
     if not keep_cache:
@@ -519,8 +614,14 @@ def _write_examples(out: Path, plan: Plan, bank, templates: str) -> None:
     rgb, _ = read_image(rec, size)
     mask, _ = read_mask(rec, rgb.shape[:2], rgb=rgb)
     for kind in bank.kinds():
-        pair = insert_artefact_pair(rgb, mask, kind, bank, derive_seed(plan.config["seed"], "example", kind),
-                                    gap=max(2, rgb.shape[1] // 50))
+        pair = insert_artefact_pair(
+            rgb,
+            mask,
+            kind,
+            bank,
+            derive_seed(plan.config["seed"], "example", kind),
+            gap=max(2, rgb.shape[1] // 50),
+        )
         write_bytes_atomic(out / "examples" / f"{kind}.png", encode_png(pair))
 
 

@@ -33,11 +33,34 @@ from pathlib import Path
 
 from ..atomic import write_text_atomic
 
-BISSOTO_COLUMNS = ("image", "dark_corner", "hair", "gel_border", "gel_bubble", "ruler", "ink", "patches",
-                   "label", "label_string")
+BISSOTO_COLUMNS = (
+    "image",
+    "dark_corner",
+    "hair",
+    "gel_border",
+    "gel_bubble",
+    "ruler",
+    "ink",
+    "patches",
+    "label",
+    "label_string",
+)
 BISSOTO_ARTEFACT_COLUMNS = BISSOTO_COLUMNS[1:8]
-ARTEFACT_COLUMNS = ("image_id", "lesion_id", "dx", "label", "has_artefact", "kind", "bissoto_column",
-                    "template_set", "n_instances", "template", "position", "transform", "record")
+ARTEFACT_COLUMNS = (
+    "image_id",
+    "lesion_id",
+    "dx",
+    "label",
+    "has_artefact",
+    "kind",
+    "bissoto_column",
+    "template_set",
+    "n_instances",
+    "template",
+    "position",
+    "transform",
+    "record",
+)
 LABELS_DIR = "labels"
 
 # A realization record (generator.artefacts, format "ham-artefacts-record/1") holds "kind",
@@ -71,8 +94,14 @@ def summarise_record(record: dict | None) -> dict:
     """String summaries of one realization record: template set, number of instances, template
     ids ('|'-joined), centres and per-instance transforms (JSON lists), and the whole record."""
     if not record:
-        return {"template_set": "", "n_instances": 0, "template": "", "position": "", "transform": "",
-                "record": ""}
+        return {
+            "template_set": "",
+            "n_instances": 0,
+            "template": "",
+            "position": "",
+            "transform": "",
+            "record": "",
+        }
     instances = record.get("instances")
     if not isinstance(instances, list):
         instances = [record]
@@ -100,8 +129,14 @@ def bissoto_frame(reader):
     for i in np.flatnonzero(reader.has_artefact):
         flags[bissoto_column(reader.artefact_kinds[i])][i] = 1
     labels = np.asarray(reader.labels, dtype=np.int64)
-    frame = pd.DataFrame({"image": list(reader.image_ids), **flags, "label": labels,
-                          "label_string": [reader.classes[int(y)] for y in labels]})
+    frame = pd.DataFrame(
+        {
+            "image": list(reader.image_ids),
+            **flags,
+            "label": labels,
+            "label_string": [reader.classes[int(y)] for y in labels],
+        }
+    )
     return frame[list(BISSOTO_COLUMNS)]
 
 
@@ -123,11 +158,18 @@ def artefacts_frame(reader):
         has = bool(reader.has_artefact[i])
         kind = reader.artefact_kinds[i] if has else ""
         summary = summarise_record(records[i] if has else None)
-        rows.append({
-            "image_id": reader.image_ids[i], "lesion_id": reader.lesion_ids[i],
-            "dx": reader.classes[int(reader.labels[i])], "label": int(reader.labels[i]),
-            "has_artefact": int(has), "kind": kind, "bissoto_column": bissoto_column(kind), **summary,
-        })
+        rows.append(
+            {
+                "image_id": reader.image_ids[i],
+                "lesion_id": reader.lesion_ids[i],
+                "dx": reader.classes[int(reader.labels[i])],
+                "label": int(reader.labels[i]),
+                "has_artefact": int(has),
+                "kind": kind,
+                "bissoto_column": bissoto_column(kind),
+                **summary,
+            }
+        )
     return pd.DataFrame(rows, columns=list(ARTEFACT_COLUMNS))
 
 

@@ -28,13 +28,30 @@ CONTENT_DIGEST_VERSION = b"ham-artefacts-content/1\n"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
-    "format": str, "generator_version": str, "seed": int, "source_fingerprint": str, "templates": str,
-    "image_size": (list, type(None)), "synthetic": bool, "base_url": (str, type(None)), "licence": str,
-    "citation": str, "files": list,
+    "format": str,
+    "generator_version": str,
+    "seed": int,
+    "source_fingerprint": str,
+    "templates": str,
+    "image_size": (list, type(None)),
+    "synthetic": bool,
+    "base_url": (str, type(None)),
+    "licence": str,
+    "citation": str,
+    "files": list,
 }
 _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "name": str, "variant": str, "split": str, "description": str, "sha256": str, "bytes": int, "rows": int,
-    "class_counts": dict, "artefact_counts": dict, "n_artefact": int, "content_digest": str,
+    "name": str,
+    "variant": str,
+    "split": str,
+    "description": str,
+    "sha256": str,
+    "bytes": int,
+    "rows": int,
+    "class_counts": dict,
+    "artefact_counts": dict,
+    "n_artefact": int,
+    "content_digest": str,
 }
 
 
@@ -48,10 +65,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 # --- content digest ---------------------------------------------------------------------------
 
+
 def row_digest(image: np.ndarray, lesion_mask: np.ndarray, artefact_mask: np.ndarray) -> bytes:
     """32-byte digest of one row's decoded pixels (uint8 HxWx3) and 0/1 masks."""
     h = hashlib.sha256()
-    for array in (np.asarray(image, np.uint8), (np.asarray(lesion_mask) > 0), (np.asarray(artefact_mask) > 0)):
+    for array in (
+        np.asarray(image, np.uint8),
+        (np.asarray(lesion_mask) > 0),
+        (np.asarray(artefact_mask) > 0),
+    ):
         array = np.ascontiguousarray(array.astype(np.uint8))
         h.update(repr(array.shape).encode())
         h.update(array.tobytes())
@@ -73,13 +95,21 @@ def content_digest(path: str | os.PathLike) -> str:
     from .store import VariantReader
 
     with VariantReader(path) as reader:
-        rows = ((row_digest(reader.image(i), reader.lesion_mask(i), reader.artefact_mask(i)), reader.image_ids[i],
-                 int(reader.labels[i]), bool(reader.has_artefact[i]), reader.artefact_kinds[i])
-                for i in range(len(reader)))
+        rows = (
+            (
+                row_digest(reader.image(i), reader.lesion_mask(i), reader.artefact_mask(i)),
+                reader.image_ids[i],
+                int(reader.labels[i]),
+                bool(reader.has_artefact[i]),
+                reader.artefact_kinds[i],
+            )
+            for i in range(len(reader))
+        )
         return content_digest_of_rows(rows)
 
 
 # --- loading and verification -----------------------------------------------------------------
+
 
 def load_manifest(path_or_dir: str | os.PathLike) -> dict:
     """Read and validate a manifest (a file, or a folder holding manifest.json); UserError if malformed."""

@@ -57,15 +57,27 @@ FORMAT_VERSION = 1
 METADATA_COLUMNS = ("dx", "dx_type", "age", "sex", "localization", "dataset")
 RECORD_FIELDS = (
     ("image", "images", "sc:ImageObject", "encoded image (JPEG or PNG bytes)"),
-    ("label", "labels", "sc:Integer", "diagnosis: index into the file attribute 'classes' "
-                                      "(akiec, bcc, bkl, df, mel, nv, vasc)"),
+    (
+        "label",
+        "labels",
+        "sc:Integer",
+        "diagnosis: index into the file attribute 'classes' (akiec, bcc, bkl, df, mel, nv, vasc)",
+    ),
     ("lesion_mask", "lesion_masks", "sc:ImageObject", "lesion segmentation, PNG 0/255"),
-    ("artefact_mask", "artefact_masks", "sc:ImageObject",
-     "PNG 0/255: exactly the pixels the inserted artefact changed (all zero for clean rows)"),
+    (
+        "artefact_mask",
+        "artefact_masks",
+        "sc:ImageObject",
+        "PNG 0/255: exactly the pixels the inserted artefact changed (all zero for clean rows)",
+    ),
     ("has_artefact", "has_artefact", "sc:Boolean", "whether an artefact was inserted"),
     ("artefact_kind", "artefact_kinds", "sc:Text", "'' or the kind name of the inserted artefact"),
-    ("record", "artefact_records", "sc:Text",
-     "JSON realization record (templates, transforms, positions); generator.artefacts.render replays it"),
+    (
+        "record",
+        "artefact_records",
+        "sc:Text",
+        "JSON realization record (templates, transforms, positions); generator.artefacts.render replays it",
+    ),
     ("image_id", "image_ids", "sc:Text", "HAM10000/ISIC image id"),
     ("lesion_id", "lesion_ids", "sc:Text", "HAM10000 lesion id (repeat images share one)"),
 )
@@ -124,8 +136,12 @@ def encode_png_stored(array: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB, deflate, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 0))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 0))
+        + chunk(b"IEND", b"")
+    )
 
 
 def encode_mask(mask: np.ndarray) -> bytes:
@@ -202,6 +218,7 @@ def decode_mask(data) -> np.ndarray:
 
 # --- writing ----------------------------------------------------------------------------------
 
+
 def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, attrs: dict) -> Path:
     """Write ``n_rows`` rows to ``path`` atomically (temporary name, then rename).
 
@@ -254,8 +271,9 @@ def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, att
                     arr = np.array([_to_float(v) for v in values], np.float64)
                     f.create_dataset(f"meta_{c}", data=arr, **kw)
                 else:
-                    f.create_dataset(f"meta_{c}", data=np.array([str(v) for v in values], dtype=object),
-                                     dtype=text, **kw)
+                    f.create_dataset(
+                        f"meta_{c}", data=np.array([str(v) for v in values], dtype=object), dtype=text, **kw
+                    )
             all_attrs = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -294,6 +312,7 @@ def _png_or_jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 # --- reading ----------------------------------------------------------------------------------
 
+
 class VariantReader:
     """Random access to one variant file.
 
@@ -323,8 +342,7 @@ class VariantReader:
             self.artefact_kinds = _strings(f["artefact_kinds"])
             self.mask_source = _strings(f["mask_source"])
             self.metadata = {
-                c: (f[f"meta_{c}"][:] if c == "age" else _strings(f[f"meta_{c}"]))
-                for c in METADATA_COLUMNS
+                c: (f[f"meta_{c}"][:] if c == "age" else _strings(f[f"meta_{c}"])) for c in METADATA_COLUMNS
             }
         self.classes = tuple(self.attrs["classes"])
         self._file = None
@@ -445,8 +463,16 @@ def _attr_value(value):
 # HDF5 layout too, so it lives here. (Not in the module docstring: the dataset card quotes that.)
 
 CACHE_BLOB_COLUMNS = ("lesion_mask", "clean_image", "clean_mask", "art_image", "art_mask")
-CACHE_TEXT_COLUMNS = ("image_id", "lesion_id", "mask_source", "meta", "clean_digest", "art_digest", "kind",
-                      "record")
+CACHE_TEXT_COLUMNS = (
+    "image_id",
+    "lesion_id",
+    "mask_source",
+    "meta",
+    "clean_digest",
+    "art_digest",
+    "kind",
+    "record",
+)
 
 
 @contextlib.contextmanager
@@ -472,7 +498,7 @@ def write_cache_part(path: Path, n_rows: int, attrs: dict) -> Iterator[Callable[
                     array = np.empty(len(values), dtype=object)
                     for i, v in enumerate(values):
                         array[i] = v
-                    blobs[c][start:start + len(values)] = array
+                    blobs[c][start : start + len(values)] = array
                 else:  # h5py turns equal-length rows into a 2-D array and refuses them: row by row
                     for i, v in enumerate(values):
                         blobs[c][start + i] = v
@@ -519,8 +545,10 @@ class RowCache:
         """Rows for global indices (ascending) in order, read a block of slices at a time: one HDF5
         call per column and block instead of one per row."""
         for start in range(0, len(indices), block):
-            pairs = [(int(k), bool(a)) for k, a in zip(indices[start:start + block], chosen[start:start + block],
-                                                        strict=True)]
+            pairs = [
+                (int(k), bool(a))
+                for k, a in zip(indices[start : start + block], chosen[start : start + block], strict=True)
+            ]
             got: dict[tuple[int, str], np.ndarray] = {}
             first: dict[int, int] = {}
             for p in sorted({k % self.n for k, _ in pairs}):
@@ -539,12 +567,17 @@ class RowCache:
                 t, i = self.texts[p], j - first[p]
                 prefix = "art_" if a else "clean_"
                 yield Row(
-                    image_id=t["image_id"][j], lesion_id=t["lesion_id"][j], label=int(self.labels[p][j]),
+                    image_id=t["image_id"][j],
+                    lesion_id=t["lesion_id"][j],
+                    label=int(self.labels[p][j]),
                     image_bytes=got[p, prefix + "image"][i].tobytes(),
                     lesion_mask_bytes=got[p, "lesion_mask"][i].tobytes(),
-                    artefact_mask_bytes=got[p, prefix + "mask"][i].tobytes(), has_artefact=a,
-                    kind=t["kind"][j] if a else "", record=t["record"][j] if a else "",
-                    mask_source=t["mask_source"][j], metadata=json.loads(t["meta"][j]),
+                    artefact_mask_bytes=got[p, prefix + "mask"][i].tobytes(),
+                    has_artefact=a,
+                    kind=t["kind"][j] if a else "",
+                    record=t["record"][j] if a else "",
+                    mask_source=t["mask_source"][j],
+                    metadata=json.loads(t["meta"][j]),
                 )
 
     def digest(self, k: int, artefact: bool) -> bytes:

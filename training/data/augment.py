@@ -46,8 +46,10 @@ def _to_pixels(image) -> np.ndarray:
             raise ValueError(f"image: RandomArtefact needs an RGB PIL image, got mode {image.mode!r}")
         return np.asarray(image)
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"image: RandomArtefact needs a uint8 3xHxW tensor, got {image.dtype} {tuple(image.shape)} "
-                         "(put it before ToDtype)")
+        raise ValueError(
+            f"image: RandomArtefact needs a uint8 3xHxW tensor, got {image.dtype} {tuple(image.shape)} "
+            "(put it before ToDtype)"
+        )
     return image.as_subclass(torch.Tensor).permute(1, 2, 0).numpy()
 
 
@@ -57,7 +59,9 @@ def _to_mask(mask: tv_tensors.Mask) -> np.ndarray:
     if array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 2:
-        raise ValueError(f"lesion_mask: RandomArtefact needs an HxW or 1xHxW Mask, got shape {tuple(mask.shape)}")
+        raise ValueError(
+            f"lesion_mask: RandomArtefact needs an HxW or 1xHxW Mask, got shape {tuple(mask.shape)}"
+        )
     return array.numpy()
 
 
@@ -76,10 +80,18 @@ class RandomArtefact(v2.Transform):
     geometric augmentations, so that they move the artefact with the image).
     """
 
-    def __init__(self, p: float = 0.5, kinds=None, templates="builtin", template_scale="auto",
-                 return_artefact_mask: bool = False):
+    def __init__(
+        self,
+        p: float = 0.5,
+        kinds=None,
+        templates="builtin",
+        template_scale="auto",
+        return_artefact_mask: bool = False,
+    ):
         super().__init__()
-        self.augmenter = ArtefactAugmenter(p=p, kinds=kinds, templates=templates, template_scale=template_scale)
+        self.augmenter = ArtefactAugmenter(
+            p=p, kinds=kinds, templates=templates, template_scale=template_scale
+        )
         self.return_artefact_mask = bool(return_artefact_mask)
 
     @property
@@ -91,9 +103,16 @@ class RandomArtefact(v2.Transform):
         image = flat_inputs[_image_index(flat_inputs)]
         lesion = next((inpt for inpt in flat_inputs if isinstance(inpt, tv_tensors.Mask)), None)
         pixels = _to_pixels(image)
-        out, artefact_mask, record = self.augmenter(pixels, None if lesion is None else _to_mask(lesion), seed)
-        return {"image": image, "out": out if record is not None else None,
-                "artefact_mask": artefact_mask, "record": record, "seed": seed}
+        out, artefact_mask, record = self.augmenter(
+            pixels, None if lesion is None else _to_mask(lesion), seed
+        )
+        return {
+            "image": image,
+            "out": out if record is not None else None,
+            "artefact_mask": artefact_mask,
+            "record": record,
+            "seed": seed,
+        }
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if inpt is not params["image"] or params["out"] is None:
@@ -110,11 +129,20 @@ class RandomArtefact(v2.Transform):
         flat_inputs, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
         self.check_inputs(flat_inputs)
         image_index = _image_index(flat_inputs)
-        needs_transform = [index == image_index or isinstance(inpt, tv_tensors.Mask)
-                           for index, inpt in enumerate(flat_inputs)]
-        params = self.make_params([inpt for inpt, needed in zip(flat_inputs, needs_transform, strict=True) if needed])
-        outputs = tree_unflatten([self.transform(inpt, params) if needed else inpt
-                                  for inpt, needed in zip(flat_inputs, needs_transform, strict=True)], spec)
+        needs_transform = [
+            index == image_index or isinstance(inpt, tv_tensors.Mask)
+            for index, inpt in enumerate(flat_inputs)
+        ]
+        params = self.make_params(
+            [inpt for inpt, needed in zip(flat_inputs, needs_transform, strict=True) if needed]
+        )
+        outputs = tree_unflatten(
+            [
+                self.transform(inpt, params) if needed else inpt
+                for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
+            ],
+            spec,
+        )
         if not self.return_artefact_mask:
             return outputs
         artefact_mask = tv_tensors.Mask(torch.from_numpy(params["artefact_mask"].view(np.uint8)))
@@ -123,5 +151,7 @@ class RandomArtefact(v2.Transform):
     def extra_repr(self) -> str:
         augmenter = self.augmenter
         weights = ", ".join(f"{k}: {w:.3g}" for k, w in augmenter.weights.items())
-        return (f"p={augmenter.p}, kinds={{{weights}}}, templates={augmenter.bank.source!r}, "
-                f"template_scale={augmenter.template_scale!r}, return_artefact_mask={self.return_artefact_mask}")
+        return (
+            f"p={augmenter.p}, kinds={{{weights}}}, templates={augmenter.bank.source!r}, "
+            f"template_scale={augmenter.template_scale!r}, return_artefact_mask={self.return_artefact_mask}"
+        )

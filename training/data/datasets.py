@@ -39,9 +39,16 @@ class HAMArtefacts(_DatasetBase):
                       Default: the manifest packaged with the code (``data_manifest.json``).
     """
 
-    def __init__(self, root: str | os.PathLike, variant: str, transform=None, target_transform=None,
-                 download: bool = False, manifest: str | os.PathLike | dict | None = None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        variant: str,
+        transform=None,
+        target_transform=None,
+        download: bool = False,
+        manifest: str | os.PathLike | dict | None = None,
+        progress: bool = True,
+    ):
         self.root = Path(root).expanduser()
         self.variant = variant
         self.transform = transform
@@ -54,8 +61,10 @@ class HAMArtefacts(_DatasetBase):
             self.download()
         path = self.root / f"{variant}.h5"
         if not path.is_file():
-            raise UserError(f"{path}: variant file not found; pass download=True or run "
-                            f"`ham-artefacts fetch --out {self.root} --variants {variant}`")
+            raise UserError(
+                f"{path}: variant file not found; pass download=True or run "
+                f"`ham-artefacts fetch --out {self.root} --variants {variant}`"
+            )
         from generator.variants.store import VariantReader
 
         self.reader = VariantReader(path)
@@ -74,8 +83,10 @@ class HAMArtefacts(_DatasetBase):
         from generator.distribution.fetch import read_manifest
 
         if not read_manifest(packaged)[0].get("base_url"):
-            raise UserError(f"{packaged}: the packaged manifest names no base_url (no published copy "
-                            "yet); pass manifest=URL|PATH, or build the files with `ham-artefacts generate`")
+            raise UserError(
+                f"{packaged}: the packaged manifest names no base_url (no published copy "
+                "yet); pass manifest=URL|PATH, or build the files with `ham-artefacts generate`"
+            )
         return packaged
 
     def download(self) -> None:
@@ -84,8 +95,13 @@ class HAMArtefacts(_DatasetBase):
 
         # Several DataLoader / DDP processes may call this at once: the later ones wait for the first
         # (the folder lock) and then find the file present, instead of racing on one .part file.
-        fetch(self._manifest_source(), self.root, variants=[self.variant], progress=self.progress,
-              lock_wait=DOWNLOAD_LOCK_WAIT_S)
+        fetch(
+            self._manifest_source(),
+            self.root,
+            variants=[self.variant],
+            progress=self.progress,
+            lock_wait=DOWNLOAD_LOCK_WAIT_S,
+        )
 
     # --- sequence protocol --------------------------------------------------------------------
 
@@ -138,7 +154,9 @@ class HAMArtefacts(_DatasetBase):
         if self._info is None:
             from generator.distribution.info import bare_info, build_info
 
-            sources: list[str | os.PathLike | dict] = [self.root] if (self.root / "manifest.json").is_file() else []
+            sources: list[str | os.PathLike | dict] = (
+                [self.root] if (self.root / "manifest.json").is_file() else []
+            )
             if self.manifest is not None:
                 sources.append(self.manifest)
             entry = None
@@ -154,8 +172,14 @@ class HAMArtefacts(_DatasetBase):
             self._info = entry
         return self._info
 
-    def montage(self, n: int = 16, seed: int = 0, size: int = 96, ncols: int | None = None,
-                mark_artefacts: bool = True):
+    def montage(
+        self,
+        n: int = 16,
+        seed: int = 0,
+        size: int = 96,
+        ncols: int | None = None,
+        mark_artefacts: bool = True,
+    ):
         """A grid of ``n`` randomly chosen images (PIL.Image); artefact images get a thin orange frame."""
         import numpy as np
         from PIL import Image, ImageDraw, ImageOps
@@ -182,9 +206,11 @@ class HAMArtefacts(_DatasetBase):
     def __repr__(self) -> str:
         info = self.info
         counts = ", ".join(f"{c}={info['class_counts'].get(c, 0)}" for c in self.classes)
-        return (f"HAMArtefacts(variant={self.variant!r}, split={info.get('split')!r}, rows={len(self)}, "
-                f"with_artefact={info['n_artefact']}, root={str(self.root)!r})\n  classes: {counts}\n"
-                f"  licence: {info.get('licence')}")
+        return (
+            f"HAMArtefacts(variant={self.variant!r}, split={info.get('split')!r}, rows={len(self)}, "
+            f"with_artefact={info['n_artefact']}, root={str(self.root)!r})\n  classes: {counts}\n"
+            f"  licence: {info.get('licence')}"
+        )
 
 
 def _counts(reader) -> dict:
@@ -195,5 +221,10 @@ def _counts(reader) -> dict:
         class_counts[classes[int(label)]] += 1
         if has:
             artefact_counts[kind] = artefact_counts.get(kind, 0) + 1
-    return {"rows": len(reader), "class_counts": class_counts, "artefact_counts": dict(sorted(artefact_counts.items())),
-            "n_artefact": int(sum(artefact_counts.values())), "classes": classes}
+    return {
+        "rows": len(reader),
+        "class_counts": class_counts,
+        "artefact_counts": dict(sorted(artefact_counts.items())),
+        "n_artefact": int(sum(artefact_counts.values())),
+        "classes": classes,
+    }

@@ -47,8 +47,12 @@ def make_folds(image_ids, lesion_ids, dx, n_folds: int = N_FOLDS, seed: int = 0)
     return table
 
 
-def folds_for_data(data_dir: str | os.PathLike, n_folds: int = N_FOLDS, seed: int = 0,
-                   variant_path: str | os.PathLike | None = None) -> pd.DataFrame:
+def folds_for_data(
+    data_dir: str | os.PathLike,
+    n_folds: int = N_FOLDS,
+    seed: int = 0,
+    variant_path: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Folds of the reference variant (``train_none.h5``) in ``data_dir``.
 
     Falls back to ``variant_path`` only when the data folder has no train_none file.

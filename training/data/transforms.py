@@ -27,9 +27,9 @@ COLOUR_JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0
 # drop peripheral artefacts (vertical rulers), and rotations by any angle paint black corners.
 AUGMENT_POLICIES = {
     "paper": "random resized crop (35-100 % of the area), rotation by any angle, horizontal and vertical flips, "
-             "colour jitter",
+    "colour jitter",
     "dihedral": "random resized crop (80-100 % of the area), a rotation by a multiple of 90 degrees and flips "
-                "(no black corners), no colour jitter",
+    "(no black corners), no colour jitter",
 }
 DIHEDRAL_CROP_SCALE = (0.8, 1.0)
 
@@ -79,7 +79,12 @@ class OpenCVColorJitter(v2.ColorJitter):
 
         if isinstance(inpt, Image.Image) and inpt.mode == "RGB":
             return Image.fromarray(jitter_colours(np.asarray(inpt), params))
-        if isinstance(inpt, tv_tensors.Image) and inpt.dtype == torch.uint8 and inpt.ndim == 3 and inpt.shape[0] == 3:
+        if (
+            isinstance(inpt, tv_tensors.Image)
+            and inpt.dtype == torch.uint8
+            and inpt.ndim == 3
+            and inpt.shape[0] == 3
+        ):
             pixels = jitter_colours(np.ascontiguousarray(inpt.permute(1, 2, 0).numpy()), params)
             return tv_tensors.wrap(torch.from_numpy(pixels).permute(2, 0, 1), like=inpt)
         return super().transform(inpt, params)
@@ -130,8 +135,14 @@ def rotate_uint8(planes: torch.Tensor, angle: float) -> torch.Tensor:
     height, width = planes.shape[-2:]
     pixels = planes.numpy() if planes.ndim == 2 else np.ascontiguousarray(planes.permute(1, 2, 0).numpy())
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), float(angle), 1.0)
-    rotated = cv2.warpAffine(pixels, matrix, (width, height), flags=cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    rotated = cv2.warpAffine(
+        pixels,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     if planes.ndim == 2:
         return torch.from_numpy(rotated)
     return torch.from_numpy(rotated.reshape(height, width, -1)).permute(2, 0, 1)
@@ -196,8 +207,13 @@ class JointTransform:
         return f"JointTransform({self.pipeline!r})"
 
 
-def train_transform(image_size, float_output: bool = True, augment_artefacts: float = 0.0,
-                    artefact_templates="builtin", policy: str = "paper") -> JointTransform:
+def train_transform(
+    image_size,
+    float_output: bool = True,
+    augment_artefacts: float = 0.0,
+    artefact_templates="builtin",
+    policy: str = "paper",
+) -> JointTransform:
     """The paper's augmentations, ordered for speed: the crop first (everything after it works on
     the small crop), on a uint8 tensor (torch's antialiased resize, fastest on a channels-last
     view); rotation and colour jitter use OpenCV kernels for uint8 pixels (same parameters and
@@ -216,20 +232,32 @@ def train_transform(image_size, float_output: bool = True, augment_artefacts: fl
 
         artefacts = [RandomArtefact(p=augment_artefacts, templates=artefact_templates)]
     if policy == "dihedral":
-        return JointTransform(v2.Compose([
-            *artefacts,
-            v2.RandomResizedCrop(size, scale=DIHEDRAL_CROP_SCALE, antialias=True),
-            v2.RandomChoice([OpenCVRandomRotation((angle, angle)) for angle in (0.0, 90.0, 180.0, 270.0)]),
-            v2.RandomHorizontalFlip(),
-        ]), float_output)
-    return JointTransform(v2.Compose([
-        *artefacts,
-        v2.RandomResizedCrop(size, scale=CROP_SCALE, antialias=True),
-        OpenCVRandomRotation(ROTATION_DEGREES),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        OpenCVColorJitter(**COLOUR_JITTER),
-    ]), float_output)
+        return JointTransform(
+            v2.Compose(
+                [
+                    *artefacts,
+                    v2.RandomResizedCrop(size, scale=DIHEDRAL_CROP_SCALE, antialias=True),
+                    v2.RandomChoice(
+                        [OpenCVRandomRotation((angle, angle)) for angle in (0.0, 90.0, 180.0, 270.0)]
+                    ),
+                    v2.RandomHorizontalFlip(),
+                ]
+            ),
+            float_output,
+        )
+    return JointTransform(
+        v2.Compose(
+            [
+                *artefacts,
+                v2.RandomResizedCrop(size, scale=CROP_SCALE, antialias=True),
+                OpenCVRandomRotation(ROTATION_DEGREES),
+                v2.RandomHorizontalFlip(),
+                v2.RandomVerticalFlip(),
+                OpenCVColorJitter(**COLOUR_JITTER),
+            ]
+        ),
+        float_output,
+    )
 
 
 def eval_transform(image_size, float_output: bool = True) -> JointTransform:

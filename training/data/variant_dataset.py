@@ -62,8 +62,9 @@ class HDF5VariantDataset(Dataset):
     arrive at the same resolution. Without it, rows are decoded at full size.
     """
 
-    def __init__(self, path: str | os.PathLike, indices=None, transform=None, decode_size=None,
-                 with_masks: bool = True):
+    def __init__(
+        self, path: str | os.PathLike, indices=None, transform=None, decode_size=None, with_masks: bool = True
+    ):
         self.reader = VariantReader(path)
         self.indices = np.arange(len(self.reader)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.transform = transform
@@ -145,8 +146,14 @@ def collate(batch: list[dict]) -> dict:
         "label": torch.tensor([b["label"] for b in batch], dtype=torch.int64),
         "image_id": [b["image_id"] for b in batch],
         "index": torch.tensor([b["index"] for b in batch], dtype=torch.int64),
-        **({"lesion_mask": torch.stack([b["lesion_mask"] for b in batch]),
-            "box": torch.stack([b["box"] for b in batch])} if "lesion_mask" in batch[0] else {}),
+        **(
+            {
+                "lesion_mask": torch.stack([b["lesion_mask"] for b in batch]),
+                "box": torch.stack([b["box"] for b in batch]),
+            }
+            if "lesion_mask" in batch[0]
+            else {}
+        ),
     }
 
 

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 SUMMARY_KEYS = ["arch", "train_variant", "test_variant", "metric", "class"]
-SUMMARY_COLUMNS = [*SUMMARY_KEYS, "mean", "ci_lo", "ci_hi", "n_folds", "delta_vs_test_none", "delta_vs_train_none"]
+SUMMARY_COLUMNS = [
+    *SUMMARY_KEYS,
+    "mean",
+    "ci_lo",
+    "ci_hi",
+    "n_folds",
+    "delta_vs_test_none",
+    "delta_vs_train_none",
+]
 
 
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -39,7 +47,9 @@ def summarise(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     summary = summary.merge(single, on=SUMMARY_KEYS, how="left")
     many = summary["n_folds"] >= 2
     dof = np.maximum(summary["n_folds"].to_numpy() - 1, 1)
-    half = stats.t.ppf(0.5 + level / 2, dof) * summary["sd"].fillna(0).to_numpy() / np.sqrt(summary["n_folds"])
+    half = (
+        stats.t.ppf(0.5 + level / 2, dof) * summary["sd"].fillna(0).to_numpy() / np.sqrt(summary["n_folds"])
+    )
     summary["ci_lo"] = np.where(many, summary["mean"] - half, summary["boot_lo"])
     summary["ci_hi"] = np.where(many, summary["mean"] + half, summary["boot_hi"])
     # Keys whose metric is undefined in every fold (e.g. recall of a class absent from the test set).
@@ -48,9 +58,11 @@ def summarise(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     summary["n_folds"] = summary["n_folds"].fillna(0).astype(int)
 
     ref_test = summary[summary["test_variant"] == "test_none"][
-        ["arch", "train_variant", "metric", "class", "mean"]].rename(columns={"mean": "_ref_test"})
+        ["arch", "train_variant", "metric", "class", "mean"]
+    ].rename(columns={"mean": "_ref_test"})
     ref_train = summary[summary["train_variant"] == "train_none"][
-        ["arch", "test_variant", "metric", "class", "mean"]].rename(columns={"mean": "_ref_train"})
+        ["arch", "test_variant", "metric", "class", "mean"]
+    ].rename(columns={"mean": "_ref_train"})
     summary = summary.merge(ref_test, on=["arch", "train_variant", "metric", "class"], how="left")
     summary = summary.merge(ref_train, on=["arch", "test_variant", "metric", "class"], how="left")
     summary["delta_vs_test_none"] = summary["mean"] - summary["_ref_test"]
@@ -58,8 +70,19 @@ def summarise(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return summary[SUMMARY_COLUMNS].reset_index(drop=True)
 
 
-DROP_COLUMNS = ["arch", "train_variant", "test_variant", "n_runs", "folds", "test_none_mean", "variant_mean",
-                "drop_mean", "drop_lo", "drop_hi", "drop_runs"]
+DROP_COLUMNS = [
+    "arch",
+    "train_variant",
+    "test_variant",
+    "n_runs",
+    "folds",
+    "test_none_mean",
+    "variant_mean",
+    "drop_mean",
+    "drop_lo",
+    "drop_hi",
+    "drop_runs",
+]
 
 
 def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -72,15 +95,30 @@ def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     (the evaluation's order of conditions)."""
     macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")].dropna(subset=["value"])
     run = ["arch", "train_variant", "fold"]
-    clean = macro.loc[macro["test_variant"] == "test_none", [*run, "value"]].rename(columns={"value": "clean"})
+    clean = macro.loc[macro["test_variant"] == "test_none", [*run, "value"]].rename(
+        columns={"value": "clean"}
+    )
     # an inner merge keeps the left order: runs without a test_none value drop out
     paired = macro[macro["test_variant"] != "test_none"].merge(clean, on=run)
     rows = []
-    for (arch, condition, test), group in paired.groupby(["arch", "train_variant", "test_variant"], sort=False):
+    for (arch, condition, test), group in paired.groupby(
+        ["arch", "train_variant", "test_variant"], sort=False
+    ):
         drops = (group["value"] - group["clean"]).to_numpy(dtype=float)
         mean, lo, hi = t_interval(drops, level)
-        rows.append({"arch": arch, "train_variant": condition, "test_variant": test, "n_runs": len(drops),
-                     "folds": ";".join(str(int(f)) for f in group["fold"]), "test_none_mean": float(group["clean"].mean()),
-                     "variant_mean": float(group["value"].mean()), "drop_mean": mean, "drop_lo": lo, "drop_hi": hi,
-                     "drop_runs": ";".join(f"{d:.6g}" for d in drops)})
+        rows.append(
+            {
+                "arch": arch,
+                "train_variant": condition,
+                "test_variant": test,
+                "n_runs": len(drops),
+                "folds": ";".join(str(int(f)) for f in group["fold"]),
+                "test_none_mean": float(group["clean"].mean()),
+                "variant_mean": float(group["value"].mean()),
+                "drop_mean": mean,
+                "drop_lo": lo,
+                "drop_hi": hi,
+                "drop_runs": ";".join(f"{d:.6g}" for d in drops),
+            }
+        )
     return pd.DataFrame(rows, columns=DROP_COLUMNS)

@@ -20,9 +20,26 @@ from training.data.conditions import base_variant
 
 BIAS_TESTS = ("test_none", "test_all")
 BIAS_METRICS = ("recall", "fpr", "fnr")
-BIAS_COLUMNS = ["arch", "train_variant", "biased_class", "test_variant", "class", "metric", "value", "baseline",
-                "shift"]
-SHIFT_COLUMNS = ["arch", "train_variant", "biased_class", "test_variant", "share_biased", "share_baseline", "shift"]
+BIAS_COLUMNS = [
+    "arch",
+    "train_variant",
+    "biased_class",
+    "test_variant",
+    "class",
+    "metric",
+    "value",
+    "baseline",
+    "shift",
+]
+SHIFT_COLUMNS = [
+    "arch",
+    "train_variant",
+    "biased_class",
+    "test_variant",
+    "share_biased",
+    "share_baseline",
+    "shift",
+]
 
 
 def biased_class(train_variant: str) -> str | None:
@@ -36,12 +53,19 @@ def bias_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """bias table from the per-fold metrics table."""
     keys = ["arch", "fold", "test_variant", "metric", "class"]
     rows = metrics[metrics["metric"].isin(BIAS_METRICS) & metrics["test_variant"].isin(BIAS_TESTS)]
-    baseline = rows[rows["train_variant"] == "train_none"][[*keys, "value"]].rename(columns={"value": "baseline"})
+    baseline = rows[rows["train_variant"] == "train_none"][[*keys, "value"]].rename(
+        columns={"value": "baseline"}
+    )
     biased = rows[rows["train_variant"].map(biased_class).notna()]
     merged = biased.merge(baseline, on=keys, how="inner")
     merged["shift"] = merged["value"] - merged["baseline"]
-    out = (merged.groupby(["arch", "train_variant", "test_variant", "class", "metric"], sort=False)
-           [["value", "baseline", "shift"]].mean().reset_index())
+    out = (
+        merged.groupby(["arch", "train_variant", "test_variant", "class", "metric"], sort=False)[
+            ["value", "baseline", "shift"]
+        ]
+        .mean()
+        .reset_index()
+    )
     out["biased_class"] = out["train_variant"].map(biased_class)
     return out[BIAS_COLUMNS].reset_index(drop=True)
 
@@ -55,12 +79,25 @@ def bias_shift_table(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> p
         if code is None or test not in BIAS_TESTS or baseline is None:
             continue
         label = CLASSES.index(code)
-        rows.append({"arch": arch, "train_variant": train, "biased_class": code, "test_variant": test,
-                     "share_biased": float(np.mean(table["y_pred"] == label)),
-                     "share_baseline": float(np.mean(baseline["y_pred"] == label))})
+        rows.append(
+            {
+                "arch": arch,
+                "train_variant": train,
+                "biased_class": code,
+                "test_variant": test,
+                "share_biased": float(np.mean(table["y_pred"] == label)),
+                "share_baseline": float(np.mean(baseline["y_pred"] == label)),
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=SHIFT_COLUMNS)
-    out = (pd.DataFrame(rows).groupby(["arch", "train_variant", "biased_class", "test_variant"], sort=False)
-           [["share_biased", "share_baseline"]].mean().reset_index())
+    out = (
+        pd.DataFrame(rows)
+        .groupby(["arch", "train_variant", "biased_class", "test_variant"], sort=False)[
+            ["share_biased", "share_baseline"]
+        ]
+        .mean()
+        .reset_index()
+    )
     out["shift"] = out["share_biased"] - out["share_baseline"]
     return out[SHIFT_COLUMNS]

@@ -40,8 +40,9 @@ def percentile_interval(resampled: np.ndarray, level: float = 0.95) -> tuple[np.
     return lo, hi
 
 
-def bootstrap_metrics(y_true, scores, y_pred, n_boot: int = DEFAULT_B, seed: int = 0,
-                      level: float = 0.95) -> dict[tuple[str, str], tuple[float, float, float]]:
+def bootstrap_metrics(
+    y_true, scores, y_pred, n_boot: int = DEFAULT_B, seed: int = 0, level: float = 0.95
+) -> dict[tuple[str, str], tuple[float, float, float]]:
     """{(metric, class): (value, ci_lo, ci_hi)}: point estimate and percentile bootstrap CI."""
     n = len(y_true)
     rng = np.random.default_rng(seed)
@@ -52,6 +53,6 @@ def bootstrap_metrics(y_true, scores, y_pred, n_boot: int = DEFAULT_B, seed: int
     for start in range(0, n_boot, block):
         counts = resample_counts(n, min(block, n_boot - start), rng)
         values = metric_arrays(y_true, scores, y_pred, counts)
-        resampled[:, start:start + len(counts)] = [values[key] for key in keys]
+        resampled[:, start : start + len(counts)] = [values[key] for key in keys]
     lo, hi = percentile_interval(resampled, level)
     return {key: (float(point[key][0]), float(lo[k]), float(hi[k])) for k, key in enumerate(keys)}

@@ -70,30 +70,103 @@ ACCEPTANCE = {
 }
 
 EFFECT_COLUMNS = [
-    "arch", "train_variant", "fold", "test_variant", "reference_class", "reference_from", "n",
-    "n_ref_clean", "n_ref_artefact", "pct_ref_clean", "pct_ref_artefact", "shift_pp", "shift_lo", "shift_hi",
-    "n_to", "n_away", "pct_to", "pct_away", "p_mcnemar_ref", "n_correct_to_wrong", "n_wrong_to_correct",
-    "p_mcnemar_correct", "baseline_shift_pp", "did_pp", "did_lo", "did_hi",
+    "arch",
+    "train_variant",
+    "fold",
+    "test_variant",
+    "reference_class",
+    "reference_from",
+    "n",
+    "n_ref_clean",
+    "n_ref_artefact",
+    "pct_ref_clean",
+    "pct_ref_artefact",
+    "shift_pp",
+    "shift_lo",
+    "shift_hi",
+    "n_to",
+    "n_away",
+    "pct_to",
+    "pct_away",
+    "p_mcnemar_ref",
+    "n_correct_to_wrong",
+    "n_wrong_to_correct",
+    "p_mcnemar_correct",
+    "baseline_shift_pp",
+    "did_pp",
+    "did_lo",
+    "did_hi",
 ]
 KIND_EFFECT_COLUMNS = [*EFFECT_COLUMNS[:4], "kind", *EFFECT_COLUMNS[4:]]
 KIND_TEST_VARIANT = "test_all"
 """The test variant split by kind: every image carries one artefact, of a kind drawn at random."""
 SUMMARY_COLUMNS = [
-    "arch", "train_variant", "test_variant", "reference_class", "n_runs", "folds", "interval",
-    "shift_mean", "shift_lo", "shift_hi", "shift_runs", "did_mean", "did_lo", "did_hi", "did_runs",
-    "p_mcnemar_ref_max", "p_mcnemar_ref_runs",
+    "arch",
+    "train_variant",
+    "test_variant",
+    "reference_class",
+    "n_runs",
+    "folds",
+    "interval",
+    "shift_mean",
+    "shift_lo",
+    "shift_hi",
+    "shift_runs",
+    "did_mean",
+    "did_lo",
+    "did_hi",
+    "did_runs",
+    "p_mcnemar_ref_max",
+    "p_mcnemar_ref_runs",
 ]
 REMEDY_COLUMNS = [
-    "arch", "train_variant", "plain_variant", "fold", "test_variant", "reference_class", "n", "shift_pp",
-    "plain_shift_pp", "remedy_pp", "remedy_lo", "remedy_hi",
+    "arch",
+    "train_variant",
+    "plain_variant",
+    "fold",
+    "test_variant",
+    "reference_class",
+    "n",
+    "shift_pp",
+    "plain_shift_pp",
+    "remedy_pp",
+    "remedy_lo",
+    "remedy_hi",
 ]
 REMEDY_SUMMARY_COLUMNS = [
-    "arch", "train_variant", "plain_variant", "test_variant", "reference_class", "n_runs", "folds", "interval",
-    "shift_mean", "plain_shift_mean", "remedy_mean", "remedy_lo", "remedy_hi", "remedy_runs",
+    "arch",
+    "train_variant",
+    "plain_variant",
+    "test_variant",
+    "reference_class",
+    "n_runs",
+    "folds",
+    "interval",
+    "shift_mean",
+    "plain_shift_mean",
+    "remedy_mean",
+    "remedy_lo",
+    "remedy_hi",
+    "remedy_runs",
 ]
 CONTROL_COLUMNS = [
-    "control", "arch", "train_variant", "test_variant", "reference_class", "n_runs", "n_images", "interval",
-    "shift_pp", "shift_lo", "shift_hi", "did_pp", "did_lo", "did_hi", "p_mcnemar_ref_max", "rule", "status",
+    "control",
+    "arch",
+    "train_variant",
+    "test_variant",
+    "reference_class",
+    "n_runs",
+    "n_images",
+    "interval",
+    "shift_pp",
+    "shift_lo",
+    "shift_hi",
+    "did_pp",
+    "did_lo",
+    "did_hi",
+    "p_mcnemar_ref_max",
+    "rule",
+    "status",
     "passed",
 ]
 
@@ -106,8 +179,9 @@ def reference_class(train_variant: str) -> tuple[str, str]:
     return DEFAULT_REFERENCE, f"default ({DEFAULT_REFERENCE}: no biased class)"
 
 
-def paired_indicators(clean: pd.DataFrame, variant: pd.DataFrame, reference: str,
-                      artefacted_only: bool = True) -> dict[str, np.ndarray]:
+def paired_indicators(
+    clean: pd.DataFrame, variant: pd.DataFrame, reference: str, artefacted_only: bool = True
+) -> dict[str, np.ndarray]:
     """Per-image outcomes of one model, paired by image_id, on the images the effect is measured on.
 
     Images: those carrying an artefact in ``variant`` (all paired images when ``artefacted_only`` is
@@ -122,9 +196,13 @@ def paired_indicators(clean: pd.DataFrame, variant: pd.DataFrame, reference: str
     i, j = i[keep], j[keep]
     truth = clean["y_true"].to_numpy()[i]
     pred_clean, pred_artefact = clean["y_pred"].to_numpy()[i], variant["y_pred"].to_numpy()[j]
-    return {"image_id": clean["image_id"].to_numpy()[i], "ref_clean": pred_clean == label,
-            "ref_artefact": pred_artefact == label, "correct_clean": pred_clean == truth,
-            "correct_artefact": pred_artefact == truth}
+    return {
+        "image_id": clean["image_id"].to_numpy()[i],
+        "ref_clean": pred_clean == label,
+        "ref_artefact": pred_artefact == label,
+        "correct_clean": pred_clean == truth,
+        "correct_artefact": pred_artefact == truth,
+    }
 
 
 def effect_counts(ind: dict[str, np.ndarray]) -> dict:
@@ -138,13 +216,22 @@ def effect_counts(ind: dict[str, np.ndarray]) -> dict:
     def pct(count: int) -> float:
         return 100.0 * count / n if n else float("nan")
 
-    return {"n": n, "n_ref_clean": int(ref_clean.sum()), "n_ref_artefact": int(ref_art.sum()),
-            "pct_ref_clean": pct(int(ref_clean.sum())), "pct_ref_artefact": pct(int(ref_art.sum())),
-            "shift_pp": pct(int(ref_art.sum()) - int(ref_clean.sum())),
-            "n_to": n_to, "n_away": n_away, "pct_to": pct(n_to), "pct_away": pct(n_away),
-            "p_mcnemar_ref": exact_mcnemar(n_to, n_away),
-            "n_correct_to_wrong": n_c2w, "n_wrong_to_correct": n_w2c,
-            "p_mcnemar_correct": exact_mcnemar(n_w2c, n_c2w)}
+    return {
+        "n": n,
+        "n_ref_clean": int(ref_clean.sum()),
+        "n_ref_artefact": int(ref_art.sum()),
+        "pct_ref_clean": pct(int(ref_clean.sum())),
+        "pct_ref_artefact": pct(int(ref_art.sum())),
+        "shift_pp": pct(int(ref_art.sum()) - int(ref_clean.sum())),
+        "n_to": n_to,
+        "n_away": n_away,
+        "pct_to": pct(n_to),
+        "pct_away": pct(n_away),
+        "p_mcnemar_ref": exact_mcnemar(n_to, n_away),
+        "n_correct_to_wrong": n_c2w,
+        "n_wrong_to_correct": n_w2c,
+        "p_mcnemar_correct": exact_mcnemar(n_w2c, n_c2w),
+    }
 
 
 def mean_interval(per_image: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -165,8 +252,9 @@ def _delta(ind: dict[str, np.ndarray]) -> np.ndarray:
     return 100.0 * (ind["ref_artefact"].astype(float) - ind["ref_clean"].astype(float))
 
 
-def effects_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000,
-                  seed: int = 0) -> pd.DataFrame:
+def effects_table(
+    tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """effects table: one row per run and artefacted test variant with at least one qualifying image."""
     rows = []
     for (arch, train, fold, test), table in tables.items():
@@ -178,20 +266,45 @@ def effects_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot:
         if len(ind["ref_clean"]) == 0:
             continue  # e.g. test_nv: its artefacted images are all of the reference class
         key = (arch, train, fold, test)
-        rows.append(_effect_row(tables, key, ind, reference, source, n_boot,
-                                derive_seed(seed, "effects-shift", *key), derive_seed(seed, "effects-did", *key)))
+        rows.append(
+            _effect_row(
+                tables,
+                key,
+                ind,
+                reference,
+                source,
+                n_boot,
+                derive_seed(seed, "effects-shift", *key),
+                derive_seed(seed, "effects-did", *key),
+            )
+        )
     if not rows:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
     return _sorted(pd.DataFrame(rows)[EFFECT_COLUMNS])
 
 
-def _effect_row(tables, key: tuple[str, str, int, str], ind: dict[str, np.ndarray], reference: str, source: str,
-                n_boot: int, shift_seed: int, did_seed: int) -> dict:
+def _effect_row(
+    tables,
+    key: tuple[str, str, int, str],
+    ind: dict[str, np.ndarray],
+    reference: str,
+    source: str,
+    n_boot: int,
+    shift_seed: int,
+    did_seed: int,
+) -> dict:
     """One run's effect on the images of ``ind``: counts, shift with its interval, and the DiD against
     train_none of the same arch and fold on the same images."""
     arch, train, fold, test = key
-    row = {"arch": arch, "train_variant": train, "fold": fold, "test_variant": test,
-           "reference_class": reference, "reference_from": source, **effect_counts(ind)}
+    row = {
+        "arch": arch,
+        "train_variant": train,
+        "fold": fold,
+        "test_variant": test,
+        "reference_class": reference,
+        "reference_from": source,
+        **effect_counts(ind),
+    }
     row["shift_lo"], row["shift_hi"] = mean_interval(_delta(ind), n_boot, shift_seed)
     row["baseline_shift_pp"] = row["did_pp"] = row["did_lo"] = row["did_hi"] = float("nan")
     if train != "train_none":
@@ -201,8 +314,9 @@ def _effect_row(tables, key: tuple[str, str, int, str], ind: dict[str, np.ndarra
     return row
 
 
-def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000,
-                          seed: int = 0) -> pd.DataFrame:
+def effects_by_kind_table(
+    tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """effects_by_kind: :func:`effects_table`'s row for each run on test_all, once per artefact kind
     (registry order), over the images that carry that kind; the DiD pairs them with train_none's
     shift on the same images."""
@@ -220,9 +334,21 @@ def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame],
         present = set(kinds)
         for kind in [k for k in KINDS if k in present] + sorted(present - set(KINDS)):
             part = {name: values[kinds == kind] for name, values in ind.items()}
-            rows.append({"kind": kind, **_effect_row(
-                tables, (arch, train, fold, test), part, reference, source, n_boot,
-                derive_seed(seed, "kind-shift", arch, train, fold, kind), derive_seed(seed, "kind-did", arch, train, fold, kind))})
+            rows.append(
+                {
+                    "kind": kind,
+                    **_effect_row(
+                        tables,
+                        (arch, train, fold, test),
+                        part,
+                        reference,
+                        source,
+                        n_boot,
+                        derive_seed(seed, "kind-shift", arch, train, fold, kind),
+                        derive_seed(seed, "kind-did", arch, train, fold, kind),
+                    ),
+                }
+            )
     if not rows:
         return pd.DataFrame(columns=KIND_EFFECT_COLUMNS)
     return _sorted(pd.DataFrame(rows)[KIND_EFFECT_COLUMNS])  # a stable sort: kinds stay in registry order
@@ -230,8 +356,10 @@ def effects_by_kind_table(tables: dict[tuple[str, str, int, str], pd.DataFrame],
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     """Rows in the registries' order of training and test variants (then architecture and fold)."""
-    order = {"train_variant": {v: i for i, v in enumerate(TRAIN_VARIANTS)},
-             "test_variant": {v: i for i, v in enumerate(TEST_VARIANTS)}}
+    order = {
+        "train_variant": {v: i for i, v in enumerate(TRAIN_VARIANTS)},
+        "test_variant": {v: i for i, v in enumerate(TEST_VARIANTS)},
+    }
 
     def rank(col: pd.Series) -> pd.Series:
         if col.name not in order:
@@ -239,12 +367,19 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
         ranks = order[str(col.name)]
         return col.map(lambda v: ranks.get(v, len(ranks)))
 
-    return table.sort_values(["arch", "train_variant", "fold", "test_variant"], kind="stable",
-                             key=rank).reset_index(drop=True)
+    return table.sort_values(
+        ["arch", "train_variant", "fold", "test_variant"], kind="stable", key=rank
+    ).reset_index(drop=True)
 
 
-def _compare(tables, ind: dict[str, np.ndarray], other: tuple[str, str, int, str], reference: str, n_boot: int,
-             seed: int) -> tuple[float, float, float, float] | None:
+def _compare(
+    tables,
+    ind: dict[str, np.ndarray],
+    other: tuple[str, str, int, str],
+    reference: str,
+    n_boot: int,
+    seed: int,
+) -> tuple[float, float, float, float] | None:
     """(the other model's shift, this shift minus it, interval) on the images both measure, or None.
 
     ``other`` = (arch, train_variant, fold, test_variant) of the model compared with; the two are
@@ -264,8 +399,9 @@ def _compare(tables, ind: dict[str, np.ndarray], other: tuple[str, str, int, str
     return float(base_delta.mean()), float(difference.mean()), lo, hi
 
 
-def remedy_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000,
-                 seed: int = 0) -> pd.DataFrame:
+def remedy_table(
+    tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
     """remedy table: each augmented run (``X+aug``) against the plain ``X`` run of its arch and fold."""
     rows = []
     for (arch, train, fold, test), table in tables.items():
@@ -275,15 +411,33 @@ def remedy_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], n_boot: 
         reference, _ = reference_class(train)
         ind = paired_indicators(clean, table, reference)
         plain = base_variant(train)
-        compared = _compare(tables, ind, (arch, plain, fold, test), reference, n_boot,
-                            derive_seed(seed, "effects-remedy", arch, train, fold, test))
+        compared = _compare(
+            tables,
+            ind,
+            (arch, plain, fold, test),
+            reference,
+            n_boot,
+            derive_seed(seed, "effects-remedy", arch, train, fold, test),
+        )
         if not len(ind["ref_clean"]) or compared is None:
             continue
         plain_shift, remedy, lo, hi = compared
-        rows.append({"arch": arch, "train_variant": train, "plain_variant": plain, "fold": fold,
-                     "test_variant": test, "reference_class": reference, "n": len(ind["ref_clean"]),
-                     "shift_pp": float(_delta(ind).mean()), "plain_shift_pp": plain_shift, "remedy_pp": remedy,
-                     "remedy_lo": lo, "remedy_hi": hi})
+        rows.append(
+            {
+                "arch": arch,
+                "train_variant": train,
+                "plain_variant": plain,
+                "fold": fold,
+                "test_variant": test,
+                "reference_class": reference,
+                "n": len(ind["ref_clean"]),
+                "shift_pp": float(_delta(ind).mean()),
+                "plain_shift_pp": plain_shift,
+                "remedy_pp": remedy,
+                "remedy_lo": lo,
+                "remedy_hi": hi,
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=REMEDY_COLUMNS)
     return _sorted(pd.DataFrame(rows)[REMEDY_COLUMNS])
@@ -297,11 +451,20 @@ def summarise_remedy(remedy: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     for key, group in remedy.groupby(keys, sort=False):
         group = group.sort_values("fold")
         values, mean, lo, hi, interval = _over_runs(group, "remedy", level)
-        rows.append({**dict(zip(keys, key, strict=True)), "n_runs": len(group),
-                     "folds": ";".join(str(int(f)) for f in group["fold"]), "interval": interval,
-                     "shift_mean": float(group["shift_pp"].mean()),
-                     "plain_shift_mean": float(group["plain_shift_pp"].mean()),
-                     "remedy_mean": mean, "remedy_lo": lo, "remedy_hi": hi, "remedy_runs": _runs_text(values)})
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "n_runs": len(group),
+                "folds": ";".join(str(int(f)) for f in group["fold"]),
+                "interval": interval,
+                "shift_mean": float(group["shift_pp"].mean()),
+                "plain_shift_mean": float(group["plain_shift_pp"].mean()),
+                "remedy_mean": mean,
+                "remedy_lo": lo,
+                "remedy_hi": hi,
+                "remedy_runs": _runs_text(values),
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=REMEDY_SUMMARY_COLUMNS)
     return pd.DataFrame(rows)[REMEDY_SUMMARY_COLUMNS]
@@ -346,8 +509,11 @@ def summarise_effects(effects: pd.DataFrame, level: float = 0.95, by_kind: bool 
             row[f"{measure}_mean"], row[f"{measure}_lo"], row[f"{measure}_hi"] = mean, lo, hi
             row[f"{measure}_runs"] = _runs_text(values)
         # The DiD needs train_none of the same fold; say so when it had fewer runs than the shift.
-        row["interval"] = labels["shift"] if (labels["did"] == labels["shift"] or group["did_pp"].isna().all()
-                                              ) else f"{labels['shift']}; DiD: {labels['did']}"
+        row["interval"] = (
+            labels["shift"]
+            if (labels["did"] == labels["shift"] or group["did_pp"].isna().all())
+            else f"{labels['shift']}; DiD: {labels['did']}"
+        )
         row["p_mcnemar_ref_max"] = float(group["p_mcnemar_ref"].max())
         row["p_mcnemar_ref_runs"] = _runs_text(group["p_mcnemar_ref"])
         rows.append(row)
@@ -369,14 +535,18 @@ def identity_check(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> dic
         counts = effect_counts(paired_indicators(table, table, DEFAULT_REFERENCE, artefacted_only=False))
         bad = (counts["n_to"], counts["n_away"], counts["n_correct_to_wrong"], counts["n_wrong_to_correct"])
         if any(bad) or counts["p_mcnemar_ref"] != 1.0 or counts["p_mcnemar_correct"] != 1.0:
-            raise RuntimeError(f"identity control failed for {arch}/{train}/fold{fold}: test_none against itself "
-                               f"moved (to, away, correct->wrong, wrong->correct) = {bad}")
+            raise RuntimeError(
+                f"identity control failed for {arch}/{train}/fold{fold}: test_none against itself "
+                f"moved (to, away, correct->wrong, wrong->correct) = {bad}"
+            )
         n_images += counts["n"]
         n_runs += 1
     return {"n_runs": n_runs, "n_images": n_images, "shift_pp": 0.0 if n_runs else float("nan")}
 
 
-def controls_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], summary: pd.DataFrame) -> pd.DataFrame:
+def controls_table(
+    tables: dict[tuple[str, str, int, str], pd.DataFrame], summary: pd.DataFrame
+) -> pd.DataFrame:
     """controls table: positive, negative and identity control per architecture, with verdicts.
 
     status is "pass", "fail" or "not available" (the variant was not trained or not tested);
@@ -384,44 +554,94 @@ def controls_table(tables: dict[tuple[str, str, int, str], pd.DataFrame], summar
     """
     rows: list[dict[str, object]] = []
     archs = sorted({key[0] for key in tables})
-    rule_positive = (f"did_pp >= {ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
-                     f"{ACCEPTANCE['positive_max_p']:g} in every run")
+    rule_positive = (
+        f"did_pp >= {ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
+        f"{ACCEPTANCE['positive_max_p']:g} in every run"
+    )
     rule_negative = f"|shift_pp| <= {ACCEPTANCE['negative_max_abs_shift_pp']:g}"
     for arch in archs:
         identity = identity_check({k: t for k, t in tables.items() if k[0] == arch})
-        for control, (train, test), rule in (("positive", POSITIVE_CONTROL, rule_positive),
-                                              ("negative", NEGATIVE_CONTROL, rule_negative)):
-            match = summary[(summary["arch"] == arch) & (summary["train_variant"] == train)
-                            & (summary["test_variant"] == test)] if not summary.empty else summary
-            row: dict[str, object] = {"control": control, "arch": arch, "train_variant": train,
-                                      "test_variant": test, "reference_class": DEFAULT_REFERENCE, "rule": rule}
+        for control, (train, test), rule in (
+            ("positive", POSITIVE_CONTROL, rule_positive),
+            ("negative", NEGATIVE_CONTROL, rule_negative),
+        ):
+            match = (
+                summary[
+                    (summary["arch"] == arch)
+                    & (summary["train_variant"] == train)
+                    & (summary["test_variant"] == test)
+                ]
+                if not summary.empty
+                else summary
+            )
+            row: dict[str, object] = {
+                "control": control,
+                "arch": arch,
+                "train_variant": train,
+                "test_variant": test,
+                "reference_class": DEFAULT_REFERENCE,
+                "rule": rule,
+            }
             if match.empty:
                 rows.append({**row, "n_runs": 0, "status": "not available", "passed": None})
                 continue
             s = match.iloc[0]
-            n_images = [len(paired_indicators(tables[(arch, train, int(f), "test_none")],
-                                              tables[(arch, train, int(f), test)], DEFAULT_REFERENCE)["ref_clean"])
-                        for f in s["folds"].split(";")]
-            row.update(n_runs=int(s["n_runs"]), n_images=int(max(n_images)), interval=s["interval"],
-                       shift_pp=s["shift_mean"], shift_lo=s["shift_lo"], shift_hi=s["shift_hi"],
-                       did_pp=s["did_mean"], did_lo=s["did_lo"], did_hi=s["did_hi"],
-                       p_mcnemar_ref_max=s["p_mcnemar_ref_max"])
+            n_images = [
+                len(
+                    paired_indicators(
+                        tables[(arch, train, int(f), "test_none")],
+                        tables[(arch, train, int(f), test)],
+                        DEFAULT_REFERENCE,
+                    )["ref_clean"]
+                )
+                for f in s["folds"].split(";")
+            ]
+            row.update(
+                n_runs=int(s["n_runs"]),
+                n_images=int(max(n_images)),
+                interval=s["interval"],
+                shift_pp=s["shift_mean"],
+                shift_lo=s["shift_lo"],
+                shift_hi=s["shift_hi"],
+                did_pp=s["did_mean"],
+                did_lo=s["did_lo"],
+                did_hi=s["did_hi"],
+                p_mcnemar_ref_max=s["p_mcnemar_ref_max"],
+            )
             if control == "positive":
                 if pd.isna(s["did_mean"]):
                     rows.append({**row, "status": "not available", "passed": None})
                     continue
-                passed = bool(s["did_mean"] >= ACCEPTANCE["positive_min_did_pp"]
-                              and s["p_mcnemar_ref_max"] < ACCEPTANCE["positive_max_p"])
+                passed = bool(
+                    s["did_mean"] >= ACCEPTANCE["positive_min_did_pp"]
+                    and s["p_mcnemar_ref_max"] < ACCEPTANCE["positive_max_p"]
+                )
             else:
                 passed = bool(abs(s["shift_mean"]) <= ACCEPTANCE["negative_max_abs_shift_pp"])
             rows.append({**row, "status": "pass" if passed else "fail", "passed": passed})
-        row = {"control": "identity", "arch": arch, "train_variant": IDENTITY_CONTROL[0],
-               "test_variant": IDENTITY_CONTROL[1], "reference_class": DEFAULT_REFERENCE,
-               "rule": "test_none against itself: shift exactly 0 (checked in code)"}
+        row = {
+            "control": "identity",
+            "arch": arch,
+            "train_variant": IDENTITY_CONTROL[0],
+            "test_variant": IDENTITY_CONTROL[1],
+            "reference_class": DEFAULT_REFERENCE,
+            "rule": "test_none against itself: shift exactly 0 (checked in code)",
+        }
         if identity["n_runs"]:
-            rows.append({**row, "n_runs": identity["n_runs"], "n_images": identity["n_images"],
-                         "interval": "identity", "shift_pp": 0.0, "shift_lo": 0.0, "shift_hi": 0.0,
-                         "p_mcnemar_ref_max": 1.0, "status": "pass", "passed": True})
+            rows.append(
+                {
+                    **row,
+                    "n_runs": identity["n_runs"],
+                    "n_images": identity["n_images"],
+                    "interval": "identity",
+                    "shift_pp": 0.0,
+                    "shift_lo": 0.0,
+                    "shift_hi": 0.0,
+                    "p_mcnemar_ref_max": 1.0,
+                    "status": "pass",
+                    "passed": True,
+                }
+            )
         else:
             rows.append({**row, "n_runs": 0, "status": "not available", "passed": None})
     if not rows:

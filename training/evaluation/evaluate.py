@@ -17,11 +17,21 @@ from .bootstrap import DEFAULT_B, bootstrap_metrics
 from .output import write_table
 from .predictions import SCORE_COLUMNS, TEST_VARIANTS, TRAIN_VARIANTS, detect_synthetic, load_runs
 
-METRIC_COLUMNS = ["arch", "train_variant", "fold", "test_variant", "metric", "class", "value", "boot_lo", "boot_hi"]
+METRIC_COLUMNS = [
+    "arch",
+    "train_variant",
+    "fold",
+    "test_variant",
+    "metric",
+    "class",
+    "value",
+    "boot_lo",
+    "boot_hi",
+]
 
 DEFINITIONS = {
     "pr_auc": "Average precision (sklearn.metrics.average_precision_score), one class vs the rest on that "
-              "class's score; macro = unweighted mean over classes present in the test set.",
+    "class's score; macro = unweighted mean over classes present in the test set.",
     "precision": "TP / (TP + FP) per class; undefined (empty) when the class is never predicted.",
     "recall": "TP / (TP + FN) per class; undefined when the class has no test image.",
     "fpr": "FP / (FP + TN) per class.",
@@ -31,50 +41,55 @@ DEFINITIONS = {
     "boot_ci": "Percentile bootstrap over test images (2.5th-97.5th percentile of B resamples).",
     "ci": "Across folds: mean +/- t(0.975, k-1) sd/sqrt(k); with one fold, the bootstrap CI.",
     "mcnemar": "Edwards-corrected McNemar test on paired correct/incorrect predictions of one model, "
-               "test_none vs the test variant; n10 = correct clean, wrong with artefact. Holm correction "
-               "within each (arch, train_variant, fold) family.",
+    "test_none vs the test variant; n10 = correct clean, wrong with artefact. Holm correction "
+    "within each (arch, train_variant, fold) family.",
     "flips": "Share of artefacted images whose predicted class differs from the same image in test_none.",
     "bias_shift": "Change in the share of predictions going to the biased class, vs train_none.",
     "effects": "Within-model artefact effect: the same model on test_X vs test_none, paired per image_id, over "
-               "images with an artefact in test_X whose true class is not the reference class (the biased "
-               "class of train_<c>, else nv). shift_pp = % predicted as the reference class with artefact "
-               "minus clean (= pct_to - pct_away); exact McNemar on 'predicts the reference class' and on "
-               "correctness; did_pp = shift_pp minus train_none's shift (same arch, fold, images, reference "
-               "class); intervals: percentile bootstrap over images.",
+    "images with an artefact in test_X whose true class is not the reference class (the biased "
+    "class of train_<c>, else nv). shift_pp = % predicted as the reference class with artefact "
+    "minus clean (= pct_to - pct_away); exact McNemar on 'predicts the reference class' and on "
+    "correctness; did_pp = shift_pp minus train_none's shift (same arch, fold, images, reference "
+    "class); intervals: percentile bootstrap over images.",
     "effects_summary": "Effects across training runs (each fold is one run): mean with a t-interval across "
-                       "runs when there are >= 2, else the single run's image-bootstrap interval (see "
-                       "'interval'); per-run values in *_runs.",
+    "runs when there are >= 2, else the single run's image-bootstrap interval (see "
+    "'interval'); per-run values in *_runs.",
     "effects_by_kind": "The 'effects' measures on test_all, split by the artefact kind each image carries "
-                       "(one row per run and kind): which kinds move a model toward its reference class, and "
-                       "which it cannot see; did_pp against train_none on the same images.",
+    "(one row per run and kind): which kinds move a model toward its reference class, and "
+    "which it cannot see; did_pp against train_none on the same images.",
     "effects_by_kind_summary": "effects_by_kind across training runs, as effects_summary.",
     "drops": "The paper's robustness measure per training condition and test variant: each run's macro PR-AUC "
-             "on the test variant minus on test_none (negative: artefacts cost PR-AUC); mean with a t-interval "
-             "across runs when there are >= 2 (none with one run), per-run drops in drop_runs (fold order).",
+    "on the test variant minus on test_none (negative: artefacts cost PR-AUC); mean with a t-interval "
+    "across runs when there are >= 2 (none with one run), per-run drops in drop_runs (fold order).",
     "remedy": "The remedy experiment (artefacts as a training augmentation): each run of an augmented condition "
-              "X+aug (class-independent artefacts inserted on the fly into a share of the training images) "
-              "against the plain X run of the same arch and fold, on the same images and reference class as "
-              "'effects'. remedy_pp = shift_pp of X+aug minus plain_shift_pp of X (negative: augmentation "
-              "reduced the shift toward the reference class); interval: percentile bootstrap over images.",
+    "X+aug (class-independent artefacts inserted on the fly into a share of the training images) "
+    "against the plain X run of the same arch and fold, on the same images and reference class as "
+    "'effects'. remedy_pp = shift_pp of X+aug minus plain_shift_pp of X (negative: augmentation "
+    "reduced the shift toward the reference class); interval: percentile bootstrap over images.",
     "remedy_summary": "The remedy table across training runs: mean with a t-interval across runs when there are "
-                      ">= 2, else the single run's image-bootstrap interval (see 'interval').",
+    ">= 2, else the single run's image-bootstrap interval (see 'interval').",
     "controls": f"Positive control: train_nv on test_all (passes when the mean did_pp over runs >= "
-                f"{effects.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
-                f"{effects.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
-                f"test_all (passes when |mean shift_pp| <= {effects.ACCEPTANCE['negative_max_abs_shift_pp']:g}). "
-                "Identity control: test_none against itself, exactly 0 (checked in code).",
+    f"{effects.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
+    f"{effects.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
+    f"test_all (passes when |mean shift_pp| <= {effects.ACCEPTANCE['negative_max_abs_shift_pp']:g}). "
+    "Identity control: test_none against itself, exactly 0 (checked in code).",
 }
 
 
 def _table_metrics(item) -> list[tuple]:
     (arch, train, fold, test), y_true, scores, y_pred, n_boot, seed = item
-    results = bootstrap_metrics(y_true, scores, y_pred, n_boot=n_boot,
-                                seed=derive_seed(seed, "bootstrap", arch, train, fold, test))
-    return [(arch, train, fold, test, metric, cls, value, lo, hi) for (metric, cls), (value, lo, hi) in results.items()]
+    results = bootstrap_metrics(
+        y_true, scores, y_pred, n_boot=n_boot, seed=derive_seed(seed, "bootstrap", arch, train, fold, test)
+    )
+    return [
+        (arch, train, fold, test, metric, cls, value, lo, hi)
+        for (metric, cls), (value, lo, hi) in results.items()
+    ]
 
 
-def metrics_table(tables: dict, n_boot: int = DEFAULT_B, seed: int = 0, progress: bool = False,
-                  workers: int = 1) -> pd.DataFrame:
+def metrics_table(
+    tables: dict, n_boot: int = DEFAULT_B, seed: int = 0, progress: bool = False, workers: int = 1
+) -> pd.DataFrame:
     """metrics table: every metric of every prediction table with its bootstrap CI.
 
     Each table's resamples use their own seed derived from (seed, arch, train_variant, fold,
@@ -83,8 +98,10 @@ def metrics_table(tables: dict, n_boot: int = DEFAULT_B, seed: int = 0, progress
     """
     from tqdm import tqdm
 
-    items = [(key, t["y_true"].to_numpy(), t[list(SCORE_COLUMNS)].to_numpy(), t["y_pred"].to_numpy(), n_boot, seed)
-             for key, t in tables.items()]
+    items = [
+        (key, t["y_true"].to_numpy(), t[list(SCORE_COLUMNS)].to_numpy(), t["y_pred"].to_numpy(), n_boot, seed)
+        for key, t in tables.items()
+    ]
     bar = tqdm(total=len(items), desc="metrics + bootstrap", unit="table", disable=not progress)
     rows = []
     if workers > 1:
@@ -104,7 +121,9 @@ def metrics_table(tables: dict, n_boot: int = DEFAULT_B, seed: int = 0, progress
     cls_order = {c: i for i, c in enumerate((*CLASSES, "macro", "all"))}
     return out.sort_values(
         ["arch", "train_variant", "fold", "test_variant", "metric", "class"],
-        key=lambda col: col.map(_sort_key(col.name, order, cls_order)), kind="stable").reset_index(drop=True)
+        key=lambda col: col.map(_sort_key(col.name, order, cls_order)),
+        kind="stable",
+    ).reset_index(drop=True)
 
 
 def _sort_key(column: str, order: dict, cls_order: dict):
@@ -119,8 +138,14 @@ def _sort_key(column: str, order: dict, cls_order: dict):
     return lambda value: value
 
 
-def evaluate(runs_dir: str | Path, out_dir: str | Path, n_boot: int = DEFAULT_B, seed: int = 0,
-             progress: bool = True, workers: int = 1) -> dict:
+def evaluate(
+    runs_dir: str | Path,
+    out_dir: str | Path,
+    n_boot: int = DEFAULT_B,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+) -> dict:
     """Compute and write every evaluation table; returns the results.json content."""
     started = time.perf_counter()
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)

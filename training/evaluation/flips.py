@@ -28,14 +28,24 @@ def flips_table(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> pd.Dat
             continue
         flipped = (clean["y_pred"].to_numpy()[i] != table["y_pred"].to_numpy()[j]).astype(int)
         kind = table["artefact_kind"].to_numpy()[j]
-        frame = pd.DataFrame({"arch": arch, "train_variant": train, "test_variant": test,
-                              "kind": np.where(kind == "", "unknown", kind), "flipped": flipped})
+        frame = pd.DataFrame(
+            {
+                "arch": arch,
+                "train_variant": train,
+                "test_variant": test,
+                "kind": np.where(kind == "", "unknown", kind),
+                "flipped": flipped,
+            }
+        )
         pieces.append(frame)
         pieces.append(frame.assign(kind="all"))
     if not pieces:
         return pd.DataFrame(columns=FLIP_COLUMNS)
-    pooled = (pd.concat(pieces, ignore_index=True)
-              .groupby(["arch", "train_variant", "test_variant", "kind"], sort=False)["flipped"]
-              .agg(n="count", n_flipped="sum").reset_index())
+    pooled = (
+        pd.concat(pieces, ignore_index=True)
+        .groupby(["arch", "train_variant", "test_variant", "kind"], sort=False)["flipped"]
+        .agg(n="count", n_flipped="sum")
+        .reset_index()
+    )
     pooled["share"] = pooled["n_flipped"] / pooled["n"]
     return pooled[FLIP_COLUMNS]

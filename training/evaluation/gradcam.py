@@ -35,8 +35,17 @@ from generator import CLASSES
 from generator.errors import UserError
 from generator.seeding import derive_seed
 
-INDEX_COLUMNS = ["arch", "train_variant", "image_id", "dx", "kind", "clean_png", "artefact_png", "attention_clean",
-                 "attention_artefact"]
+INDEX_COLUMNS = [
+    "arch",
+    "train_variant",
+    "image_id",
+    "dx",
+    "kind",
+    "clean_png",
+    "artefact_png",
+    "attention_clean",
+    "attention_artefact",
+]
 ATTENTION_COLUMNS = ["arch", "train_variant", "n", "attention_mean", "attention_ci_lo", "attention_ci_hi"]
 
 
@@ -74,7 +83,9 @@ def grad_cam(model, arch: str, image) -> tuple[np.ndarray, int]:
             return np.zeros((height, width), np.float32), -1
         top = int(torch.argmax(detections["scores"]))  # (already first: torchvision sorts by score)
         label = int(detections["labels"][top])
-        targets = [FasterRCNNBoxScoreTarget(labels=[label], bounding_boxes=[detections["boxes"][top].detach()])]
+        targets = [
+            FasterRCNNBoxScoreTarget(labels=[label], bounding_boxes=[detections["boxes"][top].detach()])
+        ]
         predicted = label - 1  # detector label 0 is the background
     else:
         predicted = int(output[0].argmax())
@@ -116,8 +127,12 @@ def _unscaled_gradcam():
             grads = [g.cpu().data.numpy() for g in self.activations_and_grads.gradients]
             size = tuple(input_tensor.shape[-2:])
             maps = []
-            for layer, layer_activations, layer_grads in zip(self.target_layers, activations, grads, strict=False):
-                cam = self.get_cam_image(input_tensor, layer, targets, layer_activations, layer_grads, eigen_smooth)
+            for layer, layer_activations, layer_grads in zip(
+                self.target_layers, activations, grads, strict=False
+            ):
+                cam = self.get_cam_image(
+                    input_tensor, layer, targets, layer_activations, layer_grads, eigen_smooth
+                )
                 cam = torch.from_numpy(np.maximum(cam, 0).astype(np.float32))[:, None]
                 up = torch.nn.functional.interpolate(cam, size=size, mode="bilinear", align_corners=False)
                 maps.append(up.numpy())
@@ -165,8 +180,9 @@ def sample_images(labels, kinds, n: int, seed: int) -> list[int]:
     return chosen[:n]
 
 
-def find_models(runs_dir: str | Path, fold: int | None = None, archs=None,
-                train_variants=None) -> list[tuple[str, str, Path]]:
+def find_models(
+    runs_dir: str | Path, fold: int | None = None, archs=None, train_variants=None
+) -> list[tuple[str, str, Path]]:
     """[(arch, train_variant, run_dir)]: one run with best.pt per (arch, train_variant), lowest fold
     (or exactly ``fold``), optionally only the given archs / training variants."""
     from .predictions import TRAIN_VARIANTS, _order
@@ -189,9 +205,14 @@ def find_models(runs_dir: str | Path, fold: int | None = None, archs=None,
         if key not in best or k < best[key][0]:
             best[key] = (k, run)
     if not best:
-        raise UserError(f"{runs_dir}: no <arch>/<train_variant>/fold<k>/ with best.pt and config.json"
-                        + (" matching --fold/--arch/--train-variant" if fold is not None or archs or train_variants
-                           else ""))
+        raise UserError(
+            f"{runs_dir}: no <arch>/<train_variant>/fold<k>/ with best.pt and config.json"
+            + (
+                " matching --fold/--arch/--train-variant"
+                if fold is not None or archs or train_variants
+                else ""
+            )
+        )
     keys = sorted(best, key=lambda key: (key[0], _order(key[1], TRAIN_VARIANTS)))
     return [(arch, train, best[(arch, train)][1]) for arch, train in keys]
 
@@ -216,8 +237,18 @@ def _prepare(reader, row: int, image_size):
     return image, mask.numpy() > 0
 
 
-def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, fold: int | None = None,
-                device: str = "cpu", progress: bool = True, archs=None, train_variants=None) -> dict:
+def run_gradcam(
+    runs_dir,
+    data_dir,
+    out_dir,
+    n_images: int = 24,
+    seed: int = 0,
+    fold: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    archs=None,
+    train_variants=None,
+) -> dict:
     """Write ``<out>/gradcam/`` (overlays, index and attention tables); return a small summary."""
     import pandas as pd
     import torch
@@ -250,19 +281,28 @@ def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, 
                 raise UserError(f"{data_dir / 'test_none.h5'}: no image {image_id} (in test_all.h5)") from exc
             with_artefact, mask = _prepare(artefact_reader, row, image_size)
             clean, _ = _prepare(clean_reader, clean_row, image_size)
-            cams = {name: grad_cam(model, arch, image.to(device))[0]
-                    for name, image in (("clean", clean), ("artefact", with_artefact))}
+            cams = {
+                name: grad_cam(model, arch, image.to(device))[0]
+                for name, image in (("clean", clean), ("artefact", with_artefact))
+            }
             paths = {}
             for name, image in (("clean", clean), ("artefact", with_artefact)):
                 rel = Path("gradcam") / arch / train / f"{image_id}_{name}.png"
                 write_bytes_atomic(out_dir / rel, encode_png(_overlay(image, cams[name])))
                 paths[name] = rel.as_posix()
-            records.append({"arch": arch, "train_variant": train, "image_id": image_id,
-                            "dx": CLASSES[int(artefact_reader.labels[row])],
-                            "kind": artefact_reader.artefact_kinds[row], "clean_png": paths["clean"],
-                            "artefact_png": paths["artefact"],
-                            "attention_clean": artefact_attention(cams["clean"], mask),
-                            "attention_artefact": artefact_attention(cams["artefact"], mask)})
+            records.append(
+                {
+                    "arch": arch,
+                    "train_variant": train,
+                    "image_id": image_id,
+                    "dx": CLASSES[int(artefact_reader.labels[row])],
+                    "kind": artefact_reader.artefact_kinds[row],
+                    "clean_png": paths["clean"],
+                    "artefact_png": paths["artefact"],
+                    "attention_clean": artefact_attention(cams["clean"], mask),
+                    "attention_artefact": artefact_attention(cams["artefact"], mask),
+                }
+            )
             bar.update()
         del model
         if device != "cpu":
@@ -273,14 +313,28 @@ def run_gradcam(runs_dir, data_dir, out_dir, n_images: int = 24, seed: int = 0, 
     for (arch_name, train_name), group in index.groupby(["arch", "train_variant"], sort=False):
         values = group["attention_artefact"].dropna().to_numpy()
         mean, lo, hi = t_interval(values)
-        summary.append({"arch": arch_name, "train_variant": train_name, "n": len(values), "attention_mean": mean,
-                        "attention_ci_lo": lo, "attention_ci_hi": hi})
+        summary.append(
+            {
+                "arch": arch_name,
+                "train_variant": train_name,
+                "n": len(values),
+                "attention_mean": mean,
+                "attention_ci_lo": lo,
+                "attention_ci_hi": hi,
+            }
+        )
     write_table(index, gradcam_dir, "index")
     write_table(pd.DataFrame(summary, columns=ATTENTION_COLUMNS), gradcam_dir, "attention")
-    info = {"n_models": len(models), "n_images": len(rows), "seed": seed, "data": str(data_dir),
-            "runs": str(runs_dir), "layer": "layer4 (classifier) / backbone.body.layer4 (detectors)",
-            "method": "pytorch-grad-cam GradCAM", "models": [{"arch": a, "train_variant": t, "run": str(r)}
-                                                             for a, t, r in models]}
+    info = {
+        "n_models": len(models),
+        "n_images": len(rows),
+        "seed": seed,
+        "data": str(data_dir),
+        "runs": str(runs_dir),
+        "layer": "layer4 (classifier) / backbone.body.layer4 (detectors)",
+        "method": "pytorch-grad-cam GradCAM",
+        "models": [{"arch": a, "train_variant": t, "run": str(r)} for a, t, r in models],
+    }
     write_json_atomic(gradcam_dir / "gradcam.json", info)
     _note_in_results(out_dir, info)
     return info

@@ -34,8 +34,20 @@ PLANTED = {  # arch -> (what its train_nv model does, whether the positive contr
 }
 PLANTED_TRAIN = ("train_none", "train_nv")
 PLANTED_TESTS = ("test_none", "test_all")
-CHECK_COLUMNS = ["model", "behaviour", "must_detect", "detected", "positive_status", "did_pp", "did_lo", "did_hi",
-                 "p_mcnemar_ref_max", "negative_status", "negative_shift_pp", "ok"]
+CHECK_COLUMNS = [
+    "model",
+    "behaviour",
+    "must_detect",
+    "detected",
+    "positive_status",
+    "did_pp",
+    "did_lo",
+    "did_hi",
+    "p_mcnemar_ref_max",
+    "negative_status",
+    "negative_shift_pp",
+    "ok",
+]
 KINDS = ("bubble", "ruler_horizontal", "marking_circle")
 
 
@@ -45,10 +57,17 @@ def _write_predictions(path: Path, image_ids, y_true, y_pred, has_artefact, kind
 
     scores = np.full((len(y_pred), len(CLASSES)), 0.4 / (len(CLASSES) - 1))
     scores[np.arange(len(y_pred)), y_pred] = 0.6
-    table = pd.DataFrame({"image_id": image_ids, "y_true": y_true,
-                          **{col: scores[:, c] for c, col in enumerate(SCORE_COLUMNS)},
-                          "y_pred": y_pred, "has_artefact": has_artefact, "artefact_kind": kinds},
-                         columns=list(COLUMNS))
+    table = pd.DataFrame(
+        {
+            "image_id": image_ids,
+            "y_true": y_true,
+            **{col: scores[:, c] for c, col in enumerate(SCORE_COLUMNS)},
+            "y_pred": y_pred,
+            "has_artefact": has_artefact,
+            "artefact_kind": kinds,
+        },
+        columns=list(COLUMNS),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_table(table.sort_values("image_id", kind="stable").reset_index(drop=True), path)
 
@@ -74,10 +93,26 @@ def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: i
                     has = np.full(n, test != "test_none")
                     y_pred = clean if test == "test_none" else (np.where(has, nv, clean) if cheats else blind)
                     run = root / arch / train / f"fold{fold}"
-                    _write_predictions(run / "predictions" / f"{test}.csv", image_ids, y_true, y_pred,
-                                       has.astype(int), np.where(has, kinds, ""))
-                (run / "config.json").write_text(json.dumps({"arch": arch, "train_variant": train, "fold": fold,
-                                                             "synthetic": True, "planted": True}) + "\n")
+                    _write_predictions(
+                        run / "predictions" / f"{test}.csv",
+                        image_ids,
+                        y_true,
+                        y_pred,
+                        has.astype(int),
+                        np.where(has, kinds, ""),
+                    )
+                (run / "config.json").write_text(
+                    json.dumps(
+                        {
+                            "arch": arch,
+                            "train_variant": train,
+                            "fold": fold,
+                            "synthetic": True,
+                            "planted": True,
+                        }
+                    )
+                    + "\n"
+                )
     return root
 
 
@@ -100,10 +135,20 @@ def run_instrument_check(workdir: str | Path | None = None, seed: int = 0, n_boo
         mine = controls[controls["arch"] == arch].set_index("control")
         positive, negative = mine.loc["positive"], mine.loc["negative"]
         detected = positive["status"] == "pass"
-        rows.append({"model": f"{arch} / {POSITIVE_CONTROL[0]}", "behaviour": behaviour, "must_detect": must_detect,
-                     "detected": detected, "positive_status": positive["status"], "did_pp": positive["did_pp"],
-                     "did_lo": positive["did_lo"], "did_hi": positive["did_hi"],
-                     "p_mcnemar_ref_max": positive["p_mcnemar_ref_max"], "negative_status": negative["status"],
-                     "negative_shift_pp": negative["shift_pp"],
-                     "ok": bool(detected == must_detect and negative["status"] == "pass")})
+        rows.append(
+            {
+                "model": f"{arch} / {POSITIVE_CONTROL[0]}",
+                "behaviour": behaviour,
+                "must_detect": must_detect,
+                "detected": detected,
+                "positive_status": positive["status"],
+                "did_pp": positive["did_pp"],
+                "did_lo": positive["did_lo"],
+                "did_hi": positive["did_hi"],
+                "p_mcnemar_ref_max": positive["p_mcnemar_ref_max"],
+                "negative_status": negative["status"],
+                "negative_shift_pp": negative["shift_pp"],
+                "ok": bool(detected == must_detect and negative["status"] == "pass"),
+            }
+        )
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)

@@ -50,7 +50,9 @@ def _as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
     return weights[None, :] if weights.ndim == 1 else weights
 
 
-def average_precision(positive: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def average_precision(
+    positive: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Average precision of a binary problem for each row of ``weights`` (B,), NaN without positives."""
     positive = np.asarray(positive, dtype=float)
     score = np.asarray(score, dtype=float)
@@ -76,8 +78,9 @@ def average_precision(positive: np.ndarray, score: np.ndarray, weights: np.ndarr
     return _ratio(((tp - before) * precision).sum(axis=1), cum_tp[:, -1])
 
 
-def metric_arrays(y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray,
-                  weights: np.ndarray | None = None) -> dict[tuple[str, str], np.ndarray]:
+def metric_arrays(
+    y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray, weights: np.ndarray | None = None
+) -> dict[tuple[str, str], np.ndarray]:
     """{(metric, class): values of shape (B,)} for every metric; class is a code, "macro" or "all"."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)

@@ -73,16 +73,23 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     if table["image_id"].duplicated().any():
         dup = table.loc[table["image_id"].duplicated(), "image_id"].iloc[0]
         raise UserError(f"{path}: image_id {dup} appears more than once")
-    columns = {"image_id": table["image_id"].to_numpy(dtype=object),
-               "artefact_kind": table["artefact_kind"].fillna("").astype(str).to_numpy(dtype=object)}
-    for column, low, high in (("y_true", 0, len(CLASSES) - 1), ("y_pred", NO_DETECTION, len(CLASSES) - 1),
-                              ("has_artefact", 0, 1)):
+    columns = {
+        "image_id": table["image_id"].to_numpy(dtype=object),
+        "artefact_kind": table["artefact_kind"].fillna("").astype(str).to_numpy(dtype=object),
+    }
+    for column, low, high in (
+        ("y_true", 0, len(CLASSES) - 1),
+        ("y_pred", NO_DETECTION, len(CLASSES) - 1),
+        ("has_artefact", 0, 1),
+    ):
         values = _numeric(table[column])
         bad = ~np.isfinite(values) | (values != np.round(values)) | (values < low) | (values > high)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{path}: row {row + 2}: {column} must be an integer in [{low}, {high}], "
-                            f"got {table[column].iloc[row]!r}")
+            raise UserError(
+                f"{path}: row {row + 2}: {column} must be an integer in [{low}, {high}], "
+                f"got {table[column].iloc[row]!r}"
+            )
         columns[column] = values.astype(np.int64)
     for column in SCORE_COLUMNS:
         values = _numeric(table[column])
@@ -116,8 +123,9 @@ def load_runs(runs_dir: str | Path, progress: bool = False) -> dict[tuple[str, s
 
 def pair_rows(first: pd.DataFrame, second: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (i, j) such that first.image_id[i] == second.image_id[j], for every shared image_id."""
-    _, i, j = np.intersect1d(first["image_id"].to_numpy(), second["image_id"].to_numpy(),
-                             assume_unique=True, return_indices=True)
+    _, i, j = np.intersect1d(
+        first["image_id"].to_numpy(), second["image_id"].to_numpy(), assume_unique=True, return_indices=True
+    )
     return i, j
 
 

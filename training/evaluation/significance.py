@@ -27,8 +27,22 @@ from .predictions import pair_rows
 
 EXACT_BELOW = 25
 ALPHA = 0.05
-MCNEMAR_COLUMNS = ["arch", "train_variant", "fold", "test_variant", "n00", "n01", "n10", "n11", "statistic",
-                   "p_value", "p_exact", "p_holm", "significant", "family"]
+MCNEMAR_COLUMNS = [
+    "arch",
+    "train_variant",
+    "fold",
+    "test_variant",
+    "n00",
+    "n01",
+    "n10",
+    "n11",
+    "statistic",
+    "p_value",
+    "p_exact",
+    "p_holm",
+    "significant",
+    "family",
+]
 
 
 def contingency(correct_clean: np.ndarray, correct_variant: np.ndarray) -> tuple[int, int, int, int]:
@@ -78,11 +92,26 @@ def mcnemar_table(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> pd.D
             continue
         i, j = pair_rows(clean, table)
         correct_clean = clean["y_pred"].to_numpy()[i] == clean["y_true"].to_numpy()[i]
-        n00, n01, n10, n11 = contingency(correct_clean, table["y_pred"].to_numpy()[j] == table["y_true"].to_numpy()[j])
+        n00, n01, n10, n11 = contingency(
+            correct_clean, table["y_pred"].to_numpy()[j] == table["y_true"].to_numpy()[j]
+        )
         statistic, p_value, p_exact = mcnemar_test(n00, n01, n10, n11)
-        rows.append({"arch": arch, "train_variant": train, "fold": fold, "test_variant": test, "n00": n00,
-                     "n01": n01, "n10": n10, "n11": n11, "statistic": statistic, "p_value": p_value,
-                     "p_exact": p_exact, "family": f"{arch}/{train}/fold{fold}"})
+        rows.append(
+            {
+                "arch": arch,
+                "train_variant": train,
+                "fold": fold,
+                "test_variant": test,
+                "n00": n00,
+                "n01": n01,
+                "n10": n10,
+                "n11": n11,
+                "statistic": statistic,
+                "p_value": p_value,
+                "p_exact": p_exact,
+                "family": f"{arch}/{train}/fold{fold}",
+            }
+        )
     out = pd.DataFrame(rows, columns=[c for c in MCNEMAR_COLUMNS if c not in ("p_holm", "significant")])
     out["p_holm"] = np.nan
     # statsmodels' Holm branch calls gc.collect() on every call, which costs time proportional to the

@@ -26,9 +26,11 @@ def bundle_header() -> str:
     import vl_convert as vlc
 
     version = vlc.__version__  # type: ignore[attr-defined]  # vl-convert's stub omits it
-    return (f"/*! Vega {vlc.get_vega_version()}, Vega-Lite {vegalite_version()} (altair {alt.__version__}, "
-            f"schema {alt.SCHEMA_VERSION}), vega-embed: bundled offline by vl-convert {version}. "
-            "Vega, Vega-Lite and vega-embed: BSD-3-Clause, (c) University of Washington Interactive Data Lab. */\n")
+    return (
+        f"/*! Vega {vlc.get_vega_version()}, Vega-Lite {vegalite_version()} (altair {alt.__version__}, "
+        f"schema {alt.SCHEMA_VERSION}), vega-embed: bundled offline by vl-convert {version}. "
+        "Vega, Vega-Lite and vega-embed: BSD-3-Clause, (c) University of Washington Interactive Data Lab. */\n"
+    )
 
 
 def write_vega_bundle(path: Path, reuse: Path | None = None) -> None:
@@ -66,5 +68,7 @@ def reading_recipe() -> str:
             break
         recipe.append(line[4:])
     if not recipe or len(recipe) > 5:
-        raise UserError(f"generator/variants/store.py: reading recipe must have 1-5 lines, found {len(recipe)}")
+        raise UserError(
+            f"generator/variants/store.py: reading recipe must have 1-5 lines, found {len(recipe)}"
+        )
     return "\n".join(recipe)

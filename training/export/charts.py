@@ -24,8 +24,11 @@ WIDTH = "container"
 
 def _arch_colour(archs: list[str]) -> alt.Color:
     labels = [arch_label(a) for a in archs]
-    return alt.Color("Architecture:N", scale=alt.Scale(domain=labels, range=list(ARCH_COLOURS[: len(labels)])),
-                     legend=alt.Legend(title="Architecture (click to highlight)", orient="bottom", symbolOpacity=1))
+    return alt.Color(
+        "Architecture:N",
+        scale=alt.Scale(domain=labels, range=list(ARCH_COLOURS[: len(labels)])),
+        legend=alt.Legend(title="Architecture (click to highlight)", orient="bottom", symbolOpacity=1),
+    )
 
 
 def _with_arch(frame: pd.DataFrame) -> pd.DataFrame:
@@ -63,8 +66,9 @@ def _to_dict(chart) -> dict:
     return spec
 
 
-def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool = True,
-                     height: int = 320) -> dict | None:
+def robustness_chart(
+    curves: pd.DataFrame, archs: list[str], interactive: bool = True, height: int = 320
+) -> dict | None:
     """PR-AUC against % of test images with artefacts, 95% CI band per architecture."""
     plottable = _plottable(curves, archs, "mean")
     if plottable is None:
@@ -81,23 +85,36 @@ def robustness_chart(curves: pd.DataFrame, archs: list[str], interactive: bool =
         base = alt.Chart(data).transform_filter("datum.cls == cls_pick && datum.train_variant == train_pick")
     else:
         params = []
-        base = alt.Chart(data[(data["cls"] == _first(classes, "macro"))
-                              & (data["train_variant"] == _first(trains, "train_none"))])
-    x = alt.X("pct_artefact:Q", title="% of test images with artefacts",
-              scale=alt.Scale(domain=[0, 100]), axis=alt.Axis(values=[0, 20, 40, 60, 80, 100]))
+        base = alt.Chart(
+            data[
+                (data["cls"] == _first(classes, "macro"))
+                & (data["train_variant"] == _first(trains, "train_none"))
+            ]
+        )
+    x = alt.X(
+        "pct_artefact:Q",
+        title="% of test images with artefacts",
+        scale=alt.Scale(domain=[0, 100]),
+        axis=alt.Axis(values=[0, 20, 40, 60, 80, 100]),
+    )
     base = base.encode(x=x, color=_arch_colour(archs))
     band = base.mark_area().encode(
-        y=alt.Y("ci_lo:Q", title="PR-AUC", scale=alt.Scale(zero=False)), y2="ci_hi:Q",
+        y=alt.Y("ci_lo:Q", title="PR-AUC", scale=alt.Scale(zero=False)),
+        y2="ci_hi:Q",
         opacity=alt.condition(legend, alt.value(0.22), alt.value(0.03)),
     )
     line = base.mark_line(point=alt.OverlayMarkDef(size=50, filled=True)).encode(
         y="mean:Q",
         opacity=alt.condition(legend, alt.value(1.0), alt.value(0.15)),
-        tooltip=[alt.Tooltip("Architecture:N"), alt.Tooltip("train_variant:N", title="training"),
-                 alt.Tooltip("cls:N", title="class"), alt.Tooltip("pct_artefact:Q", title="% artefacts"),
-                 alt.Tooltip("mean:Q", title="PR-AUC", format=".3f"),
-                 alt.Tooltip("ci_lo:Q", title="95% CI low", format=".3f"),
-                 alt.Tooltip("ci_hi:Q", title="95% CI high", format=".3f")],
+        tooltip=[
+            alt.Tooltip("Architecture:N"),
+            alt.Tooltip("train_variant:N", title="training"),
+            alt.Tooltip("cls:N", title="class"),
+            alt.Tooltip("pct_artefact:Q", title="% artefacts"),
+            alt.Tooltip("mean:Q", title="PR-AUC", format=".3f"),
+            alt.Tooltip("ci_lo:Q", title="95% CI low", format=".3f"),
+            alt.Tooltip("ci_hi:Q", title="95% CI high", format=".3f"),
+        ],
     )
     chart = alt.layer(band.add_params(legend), line).add_params(*params)
     return _to_dict(chart.properties(width=WIDTH, height=height))
@@ -121,7 +138,9 @@ def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
         return None
     data, archs, test_param = prepared
     data["Metric"] = data["metric"].map(METRIC_LABELS).fillna(data["metric"])
-    data = data[["Architecture", "train_variant", "test_variant", "cls", "Metric", "value", "baseline", "shift"]]
+    data = data[
+        ["Architecture", "train_variant", "test_variant", "cls", "Metric", "value", "baseline", "shift"]
+    ]
     rows = [f"train_{c}" for c in CLASSES if f"train_{c}" in set(data["train_variant"])]
     rows += [v for v in dict.fromkeys(data["train_variant"]) if v not in rows]
     largest = data["shift"].abs().max()  # NaN-safe: pandas skips missing values
@@ -131,13 +150,19 @@ def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
         y=alt.Y("train_variant:N", sort=rows, title="biased training variant"),
     )
     cells = base.mark_rect().encode(
-        color=alt.Color("shift:Q", title="shift",
-                        scale=alt.Scale(scheme="redblue", domain=[-limit, limit], reverse=True)),
-        tooltip=[alt.Tooltip("Architecture:N"), alt.Tooltip("train_variant:N", title="training"),
-                 alt.Tooltip("test_variant:N", title="test"), alt.Tooltip("cls:N", title="class"),
-                 alt.Tooltip("Metric:N"), alt.Tooltip("value:Q", format=".3f"),
-                 alt.Tooltip("baseline:Q", title="train_none", format=".3f"),
-                 alt.Tooltip("shift:Q", format="+.3f")],
+        color=alt.Color(
+            "shift:Q", title="shift", scale=alt.Scale(scheme="redblue", domain=[-limit, limit], reverse=True)
+        ),
+        tooltip=[
+            alt.Tooltip("Architecture:N"),
+            alt.Tooltip("train_variant:N", title="training"),
+            alt.Tooltip("test_variant:N", title="test"),
+            alt.Tooltip("cls:N", title="class"),
+            alt.Tooltip("Metric:N"),
+            alt.Tooltip("value:Q", format=".3f"),
+            alt.Tooltip("baseline:Q", title="train_none", format=".3f"),
+            alt.Tooltip("shift:Q", format="+.3f"),
+        ],
     )
     # White digits on the saturated cells, black elsewhere, so every number stays legible.
     text = base.mark_text(fontSize=9).encode(
@@ -148,8 +173,10 @@ def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
         alt.layer(cells, text, data=data)
         .transform_filter("datum.test_variant == bias_test")
         .properties(width=190, height=190)
-        .facet(row=alt.Row("Metric:N", sort=list(METRIC_LABELS.values()), title=None),
-               column=alt.Column("Architecture:N", sort=[arch_label(a) for a in archs], title=None))
+        .facet(
+            row=alt.Row("Metric:N", sort=list(METRIC_LABELS.values()), title=None),
+            column=alt.Column("Architecture:N", sort=[arch_label(a) for a in archs], title=None),
+        )
         .add_params(test_param)
     )
     return _to_dict(chart)
@@ -163,18 +190,27 @@ def bias_shift_chart(bias_shift: pd.DataFrame, archs: list[str]) -> dict | None:
     data, archs, test_param = prepared
     legend = alt.selection_point(fields=["Architecture"], bind="legend", name="shift_arch")
     chart = (
-        alt.Chart(data).mark_bar().encode(
-            x=alt.X("biased_class:N", sort=list(CLASSES), title="biased class (artefacts on its training images)",
-                    axis=alt.Axis(labelAngle=0)),
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "biased_class:N",
+                sort=list(CLASSES),
+                title="biased class (artefacts on its training images)",
+                axis=alt.Axis(labelAngle=0),
+            ),
             xOffset=alt.XOffset("Architecture:N", sort=[arch_label(a) for a in archs]),
             y=alt.Y("shift:Q", title="shift toward the biased class"),
             color=_arch_colour(archs),
             opacity=alt.condition(legend, alt.value(1.0), alt.value(0.2)),
-            tooltip=[alt.Tooltip("Architecture:N"), alt.Tooltip("train_variant:N", title="training"),
-                     alt.Tooltip("test_variant:N", title="test"),
-                     alt.Tooltip("share_biased:Q", title="share predicted biased class", format=".3f"),
-                     alt.Tooltip("share_baseline:Q", title="same share, train_none", format=".3f"),
-                     alt.Tooltip("shift:Q", format="+.3f")],
+            tooltip=[
+                alt.Tooltip("Architecture:N"),
+                alt.Tooltip("train_variant:N", title="training"),
+                alt.Tooltip("test_variant:N", title="test"),
+                alt.Tooltip("share_biased:Q", title="share predicted biased class", format=".3f"),
+                alt.Tooltip("share_baseline:Q", title="same share, train_none", format=".3f"),
+                alt.Tooltip("shift:Q", format="+.3f"),
+            ],
         )
         .transform_filter("datum.test_variant == shift_test")
         .add_params(test_param, legend)
@@ -195,14 +231,21 @@ def flips_chart(flips: pd.DataFrame, archs: list[str]) -> dict | None:
     legend = alt.selection_point(fields=["Architecture"], bind="legend", name="flip_arch")
     kinds = sorted(dict.fromkeys(data["kind"]), key=lambda k: (k != "all", k))  # "all" first
     chart = (
-        alt.Chart(data).mark_bar().encode(
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
             x=alt.X("kind:N", sort=kinds, title="artefact kind", axis=alt.Axis(labelAngle=-25)),
             xOffset=alt.XOffset("Architecture:N", sort=[arch_label(a) for a in archs]),
             y=alt.Y("share:Q", title="share of predictions flipped", axis=alt.Axis(format="%")),
             color=_arch_colour(archs),
             opacity=alt.condition(legend, alt.value(1.0), alt.value(0.2)),
-            tooltip=[alt.Tooltip("Architecture:N"), alt.Tooltip("kind:N"), alt.Tooltip("n:Q", title="images"),
-                     alt.Tooltip("n_flipped:Q", title="flipped"), alt.Tooltip("share:Q", format=".1%")],
+            tooltip=[
+                alt.Tooltip("Architecture:N"),
+                alt.Tooltip("kind:N"),
+                alt.Tooltip("n:Q", title="images"),
+                alt.Tooltip("n_flipped:Q", title="flipped"),
+                alt.Tooltip("share:Q", format=".1%"),
+            ],
         )
         .transform_filter("datum.label == flip_pick")
         .add_params(pick, legend)
@@ -228,14 +271,25 @@ def attention_chart(attention: pd.DataFrame, archs: list[str]) -> dict | None:
         color=_arch_colour(archs),
     )
     rules = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("attention_ci_lo:Q", title="artefact attention ratio (1 = uniform map)"), x2="attention_ci_hi:Q")
+        x=alt.X("attention_ci_lo:Q", title="artefact attention ratio (1 = uniform map)"),
+        x2="attention_ci_hi:Q",
+    )
     points = base.mark_point(filled=True, size=60).encode(
         x="attention_mean:Q",
-        tooltip=[alt.Tooltip("Architecture:N"), alt.Tooltip("train_variant:N", title="training"),
-                 alt.Tooltip("n:Q", title="images"), alt.Tooltip("attention_mean:Q", title="mean", format=".3f"),
-                 alt.Tooltip("attention_ci_lo:Q", title="95% CI low", format=".3f"),
-                 alt.Tooltip("attention_ci_hi:Q", title="95% CI high", format=".3f")],
+        tooltip=[
+            alt.Tooltip("Architecture:N"),
+            alt.Tooltip("train_variant:N", title="training"),
+            alt.Tooltip("n:Q", title="images"),
+            alt.Tooltip("attention_mean:Q", title="mean", format=".3f"),
+            alt.Tooltip("attention_ci_lo:Q", title="95% CI low", format=".3f"),
+            alt.Tooltip("attention_ci_hi:Q", title="95% CI high", format=".3f"),
+        ],
     )
-    uniform = alt.Chart(pd.DataFrame({"uniform": [1.0]})).mark_rule(strokeDash=[4, 4], color="grey").encode(
-        x="uniform:Q")
-    return _to_dict(alt.layer(uniform, rules, points).properties(width=WIDTH, height=max(120, 60 * len(trains))))
+    uniform = (
+        alt.Chart(pd.DataFrame({"uniform": [1.0]}))
+        .mark_rule(strokeDash=[4, 4], color="grey")
+        .encode(x="uniform:Q")
+    )
+    return _to_dict(
+        alt.layer(uniform, rules, points).properties(width=WIDTH, height=max(120, 60 * len(trains)))
+    )

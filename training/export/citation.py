@@ -52,11 +52,21 @@ def _key(entry: dict) -> str:
 def _bibtex(entry: dict, kind: str) -> str:
     fields = [("title", entry.get("title")), ("author", " and ".join(_names(entry.get("authors"))))]
     if kind == "article":
-        fields += [("journal", entry.get("journal")), ("year", entry.get("year")), ("volume", entry.get("volume")),
-                   ("number", entry.get("issue")), ("pages", entry.get("start")), ("doi", entry.get("doi"))]
+        fields += [
+            ("journal", entry.get("journal")),
+            ("year", entry.get("year")),
+            ("volume", entry.get("volume")),
+            ("number", entry.get("issue")),
+            ("pages", entry.get("start")),
+            ("doi", entry.get("doi")),
+        ]
     else:
-        fields += [("version", entry.get("version")), ("year", entry.get("year")), ("url", entry.get("url")),
-                   ("note", "Software")]
+        fields += [
+            ("version", entry.get("version")),
+            ("year", entry.get("year")),
+            ("url", entry.get("url")),
+            ("note", "Software"),
+        ]
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields if value not in (None, ""))
     return f"@{kind}{{{_key(entry) if kind == 'article' else 'hamartefacts'},\n{body}\n}}"
 
@@ -64,7 +74,11 @@ def _bibtex(entry: dict, kind: str) -> str:
 def _text(entry: dict) -> str:
     parts = [_short_names(entry.get("authors")), str(entry.get("title", "")).rstrip(".")]
     if entry.get("journal"):
-        volume = f"{entry.get('volume', '')}({entry['issue']})" if entry.get("issue") else str(entry.get("volume", ""))
+        volume = (
+            f"{entry.get('volume', '')}({entry['issue']})"
+            if entry.get("issue")
+            else str(entry.get("volume", ""))
+        )
         parts.append(f"{entry['journal']}. {entry.get('year', '')};{volume}:{entry.get('start', '')}")
     if entry.get("doi"):
         parts.append(f"doi:{entry['doi']}")
@@ -75,7 +89,9 @@ def citation_box(path: str | Path) -> tuple[str, list[str]]:
     """Return (BibTeX of the project + preferred citation + references, plain-text citations)."""
     cff = load_cff(path)
     entries, texts = [_bibtex(cff, "software")], [f"{_text(cff)} Version {cff.get('version', '')}."]
-    for entry in ([cff["preferred-citation"]] if cff.get("preferred-citation") else []) + list(cff.get("references") or []):
+    for entry in ([cff["preferred-citation"]] if cff.get("preferred-citation") else []) + list(
+        cff.get("references") or []
+    ):
         entries.append(_bibtex(entry, "article"))
         texts.append(_text(entry))
     return "\n\n".join(entries), texts

@@ -18,7 +18,9 @@ from generator.variants import VARIANTS
 
 from .charts import arch_label
 
-BIASED_VARIANTS = tuple(name for name, spec in VARIANTS.items() if spec.split == "train" and spec.rule == "class")
+BIASED_VARIANTS = tuple(
+    name for name, spec in VARIANTS.items() if spec.split == "train" and spec.rule == "class"
+)
 NOT_AVAILABLE = "n/a"
 PAPER_PROFILE = "[paper profile](methods.md#reproduce-on-real-ham10000-gpu-cluster)"
 
@@ -71,10 +73,16 @@ def chart_block(chart_id: str, spec: dict, spec_href: str, caption: str) -> str:
     )
 
 
-def _summary_value(summary: pd.DataFrame, arch: str, train: str, test: str, metric: str, column: str,
-                   cls: str = "macro"):
-    rows = summary[(summary["arch"] == arch) & (summary["train_variant"] == train) & (summary["test_variant"] == test)
-                   & (summary["metric"] == metric) & (summary["class"] == cls)]
+def _summary_value(
+    summary: pd.DataFrame, arch: str, train: str, test: str, metric: str, column: str, cls: str = "macro"
+):
+    rows = summary[
+        (summary["arch"] == arch)
+        & (summary["train_variant"] == train)
+        & (summary["test_variant"] == test)
+        & (summary["metric"] == metric)
+        & (summary["class"] == cls)
+    ]
     if rows.empty or pd.isna(rows.iloc[0][column]):
         return None
     return float(rows.iloc[0][column])
@@ -128,10 +136,12 @@ def smoke_admonition(summary: pd.DataFrame, archs: list[str]) -> str:
         return ""
     # three decimals: 0.499 shown as "0.50" would read as meeting the 0.50 bar
     names = ", ".join(f"{arch_label(a)} ({fmt(v, 3)})" for a, v in smoke.items())
-    return (f'!!! warning "Smoke run: not a result"\n'
-            f"    {esc(names)} did not learn within this run's training budget: macro PR-AUC of "
-            f"`train_none` on `test_none` below {LEARNED_PR_AUC:.2f} (the class prior gives about 0.14). Their "
-            f"numbers show that the pipeline runs end to end; they say nothing about robustness.\n")
+    return (
+        f'!!! warning "Smoke run: not a result"\n'
+        f"    {esc(names)} did not learn within this run's training budget: macro PR-AUC of "
+        f"`train_none` on `test_none` below {LEARNED_PR_AUC:.2f} (the class prior gives about 0.14). Their "
+        f"numbers show that the pipeline runs end to end; they say nothing about robustness.\n"
+    )
 
 
 def headline_table(summary: pd.DataFrame, archs: list[str]) -> str:
@@ -140,12 +150,18 @@ def headline_table(summary: pd.DataFrame, archs: list[str]) -> str:
     rows = [
         ("baseline", "Baseline PR-AUC (macro)", "train_none on test_none, mean [95% CI]", 2),
         ("drop_all", "PR-AUC drop, artefacts on all test images", "train_none: test_none − test_all", 3),
-        ("recall_drop_nv", "Recall drop, nv-biased training",
-         "test_all: train_none − train_nv (mean recall over classes = balanced accuracy)", 3),
+        (
+            "recall_drop_nv",
+            "Recall drop, nv-biased training",
+            "test_all: train_none − train_nv (mean recall over classes = balanced accuracy)",
+            3,
+        ),
     ]
     smoke = smoke_archs(summary, archs)
-    head = "".join(f'<th colspan="2">{esc(arch_label(a))}{"<br><small>smoke run</small>" if a in smoke else ""}</th>'
-                   for a in archs)
+    head = "".join(
+        f'<th colspan="2">{esc(arch_label(a))}{"<br><small>smoke run</small>" if a in smoke else ""}</th>'
+        for a in archs
+    )
     sub = "".join('<th>this site</th><th class="ham-paper">paper</th>' for _ in archs)
     body = []
     for key, label, how, digits in rows:
@@ -156,24 +172,32 @@ def headline_table(summary: pd.DataFrame, archs: list[str]) -> str:
             if key == "baseline" and entry["value"] is not None:
                 text += f'<br><span class="ham-ci">[{fmt(entry["lo"], 3)}, {fmt(entry["hi"], 3)}]</span>'
             paper = PAPER[key].get(arch)
-            cells.append(f'<td class="ham-ours">{text}</td>'
-                         f'<td class="ham-paper">{fmt(paper, digits) if paper is not None else "—"}</td>')
-        body.append(f'<tr><th scope="row">{esc(label)}<br><small>{esc(how)}</small></th>{"".join(cells)}</tr>')
+            cells.append(
+                f'<td class="ham-ours">{text}</td>'
+                f'<td class="ham-paper">{fmt(paper, digits) if paper is not None else "—"}</td>'
+            )
+        body.append(
+            f'<tr><th scope="row">{esc(label)}<br><small>{esc(how)}</small></th>{"".join(cells)}</tr>'
+        )
     table = (
         '<div class="ham-headline"><table>'
         f'<thead><tr><th rowspan="2"></th>{head}</tr><tr>{sub}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table></div>\n'
+        f"<tbody>{''.join(body)}</tbody></table></div>\n"
     )
     notes = []
-    for key, what in (("baseline", "train_none was not evaluated on test_none"),
-                      ("drop_all", "train_none was not evaluated on test_all"),
-                      ("recall_drop_nv", "the nv-biased training variant train_nv was not trained in this run")):
+    for key, what in (
+        ("baseline", "train_none was not evaluated on test_none"),
+        ("drop_all", "train_none was not evaluated on test_all"),
+        ("recall_drop_nv", "the nv-biased training variant train_nv was not trained in this run"),
+    ):
         missing = [arch_label(a) for a in archs if ours[a][key]["value"] is None]
         if missing:
             notes.append(f"{what} ({', '.join(missing)})")
     if notes:
-        table += (f'<p class="ham-note"><strong>{NOT_AVAILABLE}</strong>: not available because '
-                  f'{esc("; ".join(notes))}.</p>\n')
+        table += (
+            f'<p class="ham-note"><strong>{NOT_AVAILABLE}</strong>: not available because '
+            f"{esc('; '.join(notes))}.</p>\n"
+        )
     return table
 
 
@@ -181,28 +205,38 @@ def coverage_admonition(results) -> str:
     """A note saying what this run did not train (architectures, class-biased variants, folds); "" if complete."""
     lines = []
     if results.missing_archs:
-        lines.append("Not trained in this run: " + ", ".join(arch_label(a) for a in results.missing_archs) + ".")
+        lines.append(
+            "Not trained in this run: " + ", ".join(arch_label(a) for a in results.missing_archs) + "."
+        )
     trained = results.train_variants()
     biased = [v for v in BIASED_VARIANTS if v in trained]
     if not biased:
-        lines.append("No class-biased training variants (`train_akiec` … `train_vasc`) were trained in this run, "
-                     "so the [Bias](bias.md) page and the nv-biased headline number are not available.")
+        lines.append(
+            "No class-biased training variants (`train_akiec` … `train_vasc`) were trained in this run, "
+            "so the [Bias](bias.md) page and the nv-biased headline number are not available."
+        )
     elif len(biased) < len(BIASED_VARIANTS):
-        lines.append(f"Only {len(biased)} of {len(BIASED_VARIANTS)} class-biased training variants were trained "
-                     f"({', '.join(f'`{v}`' for v in biased)}).")
+        lines.append(
+            f"Only {len(biased)} of {len(BIASED_VARIANTS)} class-biased training variants were trained "
+            f"({', '.join(f'`{v}`' for v in biased)})."
+        )
     if "train_all" not in trained:
         lines.append("`train_all` (artefacts on every training image) was not trained.")
     n_folds = results.n_folds
     if 0 < n_folds < 5:
-        lines.append(f"{n_folds} cross-validation fold{'s' if n_folds > 1 else ''} instead of the paper's 5"
-                     + (": confidence intervals are bootstrap intervals over test images." if n_folds == 1 else "."))
+        lines.append(
+            f"{n_folds} cross-validation fold{'s' if n_folds > 1 else ''} instead of the paper's 5"
+            + (": confidence intervals are bootstrap intervals over test images." if n_folds == 1 else ".")
+        )
     if not lines:
         return ""
     body = "\n".join(f"    - {line}" for line in lines)
-    return (f'!!! warning "This run covers part of the paper\'s grid"\n'
-            f"    Training variants with results: {', '.join(f'`{v}`' for v in trained) or 'none'}.\n\n"
-            f"{body}\n\n"
-            f"    Run the {PAPER_PROFILE} (3 architectures × 9 training variants × 5 folds) for the full set.\n")
+    return (
+        f'!!! warning "This run covers part of the paper\'s grid"\n'
+        f"    Training variants with results: {', '.join(f'`{v}`' for v in trained) or 'none'}.\n\n"
+        f"{body}\n\n"
+        f"    Run the {PAPER_PROFILE} (3 architectures × 9 training variants × 5 folds) for the full set.\n"
+    )
 
 
 def not_available(title: str, text: str) -> str:
@@ -210,11 +244,11 @@ def not_available(title: str, text: str) -> str:
     return f'!!! note "{esc(title)}"\n    {text}\n'
 
 
-
 def _pp(value, digits: int = 1, sign: bool = True) -> str:
     """Percentage points for prose and tables ("—" when undefined)."""
     return fmt(None if value is None or pd.isna(value) else float(value), digits, sign) + (
-        "" if value is None or pd.isna(value) else " pp")
+        "" if value is None or pd.isna(value) else " pp"
+    )
 
 
 def _interval(lo, hi, digits: int = 1) -> str:
@@ -243,8 +277,11 @@ def _p_text(row) -> str:
     p = row["p_mcnemar_ref_max"]
     if pd.isna(p):
         return "exact McNemar p not available"
-    return (f"exact McNemar p ≤ {fmt_p(float(p))} in every run" if int(row["n_runs"]) > 1
-            else f"exact McNemar p = {fmt_p(float(p))}")
+    return (
+        f"exact McNemar p ≤ {fmt_p(float(p))} in every run"
+        if int(row["n_runs"]) > 1
+        else f"exact McNemar p = {fmt_p(float(p))}"
+    )
 
 
 def _two_digits(value: float) -> str:
@@ -259,8 +296,10 @@ def _paper_sentence(archs: list[str]) -> str:
     names = "/".join(arch_label(a) for a in order)
     baselines = "/".join(_two_digits(PAPER["baseline"][a]) for a in order)
     recall = "/".join(_two_digits(PAPER["recall_drop_nv"][a]) for a in order)
-    return (f"The paper (HAM10000; copied, not computed here) reported baseline macro PR-AUC {baselines} for "
-            f"{names}, and nv-biased training cost {recall} in recall.")
+    return (
+        f"The paper (HAM10000; copied, not computed here) reported baseline macro PR-AUC {baselines} for "
+        f"{names}, and nv-biased training cost {recall} in recall."
+    )
 
 
 def controls_sentence(controls: pd.DataFrame, archs: list[str], synthetic: bool) -> str:
@@ -268,8 +307,11 @@ def controls_sentence(controls: pd.DataFrame, archs: list[str], synthetic: bool)
     from training.evaluation.effects import ACCEPTANCE
 
     with_rows = [a for a in archs if not controls[controls["arch"] == a].empty]
-    data = ("These results are from **synthetic data**, not HAM10000."
-            if synthetic else "These results are from HAM10000.")
+    data = (
+        "These results are from **synthetic data**, not HAM10000."
+        if synthetic
+        else "These results are from HAM10000."
+    )
     if not with_rows:
         return f"No controls could be computed for this run. {_paper_sentence(archs)} {data}"
     arch = with_rows[0]
@@ -280,37 +322,50 @@ def controls_sentence(controls: pd.DataFrame, archs: list[str], synthetic: bool)
         parts.append(
             f"Adding artefacts moved the share of non-nv test images that the nv-biased {label} calls nv by "
             f"{_pp(pos['shift_pp'])} (difference in differences vs train_none {_pp(pos['did_pp'])}, 95% CI "
-            f"{_interval(pos['did_lo'], pos['did_hi'])}, {esc(pos['interval'])}; {_p_text(pos)})")
+            f"{_interval(pos['did_lo'], pos['did_hi'])}, {esc(pos['interval'])}; {_p_text(pos)})"
+        )
     else:
-        parts.append(f"The positive control is not available for {label} (train_nv and train_none on test_none "
-                     "and test_all are needed)")
+        parts.append(
+            f"The positive control is not available for {label} (train_nv and train_none on test_none "
+            "and test_all are needed)"
+        )
     if _available(neg):
         parts.append(f"train_none's own share moved {_pp(neg['shift_pp'])}")
     else:
         parts.append("the negative control (train_none on test_all) is not available")
     verdicts = []
     for name, row, rule in (
-            ("positive control", pos, f"difference in differences ≥ +{ACCEPTANCE['positive_min_did_pp']:g} pp "
-                                      f"with p < {ACCEPTANCE['positive_max_p']:g}"),
-            ("negative control", neg, f"|shift| ≤ {ACCEPTANCE['negative_max_abs_shift_pp']:g} pp")):
+        (
+            "positive control",
+            pos,
+            f"difference in differences ≥ +{ACCEPTANCE['positive_min_did_pp']:g} pp "
+            f"with p < {ACCEPTANCE['positive_max_p']:g}",
+        ),
+        ("negative control", neg, f"|shift| ≤ {ACCEPTANCE['negative_max_abs_shift_pp']:g} pp"),
+    ):
         status = row["status"] if row is not None else "not available"
         verdicts.append(f"{name} **{status}** ({rule})")
-    return (f"{'; '.join(parts)}: {', '.join(verdicts)}. {_paper_sentence(archs)} {data}")
+    return f"{'; '.join(parts)}: {', '.join(verdicts)}. {_paper_sentence(archs)} {data}"
 
 
 def controls_table_html(controls: pd.DataFrame, archs: list[str]) -> str:
     """Every control of every architecture: what was compared, the numbers, the rule and the verdict."""
-    what = {"positive": "Positive: nv-biased model (train_nv), test_all vs test_none",
-            "negative": "Negative: train_none, test_all vs test_none",
-            "identity": "Identity: train_none, test_none vs itself"}
+    what = {
+        "positive": "Positive: nv-biased model (train_nv), test_all vs test_none",
+        "negative": "Negative: train_none, test_all vs test_none",
+        "identity": "Identity: train_none, test_none vs itself",
+    }
     body = []
     for arch in archs:
         for row in controls[controls["arch"] == arch].itertuples(index=False):
             status = str(row.status)
             cls = {"pass": "ham-pass", "fail": "ham-fail"}.get(status, "ham-na")
             runs = fmt_int(row.n_runs)
-            shift = ("0 (exactly)" if row.control == "identity" and row.shift_pp == 0
-                     else _pp_ci(row.shift_pp, row.shift_lo, row.shift_hi))
+            shift = (
+                "0 (exactly)"
+                if row.control == "identity" and row.shift_pp == 0
+                else _pp_ci(row.shift_pp, row.shift_lo, row.shift_hi)
+            )
             did = _pp_ci(row.did_pp, row.did_lo, row.did_hi)
             p = fmt_p(float(row.p_mcnemar_ref_max)) if not pd.isna(row.p_mcnemar_ref_max) else "—"
             interval = "" if pd.isna(row.interval) else str(row.interval)
@@ -318,21 +373,40 @@ def controls_table_html(controls: pd.DataFrame, archs: list[str]) -> str:
                 f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(what.get(row.control, row.control))}</td>"
                 f"<td>{runs}</td><td>{fmt_int(row.n_images)}</td><td>{shift}</td><td>{did}</td><td>{p}</td>"
                 f"<td>{esc(interval)}</td><td><small>{esc(row.rule)}</small></td>"
-                f'<td class="{cls}"><strong>{esc(status)}</strong></td></tr>')
-    head = "".join(f"<th>{h}</th>" for h in (
-        "architecture", "control", "runs", "images", "shift toward nv [95% CI]", "DiD vs train_none [95% CI]",
-        "exact McNemar p (largest over runs)", "interval", "rule", "verdict"))
-    return (f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+                f'<td class="{cls}"><strong>{esc(status)}</strong></td></tr>'
+            )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "architecture",
+            "control",
+            "runs",
+            "images",
+            "shift toward nv [95% CI]",
+            "DiD vs train_none [95% CI]",
+            "exact McNemar p (largest over runs)",
+            "interval",
+            "rule",
+            "verdict",
+        )
+    )
+    return (
+        f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>\n"
+    )
 
 
 def controls_section(results, synthetic: bool) -> str:
     """The overview's first section: what the controls show, then every control with its verdict."""
     if "controls" not in results.tables:
-        return ("## Controls\n\n" + not_available(
-            "No controls in this results folder",
-            "`controls.csv` is missing: it is written by `ham-artefacts evaluate`; re-run it on the runs folder.")
-            + f"\n{_paper_sentence(results.archs)}\n")
+        return (
+            "## Controls\n\n"
+            + not_available(
+                "No controls in this results folder",
+                "`controls.csv` is missing: it is written by `ham-artefacts evaluate`; re-run it on the runs folder.",
+            )
+            + f"\n{_paper_sentence(results.archs)}\n"
+        )
     controls = results["controls"]
     return f"""## Controls
 
@@ -355,7 +429,9 @@ def overview_page(results, manifest: dict, chart: str | None, synthetic: bool | 
     n_train = sum(f["rows"] for f in manifest["files"] if f["variant"] == "train_none")
     if synthetic is None:
         synthetic = bool(manifest.get("synthetic") or results.info.get("synthetic"))
-    synthetic_text = "synthetic data (a generated twin of HAM10000, not its images)" if synthetic else "HAM10000"
+    synthetic_text = (
+        "synthetic data (a generated twin of HAM10000, not its images)" if synthetic else "HAM10000"
+    )
     return f"""---
 hide:
   - toc
@@ -393,8 +469,13 @@ copied from the publication, not computed here).
 """
 
 
-def robustness_page(chart: str | None, flips_chart: str | None, trained: list[str] | None = None,
-                    remedy: str | None = None, drops: str | None = None) -> str:
+def robustness_page(
+    chart: str | None,
+    flips_chart: str | None,
+    trained: list[str] | None = None,
+    remedy: str | None = None,
+    drops: str | None = None,
+) -> str:
     """``remedy``: the Remedy section (:func:`remedy_section`); ``drops``: the PR-AUC drop per training
     condition (:func:`robustness_drop_table`), shown before it."""
     from training.data.conditions import is_augmented
@@ -408,14 +489,21 @@ artefacted copy of the same image), by artefact kind.
 
 {flips_chart}"""
         if flips_chart
-        else "\n## Which artefacts flip predictions\n\n" + not_available(
-            "No prediction flips", "The results folder has no prediction-flip rows (`flips.csv` is absent or empty).")
+        else "\n## Which artefacts flip predictions\n\n"
+        + not_available(
+            "No prediction flips",
+            "The results folder has no prediction-flip rows (`flips.csv` is absent or empty).",
+        )
     )
     if chart is None:
-        chart = not_available("No robustness curves", "The results folder has no PR-AUC curves (`curves.csv` is empty).")
+        chart = not_available(
+            "No robustness curves", "The results folder has no PR-AUC curves (`curves.csv` is empty)."
+        )
     elif trained is not None and len([v for v in trained if not is_augmented(v)]) < 9:
-        chart = (f"Training variants in this run: {', '.join(f'`{v}`' for v in trained)}; the others need the "
-                 f"{PAPER_PROFILE}.\n\n{chart}")
+        chart = (
+            f"Training variants in this run: {', '.join(f'`{v}`' for v in trained)}; the others need the "
+            f"{PAPER_PROFILE}.\n\n{chart}"
+        )
     return f"""# Robustness
 
 PR-AUC of each architecture as the share of test images carrying an artefact grows from 0 % (test_none)
@@ -428,46 +516,72 @@ legend entry to highlight one architecture (shift-click for several, double-clic
 {remedy or ""}"""
 
 
-def robustness_drop_table(drops: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all") -> str:
+def robustness_drop_table(
+    drops: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all"
+) -> str:
     """The evaluation's ``drops`` rows on one test variant: macro PR-AUC on ``test_none`` and on
     ``test_variant`` and the drop between them, per training condition (the paper's robustness
     measure), with its t-interval across runs, so a reader sees run-to-run spread beside the effect."""
     title = "\n## Macro PR-AUC drop per training condition"
     if drops is None or drops.empty:
         return f"{title}\n\n" + not_available(
-            "No drops", "The results folder has no `drops.csv`: re-run `ham-artefacts evaluate`.")
+            "No drops", "The results folder has no `drops.csv`: re-run `ham-artefacts evaluate`."
+        )
     rows = drops[drops["test_variant"] == test_variant]
     body = []
     for arch in archs:
         for row in rows[rows["arch"] == arch].itertuples(index=False):  # the evaluation's order of conditions
-            interval = "—" if pd.isna(row.drop_lo) else f"[{fmt(row.drop_lo, 3, sign=True)}, {fmt(row.drop_hi, 3, sign=True)}]"
+            interval = (
+                "—"
+                if pd.isna(row.drop_lo)
+                else f"[{fmt(row.drop_lo, 3, sign=True)}, {fmt(row.drop_hi, 3, sign=True)}]"
+            )
             per_run = ", ".join(fmt(float(d), 3, sign=True) for d in str(row.drop_runs).split(";") if d)
             body.append(
                 f"<tr><td>{esc(arch_label(arch))}</td><td>{esc(row.train_variant)}</td><td>{fmt_int(row.n_runs)}</td>"
                 f"<td>{fmt(row.test_none_mean)}</td><td>{fmt(row.variant_mean)}</td>"
-                f"<td>{fmt(row.drop_mean, 3, sign=True)}<br><span class=\"ham-ci\">{interval}</span></td>"
-                f"<td>{esc(per_run)}</td></tr>")
+                f'<td>{fmt(row.drop_mean, 3, sign=True)}<br><span class="ham-ci">{interval}</span></td>'
+                f"<td>{esc(per_run)}</td></tr>"
+            )
     if not body:
         return f"{title}\n\n" + not_available(
-            "No drop to show", f"No run was evaluated on both `test_none` and `{test_variant}`.")
-    head = "".join(f"<th>{h}</th>" for h in (
-        "architecture", "training", "runs", "test_none (mean)", f"{esc(test_variant)} (mean)",
-        "drop [95% CI across runs]", "drop per run"))
-    return (f"{title}, `{esc(test_variant)}` against `test_none`\n\n"
-            "The paper's robustness measure for every training condition, including the augmented ones: the same "
-            f"model's macro PR-AUC on `{esc(test_variant)}` minus on `test_none` (negative: artefacts cost PR-AUC). "
-            "With two or more runs the interval is a t-interval across runs; with one run there is none.\n\n"
-            f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
-            "</table></div>\n")
+            "No drop to show", f"No run was evaluated on both `test_none` and `{test_variant}`."
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "architecture",
+            "training",
+            "runs",
+            "test_none (mean)",
+            f"{esc(test_variant)} (mean)",
+            "drop [95% CI across runs]",
+            "drop per run",
+        )
+    )
+    return (
+        f"{title}, `{esc(test_variant)}` against `test_none`\n\n"
+        "The paper's robustness measure for every training condition, including the augmented ones: the same "
+        f"model's macro PR-AUC on `{esc(test_variant)}` minus on `test_none` (negative: artefacts cost PR-AUC). "
+        "With two or more runs the interval is a t-interval across runs; with one run there is none.\n\n"
+        f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+        "</table></div>\n"
+    )
 
 
-def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_variant: str = "test_all",
-                       stem: str = "effects_summary") -> str:
+def within_model_table(
+    summary: pd.DataFrame | None,
+    archs: list[str],
+    test_variant: str = "test_all",
+    stem: str = "effects_summary",
+) -> str:
     """effects_summary rows on one test variant: each model against itself, clean vs with artefact.
     With ``effects_by_kind_summary`` (``stem``), one row per artefact kind, in a column of its own."""
     if summary is None or summary.empty:
-        return not_available("No within-model effects", f"The results folder has no `{stem}.csv`: "
-                             "re-run `ham-artefacts evaluate`.")
+        return not_available(
+            "No within-model effects",
+            f"The results folder has no `{stem}.csv`: re-run `ham-artefacts evaluate`.",
+        )
     by_kind = "kind" in summary.columns
     rows = summary[summary["test_variant"] == test_variant]
     body = []
@@ -479,20 +593,38 @@ def within_model_table(summary: pd.DataFrame | None, archs: list[str], test_vari
                 f"<td>{esc(row.reference_class)}</td><td>{fmt_int(row.n_runs)}</td>"
                 f"{_td(_pp_ci(row.shift_mean, row.shift_lo, row.shift_hi), row.shift_mean)}"
                 f"{_td(_pp_ci(row.did_mean, row.did_lo, row.did_hi), row.did_mean)}{_td(fmt_p(float(row.p_mcnemar_ref_max)), row.p_mcnemar_ref_max)}"
-                f"<td>{esc(row.interval)}</td></tr>")
+                f"<td>{esc(row.interval)}</td></tr>"
+            )
     if not body:
         return not_available("No within-model effects", f"No model was evaluated on `{test_variant}`.")
-    head = "".join(f'<th data-sort-method="{m}">{h}</th>' for h, m in (
-        ("architecture", "default"), ("training", "default"), *([("artefact kind", "default")] if by_kind else []),
-        ("reference class", "default"),
-        ("runs", "number"), ("shift [95% CI]", "number"), ("DiD vs train_none [95% CI]", "number"),
-        ("exact McNemar p (largest over runs)", "number"), ("interval", "default")))
-    return (f'<div class="ham-sortable ham-controls"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+    head = "".join(
+        f'<th data-sort-method="{m}">{h}</th>'
+        for h, m in (
+            ("architecture", "default"),
+            ("training", "default"),
+            *([("artefact kind", "default")] if by_kind else []),
+            ("reference class", "default"),
+            ("runs", "number"),
+            ("shift [95% CI]", "number"),
+            ("DiD vs train_none [95% CI]", "number"),
+            ("exact McNemar p (largest over runs)", "number"),
+            ("interval", "default"),
+        )
+    )
+    return (
+        f'<div class="ham-sortable ham-controls"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>\n"
+    )
 
 
-def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] | None = None,
-              within: str | None = None, remedy: str | None = None, by_kind: str | None = None) -> str:
+def bias_page(
+    heatmap: str | None,
+    shift_chart: str | None,
+    trained: list[str] | None = None,
+    within: str | None = None,
+    remedy: str | None = None,
+    by_kind: str | None = None,
+) -> str:
     """``trained``: the training variants with results in this run (for what-is-missing notes);
     ``within``: the within-model effects table (:func:`within_model_table`), ``by_kind`` the same split
     by artefact kind; ``remedy``: the Remedy section (:func:`remedy_section`)."""
@@ -500,18 +632,24 @@ def bias_page(heatmap: str | None, shift_chart: str | None, trained: list[str] |
     biased = [v for v in BIASED_VARIANTS if v in trained]
     missing = [v for v in BIASED_VARIANTS if v not in trained]
     if not biased:
-        reason = (f"No class-biased training variants (`train_akiec` … `train_vasc`) were trained in this run "
-                  f"(it trained {', '.join(f'`{v}`' for v in trained) or 'nothing'}); run the {PAPER_PROFILE} "
-                  "to fill this page.")
+        reason = (
+            f"No class-biased training variants (`train_akiec` … `train_vasc`) were trained in this run "
+            f"(it trained {', '.join(f'`{v}`' for v in trained) or 'nothing'}); run the {PAPER_PROFILE} "
+            "to fill this page."
+        )
     else:
-        reason = ("The evaluation wrote no rows for the class-biased training variants of this run "
-                  f"({', '.join(f'`{v}`' for v in biased)}); re-run `ham-artefacts evaluate`.")
+        reason = (
+            "The evaluation wrote no rows for the class-biased training variants of this run "
+            f"({', '.join(f'`{v}`' for v in biased)}); re-run `ham-artefacts evaluate`."
+        )
     if heatmap is None:
         heatmap = not_available("Not available in this run", reason)
     elif missing:
-        heatmap = (f"Class-biased training variants in this run: {', '.join(f'`{v}`' for v in biased)}. "
-                   f"Not trained: {', '.join(f'`{v}`' for v in missing)} (the {PAPER_PROFILE} trains all).\n\n"
-                   f"{heatmap}")
+        heatmap = (
+            f"Class-biased training variants in this run: {', '.join(f'`{v}`' for v in biased)}. "
+            f"Not trained: {', '.join(f'`{v}`' for v in missing)} (the {PAPER_PROFILE} trains all).\n\n"
+            f"{heatmap}"
+        )
     if shift_chart is None:
         shift_chart = not_available("Not available in this run", reason)
     return f"""# Bias
@@ -572,7 +710,8 @@ def significance_page(mcnemar: pd.DataFrame, archs: list[str], definitions: dict
     definition = (definitions or {}).get("mcnemar")
     source = "from the evaluation's results.json" if definition else "the evaluation contract"
     definition = definition or MCNEMAR_DEFINITION
-    parts = [f"""---
+    parts = [
+        f"""---
 hide:
   - toc
 ---
@@ -589,10 +728,15 @@ Paired McNemar tests between the predictions on a clean test set and on its arte
 *Holm p* the Holm-adjusted p-value within its family.
 <span class="ham-significant-key">Highlighted rows</span> are significant (Holm p < 0.05).
 Click a column header to sort.
-"""]
+"""
+    ]
     if mcnemar.empty:
-        parts.append("\n" + not_available("No McNemar tests", "The results folder has no McNemar rows "
-                                            "(`mcnemar.csv` is empty)."))
+        parts.append(
+            "\n"
+            + not_available(
+                "No McNemar tests", "The results folder has no McNemar rows (`mcnemar.csv` is empty)."
+            )
+        )
     for arch in archs:
         rows = mcnemar[mcnemar["arch"] == arch]
         if rows.empty:
@@ -600,26 +744,42 @@ Click a column header to sort.
         n_sig = int(rows["significant"].astype(str).str.lower().isin(["true", "1"]).sum())
         parts.append(f"\n## {esc(arch_label(arch))}\n\n{n_sig} of {len(rows)} comparisons significant.\n")
         head = "".join(
-            f'<th data-sort-method="{method}">{label}</th>' for label, method in [
-                ("training", "default"), ("fold", "number"), ("test", "default"), ("n01", "number"),
-                ("n10", "number"), ("statistic", "number"), ("p", "number"), ("exact p", "number"),
-                ("Holm p", "number"), ("family", "default"), ("significant", "default")]
+            f'<th data-sort-method="{method}">{label}</th>'
+            for label, method in [
+                ("training", "default"),
+                ("fold", "number"),
+                ("test", "default"),
+                ("n01", "number"),
+                ("n10", "number"),
+                ("statistic", "number"),
+                ("p", "number"),
+                ("exact p", "number"),
+                ("Holm p", "number"),
+                ("family", "default"),
+                ("significant", "default"),
+            ]
         )
         body = []
         for row in rows.itertuples(index=False):
             significant = str(row.significant).lower() in ("true", "1")
             cells = [
-                _td(esc(row.train_variant)), _td(fmt_int(row.fold), row.fold), _td(esc(row.test_variant)),
-                _td(fmt_int(row.n01), row.n01), _td(fmt_int(row.n10), row.n10),
-                _td(fmt(float(row.statistic), 2), row.statistic), _td(fmt_p(float(row.p_value)), row.p_value),
-                _td(fmt_p(float(row.p_exact)), row.p_exact), _td(fmt_p(float(row.p_holm)), row.p_holm),
-                _td(esc(row.family)), _td("yes" if significant else "no"),
+                _td(esc(row.train_variant)),
+                _td(fmt_int(row.fold), row.fold),
+                _td(esc(row.test_variant)),
+                _td(fmt_int(row.n01), row.n01),
+                _td(fmt_int(row.n10), row.n10),
+                _td(fmt(float(row.statistic), 2), row.statistic),
+                _td(fmt_p(float(row.p_value)), row.p_value),
+                _td(fmt_p(float(row.p_exact)), row.p_exact),
+                _td(fmt_p(float(row.p_holm)), row.p_holm),
+                _td(esc(row.family)),
+                _td("yes" if significant else "no"),
             ]
             cls = ' class="ham-significant"' if significant else ""
             body.append(f"<tr{cls}>{''.join(cells)}</tr>")
         parts.append(
             f'<div class="ham-sortable"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>\n'
+            f"<tbody>{''.join(body)}</tbody></table></div>\n"
         )
     return "".join(parts)
 
@@ -632,10 +792,16 @@ def gallery_rows(index: pd.DataFrame, per_group: int = GALLERY_PER_GROUP) -> pd.
     return index.groupby(["arch", "train_variant"], sort=False).head(per_group)
 
 
-def gallery_page(index: pd.DataFrame | None, archs: list[str], image_href, attention_chart: str | None,
-                 per_group: int = GALLERY_PER_GROUP) -> str:
+def gallery_page(
+    index: pd.DataFrame | None,
+    archs: list[str],
+    image_href,
+    attention_chart: str | None,
+    per_group: int = GALLERY_PER_GROUP,
+) -> str:
     """``image_href(path_in_results) -> str`` maps a PNG of the results folder to its site path."""
-    parts = ["""# Grad-CAM gallery
+    parts = [
+        """# Grad-CAM gallery
 
 Grad-CAM heat maps for the same test image without (left) and with (right) its artefact. The
 *attention on the artefact* is a ratio: the share of the Grad-CAM mass inside the artefact mask divided
@@ -643,10 +809,13 @@ by the share of the image the mask covers (for the clean image: the same region)
 more drawn to the artefact than a uniform map, above 1 it is attracted to it; — means undefined (an
 all-zero map, e.g. a detector that found nothing). Click an image to open the lightbox; the arrows
 browse the images of one architecture and training variant.
-"""]
+"""
+    ]
     if index is None or index.empty:
-        parts.append('\n!!! note "No Grad-CAM results"\n    The results folder has no Grad-CAM images '
-                     "(`gradcam/index.csv` is absent or empty): run `ham-artefacts gradcam`.\n")
+        parts.append(
+            '\n!!! note "No Grad-CAM results"\n    The results folder has no Grad-CAM images '
+            "(`gradcam/index.csv` is absent or empty): run `ham-artefacts gradcam`.\n"
+        )
         return "".join(parts)
     without = [arch_label(a) for a in archs if a not in set(index["arch"])]
     if without:
@@ -662,16 +831,22 @@ browse the images of one architecture and training variant.
             gallery = f"{arch}-{train}"
             parts.append(f"\n### {esc(arch_label(arch))} · {esc(train)}\n\n")
             if len(rows) > per_group:
-                parts.append(f"The first {per_group} of {len(rows)} images; all attention values are in "
-                             "[Downloads](downloads.md) (`gradcam/index`).\n\n")
+                parts.append(
+                    f"The first {per_group} of {len(rows)} images; all attention values are in "
+                    "[Downloads](downloads.md) (`gradcam/index`).\n\n"
+                )
                 rows = rows.head(per_group)
             parts.append('<div class="ham-gallery">\n')
             for row in rows.itertuples(index=False):
                 title = f"{row.image_id} ({row.dx}, {row.kind})"
                 figures = []
-                for label, path, value in (("clean", row.clean_png, row.attention_clean),
-                                           ("with artefact", row.artefact_png, row.attention_artefact)):
-                    desc = f"{arch_label(arch)}, {train}: {label}; attention on artefact {fmt(float(value), 3)}"
+                for label, path, value in (
+                    ("clean", row.clean_png, row.attention_clean),
+                    ("with artefact", row.artefact_png, row.attention_artefact),
+                ):
+                    desc = (
+                        f"{arch_label(arch)}, {train}: {label}; attention on artefact {fmt(float(value), 3)}"
+                    )
                     figures.append(
                         f'<img src="{esc(image_href(path))}" alt="{esc(title)} {label}" loading="lazy" '
                         f'data-gallery="{esc(gallery)}" data-title="{esc(title)} — {label}" '
@@ -687,8 +862,13 @@ browse the images of one architecture and training variant.
     return "".join(parts)
 
 
-def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], download_href,
-                  cards: list[tuple[str, str]] = ()) -> str:
+def datasets_page(
+    manifest: dict,
+    recipe: str,
+    examples: list[tuple[str, str]],
+    download_href,
+    cards: list[tuple[str, str]] = (),
+) -> str:
     """``download_href(entry) -> str | None``: where a variant file can be downloaded; ``cards``:
     (label, href) of the dataset card and Croissant metadata."""
     files = manifest["files"]
@@ -696,7 +876,11 @@ def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], 
     rows = []
     for entry in files:
         href = download_href(entry)
-        name = f'<a href="{esc(href)}"><code>{esc(entry["name"])}</code></a>' if href else f"<code>{esc(entry['name'])}</code>"
+        name = (
+            f'<a href="{esc(href)}"><code>{esc(entry["name"])}</code></a>'
+            if href
+            else f"<code>{esc(entry['name'])}</code>"
+        )
         rows.append(
             f'<tr><td>{name}</td><td>{esc(entry["split"])}</td><td data-sort="{entry["rows"]}">{entry["rows"]}</td>'
             f'<td data-sort="{entry["n_artefact"]}">{entry["n_artefact"]}</td>'
@@ -708,11 +892,15 @@ def datasets_page(manifest: dict, recipe: str, examples: list[tuple[str, str]], 
         kinds = entry["artefact_counts"]
         kind_text = ", ".join(f"{esc(k)} {v}" for k, v in kinds.items() if v) or "none"
         href = download_href(entry)
-        link = f'[download `{entry["name"]}`]({href})' if href else "not published: build it with the commands on [Methods & reproduce](methods.md)"
-        details.append(f"""??? info "{entry['variant']}: {entry['rows']} images, {entry['n_artefact']} with an artefact"
+        link = (
+            f"[download `{entry['name']}`]({href})"
+            if href
+            else "not published: build it with the commands on [Methods & reproduce](methods.md)"
+        )
+        details.append(f"""??? info "{entry["variant"]}: {entry["rows"]} images, {entry["n_artefact"]} with an artefact"
     {esc(entry["description"])}
 
-    <div class="ham-counts"><table><thead><tr>{''.join(f'<th>{c}</th>' for c in CLASSES)}</tr></thead><tbody><tr>{classes}</tr></tbody></table></div>
+    <div class="ham-counts"><table><thead><tr>{"".join(f"<th>{c}</th>" for c in CLASSES)}</tr></thead><tbody><tr>{classes}</tr></tbody></table></div>
 
     - Artefacts by kind: {kind_text}
     - Size: {fmt_bytes(entry["bytes"])} ({entry["bytes"]} bytes)
@@ -749,7 +937,7 @@ Licence: {esc(manifest["licence"])}.
 
 <div class="ham-sortable"><table><thead><tr><th>file</th><th>split</th><th data-sort-method="number">images</th>
 <th data-sort-method="number">with artefact</th><th data-sort-method="number">size</th><th>description</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table></div>
+<tbody>{"".join(rows)}</tbody></table></div>
 
 ## Reading a variant file
 
@@ -769,16 +957,22 @@ Each example shows the same image clean (left) and with the artefact (right).
 
 ## Every variant
 
-{''.join(details)}
+{"".join(details)}
 """
 
 
-def downloads_page(downloads: list[tuple[str, str, str]], citation_bibtex: str, citation_texts: list[str],
-                   definitions: dict | None = None) -> str:
+def downloads_page(
+    downloads: list[tuple[str, str, str]],
+    citation_bibtex: str,
+    citation_texts: list[str],
+    definitions: dict | None = None,
+) -> str:
     """``downloads``: (title, csv_href or "", json_href or ""); ``definitions`` from results.json."""
     rows = []
     for title, csv_href, json_href in downloads:
-        links = " · ".join(f"[{kind}]({href})" for kind, href in (("CSV", csv_href), ("JSON", json_href)) if href)
+        links = " · ".join(
+            f"[{kind}]({href})" for kind, href in (("CSV", csv_href), ("JSON", json_href)) if href
+        )
         rows.append(f"| `{title}` | {links} |")
     table = "\n".join(rows)
     texts = "\n\n".join(f"    {esc(text)}" for text in citation_texts)
@@ -808,9 +1002,12 @@ Every table behind this site, as CSV and as JSON (records orientation), exactly 
 def instrument_section(check: pd.DataFrame) -> str:
     """The methods page's instrument-check result (the MkDocs hook inserts it at INSTRUMENT_MARKER)."""
     ok = bool(check["ok"].all())
-    verdict = ("**Passed**: the measures detect the planted cheat and do not detect the honest model."
-               if ok else "**Failed**: the measures did not tell the planted cheat from the honest model; "
-                          "the controls on the overview cannot be trusted.")
+    verdict = (
+        "**Passed**: the measures detect the planted cheat and do not detect the honest model."
+        if ok
+        else "**Failed**: the measures did not tell the planted cheat from the honest model; "
+        "the controls on the overview cannot be trusted."
+    )
     rows = []
     for row in check.itertuples(index=False):
         rows.append(
@@ -819,17 +1016,32 @@ def instrument_section(check: pd.DataFrame) -> str:
             f"<td>{_pp_ci(row.did_pp, row.did_lo, row.did_hi)}</td>"
             f"<td>{fmt_p(float(row.p_mcnemar_ref_max))}</td><td>{_pp(row.negative_shift_pp)} "
             f"({esc(row.negative_status)})</td>"
-            f'<td class="{"ham-pass" if row.ok else "ham-fail"}"><strong>{"pass" if row.ok else "FAIL"}</strong></td></tr>')
-    head = "".join(f"<th>{h}</th>" for h in (
-        "planted model", "behaviour", "must be detected", "detected", "DiD vs train_none [95% CI]",
-        "exact McNemar p (largest over runs)", "its train_none: shift (negative control)", "check"))
-    return (f"{verdict} Computed by `ham-artefacts export` when this site was generated.\n\n"
-            f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-            f"</table></div>\n")
+            f'<td class="{"ham-pass" if row.ok else "ham-fail"}"><strong>{"pass" if row.ok else "FAIL"}</strong></td></tr>'
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "planted model",
+            "behaviour",
+            "must be detected",
+            "detected",
+            "DiD vs train_none [95% CI]",
+            "exact McNemar p (largest over runs)",
+            "its train_none: shift (negative control)",
+            "check",
+        )
+    )
+    return (
+        f"{verdict} Computed by `ham-artefacts export` when this site was generated.\n\n"
+        f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+        f"</table></div>\n"
+    )
 
 
-REMEDY_CLAIM = ("“automated superimposition of artefacts … as a further evolution of data augmentation” should make "
-                "classifiers robust to artefacts")
+REMEDY_CLAIM = (
+    "“automated superimposition of artefacts … as a further evolution of data augmentation” should make "
+    "classifiers robust to artefacts"
+)
 """The paper's proposal (its closing discussion), quoted as the issue that set up the experiment quotes it."""
 
 
@@ -839,8 +1051,11 @@ def remedy_conditions() -> list[str]:
     from training.evaluation.predictions import TRAIN_VARIANTS
     from training.run.sweep import PROFILES
 
-    labels = {condition_label(variant, extra[0].get("augment_artefacts", 0.0))
-              for _, variant, _, *extra in PROFILES["showcase"]["grid"] if extra}
+    labels = {
+        condition_label(variant, extra[0].get("augment_artefacts", 0.0))
+        for _, variant, _, *extra in PROFILES["showcase"]["grid"]
+        if extra
+    }
     return [v for v in TRAIN_VARIANTS if v in labels]
 
 
@@ -849,21 +1064,32 @@ def _verdict(mean, lo, hi) -> str:
     if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
         return "no interval could be computed, so this run cannot tell"
     if hi < 0:
-        return "the interval lies below zero: with augmentation the model moved less toward the reference class"
+        return (
+            "the interval lies below zero: with augmentation the model moved less toward the reference class"
+        )
     if lo > 0:
-        return "the interval lies above zero: with augmentation the model moved more toward the reference class"
+        return (
+            "the interval lies above zero: with augmentation the model moved more toward the reference class"
+        )
     return "the interval includes zero: no difference this study can detect"
 
 
 def _summary_row(table: pd.DataFrame | None, arch: str, train: str, test: str):
     if table is None or table.empty:
         return None
-    rows = table[(table["arch"] == arch) & (table["train_variant"] == train) & (table["test_variant"] == test)]
+    rows = table[
+        (table["arch"] == arch) & (table["train_variant"] == train) & (table["test_variant"] == test)
+    ]
     return None if rows.empty else rows.iloc[0]
 
 
-def remedy_sentence(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, arch: str,
-                    augmented: str, test_variant: str = "test_all") -> str:
+def remedy_sentence(
+    effects_summary: pd.DataFrame | None,
+    remedy_summary: pd.DataFrame | None,
+    arch: str,
+    augmented: str,
+    test_variant: str = "test_all",
+) -> str:
     """One plain sentence on one augmented condition against its plain counterpart, from the tables' numbers."""
     from training.data.conditions import base_variant
 
@@ -873,9 +1099,11 @@ def remedy_sentence(effects_summary: pd.DataFrame | None, remedy_summary: pd.Dat
     if aug_row is None:
         return f"{label} `{augmented}` has no within-model effect on `{test_variant}` in this run."
     reference = aug_row["reference_class"]
-    text = (f"On `{test_variant}`, {label} `{augmented}` ({fmt_int(aug_row['n_runs'])} run"
-            f"{'s' if int(aug_row['n_runs']) != 1 else ''}) moved the share of non-{esc(reference)} images it calls "
-            f"{esc(reference)} by {_pp(aug_row['shift_mean'])} {_interval(aug_row['shift_lo'], aug_row['shift_hi'])}")
+    text = (
+        f"On `{test_variant}`, {label} `{augmented}` ({fmt_int(aug_row['n_runs'])} run"
+        f"{'s' if int(aug_row['n_runs']) != 1 else ''}) moved the share of non-{esc(reference)} images it calls "
+        f"{esc(reference)} by {_pp(aug_row['shift_mean'])} {_interval(aug_row['shift_lo'], aug_row['shift_hi'])}"
+    )
     plain_row = _summary_row(effects_summary, arch, plain, test_variant)
     if plain_row is not None:
         text += f", `{plain}` by {_pp(plain_row['shift_mean'])} {_interval(plain_row['shift_lo'], plain_row['shift_hi'])}"
@@ -888,15 +1116,18 @@ def remedy_sentence(effects_summary: pd.DataFrame | None, remedy_summary: pd.Dat
     for row in rows.itertuples(index=False):
         below += bool(pd.notna(row.remedy_hi) and row.remedy_hi < 0)
         above += bool(pd.notna(row.remedy_lo) and row.remedy_lo > 0)
-    return (text + f". Augmented minus plain, paired per image and fold: {_pp(remedy['remedy_mean'])} "
-            f"{_interval(remedy['remedy_lo'], remedy['remedy_hi'])} ({esc(remedy['interval'])}); "
-            f"{_verdict(remedy['remedy_mean'], remedy['remedy_lo'], remedy['remedy_hi'])}. Over the {len(rows)} "
-            f"artefacted test variants measured, the interval lies below zero on {below}, above zero on {above} "
-            f"and includes zero (or is missing) on {len(rows) - below - above}.")
+    return (
+        text + f". Augmented minus plain, paired per image and fold: {_pp(remedy['remedy_mean'])} "
+        f"{_interval(remedy['remedy_lo'], remedy['remedy_hi'])} ({esc(remedy['interval'])}); "
+        f"{_verdict(remedy['remedy_mean'], remedy['remedy_lo'], remedy['remedy_hi'])}. Over the {len(rows)} "
+        f"artefacted test variants measured, the interval lies below zero on {below}, above zero on {above} "
+        f"and includes zero (or is missing) on {len(rows) - below - above}."
+    )
 
 
-def remedy_table_html(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, arch: str,
-                      augmented: str) -> str:
+def remedy_table_html(
+    effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, arch: str, augmented: str
+) -> str:
     """Every test variant: shift and DiD vs train_none of the plain and the augmented condition, and their
     paired difference."""
     from training.data.conditions import base_variant
@@ -912,50 +1143,80 @@ def remedy_table_html(effects_summary: pd.DataFrame | None, remedy_summary: pd.D
             continue
 
         def cell(row, measure):
-            return "—" if row is None else _pp_ci(row[f"{measure}_mean"], row[f"{measure}_lo"], row[f"{measure}_hi"])
+            return (
+                "—"
+                if row is None
+                else _pp_ci(row[f"{measure}_mean"], row[f"{measure}_lo"], row[f"{measure}_hi"])
+            )
 
         body.append(
             f"<tr><td>{esc(test)}</td><td>{cell(plain_row, 'shift')}</td><td>{cell(aug_row, 'shift')}</td>"
             f"<td>{cell(remedy, 'remedy')}</td><td>{cell(plain_row, 'did')}</td><td>{cell(aug_row, 'did')}</td>"
             f"<td>{'—' if remedy is None else fmt_int(remedy['n_runs'])}</td>"
-            f"<td>{'' if remedy is None else esc(remedy['interval'])}</td></tr>")
+            f"<td>{'' if remedy is None else esc(remedy['interval'])}</td></tr>"
+        )
     if not body:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in (
-        "test variant", f"shift, {esc(plain)} [95% CI]", f"shift, {esc(augmented)} [95% CI]",
-        "augmented − plain [95% CI]", f"DiD vs train_none, {esc(plain)}", f"DiD vs train_none, {esc(augmented)}",
-        "paired runs", "interval"))
-    return (f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>\n')
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "test variant",
+            f"shift, {esc(plain)} [95% CI]",
+            f"shift, {esc(augmented)} [95% CI]",
+            "augmented − plain [95% CI]",
+            f"DiD vs train_none, {esc(plain)}",
+            f"DiD vs train_none, {esc(augmented)}",
+            "paired runs",
+            "interval",
+        )
+    )
+    return (
+        f'<div class="ham-controls"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>\n"
+    )
 
 
-def remedy_section(effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None,
-                   archs: list[str]) -> str:
+def remedy_section(
+    effects_summary: pd.DataFrame | None, remedy_summary: pd.DataFrame | None, archs: list[str]
+) -> str:
     """The "Remedy" section: the paper's claim quoted, and our measured answer beside it (or why there is none)."""
     from training.data.conditions import is_augmented
     from training.evaluation.predictions import TRAIN_VARIANTS
 
-    claim = (f"**The paper's claim.** Katsch, Rinner & Tschandl (2022) propose that {REMEDY_CLAIM}. Their "
-             "`train_all` put an artefact on every training image; random, class-independent artefacts on a share "
-             "of the images were not tested.")
-    present = set() if effects_summary is None or effects_summary.empty else set(effects_summary["train_variant"])
+    claim = (
+        f"**The paper's claim.** Katsch, Rinner & Tschandl (2022) propose that {REMEDY_CLAIM}. Their "
+        "`train_all` put an artefact on every training image; random, class-independent artefacts on a share "
+        "of the images were not tested."
+    )
+    present = (
+        set() if effects_summary is None or effects_summary.empty else set(effects_summary["train_variant"])
+    )
     augmented = [v for v in TRAIN_VARIANTS if v in present and is_augmented(v)]
     augmented += sorted(v for v in present if is_augmented(v) and v not in augmented)
     if not augmented:
         wanted = ", ".join(f"`{v}`" for v in remedy_conditions())
-        return (f"## Remedy: artefacts as a training augmentation\n\n{claim}\n\n"
-                + not_available("Not tested in this run",
-                                f"No augmented condition ({wanted}) was trained or evaluated here, so this run gives "
-                                "no answer to the claim. `make showcase` trains them; one run: `ham-artefacts train "
-                                "--augment-artefacts 0.5 …`.") + "\n")
+        return (
+            f"## Remedy: artefacts as a training augmentation\n\n{claim}\n\n"
+            + not_available(
+                "Not tested in this run",
+                f"No augmented condition ({wanted}) was trained or evaluated here, so this run gives "
+                "no answer to the claim. `make showcase` trains them; one run: `ham-artefacts train "
+                "--augment-artefacts 0.5 …`.",
+            )
+            + "\n"
+        )
     parts = []
     for arch in archs:
         for condition in augmented:
-            if effects_summary[(effects_summary["arch"] == arch) & (effects_summary["train_variant"] == condition)].empty:
+            if effects_summary[
+                (effects_summary["arch"] == arch) & (effects_summary["train_variant"] == condition)
+            ].empty:
                 continue
-            parts.append(f"### {esc(arch_label(arch))}: `{esc(condition)}`\n\n"
-                         f"{remedy_sentence(effects_summary, remedy_summary, arch, condition)}\n\n"
-                         f"{remedy_table_html(effects_summary, remedy_summary, arch, condition)}\n")
+            parts.append(
+                f"### {esc(arch_label(arch))}: `{esc(condition)}`\n\n"
+                f"{remedy_sentence(effects_summary, remedy_summary, arch, condition)}\n\n"
+                f"{remedy_table_html(effects_summary, remedy_summary, arch, condition)}\n"
+            )
     return f"""## Remedy: artefacts as a training augmentation
 
 {claim}

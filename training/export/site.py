@@ -29,7 +29,15 @@ from generator.errors import UserError
 from .mkdocs_hooks import INSTRUMENT_PART
 
 GENERATED = "generated"
-PAGES = ("index.md", "robustness.md", "bias.md", "significance.md", "gallery.md", "datasets.md", "downloads.md")
+PAGES = (
+    "index.md",
+    "robustness.md",
+    "bias.md",
+    "significance.md",
+    "gallery.md",
+    "datasets.md",
+    "downloads.md",
+)
 COPY_DATA_LIMIT = 128 * 1024 * 1024  # copy variant files into the site only when small (the embedded demo)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,8 +75,14 @@ def _inside(root: Path, relative: str, what: str) -> Path:
     return path
 
 
-def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | Path, synthetic: str = "auto",
-                citation: str | Path | None = None, progress: bool = True) -> dict:
+def export_site(
+    results_dir: str | Path,
+    data_dir: str | Path,
+    site_dir: str | Path,
+    synthetic: str = "auto",
+    citation: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
     """Write the generated pages and assets into ``site_dir``; return a small summary dict."""
     from tqdm import tqdm
 
@@ -89,8 +103,10 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
     manifest = load_manifest(data_dir)
     is_synthetic = _is_synthetic(synthetic, results.info, manifest)
     if not is_synthetic and (results.info.get("synthetic") or manifest.get("synthetic")):
-        print("export: warning: the inputs say synthetic, but --synthetic no hides the demo banner",
-              file=sys.stderr)
+        print(
+            "export: warning: the inputs say synthetic, but --synthetic no hides the demo banner",
+            file=sys.stderr,
+        )
     citation_bibtex, citation_texts = citation_box(citation)
     recipe = reading_recipe()
     archs = results.archs
@@ -108,8 +124,11 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
 
     instrument = run_instrument_check()
     if not instrument["ok"].all():
-        print("export: warning: the instrument check failed (see the methods page): the controls cannot be "
-              "trusted", file=sys.stderr)
+        print(
+            "export: warning: the instrument check failed (see the methods page): the controls cannot be "
+            "trusted",
+            file=sys.stderr,
+        )
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress, file=sys.stderr)
 
     staging = Path(tempfile.mkdtemp(prefix=".generated-", dir=site_dir))  # dot: MkDocs ignores leftovers
@@ -136,8 +155,13 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
         from training.evaluation.output import write_table
 
         write_table(instrument, g / "tables", "instrument_check")
-        downloads.append(("instrument_check", f"{GENERATED}/tables/instrument_check.csv",
-                          f"{GENERATED}/tables/instrument_check.json"))
+        downloads.append(
+            (
+                "instrument_check",
+                f"{GENERATED}/tables/instrument_check.csv",
+                f"{GENERATED}/tables/instrument_check.json",
+            )
+        )
         write_text_atomic(g / INSTRUMENT_PART, pages.instrument_section(instrument))
         _copy(results_dir / "results.json", g / "tables" / "results.json")
         shutil.copyfile(data_dir / "manifest.json", g / "tables" / "manifest.json")
@@ -155,8 +179,11 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
             "bias_heatmap": charts.bias_heatmap(results["bias"], archs),
             "bias_shift": charts.bias_shift_chart(results["bias_shift"], archs),
             "flips": charts.flips_chart(results["flips"], archs) if results.has("flips") else None,
-            "attention": (charts.attention_chart(results["gradcam/attention"], archs)
-                          if results.has("gradcam/attention") else None),
+            "attention": (
+                charts.attention_chart(results["gradcam/attention"], archs)
+                if results.has("gradcam/attention")
+                else None
+            ),
         }
         charted = {name: spec for name, spec in specs.items() if spec is not None}
         blocks = {}
@@ -170,7 +197,9 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
         }
         for name, spec in charted.items():
             write_json_atomic(g / "charts" / f"{name}.json", spec)
-            blocks[name] = pages.chart_block(f"chart-{name}", spec, f"{GENERATED}/charts/{name}.json", captions[name])
+            blocks[name] = pages.chart_block(
+                f"chart-{name}", spec, f"{GENERATED}/charts/{name}.json", captions[name]
+            )
             downloads.append((f"chart: {name} (Vega-Lite)", "", f"{GENERATED}/charts/{name}.json"))
         steps.update()
 
@@ -187,8 +216,11 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
 
         # Variant files: a public base_url wins; else small local files travel with the site.
         local = [data_dir / f["name"] for f in manifest["files"]]
-        copy_data = (not manifest.get("base_url") and all(p.is_file() for p in local)
-                     and sum(p.stat().st_size for p in local) <= COPY_DATA_LIMIT)
+        copy_data = (
+            not manifest.get("base_url")
+            and all(p.is_file() for p in local)
+            and sum(p.stat().st_size for p in local) <= COPY_DATA_LIMIT
+        )
         if copy_data:
             for path in local:
                 _link_or_copy(path, g / "data" / path.name)
@@ -197,8 +229,10 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
         # Dataset card and Croissant metadata (generate/publish write them); the card travels as .txt
         # here, since MkDocs would turn a README.md into a page of the site.
         cards = []
-        for name, label, shipped in (("README.md", "dataset card (README.md)", "README.md.txt"),
-                                     ("croissant.json", "Croissant metadata (croissant.json)", "croissant.json")):
+        for name, label, shipped in (
+            ("README.md", "dataset card (README.md)", "README.md.txt"),
+            ("croissant.json", "Croissant metadata (croissant.json)", "croissant.json"),
+        ):
             if manifest.get("base_url"):
                 cards.append((label, manifest["base_url"].rstrip("/") + "/" + name))
             elif (data_dir / name).is_file():
@@ -210,29 +244,50 @@ def export_site(results_dir: str | Path, data_dir: str | Path, site_dir: str | P
                 return manifest["base_url"].rstrip("/") + "/" + entry["name"]
             return f"{GENERATED}/data/{entry['name']}" if copy_data else None
 
-        remedy = pages.remedy_section(results.tables.get("effects_summary"), results.tables.get("remedy_summary"),
-                                      archs)
+        remedy = pages.remedy_section(
+            results.tables.get("effects_summary"), results.tables.get("remedy_summary"), archs
+        )
         texts = {
-            "index.md": pages.overview_page(results, manifest, blocks.get("overview"), synthetic=is_synthetic),
-            "robustness.md": pages.robustness_page(blocks.get("robustness"), blocks.get("flips"),
-                                                   results.train_variants(), remedy,
-                                                   pages.robustness_drop_table(results.tables.get("drops"), archs)),
-            "bias.md": pages.bias_page(blocks.get("bias_heatmap"), blocks.get("bias_shift"),
-                                       results.train_variants(),
-                                       pages.within_model_table(results.tables.get("effects_summary"), archs),
-                                       remedy,
-                                       pages.within_model_table(results.tables.get("effects_by_kind_summary"),
-                                                                archs, stem="effects_by_kind_summary")),
-            "significance.md": pages.significance_page(results["mcnemar"], archs, results.info.get("definitions")),
-            "gallery.md": pages.gallery_page(index, archs, lambda rel: f"{GENERATED}/{Path(rel).as_posix()}",
-                                             blocks.get("attention")),
+            "index.md": pages.overview_page(
+                results, manifest, blocks.get("overview"), synthetic=is_synthetic
+            ),
+            "robustness.md": pages.robustness_page(
+                blocks.get("robustness"),
+                blocks.get("flips"),
+                results.train_variants(),
+                remedy,
+                pages.robustness_drop_table(results.tables.get("drops"), archs),
+            ),
+            "bias.md": pages.bias_page(
+                blocks.get("bias_heatmap"),
+                blocks.get("bias_shift"),
+                results.train_variants(),
+                pages.within_model_table(results.tables.get("effects_summary"), archs),
+                remedy,
+                pages.within_model_table(
+                    results.tables.get("effects_by_kind_summary"), archs, stem="effects_by_kind_summary"
+                ),
+            ),
+            "significance.md": pages.significance_page(
+                results["mcnemar"], archs, results.info.get("definitions")
+            ),
+            "gallery.md": pages.gallery_page(
+                index, archs, lambda rel: f"{GENERATED}/{Path(rel).as_posix()}", blocks.get("attention")
+            ),
             "datasets.md": pages.datasets_page(manifest, recipe, examples, download_href, cards),
-            "downloads.md": pages.downloads_page(downloads, citation_bibtex, citation_texts,
-                                                 results.info.get("definitions")),
+            "downloads.md": pages.downloads_page(
+                downloads, citation_bibtex, citation_texts, results.info.get("definitions")
+            ),
         }
-        info = {"synthetic": is_synthetic, "generated_by": __version__, "archs": archs,
-                "instrument_check_ok": bool(instrument["ok"].all()),
-                "results": str(results_dir), "data": str(data_dir), "pages": list(PAGES)}
+        info = {
+            "synthetic": is_synthetic,
+            "generated_by": __version__,
+            "archs": archs,
+            "instrument_check_ok": bool(instrument["ok"].all()),
+            "results": str(results_dir),
+            "data": str(data_dir),
+            "pages": list(PAGES),
+        }
         write_json_atomic(g / "site.json", info)
         for path in g.rglob("*"):  # atomic writes are private (mkstemp); published files are not
             if path.parent != g / "data":  # hard links: leave the user's variant files alone
@@ -268,4 +323,6 @@ def build_site(config_file: str | Path = "mkdocs.yml", strict: bool = True) -> N
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # silence Material's end-of-life notice
     done = subprocess.run(command, check=False, env=env)
     if done.returncode != 0:
-        raise UserError(f"{config_file}: mkdocs build failed (exit {done.returncode}); see the messages above")
+        raise UserError(
+            f"{config_file}: mkdocs build failed (exit {done.returncode}); see the messages above"
+        )

@@ -65,6 +65,7 @@ def register(spec: ArchSpec):
         ARCHITECTURES[spec.name] = spec
         MODELS[spec.name] = factory
         return factory
+
     return wrap
 
 
@@ -104,7 +105,8 @@ def arch_label(arch: str) -> str:
 
 def default_weights_path() -> Path:
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
     return Path(torch_home) / "hub" / "checkpoints" / IMAGENET_FILE
 
 
@@ -122,7 +124,9 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path | None:
         return path
     warnings.warn(
         f"ImageNet ResNet-34 weights not found at {path} (pass --weights PATH or place the file there); "
-        "training from random initialisation", stacklevel=2)
+        "training from random initialisation",
+        stacklevel=2,
+    )
     return None
 
 
@@ -156,17 +160,25 @@ def _resnet34_classifier(num_classes: int) -> nn.Module:
     return ResNet34Classifier(num_classes)
 
 
-@register(ArchSpec("resnet34", "ResNet-34", detector=False, needs_masks=False, mask_head=False,
-                   channels_last=True))
-def build_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None, pretrained_layout=None,
-                   detector_options=None) -> nn.Module:
+@register(
+    ArchSpec("resnet34", "ResNet-34", detector=False, needs_masks=False, mask_head=False, channels_last=True)
+)
+def build_resnet34(
+    num_classes: int = NUM_CLASSES,
+    image_size: int = 224,
+    weights=None,
+    pretrained_layout=None,
+    detector_options=None,
+) -> nn.Module:
     model = _resnet34_classifier(num_classes)
     state = _imagenet_state(weights)
     if state is not None:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if set(missing) != {"fc.weight", "fc.bias"} or unexpected:
-            raise ValueError(f"{weights}: not a ResNet-34 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise ValueError(
+                f"{weights}: not a ResNet-34 checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
     return model
 
 
@@ -184,7 +196,8 @@ def _detector_backbone(weights: Path | None, pretrained_layout: bool | None):
 
     pretrained = weights is not None if pretrained_layout is None else bool(pretrained_layout)
     backbone = resnet_fpn_backbone(
-        backbone_name="resnet34", weights=None,
+        backbone_name="resnet34",
+        weights=None,
         norm_layer=misc_nn_ops.FrozenBatchNorm2d if pretrained else nn.BatchNorm2d,
         trainable_layers=3 if pretrained else 5,
     )
@@ -226,7 +239,9 @@ def _heads(num_classes: int, options: dict, mask: bool) -> dict:
     if mask and (options.get("mask_roi_size") or options.get("mask_head_layers")):
         from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 
-        kwargs["mask_roi_pool"] = MultiScaleRoIAlign(["0", "1", "2", "3"], int(options.get("mask_roi_size") or 14), 2)
+        kwargs["mask_roi_pool"] = MultiScaleRoIAlign(
+            ["0", "1", "2", "3"], int(options.get("mask_roi_size") or 14), 2
+        )
         kwargs["mask_head"] = MaskRCNNHeads(256, [256] * int(options.get("mask_head_layers") or 4), 1)
     if mask and "box_predictor" in kwargs:
         # torchvision takes num_classes only when it builds both predictors itself
@@ -242,37 +257,78 @@ def _detector_kwargs(image_size: int, num_classes: int, options: dict | None, ma
     keyword arguments such as rpn_post_nms_top_n_train or box_batch_size_per_image (the tiny CPU
     profile lowers the proposal and RoI counts; they change no weights) and the HEAD_OPTIONS."""
     options = dict(options or {})
-    kwargs = {"min_size": int(image_size), "max_size": int(image_size), "box_score_thresh": 0.0,
-              "rpn_anchor_generator": _anchor_generator(image_size), **_heads(num_classes, options, mask)}
+    kwargs = {
+        "min_size": int(image_size),
+        "max_size": int(image_size),
+        "box_score_thresh": 0.0,
+        "rpn_anchor_generator": _anchor_generator(image_size),
+        **_heads(num_classes, options, mask),
+    }
     kwargs.update({k: v for k, v in options.items() if k not in HEAD_OPTIONS})
     if "box_predictor" in kwargs:
         return kwargs | {"num_classes": None}
     return kwargs | {"num_classes": num_classes}
 
 
-@register(ArchSpec("fasterrcnn_resnet34", "Faster R-CNN", detector=True, needs_masks=True, mask_head=False,
-                   channels_last=False))
-def build_fasterrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
-                              pretrained_layout=None, detector_options=None) -> nn.Module:
+@register(
+    ArchSpec(
+        "fasterrcnn_resnet34",
+        "Faster R-CNN",
+        detector=True,
+        needs_masks=True,
+        mask_head=False,
+        channels_last=False,
+    )
+)
+def build_fasterrcnn_resnet34(
+    num_classes: int = NUM_CLASSES,
+    image_size: int = 224,
+    weights=None,
+    pretrained_layout=None,
+    detector_options=None,
+) -> nn.Module:
     from torchvision.models.detection import FasterRCNN
 
     # +1: class 0 is the detector's background.
-    return FasterRCNN(_detector_backbone(weights, pretrained_layout),
-                      **_detector_kwargs(image_size, num_classes + 1, detector_options))
+    return FasterRCNN(
+        _detector_backbone(weights, pretrained_layout),
+        **_detector_kwargs(image_size, num_classes + 1, detector_options),
+    )
 
 
-@register(ArchSpec("maskrcnn_resnet34", "Mask R-CNN", detector=True, needs_masks=True, mask_head=True,
-                   channels_last=False))
-def build_maskrcnn_resnet34(num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
-                            pretrained_layout=None, detector_options=None) -> nn.Module:
+@register(
+    ArchSpec(
+        "maskrcnn_resnet34",
+        "Mask R-CNN",
+        detector=True,
+        needs_masks=True,
+        mask_head=True,
+        channels_last=False,
+    )
+)
+def build_maskrcnn_resnet34(
+    num_classes: int = NUM_CLASSES,
+    image_size: int = 224,
+    weights=None,
+    pretrained_layout=None,
+    detector_options=None,
+) -> nn.Module:
     from torchvision.models.detection import MaskRCNN
 
-    return MaskRCNN(_detector_backbone(weights, pretrained_layout),
-                    **_detector_kwargs(image_size, num_classes + 1, detector_options, mask=True))
+    return MaskRCNN(
+        _detector_backbone(weights, pretrained_layout),
+        **_detector_kwargs(image_size, num_classes + 1, detector_options, mask=True),
+    )
 
 
-def build_model(arch: str, num_classes: int = NUM_CLASSES, image_size: int = 224, weights=None,
-                pretrained_layout: bool | None = None, detector_options: dict | None = None) -> nn.Module:
+def build_model(
+    arch: str,
+    num_classes: int = NUM_CLASSES,
+    image_size: int = 224,
+    weights=None,
+    pretrained_layout: bool | None = None,
+    detector_options: dict | None = None,
+) -> nn.Module:
     """Build ``arch`` from the registry. ``weights``: an ImageNet ResNet-34 state-dict file, or None.
 
     ``pretrained_layout`` (detectors only) picks the frozen-BN layout used with ImageNet weights even
@@ -283,24 +339,38 @@ def build_model(arch: str, num_classes: int = NUM_CLASSES, image_size: int = 224
     if arch not in MODELS:
         raise UserError(f"--arch: unknown architecture {arch!r} (choose from {', '.join(MODELS)})")
     weights = Path(weights) if weights else None
-    return MODELS[arch](num_classes=num_classes, image_size=image_size, weights=weights,
-                        pretrained_layout=pretrained_layout, detector_options=detector_options)
+    return MODELS[arch](
+        num_classes=num_classes,
+        image_size=image_size,
+        weights=weights,
+        pretrained_layout=pretrained_layout,
+        detector_options=detector_options,
+    )
 
 
-def load_trained(run_dir: str | os.PathLike, checkpoint: str = "best.pt", map_location="cpu") -> tuple[nn.Module, dict]:
+def load_trained(
+    run_dir: str | os.PathLike, checkpoint: str = "best.pt", map_location="cpu"
+) -> tuple[nn.Module, dict]:
     """Rebuild a trained model from ``<run_dir>/config.json`` and load ``checkpoint`` (weights_only)."""
     from generator.userio import read_json
 
     run_dir = Path(run_dir)
     config = read_json(run_dir / "config.json")
-    if not isinstance(config, dict) or not isinstance(config.get("arch"), str) \
-            or not isinstance(config.get("image_size"), int):
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("arch"), str)
+        or not isinstance(config.get("image_size"), int)
+    ):
         from generator.errors import UserError
 
         raise UserError(f"{run_dir / 'config.json'}: not a run configuration (needs arch and image_size)")
-    model = build_model(config["arch"], num_classes=NUM_CLASSES, image_size=config["image_size"],
-                        pretrained_layout=config.get("pretrained", False),
-                        detector_options=config.get("detector_options"))
+    model = build_model(
+        config["arch"],
+        num_classes=NUM_CLASSES,
+        image_size=config["image_size"],
+        pretrained_layout=config.get("pretrained", False),
+        detector_options=config.get("detector_options"),
+    )
     import torch
 
     state = torch.load(run_dir / checkpoint, map_location=map_location, weights_only=True)

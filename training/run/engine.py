@@ -113,7 +113,9 @@ class TrainConfig:
         if not 0.0 <= self.augment_artefacts <= 1.0:
             raise UserError(f"--augment-artefacts: {self.augment_artefacts} is not a probability in [0, 1]")
         if self.augment_templates != "builtin" and not Path(self.augment_templates).is_dir():
-            raise UserError(f"--augment-templates: {self.augment_templates!r} is neither 'builtin' nor a folder")
+            raise UserError(
+                f"--augment-templates: {self.augment_templates!r} is neither 'builtin' nor a folder"
+            )
         if self.augment_artefacts > 0 and self.augment_templates != "builtin":
             from generator.artefacts.templates import TemplateBank
 
@@ -123,8 +125,9 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')}: must be at least 1")
 
 
-def run_dir_for(runs: str | os.PathLike, arch: str, train_variant: str, fold: int,
-                augment_artefacts: float = 0.0) -> Path:
+def run_dir_for(
+    runs: str | os.PathLike, arch: str, train_variant: str, fold: int, augment_artefacts: float = 0.0
+) -> Path:
     """``<runs>/<arch>/<condition>/fold<k>`` (the layout evaluation reads); the condition is the
     training variant, or ``<train_variant>+aug`` with on-the-fly artefacts (training.data.conditions)."""
     from training.data.conditions import condition_label
@@ -137,8 +140,11 @@ def macro_pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score
 
     y_true = np.asarray(y_true)
-    values = [average_precision_score(y_true == c, scores[:, c])
-              for c in range(scores.shape[1]) if (y_true == c).any()]
+    values = [
+        average_precision_score(y_true == c, scores[:, c])
+        for c in range(scores.shape[1])
+        if (y_true == c).any()
+    ]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -148,8 +154,9 @@ def prior_pr_auc(y_true: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
     return float(np.mean([(y_true == c).mean() for c in range(num_classes) if (y_true == c).any()]))
 
 
-def training_loss(model, arch: str, batch: dict, device: torch.device, amp: bool,
-                  channels_last: bool = False) -> torch.Tensor:
+def training_loss(
+    model, arch: str, batch: dict, device: torch.device, amp: bool, channels_last: bool = False
+) -> torch.Tensor:
     """Loss of one batch: cross-entropy for the classifier, the summed R-CNN losses for the detectors.
 
     Detector targets: one object per image, the lesion-mask box, the diagnosis (+1, 0 is background)
@@ -164,16 +171,24 @@ def training_loss(model, arch: str, batch: dict, device: torch.device, amp: bool
         masks = batch["lesion_mask"].to(device, non_blocking=non_blocking) if has_mask_head(arch) else None
         targets = []
         for i in range(len(images)):
-            target = {"boxes": boxes[i:i + 1], "labels": labels[i:i + 1] + 1}
+            target = {"boxes": boxes[i : i + 1], "labels": labels[i : i + 1] + 1}
             if masks is not None:
-                target["masks"] = masks[i:i + 1]
+                target["masks"] = masks[i : i + 1]
             targets.append(target)
         losses = model(list(images), targets)
         return sum(loss.float() for loss in losses.values())
 
 
-def train_step(model, arch: str, batch: dict, optimizer, device: torch.device, amp: bool,
-               channels_last: bool = False, grad_clip: float | None = None) -> torch.Tensor:
+def train_step(
+    model,
+    arch: str,
+    batch: dict,
+    optimizer,
+    device: torch.device,
+    amp: bool,
+    channels_last: bool = False,
+    grad_clip: float | None = None,
+) -> torch.Tensor:
     """One optimisation step of the training loop; returns the detached loss, still on the device.
 
     Nothing here reads a value back to the host (no ``.item()``, no ``if`` on a tensor), so the CPU
@@ -215,18 +230,22 @@ class LossTracker:
             return float("nan")
         value = float(self.total.item())
         if not math.isfinite(value):
-            raise RunFailed(f"{self.what}: non-finite loss at step {self.checked + 1}..{self.steps}; "
-                            "lower --lr")
+            raise RunFailed(
+                f"{self.what}: non-finite loss at step {self.checked + 1}..{self.steps}; lower --lr"
+            )
         self.checked = self.steps
         return value / self.steps
 
 
 # --- building blocks --------------------------------------------------------------------------
 
+
 def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -313,8 +332,13 @@ def drops_last_batch(n_rows: int, batch_size: int, dist: Dist) -> bool:
     return n_rows // dist.world_size > batch_size
 
 
-def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist | None = None,
-                 drop_last: bool | None = None):
+def train_loader(
+    dataset,
+    config: TrainConfig,
+    device: torch.device,
+    dist: Dist | None = None,
+    drop_last: bool | None = None,
+):
     """(loader, sampler) for training: augmentations seeded per (seed, epoch, row), workers persistent.
     Call ``sampler.set_epoch(epoch)`` before iterating each epoch."""
     dist = dist or Dist()
@@ -323,8 +347,14 @@ def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist 
     if dist.enabled:
         from torch.utils.data.distributed import DistributedSampler
 
-        base = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                  seed=config.seed, drop_last=True)
+        base = DistributedSampler(
+            dataset,
+            num_replicas=dist.world_size,
+            rank=dist.rank,
+            shuffle=True,
+            seed=config.seed,
+            drop_last=True,
+        )
     else:
         shuffle = torch.Generator()
         base = RandomSampler(dataset, generator=shuffle)
@@ -333,8 +363,16 @@ def train_loader(dataset, config: TrainConfig, device: torch.device, dist: Dist 
         drop_last = drops_last_batch(len(dataset), config.batch_size, dist)
     # The loader's own generator only seeds the workers' generators, which draw nothing now.
     workers_generator = torch.Generator().manual_seed(derive_seed(config.seed, "workers", dist.rank))
-    loader = make_loader(SeededItems(dataset), config.batch_size, config.workers, device, sampler, workers_generator,
-                     drop_last, persistent=True)
+    loader = make_loader(
+        SeededItems(dataset),
+        config.batch_size,
+        config.workers,
+        device,
+        sampler,
+        workers_generator,
+        drop_last,
+        persistent=True,
+    )
     return loader, sampler
 
 
@@ -381,8 +419,10 @@ def _comparable(config: dict) -> dict:
 def _refuse_other_configuration(run_dir: Path, what: str, changed: list[str]) -> None:
     """UserError naming the fields in which the run in ``run_dir`` differs, if any."""
     if changed:
-        raise UserError(f"{run_dir}: holds {what} with another configuration ({', '.join(changed)}; "
-                        "remove the run folder, or write the runs to another folder)")
+        raise UserError(
+            f"{run_dir}: holds {what} with another configuration ({', '.join(changed)}; "
+            "remove the run folder, or write the runs to another folder)"
+        )
 
 
 def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | None:
@@ -403,7 +443,9 @@ def finished_summary(config: TrainConfig, run_dir: str | os.PathLike) -> dict | 
         recorded = read_json(config_file)
         wanted = json.loads(json.dumps(_comparable(asdict(config))))  # as config.json stores it
         # only the TrainConfig fields: config.json also records resolved ones (pretrained, world_size)
-        changed = sorted(k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v)
+        changed = sorted(
+            k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v
+        )
         _refuse_other_configuration(run_dir, "a finished run", changed)
     summary = read_json(done_file)
     if not isinstance(summary, dict):
@@ -460,8 +502,14 @@ class StopRequest:
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = True,
-          stop_after_epochs: int | None = None) -> dict:
+
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> dict:
     """Train one run into ``run_dir`` (resuming from ``last.pt`` when present); returns the summary.
 
     Writes config.json, folds.csv, log.jsonl, last.pt (every ``checkpoint_every`` epochs, at the end,
@@ -495,8 +543,11 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
 
     weights = resolve_weights(config.weights)
     resolved = {
-        "pretrained": weights is not None, "weights_file": str(weights) if weights else None,
-        "device": str(device), "world_size": dist.world_size, "amp_dtype": "bfloat16" if amp else None,
+        "pretrained": weights is not None,
+        "weights_file": str(weights) if weights else None,
+        "device": str(device),
+        "world_size": dist.world_size,
+        "amp_dtype": "bfloat16" if amp else None,
         "torch": torch.__version__,
     }
     config_record = {**asdict(config), **resolved}
@@ -504,18 +555,29 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     # Folds: once, from train_none, identical for every training variant.
     folds = folds_for_data(data_dir, config.n_folds, config.seed, variant_path)
     # Masks and boxes are detector targets only: the classifier and validation read images alone.
-    train_ds = HDF5VariantDataset(variant_path, transform=train_transform(config.image_size, float_output=False,
-                                                                          augment_artefacts=config.augment_artefacts,
-                                                                          artefact_templates=config.augment_templates,
-                                                                          policy=config.augment),
-                                  decode_size=(config.image_size, config.image_size),
-                                  with_masks=needs_masks(config.arch))
+    train_ds = HDF5VariantDataset(
+        variant_path,
+        transform=train_transform(
+            config.image_size,
+            float_output=False,
+            augment_artefacts=config.augment_artefacts,
+            artefact_templates=config.augment_templates,
+            policy=config.augment,
+        ),
+        decode_size=(config.image_size, config.image_size),
+        with_masks=needs_masks(config.arch),
+    )
     train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")
     val_idx = _subsample(val_idx, config.max_val_images, config.seed, "val")
     train_ds.indices = train_idx
-    val_ds = HDF5VariantDataset(variant_path, val_idx, transform=eval_transform(config.image_size, float_output=False),
-                                decode_size=(config.image_size, config.image_size), with_masks=False)
+    val_ds = HDF5VariantDataset(
+        variant_path,
+        val_idx,
+        transform=eval_transform(config.image_size, float_output=False),
+        decode_size=(config.image_size, config.image_size),
+        with_masks=False,
+    )
 
     last_file = run_dir / "last.pt"
     if dist.is_main:
@@ -530,12 +592,18 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     dist.barrier()
 
     torch.manual_seed(derive_seed(config.seed, "init"))
-    model = build_model(config.arch, NUM_CLASSES, config.image_size, weights,
-                        detector_options=config.detector_options).to(device)
+    model = build_model(
+        config.arch, NUM_CLASSES, config.image_size, weights, detector_options=config.detector_options
+    ).to(device)
     model, channels_last = channels_last_model(model, config.arch, device)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer)
-    state: dict[str, Any] = {"epoch": 0, "best_metric": -math.inf, "best_epoch": -1, "epochs_without_improvement": 0}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "best_metric": -math.inf,
+        "best_epoch": -1,
+        "epochs_without_improvement": 0,
+    }
     if last_file.is_file():
         state = resume_from(last_file, model, optimizer, scheduler, device)
         if dist.is_main:
@@ -543,7 +611,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     saved_epoch = state["epoch"]
     if dist.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     batch_size = config.batch_size
     train_loader_, train_sampler = train_loader(train_ds, config, device, dist)
@@ -555,17 +624,31 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     else:
         val_sampler = SequentialSampler(val_ds)
     # its own generator: a persistent loader draws its workers' base seed once, from the global RNG otherwise
-    val_loader = make_loader(val_ds, config.eval_batch_size or batch_size, config.workers, device, val_sampler,
-                         generator=torch.Generator().manual_seed(derive_seed(config.seed, "val-loader")),
-                         persistent=True)
+    val_loader = make_loader(
+        val_ds,
+        config.eval_batch_size or batch_size,
+        config.workers,
+        device,
+        val_sampler,
+        generator=torch.Generator().manual_seed(derive_seed(config.seed, "val-loader")),
+        persistent=True,
+    )
     val_labels = val_ds.reader.labels
     where = f"{run_dir} ({config.arch} {config.train_variant} fold {config.fold})"
 
     def save_last():
         nonlocal saved_epoch
         if dist.is_main:
-            _save({"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "rng": _rng_state(device), **state}, last_file)
+            _save(
+                {
+                    "model": unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(device),
+                    **state,
+                },
+                last_file,
+            )
         saved_epoch = state["epoch"]
 
     start = time.time()
@@ -585,27 +668,42 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
             t0 = time.time()
             n_images = 0
             tracker = LossTracker(device, SYNC_EVERY_STEPS, f"{where} epoch {epoch + 1}")
-            bar = tqdm(train_loader_, desc=f"{config.arch} {config.train_variant} fold{config.fold} epoch {epoch + 1}",
-                       leave=False, disable=not (progress and dist.is_main))
+            bar = tqdm(
+                train_loader_,
+                desc=f"{config.arch} {config.train_variant} fold{config.fold} epoch {epoch + 1}",
+                leave=False,
+                disable=not (progress and dist.is_main),
+            )
             for batch in bar:
-                loss = train_step(model, config.arch, batch, optimizer, device, amp, channels_last, config.grad_clip)
+                loss = train_step(
+                    model, config.arch, batch, optimizer, device, amp, channels_last, config.grad_clip
+                )
                 n_images += len(batch["label"])
                 running = tracker.add(loss)  # a host sync (and the finiteness check) every SYNC_EVERY_STEPS
                 if running is not None:
                     bar.set_postfix(loss=f"{running:.3f}")
             train_loss = tracker.mean()  # raises if any loss of the epoch was not finite
             train_seconds = time.time() - t0
-            check_epoch(run_dir, epoch, n_images, expected_images(
-                len(train_sampler), batch_size, drops_last_batch(len(train_ds), batch_size, dist)))
+            check_epoch(
+                run_dir,
+                epoch,
+                n_images,
+                expected_images(
+                    len(train_sampler), batch_size, drops_last_batch(len(train_ds), batch_size, dist)
+                ),
+            )
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
 
             indices, scores, y_pred = gather_predictions(
-                dist, *predict_loader(unwrap(model), config.arch, val_loader, device, amp, channels_last))
+                dist, *predict_loader(unwrap(model), config.arch, val_loader, device, amp, channels_last)
+            )
             y_true = val_labels[indices]
             if not np.isfinite(scores).all():
-                raise RunFailed(f"{run_dir}: non-finite validation scores after epoch {epoch + 1} "
-                                "(the model diverged; lower --lr)")
+                raise RunFailed(
+                    f"{run_dir}: non-finite validation scores after epoch {epoch + 1} "
+                    "(the model diverged; lower --lr)"
+                )
             metric = macro_pr_auc(y_true, scores)
             improved = metric > state["best_metric"]
             state["epoch"] = epoch + 1
@@ -617,11 +715,15 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
                 if improved:
                     _save(unwrap(model).state_dict(), run_dir / "best.pt")
                 record = {
-                    "epoch": epoch + 1, "train_loss": train_loss,
-                    "val_macro_pr_auc": metric, "val_accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss,
+                    "val_macro_pr_auc": metric,
+                    "val_accuracy": float((y_pred == y_true).mean()) if len(y_true) else None,
                     "val_prior_pr_auc": prior_pr_auc(y_true) if len(y_true) else None,
-                    "lr": lr, "train_images_per_s": n_images * dist.world_size / max(train_seconds, 1e-9),
-                    "seconds": time.time() - t0, "best": improved,
+                    "lr": lr,
+                    "train_images_per_s": n_images * dist.world_size / max(train_seconds, 1e-9),
+                    "seconds": time.time() - t0,
+                    "best": improved,
                 }
                 with open(run_dir / "log.jsonl", "a", encoding="utf-8") as log:
                     log.write(json.dumps(record) + "\n")
@@ -640,9 +742,13 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
     dist.barrier()
 
     summary = {
-        "arch": config.arch, "train_variant": config.train_variant, "fold": config.fold,
-        "epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
-        "best_val_macro_pr_auc": state["best_metric"], "stopped_early": stopped_early,
+        "arch": config.arch,
+        "train_variant": config.train_variant,
+        "fold": config.fold,
+        "epochs_run": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "best_val_macro_pr_auc": state["best_metric"],
+        "stopped_early": stopped_early,
         "train_seconds": time.time() - start,
     }
     if config.predict:
@@ -651,9 +757,19 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = T
         best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
         unwrap(model).load_state_dict(best)
         t0 = time.time()
-        written = predict_variants(unwrap(model), config.arch, data_dir, run_dir / "predictions",
-                                   config.image_size, device=device, batch_size=config.eval_batch_size or batch_size,
-                                   workers=config.workers, amp=amp, dist=dist, progress=progress)
+        written = predict_variants(
+            unwrap(model),
+            config.arch,
+            data_dir,
+            run_dir / "predictions",
+            config.image_size,
+            device=device,
+            batch_size=config.eval_batch_size or batch_size,
+            workers=config.workers,
+            amp=amp,
+            dist=dist,
+            progress=progress,
+        )
         summary.update(predictions=len(written), predict_seconds=time.time() - t0)
     if dist.is_main and config.predict:
         # DONE means "ready for evaluation": every test variant predicted, one row per test image
@@ -672,8 +788,10 @@ def check_epoch(run_dir, epoch: int, n_images: int, expected: int) -> None:
     """Refuse an epoch that silently lost data (a loader that stopped early). A diverged epoch is
     refused earlier, by :class:`LossTracker` (its mean raises on a non-finite loss)."""
     if n_images != expected:
-        raise RunFailed(f"{run_dir}: epoch {epoch + 1} trained on {n_images} of {expected} images "
-                        "(the data loader stopped early)")
+        raise RunFailed(
+            f"{run_dir}: epoch {epoch + 1} trained on {n_images} of {expected} images "
+            "(the data loader stopped early)"
+        )
 
 
 def _truncate_log(path: Path, epochs_done: int) -> None:

@@ -42,14 +42,17 @@ def prediction_table(reader, indices: np.ndarray, scores: np.ndarray, y_pred: np
         raise RuntimeError(f"{reader.path.name}: predicted {len(np.unique(indices))} of {len(reader)} images")
     order = np.argsort(indices)
     indices, scores, y_pred = indices[order], scores[order], y_pred[order]
-    table = pd.DataFrame({
-        "image_id": [reader.image_ids[i] for i in indices],
-        "y_true": reader.labels[indices].astype(int),
-        **{col: scores[:, c].astype(float) for c, col in enumerate(SCORE_COLUMNS)},
-        "y_pred": y_pred.astype(int),
-        "has_artefact": reader.has_artefact[indices].astype(int),
-        "artefact_kind": [reader.artefact_kinds[i] for i in indices],
-    }, columns=list(COLUMNS))
+    table = pd.DataFrame(
+        {
+            "image_id": [reader.image_ids[i] for i in indices],
+            "y_true": reader.labels[indices].astype(int),
+            **{col: scores[:, c].astype(float) for c, col in enumerate(SCORE_COLUMNS)},
+            "y_pred": y_pred.astype(int),
+            "has_artefact": reader.has_artefact[indices].astype(int),
+            "artefact_kind": [reader.artefact_kinds[i] for i in indices],
+        },
+        columns=list(COLUMNS),
+    )
     return table.sort_values("image_id", kind="stable").reset_index(drop=True)
 
 
@@ -82,9 +85,21 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "artefact_kind": str}, keep_default_na=False)
 
 
-def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, device=None, batch_size: int = 32,
-                     workers: int = 0, amp: bool = True, dist=None, progress: bool = True,
-                     variants=None) -> list[Path]:
+def predict_variants(
+    model,
+    arch: str,
+    data_dir,
+    out_dir,
+    image_size: int,
+    *,
+    device=None,
+    batch_size: int = 32,
+    workers: int = 0,
+    amp: bool = True,
+    dist=None,
+    progress: bool = True,
+    variants=None,
+) -> list[Path]:
     """Predict every test variant of ``data_dir`` into ``out_dir/<variant>.csv``; returns the paths written.
 
     Under DDP each rank predicts a shard and rank 0 writes the merged tables (sampler padding removed).
@@ -110,11 +125,17 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     cache: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
     written = []
     for path in files_of_test_variants(data_dir, variants):
-        dataset = HDF5VariantDataset(path, transform=eval_transform(image_size, float_output=False), decode_size=(image_size, image_size),
-                                     with_masks=False)
+        dataset = HDF5VariantDataset(
+            path,
+            transform=eval_transform(image_size, float_output=False),
+            decode_size=(image_size, image_size),
+            with_masks=False,
+        )
         reader = dataset.reader
-        keys = [(image_id, json.dumps(record, sort_keys=True) if record is not None else "")
-                for image_id, record in zip(reader.image_ids, reader.records(), strict=True)]
+        keys = [
+            (image_id, json.dumps(record, sort_keys=True) if record is not None else "")
+            for image_id, record in zip(reader.image_ids, reader.records(), strict=True)
+        ]
         first_rows: dict[tuple[str, str], int] = {}
         for i, key in enumerate(keys):
             if key not in cache:
@@ -130,11 +151,23 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
                 sampler = SequentialSampler(dataset)
             loader = make_loader(dataset, batch_size, workers, device, sampler)
             indices, scores, y_pred = gather_predictions(
-                dist, *predict_loader(model, arch, loader, device, amp and device.type == "cuda", channels_last,
-                                      progress=progress and dist.is_main, desc=path.stem))
+                dist,
+                *predict_loader(
+                    model,
+                    arch,
+                    loader,
+                    device,
+                    amp and device.type == "cuda",
+                    channels_last,
+                    progress=progress and dist.is_main,
+                    desc=path.stem,
+                ),
+            )
             if len(indices) != len(dataset):
-                raise RunFailed(f"{path}: predicted {len(indices)} of {len(dataset)} distinct images "
-                                "(the data loader stopped early)")
+                raise RunFailed(
+                    f"{path}: predicted {len(indices)} of {len(dataset)} distinct images "
+                    "(the data loader stopped early)"
+                )
             for row, score, pred in zip(indices, scores, y_pred, strict=True):
                 cache[keys[row]] = (score, int(pred))
         if dist.is_main:
@@ -148,8 +181,16 @@ def predict_variants(model, arch: str, data_dir, out_dir, image_size: int, *, de
     return written
 
 
-def predict_run(run_dir, data_dir=None, *, device: str = "auto", batch_size: int | None = None, workers: int = 0,
-                variants=None, progress: bool = True) -> list[Path]:
+def predict_run(
+    run_dir,
+    data_dir=None,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int = 0,
+    variants=None,
+    progress: bool = True,
+) -> list[Path]:
     """Load ``<run_dir>/best.pt`` (architecture and size from config.json) and predict all test variants
     into ``<run_dir>/predictions/``. ``data_dir`` defaults to the run's training data folder."""
     from training.models import load_trained
@@ -161,8 +202,16 @@ def predict_run(run_dir, data_dir=None, *, device: str = "auto", batch_size: int
     model, config = load_trained(run_dir)
     torch_device = pick_device(device, Dist())
     model.to(torch_device)
-    return predict_variants(model, config["arch"], data_dir or config["data"], run_dir / "predictions",
-                            config["image_size"], device=torch_device,
-                            batch_size=batch_size or config.get("eval_batch_size") or config["batch_size"],
-                            workers=workers, amp=bool(config.get("amp", True)), progress=progress,
-                            variants=variants)
+    return predict_variants(
+        model,
+        config["arch"],
+        data_dir or config["data"],
+        run_dir / "predictions",
+        config["image_size"],
+        device=torch_device,
+        batch_size=batch_size or config.get("eval_batch_size") or config["batch_size"],
+        workers=workers,
+        amp=bool(config.get("amp", True)),
+        progress=progress,
+        variants=variants,
+    )

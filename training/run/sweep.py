@@ -33,16 +33,26 @@ from training.models import ARCHITECTURES
 ARCHS = tuple(ARCHITECTURES)
 
 _TINY_DETECTOR = {
-    "epochs": 4, "batch_size": 8, "lr": 0.02, "optimizer": "sgd", "max_train_images": 48,
+    "epochs": 4,
+    "batch_size": 8,
+    "lr": 0.02,
+    "optimizer": "sgd",
+    "max_train_images": 48,
     # Far fewer proposals and sampled RoIs than torchvision's defaults (2000 / 512): one lesion per
     # image, and the box / mask heads dominate CPU time at 64 px.
     "detector_options": {
-        "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 50,
-        "rpn_pre_nms_top_n_test": 100, "rpn_post_nms_top_n_test": 20,
-        "rpn_batch_size_per_image": 64, "box_batch_size_per_image": 16, "box_detections_per_img": 20,
+        "rpn_pre_nms_top_n_train": 200,
+        "rpn_post_nms_top_n_train": 50,
+        "rpn_pre_nms_top_n_test": 100,
+        "rpn_post_nms_top_n_test": 20,
+        "rpn_batch_size_per_image": 64,
+        "box_batch_size_per_image": 16,
+        "box_detections_per_img": 20,
         # Smaller RoI heads (training.models.HEAD_OPTIONS): torchvision's 1024-wide box MLP and four
         # 256-channel convolutions on 14x14 mask RoIs made Mask R-CNN ~5x slower than Faster R-CNN.
-        "box_representation_size": 256, "mask_roi_size": 7, "mask_head_layers": 2,
+        "box_representation_size": 256,
+        "mask_roi_size": 7,
+        "mask_head_layers": 2,
     },
 }
 AUGMENTED = {"augment_artefacts": 0.5, "augment_templates": "builtin"}
@@ -50,12 +60,23 @@ AUGMENTED = {"augment_artefacts": 0.5, "augment_templates": "builtin"}
 # 9 epochs of 600 images: the time the 2-hour CPU budget leaves after the classifier's runs. At 10 epochs
 # of 300 images both detectors were still learning when training stopped (README, "Showcase results").
 _SHOWCASE_DETECTOR = {
-    **_TINY_DETECTOR, "epochs": 9, "batch_size": 8, "lr": 0.02, "max_train_images": 600,
+    **_TINY_DETECTOR,
+    "epochs": 9,
+    "batch_size": 8,
+    "lr": 0.02,
+    "max_train_images": 600,
 }
 PROFILES: dict[str, dict] = {
     "showcase": {
-        "common": {"image_size": 64, "workers": 0, "threads": 2, "patience": 100, "schedule": "cosine",
-                   "eval_batch_size": 64, "augment": "dihedral"},
+        "common": {
+            "image_size": 64,
+            "workers": 0,
+            "threads": 2,
+            "patience": 100,
+            "schedule": "cosine",
+            "eval_batch_size": 64,
+            "augment": "dihedral",
+        },
         # 24 epochs of the ~1,200 images of a fold: the most the 2-hour CPU budget allows (README, "Tiers"),
         # because the artefact shortcut needs training steps; the twin's difficulty is calibrated under it
         "resnet34": {"epochs": 24, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
@@ -65,26 +86,45 @@ PROFILES: dict[str, dict] = {
         # variance matters (train_none vs train_nv of the classifier). A job may carry a 4th element:
         # TrainConfig overrides for that job alone.
         "grid": (
-            ("resnet34", "train_none", (0, 1, 2)), ("resnet34", "train_nv", (0, 1, 2)),
-            ("resnet34", "train_all", (0,)), ("resnet34", "train_mel", (0,)),
+            ("resnet34", "train_none", (0, 1, 2)),
+            ("resnet34", "train_nv", (0, 1, 2)),
+            ("resnet34", "train_all", (0,)),
+            ("resnet34", "train_mel", (0,)),
             # The remedy experiment (issue 14): class-independent on-the-fly artefacts (built-in
             # templates) on half of the training images. 2 runs each, not 3 like their plain
             # counterparts: an augmented 24-epoch run takes ~8 min on 2 cores and the whole showcase
             # measured 103 min (114 with the detectors' later budget), so 2 more would not fit. Their DiD
             # pairs them with train_none of the same folds (0, 1).
-            ("resnet34", "train_none", (0, 1), AUGMENTED), ("resnet34", "train_nv", (0, 1), AUGMENTED),
-            ("fasterrcnn_resnet34", "train_none", (0,)), ("fasterrcnn_resnet34", "train_nv", (0,)),
-            ("maskrcnn_resnet34", "train_none", (0,)), ("maskrcnn_resnet34", "train_nv", (0,)),
+            ("resnet34", "train_none", (0, 1), AUGMENTED),
+            ("resnet34", "train_nv", (0, 1), AUGMENTED),
+            ("fasterrcnn_resnet34", "train_none", (0,)),
+            ("fasterrcnn_resnet34", "train_nv", (0,)),
+            ("maskrcnn_resnet34", "train_none", (0,)),
+            ("maskrcnn_resnet34", "train_nv", (0,)),
         ),
     },
     "tiny": {
-        "common": {"image_size": 64, "workers": 0, "threads": 2, "patience": 100, "max_val_images": 32,
-                   "schedule": "cosine", "eval_batch_size": 32},
+        "common": {
+            "image_size": 64,
+            "workers": 0,
+            "threads": 2,
+            "patience": 100,
+            "max_val_images": 32,
+            "schedule": "cosine",
+            "eval_batch_size": 32,
+        },
         # every training image of the fold (~400 in the demo), dihedral augmentation as in the showcase;
         # the best epoch is chosen on the whole validation fold: on 32 images a poor early epoch won.
         # 14 epochs: the time `make demo`'s 10-minute budget leaves, with a minute's margin (README, "Tiers")
-        "resnet34": {"epochs": 14, "batch_size": 16, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
-                     "augment": "dihedral", "max_val_images": None},
+        "resnet34": {
+            "epochs": 14,
+            "batch_size": 16,
+            "optimizer": "adamw",
+            "lr": 2e-3,
+            "weight_decay": 1e-4,
+            "augment": "dihedral",
+            "max_val_images": None,
+        },
         "fasterrcnn_resnet34": _TINY_DETECTOR,
         "maskrcnn_resnet34": _TINY_DETECTOR,
         # train_nv: the nv-biased model of the demo site's bias page
@@ -92,8 +132,14 @@ PROFILES: dict[str, dict] = {
         "folds": (0,),
     },
     "paper": {
-        "common": {"epochs": 50, "patience": 10, "optimizer": "sgd", "lr": 0.01, "schedule": "cosine",
-                   "workers": 8},
+        "common": {
+            "epochs": 50,
+            "patience": 10,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "schedule": "cosine",
+            "workers": 8,
+        },
         "resnet34": {"image_size": 224, "batch_size": 32},
         "fasterrcnn_resnet34": {"image_size": 448, "batch_size": 16},
         "maskrcnn_resnet34": {"image_size": 448, "batch_size": 16},
@@ -111,15 +157,20 @@ def profile_config(profile: str, arch: str) -> dict:
     return {**spec["common"], **spec[arch], "profile": profile}
 
 
-def profile_grid(profile: str, archs=None, train_variants=None, folds=None) -> list[tuple[str, str, int, dict]]:
+def profile_grid(
+    profile: str, archs=None, train_variants=None, folds=None
+) -> list[tuple[str, str, int, dict]]:
     """(arch, train_variant, fold, job overrides) of every job of ``profile``: its own job list when it
     has one (``grid``, whole: :func:`plan` narrows it with :func:`select`; an entry's optional 4th
     element is its overrides), else archs x train variants x folds from the selectors or the profile's
     defaults (no overrides)."""
     spec = PROFILES[profile]
     if "grid" in spec:
-        return [(arch, variant, fold, dict(extra[0]) if extra else {})
-                for arch, variant, grid_folds, *extra in spec["grid"] for fold in grid_folds]
+        return [
+            (arch, variant, fold, dict(extra[0]) if extra else {})
+            for arch, variant, grid_folds, *extra in spec["grid"]
+            for fold in grid_folds
+        ]
     archs = list(archs or ARCHS)
     train_variants = list(train_variants or spec["train_variants"] or _train_variant_names())
     folds = [int(f) for f in (folds if folds is not None and len(folds) else spec["folds"])]
@@ -146,8 +197,16 @@ def _check_selection(archs, train_variants, folds) -> None:
             raise UserError(f"--folds: {fold} is outside 0..4")
 
 
-def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=None, folds=None,
-         seed: int = 0, overrides: dict | None = None) -> Path:
+def plan(
+    data_dir,
+    runs_dir,
+    profile: str = "paper",
+    archs=None,
+    train_variants=None,
+    folds=None,
+    seed: int = 0,
+    overrides: dict | None = None,
+) -> Path:
     """Write ``<runs_dir>/jobs.jsonl``; returns its path. Selectors narrow the grid; by default the
     profile's grid (paper: 3 x 9 x 5 = 135 jobs)."""
     from generator.atomic import write_text_atomic
@@ -164,17 +223,36 @@ def plan(data_dir, runs_dir, profile: str = "paper", archs=None, train_variants=
     seen: dict[Path, int] = {}
     for arch, variant, fold, job_overrides in profile_grid(profile, archs, train_variants, folds):
         # command-line overrides last: they apply to every job, the grid's only to its own
-        values = {**profile_config(profile, arch), **job_overrides, **(overrides or {}),
-                  "arch": arch, "data": str(data_dir), "train_variant": variant, "fold": fold, "seed": seed}
+        values = {
+            **profile_config(profile, arch),
+            **job_overrides,
+            **(overrides or {}),
+            "arch": arch,
+            "data": str(data_dir),
+            "train_variant": variant,
+            "fold": fold,
+            "seed": seed,
+        }
         config = TrainConfig.from_dict(values)
         config.validate()
         run_dir = run_dir_for(runs_dir, arch, variant, fold, config.augment_artefacts)
         if run_dir in seen:
-            raise UserError(f"sweep plan: jobs {seen[run_dir]} and {len(lines)} would share {run_dir} (an override "
-                            f"such as --augment-artefacts made a plain and an augmented job the same condition)")
+            raise UserError(
+                f"sweep plan: jobs {seen[run_dir]} and {len(lines)} would share {run_dir} (an override "
+                f"such as --augment-artefacts made a plain and an augmented job the same condition)"
+            )
         seen[run_dir] = len(lines)
-        lines.append({"index": len(lines), "arch": arch, "train_variant": variant,
-                      "condition": run_dir.parent.name, "fold": fold, "run_dir": str(run_dir), "config": values})
+        lines.append(
+            {
+                "index": len(lines),
+                "arch": arch,
+                "train_variant": variant,
+                "condition": run_dir.parent.name,
+                "fold": fold,
+                "run_dir": str(run_dir),
+                "config": values,
+            }
+        )
     if "grid" in PROFILES[profile]:  # selectors narrow a profile's own job list (select's rule)
         lines = [{**line, "index": i} for i, line in enumerate(select(lines, archs, train_variants, folds))]
     if not lines:
@@ -194,12 +272,17 @@ def load_jobs(jobs_file: str | os.PathLike) -> list[dict]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the jobs file ({exc})") from None
-    jobs = [parse_json(line, f"{path}: line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    jobs = [
+        parse_json(line, f"{path}: line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()
+    ]
     if not jobs:
         raise UserError(f"{path}: lists no jobs (run `ham-artefacts sweep plan` again)")
     for n, job in enumerate(jobs):
-        if not isinstance(job, dict) or not {"run_dir", "config", "arch", "train_variant", "fold"} <= set(job) \
-                or not isinstance(job["config"], dict):
+        if (
+            not isinstance(job, dict)
+            or not {"run_dir", "config", "arch", "train_variant", "fold"} <= set(job)
+            or not isinstance(job["config"], dict)
+        ):
             raise UserError(f"{path}: job {n} is not a job object (run `ham-artefacts sweep plan` again)")
     return jobs
 
@@ -211,11 +294,17 @@ def is_done(job: dict) -> bool:
 def select(jobs: list[dict], archs=None, train_variants=None, folds=None) -> list[dict]:
     _check_selection(archs, train_variants, folds)
     folds = {int(f) for f in folds} if folds else None
-    return [j for j in jobs
-            if (not archs or j["arch"] in archs)
-            and (not train_variants or j["train_variant"] in train_variants
-                 or j.get("condition", j["train_variant"]) in train_variants)
-            and (folds is None or j["fold"] in folds)]
+    return [
+        j
+        for j in jobs
+        if (not archs or j["arch"] in archs)
+        and (
+            not train_variants
+            or j["train_variant"] in train_variants
+            or j.get("condition", j["train_variant"]) in train_variants
+        )
+        and (folds is None or j["fold"] in folds)
+    ]
 
 
 def run_job(job: dict, progress: bool = True) -> dict:
@@ -231,8 +320,9 @@ def run_index(jobs_file, index: int, progress: bool = True) -> tuple[dict, dict]
     return jobs[index], run_job(jobs[index], progress)
 
 
-def run_all(jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True,
-            report=None) -> list[tuple[dict, dict]]:
+def run_all(
+    jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True, report=None
+) -> list[tuple[dict, dict]]:
     """Run the selected jobs in order, skipping finished ones; returns (job, summary) pairs.
 
     ``report(line)`` (e.g. ``print``) gets one line per finished run with the elapsed time and an ETA
@@ -251,16 +341,20 @@ def run_all(jobs_file, archs=None, train_variants=None, folds=None, progress: bo
         if summary is not None:
             results.append((job, summary | {"skipped": True}))
             if report:
-                report(f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: done earlier")
+                report(
+                    f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: done earlier"
+                )
             continue
         t0 = time.perf_counter()
         results.append((job, run_job(job, progress)))
         seconds.setdefault(job["arch"], []).append(time.perf_counter() - t0)
         if report:
-            report(f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: "
-                   f"{seconds[job['arch']][-1]:.0f} s, best val macro PR-AUC "
-                   f"{results[-1][1].get('best_val_macro_pr_auc', float('nan')):.3f}; elapsed "
-                   f"{time.perf_counter() - started:.0f} s, ETA {_eta(selected[k:], seconds):.0f} s")
+            report(
+                f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: "
+                f"{seconds[job['arch']][-1]:.0f} s, best val macro PR-AUC "
+                f"{results[-1][1].get('best_val_macro_pr_auc', float('nan')):.3f}; elapsed "
+                f"{time.perf_counter() - started:.0f} s, ETA {_eta(selected[k:], seconds):.0f} s"
+            )
     return results
 
 
@@ -286,5 +380,7 @@ def chance_check(run_dir, test_variant: str = "test_none") -> dict:
 
     table = read_predictions(Path(run_dir) / "predictions" / f"{test_variant}.csv")
     y_true = table["y_true"].to_numpy()
-    return {"macro_pr_auc": macro_pr_auc(y_true, table[list(SCORE_COLUMNS)].to_numpy()),
-            "prior_pr_auc": prior_pr_auc(y_true)}
+    return {
+        "macro_pr_auc": macro_pr_auc(y_true, table[list(SCORE_COLUMNS)].to_numpy()),
+        "prior_pr_auc": prior_pr_auc(y_true),
+    }
