@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CLI := $(BIN)/ham-artefacts
 
-# The embedded default: a small synthetic HAM10000 in the Dataverse layout (generator/data_manifest.json is its manifest).
+# The embedded default: a small synthetic HAM10000 in the Dataverse layout (data_manifest.json is its manifest).
 DEMO_DIR ?= demo
 DEMO_SCALE ?= 0.05
 # The test split is sized apart: ~230 test images (~75 not nv), enough for the controls to mean something.

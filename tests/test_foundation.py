@@ -87,7 +87,7 @@ def test_layout_and_pins():
     for path in [
         "pyproject.toml",
         "mkdocs.yml",
-        "generator/data_manifest.json",
+        "data_manifest.json",
         "README.md",
         "Makefile",
         ".ci/run",

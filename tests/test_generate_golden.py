@@ -1,4 +1,4 @@
-"""The repository's generator/data_manifest.json is the manifest of the embedded-default (demo) build,
+"""The repository's data_manifest.json is the manifest of the embedded-default (demo) build,
 i.e. of `make demo`'s demo/data/manifest.json.
 
 It is regenerated here from scratch and compared: content digests always (they survive
@@ -13,7 +13,7 @@ which is the same as::
 
     ham-artefacts synth-ham10000 --out SRC --scale 0.05 --test-scale 0.15 --difficulty easy --size 128x96 --seed 0
     ham-artefacts generate --source SRC --out DATA --seed 0
-    cp DATA/manifest.json generator/data_manifest.json
+    cp DATA/manifest.json data_manifest.json
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "generator" / "data_manifest.json"
+GOLDEN = REPO / "data_manifest.json"
 VERSIONS = Path(__file__).resolve().parent / "data_manifest_versions.json"
 SCALE, TEST_SCALE, DIFFICULTY, SIZE, SEED = 0.05, 0.15, "easy", (128, 96), 0
 COMPARED = (

@@ -26,7 +26,7 @@ def test_wheel_carries_the_manifest_and_list_shows_counts(tmp_path):
     # Build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "data_manifest.json"):
         shutil.copy2(REPO / name, src / name)
     for package in ("generator", "training"):
         shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -54,6 +54,8 @@ def test_wheel_carries_the_manifest_and_list_shows_counts(tmp_path):
         names = set(zf.namelist())
         zf.extractall(tmp_path / "installed")
     assert "generator/data_manifest.json" in names
+    # the top-level data_manifest.json is the one file; the package carries it through a link
+    assert (tmp_path / "installed" / "generator" / "data_manifest.json").read_bytes() == (REPO / "data_manifest.json").read_bytes()
 
     # The unpacked wheel alone on the path, run from an empty folder (the checkout is not importable).
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed")}

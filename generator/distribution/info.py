@@ -43,7 +43,8 @@ def variant_specs() -> dict[str, tuple[str, str]]:
 
 
 def default_manifest_path() -> Path | None:
-    """The manifest packaged with the code (generator/data_manifest.json), if there is one."""
+    """The manifest packaged with the code, if there is one: the repository's top-level data_manifest.json,
+    which the package carries as generator/data_manifest.json (a link in the checkout, a file in the wheel)."""
     candidate = Path(__file__).resolve().parents[1] / DATA_MANIFEST_NAME
     return candidate if candidate.is_file() else None
 
