@@ -505,7 +505,7 @@ def train_detector(
 
 def child(config_json: str, run_dir: str) -> int:
     """The run the benchmark kills: train() with a note on stdout once the first step has run."""
-    from training import engine
+    from training.run import engine
 
     real_step = engine.train_step
     started = []

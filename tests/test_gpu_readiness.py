@@ -77,7 +77,7 @@ def small_cnn(monkeypatch):
 def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, monkeypatch):
     """A checkpoint whose tensors were saved on cuda:0: weights, optimizer and scheduler load, and both
     RNG states reach set_rng_state as CPU ByteTensors (the only kind it accepts)."""
-    from training import engine
+    from training.run import engine
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -283,7 +283,7 @@ def test_training_steps_read_nothing_back_until_the_sync_point(monkeypatch):
 def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(
     tmp_path, train_dir, small_cnn, monkeypatch
 ):
-    from training import engine
+    from training.run import engine
 
     tracker = engine.LossTracker(torch.device("cpu"), sync_every=3, what="runs/x epoch 1")
     assert tracker.add(torch.tensor(1.0)) is None
@@ -404,7 +404,7 @@ def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, mo
 def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_boundary(
     tmp_path, train_dir, small_cnn, monkeypatch, sigint_raises
 ):
-    from training import engine
+    from training.run import engine
 
     saved = []
     real_save = engine._save

@@ -55,7 +55,9 @@ def test_wheel_carries_the_manifest_and_list_shows_counts(tmp_path):
         zf.extractall(tmp_path / "installed")
     assert "generator/data_manifest.json" in names
     # the top-level data_manifest.json is the one file; the package carries it through a link
-    assert (tmp_path / "installed" / "generator" / "data_manifest.json").read_bytes() == (REPO / "data_manifest.json").read_bytes()
+    assert (tmp_path / "installed" / "generator" / "data_manifest.json").read_bytes() == (
+        REPO / "data_manifest.json"
+    ).read_bytes()
 
     # The unpacked wheel alone on the path, run from an empty folder (the checkout is not importable).
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed")}

@@ -30,7 +30,7 @@ SMALL = {
 @pytest.fixture
 def small_showcase(tmp_path, monkeypatch):
     """A showcase folder as `make showcase` leaves it, for a tiny build and a planned (untrained) grid."""
-    from training import showcase
+    from training.run import showcase
     from training.run.sweep import load_jobs, plan
 
     monkeypatch.setattr(showcase, "SETTINGS", dict(SMALL))
@@ -104,7 +104,7 @@ def test_committed_provenance_sums_the_collected_runs_own_records():
 
 def test_provenance_commit_comes_from_the_environment_outside_a_git_checkout(monkeypatch):
     """A source tree copied without .git (a GPU machine) records the commit it was copied from."""
-    from training import showcase
+    from training.run import showcase
 
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
@@ -167,7 +167,7 @@ def test_gpu_session_plans_the_jobs_that_showcase_device_cuda_resumes(tmp_path, 
     import runpy
     import sys
 
-    from training import showcase
+    from training.run import showcase
     from training.run.sweep import load_jobs, plan
 
     monkeypatch.setattr(showcase, "SETTINGS", dict(SMALL))

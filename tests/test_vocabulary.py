@@ -49,9 +49,7 @@ def test_every_bissoto_column_has_a_kind_and_every_kind_builtin_templates(bank):
 def test_paper_families_of_the_builtin_bank_keep_their_fingerprint(bank):
     paper = bank.for_families(DEFAULT_FAMILIES)
     assert set(paper.kinds()) == {k for f in DEFAULT_FAMILIES for k in FAMILIES[f]}
-    golden = json.loads(
-        (Path(__file__).resolve().parents[1] / "data_manifest.json").read_text()
-    )
+    golden = json.loads((Path(__file__).resolve().parents[1] / "data_manifest.json").read_text())
     assert golden["templates"] == f"builtin@{paper.fingerprint}"
     assert paper.fingerprint != bank.fingerprint
 
