@@ -4,7 +4,7 @@ This package never imports torch; heavy dependencies are imported lazily by the 
 that need them so ``import generator`` stays fast.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 """HAM10000 diagnosis codes, in the order used for integer labels everywhere."""
