@@ -136,6 +136,13 @@ def _build_registry() -> dict[str, VariantSpec]:
 VARIANTS: dict[str, VariantSpec] = _build_registry()
 """Registry, in the canonical order (train first, then test)."""
 
+# The variants the study's measures are built around, named once: the clean baseline of each split and the
+# test variant with an artefact on every image. Code and tests use these names, never the string literals.
+CLEAN_TRAIN = "train_none"
+CLEAN_TEST = "test_none"
+ALL_TEST = "test_all"
+assert {CLEAN_TRAIN, CLEAN_TEST, ALL_TEST} <= set(VARIANTS)
+
 
 def list_variants(split: str | None = None) -> list[str]:
     """Variant names in registry order, optionally only those of one split."""
