@@ -133,9 +133,9 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path | None:
 def _imagenet_state(path: Path | None) -> dict | None:
     if path is None:
         return None
-    import torch
+    from training.models.checkpoints import load_checkpoint
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_checkpoint(path, remedy="pass --weights with an intact resnet34-b627a593.pth, or none")
 
 
 def _resnet34_classifier(num_classes: int) -> nn.Module:
@@ -371,9 +371,9 @@ def load_trained(
         pretrained_layout=config.get("pretrained", False),
         detector_options=config.get("detector_options"),
     )
-    import torch
+    from training.models.checkpoints import load_checkpoint
 
-    state = torch.load(run_dir / checkpoint, map_location=map_location, weights_only=True)
+    state = load_checkpoint(run_dir / checkpoint, map_location=map_location)
     model.load_state_dict(state)
     model.eval()
     return model, config

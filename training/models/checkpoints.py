@@ -1,0 +1,73 @@
+"""Reading and writing checkpoints (``last.pt``, ``best.pt``, ImageNet weights) with errors a user can act on.
+
+torch's own errors name no file: a truncated or garbage checkpoint gives its unpickling text (which even
+suggests ``weights_only=False``, the one thing never to do with a file one cannot vouch for), and a full disk
+gives "[enforce fail at inline_container.cc] unexpected pos". Here each becomes one line naming the file and
+what to do. Loads are always ``weights_only=True``. Writes go to a temporary file renamed into place, so a
+failed write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from generator.atomic import atomic_path
+from generator.errors import UserError
+
+# What torch.load raises on a file that is not a whole checkpoint (truncated, garbage, another format).
+_DAMAGED = (
+    RuntimeError,
+    pickle.UnpicklingError,
+    EOFError,
+    zipfile.BadZipFile,
+    ValueError,
+    KeyError,
+    AttributeError,
+)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", remedy: str | None = None) -> Any:
+    """``torch.load(path, weights_only=True)``; UserError naming the file when it is missing or damaged."""
+    import torch
+
+    path = Path(path)
+    remedy = remedy or "delete it and train the run again"
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found ({remedy})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except _DAMAGED as exc:
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: damaged or not a checkpoint ({first}); {remedy}") from exc
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from exc
+
+
+def _disk_full(path: Path, exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    # torch's zip writer reports a short write as an enforce failure, not as ENOSPC
+    return isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc))
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` into a temporary file renamed into place; a full disk is one line naming the path."""
+    import torch
+
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".pt.partial") as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:
+        if _disk_full(path, exc):
+            raise UserError(
+                f"{path}: no space left on device (checkpoint not written; the previous one is intact)"
+            ) from exc
+        if isinstance(exc, OSError):
+            raise UserError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from exc
+        raise
