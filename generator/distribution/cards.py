@@ -214,6 +214,44 @@ def write_cards(folder: str | os.PathLike, manifest: dict, linked: bool = False)
     return [folder / CARD_NAME, folder / CROISSANT_NAME]
 
 
+def known_limitations(manifest: dict) -> list[str]:
+    """The card's "Known limitations" section (Markdown lines, ending with a blank line)."""
+    size = manifest.get("image_size")
+    size_note = f" This build's images are {size[0]}×{size[1]} px." if size else ""
+    lines = ["## Known limitations", ""]
+    if manifest.get("synthetic"):
+        lines.append(
+            "- **Synthetic twin, not HAM10000.** The images are a synthetic twin of HAM10000 "
+            "(`ham-artefacts synth-ham10000`): lesions, classes and hair are modelled, not photographed. "
+            "Results on them show whether a pipeline can measure an artefact shortcut, not how a model "
+            "behaves on real dermatoscopic images."
+        )
+    lines += [
+        # The figures are the study's visibility measurement (site/study.md, "Can the model see the artefacts?").
+        "- **Small images hide thin artefacts.** Thin, faint kinds nearly vanish when the images are small "
+        "or shrunk to the model's input. Median share of pixels changed by more than 24 grey levels, "
+        "built-in templates: 128×96 px images at a 64 px input, vertical rulers 0.0 % (circle markings "
+        "1.2 %, bubbles 8.1 %); 600×450 px at 224 px, vertical rulers 0.4 %. Vertical rulers lie at the "
+        "very edge, often mostly outside the image; the seed study's real templates behave the same. A "
+        "row whose `has_artefact` is true may look clean to a model: compare effects per artefact kind."
+        + size_note,
+        "- **Only the inserted artefacts are labelled.** `has_artefact`, `artefact_kinds`, the artefact "
+        "masks and the label CSVs describe the inserted artefact alone; artefacts that the source images "
+        "already show (hair, rulers, ink, dark corners"
+        + (
+            "; the synthetic twin draws hair strands in 55 % of its images"
+            if manifest.get("synthetic")
+            else ""
+        )
+        + ") are not labelled.",
+        "- **Automatic lesion masks.** Rows whose `mask_source` is `auto` (where the source has no "
+        "segmentation, e.g. HAM10000's test set) carry an automatic segmentation, and artefacts are placed "
+        "around it.",
+        "",
+    ]
+    return lines
+
+
 def datacard(manifest: dict, linked: bool = False) -> str:
     """README.md of an upload folder: what is in it, how to get and read it, licence, citation."""
     from .. import CLASSES
@@ -259,9 +297,10 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         "```",
         "",
         "```python",
-        "from training.data.datasets import HAMArtefacts",
-        f"ds = HAMArtefacts('data/', 'test_all', download=True, manifest='{base}manifest.json')",
-        "image, label, meta = ds[0]",
+        "from training.datasets import HAMArtefacts",
+        "",
+        f"ds = HAMArtefacts({_yaml('data/')}, {_yaml('test_all')}, download=True, manifest={_yaml(base + 'manifest.json')})",
+        "image, label = ds[0]  # target_types=('label', 'lesion_mask', ...) for masks, boxes, metadata",
         "```",
         "",
         "## Files",
@@ -306,6 +345,7 @@ def datacard(manifest: dict, linked: bool = False) -> str:
         (store.__doc__ or "").strip(),
         "```",
         "",
+        *known_limitations(manifest),
         "## Licence and attribution",
         "",
         *(
