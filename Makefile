@@ -15,7 +15,7 @@ DEMO_SCALE ?= 0.05
 # The test split is sized apart: ~230 test images (~75 not nv), enough for the controls to mean something.
 DEMO_TEST_SCALE ?= 0.15
 # The demo's few minutes of CPU training learn only on the easy (colour-coded) twin; the showcase uses the
-# calibrated default (README, "The study").
+# calibrated default (site/study.md, "The synthetic twin").
 DEMO_DIFFICULTY ?= easy
 DEMO_SIZE ?= 128x96
 DEMO_SEED ?= 0
