@@ -15,12 +15,14 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .. import CLASSES
 from ..errors import UserError
 from ..userio import printable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FORMAT = "ham-artefacts-manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -56,6 +58,7 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk``-byte blocks (the project's one file hash)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -68,6 +71,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 def row_digest(image: np.ndarray, lesion_mask: np.ndarray, artefact_mask: np.ndarray) -> bytes:
     """32-byte digest of one row's decoded pixels (uint8 HxWx3) and 0/1 masks."""
+    import numpy as np  # here: fetch, info and publish read manifests without numpy
+
     h = hashlib.sha256()
     for array in (
         np.asarray(image, np.uint8),
