@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from _fixtures_distribution import build_dataset, cli_main, serve
+from _fixtures_distribution import DEFAULT_VARIANTS, build_dataset, cli_main, serve
 
 from generator.distribution.fetch import FetchError, fetch, verify_files
 from generator.errors import UserError
 from generator.lock import LOCK_NAME, folder_lock
-from generator.variants import ALL_TEST, CLEAN_TRAIN
+from generator.variants import ALL_TEST
 from generator.variants.manifest import MANIFEST_NAME, sha256_file
 
 FAST = {"backoff": 0.01, "timeout": 2, "progress": False}
@@ -315,8 +315,8 @@ def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys, sigint_ra
 
     out = tmp_path / "out"
     with serve(dataset[0]) as server:
-        for name in ("test_40.h5", f"{ALL_TEST}.h5", f"{CLEAN_TRAIN}.h5"):
-            server.drip[name] = 0.01
+        for variant, *_ in DEFAULT_VARIANTS:
+            server.drip[f"{variant}.h5"] = 0.01
         m = _manifest(dataset, tmp_path, base_url=server.url)
         timer = threading.Timer(0.8, _thread.interrupt_main)
         start = time.monotonic()
