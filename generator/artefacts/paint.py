@@ -36,32 +36,25 @@ def _add_warped(out: np.ndarray, level, matrix: np.ndarray, y0: int, x0: int, y1
 
     region = out[y0:y1, x0:x1]
     size = (x1 - x0, y1 - y0)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+
+    def warp(plane: np.ndarray, sign: int, bias: int) -> np.ndarray:
+        """One offset plane warped onto the box (3 channels; outside the template: -bias * sign)."""
+        border = -bias * sign
+        four = cv2.warpAffine(
+            plane,
+            matrix,
+            size,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(border, border, border, 0),
+        )
+        return np.asarray(cv2.cvtColor(four, cv2.COLOR_BGRA2BGR))
+
     if len(level.planes) == 1:
         plane, sign, bias = level.planes[0]
-        border = -bias * sign
-        four = cv2.warpAffine(
-            plane,
-            matrix,
-            size,
-            flags=flags,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(border, border, border, 0),
-        )
-        cv2.addWeighted(region, 1.0, cv2.cvtColor(four, cv2.COLOR_BGRA2BGR), 1.0, float(bias), dst=region)
+        cv2.addWeighted(region, 1.0, warp(plane, sign, bias), 1.0, float(bias), dst=region)
         return
-    warped = []
-    for plane, sign, bias in level.planes:
-        border = -bias * sign
-        four = cv2.warpAffine(
-            plane,
-            matrix,
-            size,
-            flags=flags,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=(border, border, border, 0),
-        )
-        warped.append(cv2.cvtColor(four, cv2.COLOR_BGRA2BGR))
+    warped = [warp(plane, sign, bias) for plane, sign, bias in level.planes]
     summed = cv2.add(region, warped[0], dtype=cv2.CV_16S)
     region[...] = cv2.subtract(summed, warped[1], dtype=cv2.CV_8U)
 

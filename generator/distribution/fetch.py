@@ -47,9 +47,9 @@ def fetch(
     variants: Iterable[str] | None = None,
     base_url: str | None = None,
     workers: int = 4,
-    retries: int = 4,
-    backoff: float = 1.0,
-    timeout: float = 60.0,
+    retries: int = Limits.retries,
+    backoff: float = Limits.backoff,
+    timeout: float = Limits.timeout,
     progress: bool = True,
     min_speed: float = MIN_SPEED,
     speed_window: float = SPEED_WINDOW_S,
@@ -105,22 +105,9 @@ def fetch(
     with folder_lock(out_path, "fetch", wait=lock_wait):
         bar_factory = _bar_factory(progress, workers)
         outcomes, failures = [], []
-        limits = Limits(min_speed, speed_window, threading.Event())
+        limits = Limits(retries, backoff, timeout, min_speed, speed_window, threading.Event())
         with ThreadPoolExecutor(max_workers=min(workers, max(1, len(selected)))) as pool:
-            futures = [
-                pool.submit(
-                    fetch_one,
-                    e,
-                    out_path,
-                    source,
-                    retries=retries,
-                    backoff=backoff,
-                    timeout=timeout,
-                    bar_factory=bar_factory,
-                    limits=limits,
-                )
-                for e in selected
-            ]
+            futures = [pool.submit(fetch_one, e, out_path, source, bar_factory, limits) for e in selected]
             try:
                 # Timed waits: a blocking result() would not see a Ctrl-C until some download ended.
                 pending = set(futures)

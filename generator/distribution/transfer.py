@@ -36,8 +36,14 @@ SPEED_WINDOW_S = 30.0
 
 @dataclass(frozen=True)
 class Limits:
-    """How long a transfer may take, and the flag that stops every worker after a Ctrl-C."""
+    """How often a transfer is retried and how long it may take, and the flag that stops every worker
+    after a Ctrl-C."""
 
+    retries: int = 4
+    backoff: float = 1.0
+    """Seconds before the first retry; doubled for each further one."""
+    timeout: float = 60.0
+    """Seconds one network read may take."""
     min_speed: float = MIN_SPEED
     window: float = SPEED_WINDOW_S
     stop: threading.Event | None = None
@@ -90,9 +96,7 @@ class Source:
     def describe(self, name: str) -> str:
         return self.base + urllib.parse.quote(name) if self.kind == "http" else str(Path(self.base) / name)
 
-    def copy_into(
-        self, name: str, fh, offset: int, expected: int, timeout: float, bar, limits: Limits = Limits()
-    ) -> int:
+    def copy_into(self, name: str, fh, offset: int, expected: int, bar, limits: Limits = Limits()) -> int:
         """Append bytes ``offset..expected`` of ``name`` to ``fh``; return the new offset written from.
 
         Returns the offset the bytes actually started at (0 if the server ignored the Range).
@@ -117,7 +121,7 @@ class Source:
             headers["Range"] = f"bytes={offset}-"
         try:
             with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=timeout
+                urllib.request.Request(url, headers=headers), timeout=limits.timeout
             ) as resp:
                 start = 0
                 if offset and resp.status == 206:
@@ -198,16 +202,9 @@ def _safe_target(out: Path, name: str) -> Path:
 
 
 def fetch_one(
-    entry: FileEntry,
-    out: Path,
-    source: Source,
-    *,
-    retries: int,
-    backoff: float,
-    timeout: float,
-    bar_factory,
-    limits: Limits = Limits(),
+    entry: FileEntry, out: Path, source: Source, bar_factory, limits: Limits = Limits()
 ) -> FetchOutcome:
+    """Make ``out/NAME`` the manifest's file: kept if already right, else downloaded (resuming)."""
     dest = _safe_target(out, entry.name)
     part = _safe_target(out, entry.name + PART_SUFFIX)
     if dest.is_dir() and not dest.is_symlink():  # (a symlink at dest is replaced, never written through)
@@ -224,17 +221,7 @@ def fetch_one(
     if part.exists() and part.stat().st_nlink > 1:
         part.unlink()  # a hard link would let appends change a file elsewhere: start afresh
     try:
-        return _download(
-            entry,
-            dest,
-            part,
-            source,
-            retries=retries,
-            backoff=backoff,
-            timeout=timeout,
-            bar_factory=bar_factory,
-            limits=limits,
-        )
+        return _download(entry, dest, part, source, bar_factory, limits)
     except BaseException:
         # nothing half-written: an empty .part is no resume point (a non-empty one is kept for resume)
         with contextlib.suppress(OSError):
@@ -244,16 +231,7 @@ def fetch_one(
 
 
 def _download(
-    entry: FileEntry,
-    dest: Path,
-    part: Path,
-    source: Source,
-    *,
-    retries: int,
-    backoff: float,
-    timeout: float,
-    bar_factory,
-    limits: Limits,
+    entry: FileEntry, dest: Path, part: Path, source: Source, bar_factory, limits: Limits
 ) -> FetchOutcome:
     # A .part found on disk may belong to an older version of the file: if it fails the hash, one
     # fresh download is due, even when it was already full size (so no request was made for it).
@@ -272,17 +250,19 @@ def _download(
             try:
                 if offset < entry.bytes or not part.exists():
                     with open(part, "ab") as fh:
-                        started = source.copy_into(entry.name, fh, offset, entry.bytes, timeout, bar, limits)
+                        started = source.copy_into(entry.name, fh, offset, entry.bytes, bar, limits)
                     resumed = resumed or started > 0
             except _Transient as exc:
                 if part.exists() and (part.stat().st_size == 0 or isinstance(exc, _RangeRefused)):
                     part.unlink()
                 attempt += 1
-                if attempt > retries:
+                if attempt > limits.retries:
                     kept = part.stat().st_size if part.exists() else 0
                     hint = f"; {kept} bytes kept in {part.name}, run fetch again to resume" if kept else ""
-                    raise FetchError(f"{entry.name}: {exc}; gave up after {retries} retries{hint}") from None
-                _backoff_wait(backoff * 2 ** (attempt - 1), limits.stop)
+                    raise FetchError(
+                        f"{entry.name}: {exc}; gave up after {limits.retries} retries{hint}"
+                    ) from None
+                _backoff_wait(limits.backoff * 2 ** (attempt - 1), limits.stop)
                 continue
             except _Permanent as exc:
                 raise FetchError(f"{entry.name}: {exc}") from None

@@ -22,9 +22,9 @@ from pathlib import Path
 from .. import __version__
 from ..errors import UserError
 from ..userio import parse_json, printable
-from ..variants.manifest import MANIFEST_NAME
+from ..variants.manifest import FORMAT, MANIFEST_NAME, SHA256_HEX
 
-MANIFEST_FORMAT_PREFIX = "ham-artefacts-manifest/"
+MANIFEST_FORMAT_PREFIX = FORMAT.rsplit("/", 1)[0] + "/"  # any version of the manifest format
 PART_SUFFIX = ".part"
 MAX_MANIFEST_BYTES = 16 << 20
 USER_AGENT = f"ham-artefacts/{__version__} (+urllib)"
@@ -32,7 +32,6 @@ USER_AGENT = f"ham-artefacts/{__version__} (+urllib)"
 # A plain file name: starts with a letter or digit, then letters, digits, dot, dash, underscore.
 # This alone excludes separators, absolute paths, NUL and control characters, and '.'/'..'.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def _check_safety(manifest, where: str) -> list[FileEntry]:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise UserError(f"{at}.bytes: must be a non-negative integer, got {printable(repr(size))}")
         digest = item.get("sha256")
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        if not isinstance(digest, str) or not SHA256_HEX.fullmatch(digest):
             raise UserError(f"{at}.sha256: must be 64 lowercase hex digits, got {printable(repr(digest))}")
         variant = item.get("variant", name.rsplit(".", 1)[0])
         if not isinstance(variant, str) or not PLAIN_NAME.fullmatch(variant):

@@ -167,4 +167,3 @@ def resolve_variants(names: Sequence[str] | None) -> list[VariantSpec]:
     if not wanted:
         raise UserError("--variants: no variant named")
     return [spec for name, spec in VARIANTS.items() if name in wanted]
-

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 FORMAT = "ham-artefacts-manifest/1"
 MANIFEST_NAME = "manifest.json"
 CONTENT_DIGEST_VERSION = b"ham-artefacts-content/1\n"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+"""A SHA-256 as the manifest writes it: 64 lowercase hex digits (use ``fullmatch``)."""
 
 _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -152,7 +153,7 @@ def validate_manifest(manifest, where: str = "manifest") -> None:
             raise UserError(f"{at}: must be an object")
         _check_keys(entry, _FILE_KEYS, at)
         for key in ("sha256", "content_digest"):
-            if not _HEX64.match(entry[key]):
+            if not SHA256_HEX.fullmatch(entry[key]):
                 raise UserError(f"{at}: {key!r} is not 64 hex digits")
         name = entry["name"]
         if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".h5"):
