@@ -61,6 +61,8 @@ def decode_source_files(source: Path, limit: int) -> float:
 
 
 def main(argv=None) -> int:
+    from generator.variants import ALL_TEST, CLEAN_TEST
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="generate output (default: build one)")
     parser.add_argument("--source", type=Path, default=None, help="its source folder, for the baseline")
@@ -103,8 +105,8 @@ def main(argv=None) -> int:
                 "--workers",
                 "2",
                 "--variants",
-                "test_none",
-                "test_all",
+                CLEAN_TEST,
+                ALL_TEST,
                 "--quiet",
             ],
             check=True,
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
         )
     try:
         figures = {}
-        for name in ("test_none", "test_all"):
+        for name in (CLEAN_TEST, ALL_TEST):
             rate, n, shape = decode_rows(args.data / f"{name}.h5", args.rows, masks=False)
             rate_masks, _, _ = decode_rows(args.data / f"{name}.h5", args.rows, masks=True)
             figures[name] = {
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
             }
         print(json.dumps(figures, indent=2))
         base = figures.get("baseline_source_jpeg_files", {}).get("rows_per_s_per_core")
-        for name in ("test_none", "test_all"):
+        for name in (CLEAN_TEST, ALL_TEST):
             f = figures[name]
             ratio = f" ({f['rows_per_s_per_core'] / base:.2f}x the source-JPEG baseline)" if base else ""
             ok = "meets" if f["rows_per_s_per_core"] >= TARGET else "MISSES"

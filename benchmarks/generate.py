@@ -133,6 +133,10 @@ def naive_seconds_per_row(source: Path, size, seed: int, n_images: int) -> tuple
 
 
 def main(argv=None) -> int:
+    from generator.sources.ham10000 import SYNTHETIC_MARKER
+    from generator.variants import CLEAN_TEST, CLEAN_TRAIN
+    from generator.variants.manifest import MANIFEST_NAME
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--size", default="600x450")
@@ -149,7 +153,7 @@ def main(argv=None) -> int:
     source, data = work / "src", work / "data"
     py = [sys.executable, "-m", "generator"]
     try:
-        if not (source / "SYNTHETIC.txt").is_file():
+        if not (source / SYNTHETIC_MARKER).is_file():
             t = time.perf_counter()
             subprocess.run(
                 py
@@ -187,10 +191,11 @@ def main(argv=None) -> int:
                 "--quiet",
             ]
         )
-        manifest = json.loads((data / "manifest.json").read_text())
+        manifest = json.loads((data / MANIFEST_NAME).read_text())
         rows = sum(e["rows"] for e in manifest["files"])
         size = sum(e["bytes"] for e in manifest["files"])
-        images = manifest["files"][0]["rows"] + manifest["files"][9]["rows"]  # train_none + test_none
+        rows_of = {e["variant"]: e["rows"] for e in manifest["files"]}
+        images = rows_of[CLEAN_TRAIN] + rows_of[CLEAN_TEST]  # every image once
         per_row, sampled = naive_seconds_per_row(source, None, args.seed, args.baseline_images)
         naive = per_row * rows / args.workers
         scale_up = 1.0 / args.scale

@@ -43,7 +43,7 @@ def naive_insert(image: np.ndarray, mask: np.ndarray, record: dict, bank) -> tup
     import cv2
     from scipy import ndimage
 
-    from generator.artefacts import _inverse_map, transformed_size
+    from generator.artefacts.geometry import inverse_coefficients, transformed_size
 
     height, width = image.shape[:2]
     # the position density at full resolution, as the reference tool computes it
@@ -64,7 +64,7 @@ def naive_insert(image: np.ndarray, mask: np.ndarray, record: dict, bank) -> tup
         canvas_h, canvas_w = transformed_size(template.shape, scale, angle)
         warped = cv2.warpAffine(
             template.pixels.astype(np.float64),
-            _inverse_map(template.shape, flip, scale, angle, 0),
+            np.reshape(inverse_coefficients(template.shape, flip, scale, angle, 0), (2, 3)),
             (canvas_w, canvas_h),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         )

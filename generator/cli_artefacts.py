@@ -83,7 +83,7 @@ def _templates_help(parser: argparse.ArgumentParser):
     return show
 
 
-def run_insert(args) -> int:
+def run_insert(args: argparse.Namespace) -> int:
     import json
 
     from .artefacts import insert_artefact
@@ -106,7 +106,7 @@ def run_insert(args) -> int:
     return 0
 
 
-def run_list(args) -> int:
+def run_list(args: argparse.Namespace) -> int:
     from .artefacts.templates import TemplateBank
 
     bank = TemplateBank.load(args.templates)
@@ -119,7 +119,7 @@ def run_list(args) -> int:
     return 0
 
 
-def run_gallery(args) -> int:
+def run_gallery(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .artefacts.gallery import write_gallery
@@ -134,7 +134,7 @@ def run_gallery(args) -> int:
     return 0
 
 
-def run_examples(args) -> int:
+def run_examples(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .artefacts.gallery import demo_image, write_insertion_examples
@@ -151,7 +151,7 @@ def run_examples(args) -> int:
     return 0
 
 
-def run_extract(args) -> int:
+def run_extract(args: argparse.Namespace) -> int:
     from .artefacts.extract import extract_template
 
     entry = extract_template(

@@ -109,7 +109,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from .variants.manifest import verify_dir
+    from .variants.manifest import MANIFEST_NAME, verify_dir
 
     problems = verify_dir(args.dir, content=args.content, progress=not args.quiet)
     for problem in problems:
@@ -117,5 +117,5 @@ def run_verify(args: argparse.Namespace) -> int:
     if problems:
         print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{args.dir}: all files match manifest.json")
+    print(f"{args.dir}: all files match {MANIFEST_NAME}")
     return 0

@@ -19,14 +19,18 @@ import numpy as np
 
 import generator.cli
 from generator import CLASSES, __version__
+from generator.artefacts import RECORD_FORMAT
+from generator.artefacts.kinds import DEFAULT_FAMILIES, family_kinds
+from generator.variants import ALL_TEST, CLEAN_TRAIN
+from generator.variants.manifest import FORMAT, MANIFEST_NAME, sha256_file
 from generator.variants.store import Row, encode_mask, encode_png, write_variant
 
-KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
+KINDS = tuple(family_kinds(DEFAULT_FAMILIES))  # the paper's kinds
 
 # (variant, split, rows, share of rows with an artefact)
 DEFAULT_VARIANTS = (
-    ("train_none", "train", 14, 0.0),
-    ("test_all", "test", 11, 1.0),
+    (CLEAN_TRAIN, "train", 14, 0.0),
+    (ALL_TEST, "test", 11, 1.0),
     ("test_40", "test", 10, 0.4),
 )
 
@@ -47,10 +51,10 @@ def make_rows(n: int, share: float, seed: int, size=(32, 24)) -> list[Row]:
         record = ""
         if has:
             art[:3, :5] = 1
-            # the shape of generator.artefacts records ("ham-artefacts-record/1")
+            # the shape of generator.artefacts records
             record = json.dumps(
                 {
-                    "format": "ham-artefacts-record/1",
+                    "format": RECORD_FORMAT,
                     "kind": kind,
                     "seed": i,
                     "bank": "0" * 16,
@@ -93,10 +97,6 @@ def make_rows(n: int, share: float, seed: int, size=(32, 24)) -> list[Row]:
     return rows
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url: str | None = None) -> dict:
     """Write ``<root>/<variant>.h5`` files and ``<root>/manifest.json`` (the schema generator.variants.build writes)."""
     root = Path(root)
@@ -128,7 +128,7 @@ def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url
                 "variant": variant,
                 "split": split,
                 "description": f"test variant {variant}",
-                "sha256": sha256_of(path),
+                "sha256": sha256_file(path),
                 "bytes": path.stat().st_size,
                 "rows": n,
                 "class_counts": class_counts,
@@ -138,7 +138,7 @@ def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url
             }
         )
     manifest = {
-        "format": "ham-artefacts-manifest/1",
+        "format": FORMAT,
         "generator_version": __version__,
         "seed": seed,
         "source_fingerprint": "f" * 16,
@@ -150,7 +150,7 @@ def build_dataset(root: Path, variants=DEFAULT_VARIANTS, seed: int = 0, base_url
         "citation": "test citation",
         "files": files,
     }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
     return manifest
 
 

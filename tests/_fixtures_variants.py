@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image
 
 from generator import CLASSES
+from generator.sources.ham10000 import ONEHOT_COLUMNS
 
-ONEHOT_ORDER = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+ONEHOT_ORDER = ONEHOT_COLUMNS[1:]  # the ISIC ground truth's class columns, after "image"
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

@@ -241,14 +241,14 @@ def _assert_matches_naive_warp(image, out, template, flip, scale, angle, centre)
     """The tiled, plane-encoded warp agrees with one full-canvas float warp (up to rounding)."""
     import cv2
 
-    from generator.artefacts import _inverse_map, _mip_level, transformed_size
+    from generator.artefacts.geometry import inverse_coefficients, mip_level, transformed_size
 
-    level_index = _mip_level(scale, template.shape)
+    level_index = mip_level(scale, template.shape)
     source = template.level(level_index).pixels.astype(np.float32)
     canvas_h, canvas_w = transformed_size(template.shape, scale, angle)
     warped = cv2.warpAffine(
         source,
-        _inverse_map(template.shape, flip, scale, angle, level_index),
+        np.reshape(inverse_coefficients(template.shape, flip, scale, angle, level_index), (2, 3)),
         (canvas_w, canvas_h),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
     )

@@ -21,13 +21,17 @@ import pytest
 from PIL import Image
 
 from generator.cli import main
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN
+from generator.variants.manifest import FORMAT, MANIFEST_NAME
+from training.models import list_architectures
 
 REPO = Path(__file__).resolve().parents[1]
+CLASSIFIER = list_architectures()[0]  # the registry lists the classifier first
 
 # name -> what a malformed input file holds (None: a folder where the file belongs)
 BAD_CONTENT = {
     "deep": b"[" * 100_000 + b"]" * 100_000,
-    "huge": b'{"format": "ham-artefacts-manifest/1", "seed": ' + b"9" * 5000 + b', "files": []}',
+    "huge": b'{"format": "' + FORMAT.encode() + b'", "seed": ' + b"9" * 5000 + b', "files": []}',
     "garbage": bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
     "empty": b"",
     "folder": None,
@@ -140,15 +144,15 @@ FILE_CASES = [
     ("src/HAM10000_metadata.csv", ["generate", "--source", "{w}/src", "--out", "{w}/gen"]),
     ("bank/meta.json", ["generate", "--source", "{w}/src", "--out", "{w}/gen", "--templates", "{w}/bank"]),
     ("man.json", ["fetch", "--manifest", "{bad}", "--out", "{w}/dl"]),
-    ("mdir/manifest.json", ["fetch", "--manifest", "{w}/mdir", "--out", "{w}/dl"]),
+    (f"mdir/{MANIFEST_NAME}", ["fetch", "--manifest", "{w}/mdir", "--out", "{w}/dl"]),
     ("man.json", ["list", "--manifest", "{bad}"]),
-    ("man.json", ["info", "test_all", "--manifest", "{bad}"]),
+    ("man.json", ["info", ALL_TEST, "--manifest", "{bad}"]),
     (
-        "data/manifest.json",
+        f"data/{MANIFEST_NAME}",
         ["publish", "--data", "{w}/data", "--out", "{w}/pub", "--base-url", "http://127.0.0.1:9/"],
     ),
     (
-        "data/train_none.h5",
+        f"data/{CLEAN_TRAIN}.h5",
         [
             "train",
             "--data",
@@ -156,7 +160,7 @@ FILE_CASES = [
             "--out",
             "{w}/runs",
             "--arch",
-            "resnet34",
+            CLASSIFIER,
             "--profile",
             "tiny",
             "--quiet",
@@ -165,11 +169,11 @@ FILE_CASES = [
     ("run/config.json", ["predict", "--run", "{w}/run", "--quiet"]),
     ("runs/jobs.jsonl", ["sweep", "run", "--out", "{w}/runs", "--all", "--quiet"]),
     (
-        "runs/resnet34/train_none/fold0/predictions/test_none.csv",
+        f"runs/{CLASSIFIER}/{CLEAN_TRAIN}/fold0/predictions/{CLEAN_TEST}.csv",
         ["evaluate", "--runs", "{w}/runs", "--out", "{w}/res"],
     ),
     (
-        "runs/resnet34/train_none/fold0/config.json",
+        f"runs/{CLASSIFIER}/{CLEAN_TRAIN}/fold0/config.json",
         ["gradcam", "--runs", "{w}/runs", "--data", "{w}/data", "--out", "{w}/res"],
     ),
     (
@@ -199,8 +203,8 @@ def _companions(work: Path, bad_rel: str) -> None:
     if bad.name == "best.pt" or bad_rel == "run/config.json":
         (work / "run").mkdir(exist_ok=True)
         (work / "run" / "best.pt").write_bytes(b"not a checkpoint")
-    if bad_rel.startswith("runs/resnet34/"):
-        fold = work / "runs" / "resnet34" / "train_none" / "fold0"
+    if bad_rel.startswith(f"runs/{CLASSIFIER}/"):
+        fold = work / "runs" / CLASSIFIER / CLEAN_TRAIN / "fold0"
         (fold / "predictions").mkdir(parents=True, exist_ok=True)
         (fold / "best.pt").write_bytes(b"not a checkpoint")
         (work / "data").mkdir(exist_ok=True)
@@ -256,9 +260,9 @@ MALFORMED_ARGS = [
     ["publish", "--data", "{w}/nowhere", "--out", "{w}/p", "--base-url", "http://x/"],
     ["publish", "--data", "{w}", "--out", "{w}/p", "--base-url", "http://[bad/"],
     ["publish", "--data", "{w}", "--out", "{w}/p", "--base-url", "http://127.0.0.1:99999/"],
-    ["train", "--data", "{w}/nowhere", "--out", "{w}/runs", "--arch", "resnet34"],
+    ["train", "--data", "{w}/nowhere", "--out", "{w}/runs", "--arch", CLASSIFIER],
     ["train", "--data", "{w}", "--out", "{w}/runs", "--arch", "vgg"],
-    ["train", "--data", "{w}", "--out", "{w}/runs", "--arch", "resnet34", "--epochs", "0"],
+    ["train", "--data", "{w}", "--out", "{w}/runs", "--arch", CLASSIFIER, "--epochs", "0"],
     ["predict", "--run", "{w}/nowhere"],
     ["sweep", "plan", "--data", "{w}/nowhere", "--out", "{w}/runs"],
     ["sweep", "plan", "--data", "{w}", "--out", "{w}/runs", "--folds", "7"],
@@ -298,9 +302,9 @@ def test_verify_reports_a_malformed_manifest_as_a_problem(work, capsys):
     """verify's verdict (exit 1) names manifest.json; the malformed file never raises."""
     for kind in BAD_CONTENT:
         folder = work / f"v_{kind}"
-        _plant(folder / "manifest.json", kind)
+        _plant(folder / MANIFEST_NAME, kind)
         code, err = _run(["verify", folder], capsys)
-        assert code == 1 and "Traceback" not in err and "manifest.json" in err, err
+        assert code == 1 and "Traceback" not in err and MANIFEST_NAME in err, err
 
 
 # Missing extras: hide the optional modules behind an import hook in a fresh interpreter and run
@@ -330,7 +334,7 @@ print(json.dumps(results))
 """
 
 EXTRA_CASES = [
-    (["train", "--data", "{w}", "--out", "{w}/runs", "--arch", "resnet34"], "train"),
+    (["train", "--data", "{w}", "--out", "{w}/runs", "--arch", CLASSIFIER], "train"),
     (["predict", "--run", "{w}/run"], "train"),
     (["sweep", "plan", "--data", "{w}", "--out", "{w}/runs"], "train"),
     (["gradcam", "--runs", "{w}", "--data", "{w}", "--out", "{w}/res"], "train"),

@@ -9,14 +9,17 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve
 
 from generator import CLASSES
+from generator.distribution.cards import CARD_NAME
 from generator.distribution.fetch import fetch
 from generator.distribution.info import bare_info, build_info, variant_info
 from generator.distribution.publish import publish
 from generator.errors import UserError
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN
 from generator.variants.labels import ARTEFACT_COLUMNS, BISSOTO_COLUMNS, bissoto_column, write_label_csvs
+from generator.variants.manifest import MANIFEST_NAME, sha256_file
 from generator.variants.store import VariantReader
 
 BISSOTO_HEADER = "image;dark_corner;hair;gel_border;gel_bubble;ruler;ink;patches;label;label_string"
@@ -34,7 +37,7 @@ def data_dir(tmp_path_factory):
 
 def test_bissoto_csv_round_trips_through_pandas(data_dir, tmp_path):
     written = write_label_csvs(data_dir, progress=False)
-    manifest = json.loads((data_dir / "manifest.json").read_text())
+    manifest = json.loads((data_dir / MANIFEST_NAME).read_text())
     assert sorted(p.name for p in written) == sorted(
         f"{f['variant']}_{s}.csv" for f in manifest["files"] for s in ("bissoto", "artefacts")
     )
@@ -110,12 +113,12 @@ def test_bissoto_kind_mapping():
 
 def test_info_registry_without_and_with_manifest(data_dir):
     bare = bare_info()
-    assert len(bare) == 22 and list(bare)[:2] == ["train_none", "train_all"]
+    assert len(bare) == 22 and list(bare)[:2] == [CLEAN_TRAIN, "train_all"]
     for entry in bare.values():
         assert entry["classes"] == list(CLASSES)
         assert "CC BY-NC-SA 4.0" in entry["attribution"] and "HAM10000" in entry["citation"]
         assert "sha256" not in entry
-    manifest = json.loads((data_dir / "manifest.json").read_text())
+    manifest = json.loads((data_dir / MANIFEST_NAME).read_text())
     info = build_info(data_dir)
     for f in manifest["files"]:
         entry = info[f["variant"]]
@@ -133,10 +136,10 @@ def test_list_and_info_cli(data_dir, capsys):
     assert cli_main(["list", "--manifest", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1 + 22 and "test_40" in out
-    assert cli_main(["info", "test_all", "--manifest", str(data_dir / "manifest.json"), "--json"]) == 0
+    assert cli_main(["info", ALL_TEST, "--manifest", str(data_dir / MANIFEST_NAME), "--json"]) == 0
     entry = json.loads(capsys.readouterr().out)
-    assert entry["sha256"] == sha256_of(data_dir / "test_all.h5") and entry["rows"] == 11
-    assert cli_main(["info", "test_all", "--manifest", str(data_dir)]) == 0
+    assert entry["sha256"] == sha256_file(data_dir / f"{ALL_TEST}.h5") and entry["rows"] == 11
+    assert cli_main(["info", ALL_TEST, "--manifest", str(data_dir)]) == 0
     text = capsys.readouterr().out
     assert "CC BY-NC-SA 4.0" in text and entry["sha256"] in text
 
@@ -161,24 +164,24 @@ def test_publish_then_fetch_from_the_upload_folder(data_dir, tmp_path):
         )
         == 0
     )
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest["base_url"] == "https://example.org/ham/"
     for f in manifest["files"]:
-        assert sha256_of(out / f["name"]) == f["sha256"]
+        assert sha256_file(out / f["name"]) == f["sha256"]
         if os.stat(out / f["name"]).st_ino == os.stat(data_dir / f["name"]).st_ino:
             assert os.stat(out / f["name"]).st_nlink >= 2  # hard link, not a copy
         assert pd.read_csv(out / "labels" / f"{f['variant']}_bissoto.csv", sep=";").shape == (f["rows"], 10)
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
-    assert stat.S_IMODE((out / "README.md").stat().st_mode) == 0o666 & ~mask
-    readme = (out / "README.md").read_text()
+    assert stat.S_IMODE((out / CARD_NAME).stat().st_mode) == 0o666 & ~mask
+    readme = (out / CARD_NAME).read_text()
     for needle in (
         "CC BY-NC-SA 4.0",
         "Tschandl",
         "Katsch",
         "doi:10.1038/sdata.2018.161",
-        "https://example.org/ham/manifest.json",
+        f"https://example.org/ham/{MANIFEST_NAME}",
         manifest["files"][0]["sha256"],
         "Synthetic",
     ):
@@ -186,9 +189,9 @@ def test_publish_then_fetch_from_the_upload_folder(data_dir, tmp_path):
     assert not list(tmp_path.glob(".upload.*"))  # no temporary folder left behind
     # the upload folder is a working source: serve it and fetch with a base-url override
     with serve(out) as server:
-        fetch(out / "manifest.json", tmp_path / "got", base_url=server.url, progress=False, backoff=0.01)
+        fetch(out / MANIFEST_NAME, tmp_path / "got", base_url=server.url, progress=False, backoff=0.01)
     for f in manifest["files"]:
-        assert sha256_of(tmp_path / "got" / f["name"]) == f["sha256"]
+        assert sha256_file(tmp_path / "got" / f["name"]) == f["sha256"]
 
 
 def test_publish_refuses_bad_targets(data_dir, tmp_path):
@@ -228,8 +231,8 @@ def test_publish_refuses_bad_targets(data_dir, tmp_path):
 
 def test_publish_rejects_a_file_that_no_longer_matches(tmp_path):
     data = tmp_path / "d"
-    build_dataset(data, variants=(("test_none", "test", 7, 0.0),))
-    with open(data / "test_none.h5", "r+b") as fh:
+    build_dataset(data, variants=((CLEAN_TEST, "test", 7, 0.0),))
+    with open(data / f"{CLEAN_TEST}.h5", "r+b") as fh:
         fh.seek(-1, 2)
         last = fh.read(1)
         fh.seek(-1, 2)
@@ -257,7 +260,7 @@ def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
         assert fetched == ["/files/test_40.h5"]
         again = HAMArtefacts(root, "test_40", download=True, manifest=url, progress=False)
         assert [p for p in server.paths() if p.endswith(".h5")] == fetched  # intact: not fetched twice
-    assert sha256_of(root / "test_40.h5") == sha256_of(data_dir / "test_40.h5")
+    assert sha256_file(root / "test_40.h5") == sha256_file(data_dir / "test_40.h5")
     assert len(ds) == len(again) == 10
     image, label, meta = ds[3]
     with VariantReader(data_dir / "test_40.h5") as reader:
@@ -275,7 +278,7 @@ def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
     assert sum(1 for _ in ds) == 10
 
     info = ds.info
-    assert info["sha256"] == sha256_of(root / "test_40.h5")
+    assert info["sha256"] == sha256_file(root / "test_40.h5")
     assert info["n_artefact"] == n_art and sum(info["class_counts"].values()) == 10
     assert info["classes"] == list(CLASSES) and "CC BY-NC-SA 4.0" in info["attribution"]
     assert info["citation"] == "test citation" and info["split"] == "test"

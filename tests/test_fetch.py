@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import build_dataset, cli_main, serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator.distribution.cards import CARD_NAME, CROISSANT_NAME
 from generator.distribution.fetch import (
     FetchError,
     check_plain_name,
@@ -21,6 +22,8 @@ from generator.distribution.fetch import (
     verify_files,
 )
 from generator.errors import UserError
+from generator.variants import ALL_TEST, CLEAN_TRAIN
+from generator.variants.manifest import MANIFEST_NAME, sha256_file
 
 FAST = {"backoff": 0.01, "timeout": 10, "progress": False}
 
@@ -36,7 +39,7 @@ def _manifest_copy(dataset, tmp_path: Path, **changes) -> Path:
     root, manifest = dataset
     data = json.loads(json.dumps(manifest))
     data.update(changes)
-    path = tmp_path / "m" / "manifest.json"
+    path = tmp_path / "m" / MANIFEST_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
@@ -50,7 +53,7 @@ def test_full_download_verifies(dataset, tmp_path):
     assert sorted(o.status for o in outcomes) == ["downloaded"] * 3
     for entry in manifest["files"]:
         got = tmp_path / "out" / entry["name"]
-        assert sha256_of(got) == entry["sha256"]
+        assert sha256_file(got) == entry["sha256"]
         assert got.read_bytes() == (root / entry["name"]).read_bytes()
     assert not list((tmp_path / "out").glob("*.part"))
     assert verify_files(tmp_path / "out") == []
@@ -81,7 +84,7 @@ def test_fetch_writes_the_dataset_cards_of_the_files_it_holds(dataset, tmp_path)
     assert [(d["contentUrl"], d["sha256"]) for d in files] == [(chosen["name"], chosen["sha256"])]
 
 
-@pytest.mark.parametrize("name", ["manifest.json", "README.md", "croissant.json"])
+@pytest.mark.parametrize("name", [MANIFEST_NAME, CARD_NAME, CROISSANT_NAME])
 def test_a_folder_where_fetch_writes_its_own_file_is_refused_before_any_download(
     dataset, tmp_path, capsys, name
 ):
@@ -101,26 +104,26 @@ def test_present_file_is_not_downloaded_again(dataset, tmp_path):
     root, manifest = dataset
     out = tmp_path / "out"
     out.mkdir()
-    shutil.copy(root / "test_all.h5", out / "test_all.h5")
+    shutil.copy(root / f"{ALL_TEST}.h5", out / f"{ALL_TEST}.h5")
     with serve(root) as server:
         m = _manifest_copy(dataset, tmp_path, base_url=server.url)
-        outcomes = fetch(m, out, variants=["test_all"], **FAST)
+        outcomes = fetch(m, out, variants=[ALL_TEST], **FAST)
     assert [o.status for o in outcomes] == ["present"]
     assert server.requests == []
 
 
 def test_interrupted_download_resumes_with_range(dataset, tmp_path):
     root, manifest = dataset
-    name = "train_none.h5"
+    name = f"{CLEAN_TRAIN}.h5"
     size = (root / name).stat().st_size
     with serve(root) as server:
         server.cut_once.add(name)
         m = _manifest_copy(dataset, tmp_path, base_url=server.url)
-        outcomes = fetch(m, tmp_path / "out", variants=["train_none"], **FAST)
+        outcomes = fetch(m, tmp_path / "out", variants=[CLEAN_TRAIN], **FAST)
     assert [o.status for o in outcomes] == ["resumed"]
     ranges = server.range_requests(name)
     assert ranges == [f"bytes={size // 2}-"]  # resumed exactly where the cut left it
-    assert sha256_of(tmp_path / "out" / name) == manifest["files"][0]["sha256"]
+    assert sha256_file(tmp_path / "out" / name) == manifest["files"][0]["sha256"]
 
 
 def test_resume_from_left_over_part_file(dataset, tmp_path):
@@ -153,7 +156,7 @@ def test_server_ignoring_range_restarts_cleanly(dataset, tmp_path):
 
 def test_flipped_byte_is_rejected_and_deleted(dataset, tmp_path):
     root, _ = dataset
-    name = "test_all.h5"
+    name = f"{ALL_TEST}.h5"
     out = tmp_path / "out"
     with serve(root) as server:
         server.corrupt.add(name)
@@ -170,7 +173,7 @@ def test_flipped_byte_is_rejected_and_deleted(dataset, tmp_path):
                     "--out",
                     str(tmp_path / "out2"),
                     "--variants",
-                    "test_all",
+                    ALL_TEST,
                     "--no-progress",
                 ]
             )
@@ -180,7 +183,7 @@ def test_flipped_byte_is_rejected_and_deleted(dataset, tmp_path):
     assert not (out / (name + ".part")).exists()
     assert not (tmp_path / "out2" / name).exists()
     # the healthy files still arrived and verify
-    assert (out / "train_none.h5").is_file() and (out / "test_40.h5").is_file()
+    assert (out / f"{CLEAN_TRAIN}.h5").is_file() and (out / "test_40.h5").is_file()
 
 
 HOSTILE_NAMES = [
@@ -194,7 +197,7 @@ HOSTILE_NAMES = [
     "",
     ".hidden",
     "ok.h5.part",
-    "manifest.json",
+    MANIFEST_NAME,
     "C:evil",
 ]
 
@@ -206,7 +209,7 @@ def test_hostile_names_refused_before_any_request(dataset, tmp_path, bad_name):
         data = json.loads(json.dumps(manifest))
         data["files"][1]["name"] = bad_name
         data["base_url"] = server.url
-        path = tmp_path / "manifest.json"
+        path = tmp_path / MANIFEST_NAME
         path.write_text(json.dumps(data))
         with pytest.raises(UserError, match=r"files\[1\]\.name"):
             fetch(path, tmp_path / "out", **FAST)
@@ -252,17 +255,17 @@ def test_local_folder_and_file_url_sources(dataset, tmp_path):
     root, manifest = dataset
     # manifest read from the folder itself: files come from beside it
     fetch(root, tmp_path / "a", variants=["test_40"], **FAST)
-    assert sha256_of(tmp_path / "a" / "test_40.h5") == manifest["files"][2]["sha256"]
+    assert sha256_file(tmp_path / "a" / "test_40.h5") == manifest["files"][2]["sha256"]
     # file:// manifest, file:// base URL override
     m = _manifest_copy(dataset, tmp_path, base_url="http://127.0.0.1:9/never-used/")
-    fetch(m.as_uri(), tmp_path / "b", variants=["test_all"], base_url=root.as_uri(), **FAST)
-    assert (tmp_path / "b" / "test_all.h5").read_bytes() == (root / "test_all.h5").read_bytes()
+    fetch(m.as_uri(), tmp_path / "b", variants=[ALL_TEST], base_url=root.as_uri(), **FAST)
+    assert (tmp_path / "b" / f"{ALL_TEST}.h5").read_bytes() == (root / f"{ALL_TEST}.h5").read_bytes()
     # the written manifest lists what the folder holds, so `verify` checks exactly the fetched files
     written, _ = read_manifest(tmp_path / "b")
-    assert [f["name"] for f in written["files"]] == ["test_all.h5"]
+    assert [f["name"] for f in written["files"]] == [f"{ALL_TEST}.h5"]
     fetch(m.as_uri(), tmp_path / "b", variants=["test_40"], base_url=root.as_uri(), **FAST)
     written, _ = read_manifest(tmp_path / "b")
-    assert [f["name"] for f in written["files"]] == ["test_all.h5", "test_40.h5"]
+    assert [f["name"] for f in written["files"]] == [f"{ALL_TEST}.h5", "test_40.h5"]
 
 
 def test_base_url_override_wins_over_manifest(dataset, tmp_path):
@@ -290,11 +293,11 @@ def test_base_url_override_wins_over_manifest(dataset, tmp_path):
 
 
 def test_retries_back_off_exponentially_then_give_up(dataset, tmp_path, monkeypatch):
-    import generator.distribution.fetch
+    import generator.distribution.transfer
 
     delays = []
     monkeypatch.setattr(
-        generator.distribution.fetch, "_backoff_wait", lambda seconds, stop: delays.append(seconds)
+        generator.distribution.transfer, "_backoff_wait", lambda seconds, stop: delays.append(seconds)
     )
     m = _manifest_copy(dataset, tmp_path, base_url="http://127.0.0.1:9/")  # discard port: refused
     with pytest.raises(FetchError, match="gave up after 3 retries"):
@@ -318,7 +321,7 @@ def test_any_accepted_name_stays_directly_inside_out(name):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["fetch", "--manifest", "/nonexistent/manifest.json", "--out", "OUT"],
+        ["fetch", "--manifest", f"/nonexistent/{MANIFEST_NAME}", "--out", "OUT"],
         ["fetch", "--manifest", "MANIFEST", "--out", "OUT", "--variants", "no_such_variant"],
         ["fetch", "--manifest", "MANIFEST", "--out", "OUT", "--workers", "0"],
         ["info", "no_such_variant"],
@@ -327,7 +330,7 @@ def test_any_accepted_name_stays_directly_inside_out(name):
 def test_cli_errors_exit_2(dataset, tmp_path, capsys, argv):
     root, _ = dataset
     argv = [
-        a.replace("MANIFEST", str(root / "manifest.json")).replace("OUT", str(tmp_path / "o")) for a in argv
+        a.replace("MANIFEST", str(root / MANIFEST_NAME)).replace("OUT", str(tmp_path / "o")) for a in argv
     ]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -345,12 +348,12 @@ def test_links_in_out_never_lead_outside(dataset, tmp_path):
         fetch(root, out, variants=["test_40"], **FAST)
     (out / "test_40.h5.part").unlink()
     (out / "test_40.h5").symlink_to(outside)  # a wrong file at the target: replaced, not written through
-    (out / "test_all.h5.part").hardlink_to(outside)  # appending would change the outside file
-    fetch(root, out, variants=["test_40", "test_all"], **FAST)
+    (out / f"{ALL_TEST}.h5.part").hardlink_to(outside)  # appending would change the outside file
+    fetch(root, out, variants=["test_40", ALL_TEST], **FAST)
     assert outside.read_bytes() == b"precious"
     assert not (out / "test_40.h5").is_symlink()
-    assert sha256_of(out / "test_40.h5") == manifest["files"][2]["sha256"]
-    assert sha256_of(out / "test_all.h5") == manifest["files"][1]["sha256"]
+    assert sha256_file(out / "test_40.h5") == manifest["files"][2]["sha256"]
+    assert sha256_file(out / f"{ALL_TEST}.h5") == manifest["files"][1]["sha256"]
 
 
 def test_part_longer_than_server_file_restarts(dataset, tmp_path):

@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from _fixtures_distribution import build_dataset, cli_main, serve, sha256_of
+from _fixtures_distribution import DEFAULT_VARIANTS, build_dataset, cli_main, serve
 
 from generator.distribution.fetch import FetchError, fetch, verify_files
 from generator.errors import UserError
 from generator.lock import LOCK_NAME, folder_lock
+from generator.variants import ALL_TEST
+from generator.variants.manifest import MANIFEST_NAME, sha256_file
 
 FAST = {"backoff": 0.01, "timeout": 2, "progress": False}
 
@@ -31,7 +33,7 @@ def dataset(tmp_path_factory):
 def _manifest(dataset, tmp_path: Path, **changes) -> Path:
     _, manifest = dataset
     data = {**json.loads(json.dumps(manifest)), **changes}
-    path = tmp_path / "m" / "manifest.json"
+    path = tmp_path / "m" / MANIFEST_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
@@ -50,7 +52,7 @@ def test_drip_feed_is_cut_and_resumed(dataset, tmp_path):
         m = _manifest(dataset, tmp_path, base_url=server.url)
         outcomes = fetch(m, tmp_path / "out", variants=["test_40"], min_speed=1000, speed_window=0.3, **FAST)
     assert [o.status for o in outcomes] == ["resumed"]
-    assert sha256_of(tmp_path / "out" / name) == _entry(dataset, name)["sha256"]
+    assert sha256_file(tmp_path / "out" / name) == _entry(dataset, name)["sha256"]
     ranges = server.range_requests(name)
     assert len(ranges) == 1 and int(ranges[0].removeprefix("bytes=").rstrip("-")) > 0
 
@@ -77,7 +79,7 @@ def test_stale_full_size_part_gets_one_fresh_download(dataset, tmp_path):
     """A full-size .part one byte off (left by an older file version) used to be deleted with no
     request at all; now it costs exactly one fresh download, without a Range header."""
     root, _ = dataset
-    name = "test_all.h5"
+    name = f"{ALL_TEST}.h5"
     data = bytearray((root / name).read_bytes())
     data[-1] ^= 0xFF
     out = tmp_path / "out"
@@ -85,8 +87,8 @@ def test_stale_full_size_part_gets_one_fresh_download(dataset, tmp_path):
     (out / (name + ".part")).write_bytes(bytes(data))
     with serve(root) as server:
         m = _manifest(dataset, tmp_path, base_url=server.url)
-        fetch(m, out, variants=["test_all"], **FAST)
-    assert sha256_of(out / name) == _entry(dataset, name)["sha256"]
+        fetch(m, out, variants=[ALL_TEST], **FAST)
+    assert sha256_file(out / name) == _entry(dataset, name)["sha256"]
     assert [p.rsplit("/", 1)[-1] for p in server.paths()] == [name]
     assert server.range_requests(name) == []
     assert not (out / (name + ".part")).exists()
@@ -198,7 +200,7 @@ def test_partial_fetch_then_verify_checks_only_what_was_fetched(dataset, tmp_pat
                 "--out",
                 str(out),
                 "--variants",
-                "test_all",
+                ALL_TEST,
                 "--no-progress",
             ]
         )
@@ -208,9 +210,9 @@ def test_partial_fetch_then_verify_checks_only_what_was_fetched(dataset, tmp_pat
     from generator.cli import main
 
     assert main(["verify", str(out), "--quiet"]) == 0
-    (out / "test_all.h5").write_bytes(b"tampered")
+    (out / f"{ALL_TEST}.h5").write_bytes(b"tampered")
     assert main(["verify", str(out), "--quiet"]) == 1
-    assert "test_all.h5" in capsys.readouterr().err
+    assert f"{ALL_TEST}.h5" in capsys.readouterr().err
 
 
 def test_terminal_escapes_and_long_names_are_neutralised(dataset, tmp_path, capsys):
@@ -221,7 +223,7 @@ def test_terminal_escapes_and_long_names_are_neutralised(dataset, tmp_path, caps
     data["files"][1]["description"] = f"all {evil} rows"
     m.write_text(json.dumps(data))
     assert cli_main(["list", "--manifest", str(m)]) == 0
-    assert cli_main(["info", "test_all", "--manifest", str(m)]) == 0
+    assert cli_main(["info", ALL_TEST, "--manifest", str(m)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b]0;pwned" in out and "\\u202e" in out
@@ -254,9 +256,9 @@ def test_terminal_escapes_and_long_names_are_neutralised(dataset, tmp_path, caps
 
 def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monkeypatch):
     """Ctrl-C during a download: exit 130, one line, the .part kept for the next run to resume."""
-    import generator.distribution.fetch as fetch_module
+    import generator.distribution.transfer as transfer
 
-    real_copy = fetch_module._copy_capped
+    real_copy = transfer._copy_capped
 
     def interrupted(src, dst, remaining, bar, *args):
         dst.write(src.read(100))
@@ -265,7 +267,7 @@ def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monke
     out = tmp_path / "out"
     with serve(dataset[0]) as server:
         m = _manifest(dataset, tmp_path, base_url=server.url)
-        monkeypatch.setattr(fetch_module, "_copy_capped", interrupted)
+        monkeypatch.setattr(transfer, "_copy_capped", interrupted)
         code = cli_main(
             [
                 "fetch",
@@ -284,7 +286,7 @@ def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monke
         assert code == 130 and "\n" not in err and "interrupted" in err and "Traceback" not in err
         assert (out / "test_40.h5.part").stat().st_size == 100
         assert not (out / LOCK_NAME).exists()
-        monkeypatch.setattr(fetch_module, "_copy_capped", real_copy)
+        monkeypatch.setattr(transfer, "_copy_capped", real_copy)
         assert [o.status for o in fetch(m, out, variants=["test_40"], **FAST)] == ["resumed"]
     assert server.range_requests("test_40.h5") == ["bytes=100-"]
 
@@ -313,8 +315,8 @@ def test_ctrl_c_stops_every_worker_promptly(dataset, tmp_path, capsys, sigint_ra
 
     out = tmp_path / "out"
     with serve(dataset[0]) as server:
-        for name in ("test_40.h5", "test_all.h5", "train_none.h5"):
-            server.drip[name] = 0.01
+        for variant, *_ in DEFAULT_VARIANTS:
+            server.drip[f"{variant}.h5"] = 0.01
         m = _manifest(dataset, tmp_path, base_url=server.url)
         timer = threading.Timer(0.8, _thread.interrupt_main)
         start = time.monotonic()

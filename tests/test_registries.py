@@ -97,7 +97,7 @@ def test_a_model_factory_is_registered_with_its_spec():
 
     with pytest.raises(TypeError, match="ArchSpec"):
         register("tinynet")
-    assert list(MODELS) == list(ARCHITECTURES) == ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"]
+    assert list(MODELS) == list(ARCHITECTURES)  # every registered factory has its spec, in one order
 
 
 def test_adding_a_kind_is_one_registry_entry(monkeypatch):

@@ -12,15 +12,17 @@ import pytest
 from _fixtures_variants import make_source
 
 from generator.artefacts import insert_artefact, realize, realize_random, render
-from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, family_kinds
 from generator.artefacts.templates import TemplateBank
 from generator.cli import main
+from generator.distribution.cards import CARD_NAME, CROISSANT_NAME
+from generator.variants import ALL_TEST, CLEAN_TEST
 from generator.variants.build import generate
 from generator.variants.labels import BISSOTO_ARTEFACT_COLUMNS
-from generator.variants.manifest import verify_dir
+from generator.variants.manifest import MANIFEST_NAME, verify_dir
 from generator.variants.store import VariantReader
 
-NEW_KINDS = ("hair", "dark_corner", "gel_border", "patches")
+NEW_KINDS = tuple(k for k in KINDS if k not in family_kinds(DEFAULT_FAMILIES))  # beyond the paper
 HEIGHT, WIDTH = 240, 320
 
 
@@ -192,7 +194,7 @@ def all_families(tmp_path_factory):
         workers=1,
         progress=False,
         families=list(FAMILIES),
-        variants=["train_all", "test_none", "test_all", "test_40"],
+        variants=["train_all", CLEAN_TEST, ALL_TEST, "test_40"],
     )
     return out, manifest
 
@@ -208,7 +210,7 @@ def test_all_families_build_verifies_and_records_its_families(all_families):
             assert reader.attrs["families"] == list(FAMILIES)
             kinds_seen.update(k for k in reader.artefact_kinds if k)
     assert len(kinds_seen) >= 7  # a family is drawn per row: all seven show up in train_all + test_all
-    card = (out / "README.md").read_text()
+    card = (out / CARD_NAME).read_text()
     assert all(family in card for family in FAMILIES)
 
 
@@ -233,10 +235,10 @@ def test_bissoto_csv_of_an_all_families_build_matches_the_stored_masks(all_famil
 
 def test_default_build_records_no_families_and_counts_only_the_paper_kinds(tmp_path):
     source = make_source(tmp_path / "src", train_per_class=(1,) * 7, test_per_class=(1,) * 7)
-    manifest = generate(source, tmp_path / "out", seed=0, progress=False, variants=["test_all"])
+    manifest = generate(source, tmp_path / "out", seed=0, progress=False, variants=[ALL_TEST])
     assert "families" not in manifest
     assert set(manifest["files"][0]["artefact_counts"]) == {k for f in DEFAULT_FAMILIES for k in FAMILIES[f]}
-    with VariantReader(tmp_path / "out" / "test_all.h5") as reader:
+    with VariantReader(tmp_path / "out" / f"{ALL_TEST}.h5") as reader:
         assert "families" not in reader.attrs
 
 
@@ -324,7 +326,7 @@ def _front_matter(card: str) -> dict:
 
 def test_generate_writes_a_hugging_face_card_and_croissant(all_families):
     out, manifest = all_families
-    meta = _front_matter((out / "README.md").read_text())
+    meta = _front_matter((out / CARD_NAME).read_text())
     assert meta["license"] == "cc0-1.0"  # synthetic images with builtin templates: what the manifest records
     assert manifest["licence"].endswith("CC0-1.0")
     assert meta["task_categories"] == ["image-classification"]
@@ -332,8 +334,8 @@ def test_generate_writes_a_hugging_face_card_and_croissant(all_families):
     assert "synthetic" in meta["tags"]
     assert [c["config_name"] for c in meta["configs"]] == [e["variant"] for e in manifest["files"]]
     assert [c["data_files"][0]["path"] for c in meta["configs"]] == [e["name"] for e in manifest["files"]]
-    assert "## Citation" in (out / "README.md").read_text()
-    crate = json.loads((out / "croissant.json").read_text())
+    assert "## Citation" in (out / CARD_NAME).read_text()
+    crate = json.loads((out / CROISSANT_NAME).read_text())
     files = {d["name"]: d for d in crate["distribution"]}
     assert {name: d["sha256"] for name, d in files.items()} == {
         e["name"]: e["sha256"] for e in manifest["files"]
@@ -352,7 +354,7 @@ def test_attributions_name_the_families_a_build_inserted(all_families, tmp_path)
 
     assert set(FAMILY_NOUNS) == set(FAMILIES)
     out, manifest = all_families
-    card = (out / "README.md").read_text()
+    card = (out / CARD_NAME).read_text()
     images_line = next(line for line in card.splitlines() if line.startswith("- **Images**:"))
     changes = images_line.split("Changes: artefacts (", 1)[1].split(")", 1)[0]
     assert changes == ", ".join(FAMILY_NOUNS[f] for f in FAMILIES)
@@ -362,22 +364,22 @@ def test_attributions_name_the_families_a_build_inserted(all_families, tmp_path)
     assert "artefacts (bubbles, rulers, ink markings) inserted" in datacard(paper)
     assert (
         "artefacts (bubbles, rulers, ink markings) inserted"
-        in info_from_manifest(paper)["test_all"]["attribution"]
+        in info_from_manifest(paper)[ALL_TEST]["attribution"]
     )
     hair_only = {**paper, "families": ["hair"]}
     assert "artefacts (hair) inserted" in datacard(hair_only)
-    assert "rulers" not in info_from_manifest(hair_only)["test_all"]["attribution"]
+    assert "rulers" not in info_from_manifest(hair_only)[ALL_TEST]["attribution"]
 
 
 def test_croissant_validates_with_mlcroissant_offline_and_a_broken_one_fails(all_families, tmp_path):
     mlc = pytest.importorskip("mlcroissant", reason="mlcroissant is a dev dependency")
     out, manifest = all_families
-    dataset = mlc.Dataset(jsonld=out / "croissant.json")
+    dataset = mlc.Dataset(jsonld=out / CROISSANT_NAME)
     record_sets = {rs.name: rs for rs in dataset.metadata.record_sets}
     assert set(record_sets) == {e["variant"] for e in manifest["files"]}
-    fields = {f.name for f in record_sets["test_all"].fields}
+    fields = {f.name for f in record_sets[ALL_TEST].fields}
     assert {"image", "label", "lesion_mask", "artefact_mask", "artefact_kind", "record"} <= fields
-    broken = json.loads((out / "croissant.json").read_text())
+    broken = json.loads((out / CROISSANT_NAME).read_text())
     del broken["distribution"][0]["sha256"]
     broken["distribution"][1]["encodingFormat"] = None
     path = tmp_path / "broken.json"
@@ -393,9 +395,9 @@ def test_publish_card_licence_follows_the_manifest(all_families, tmp_path):
 
     out, manifest = all_families
     published = publish(out, tmp_path / "up", base_url="https://example.org/data", progress=False)
-    meta = _front_matter((published / "README.md").read_text())
+    meta = _front_matter((published / CARD_NAME).read_text())
     assert meta["license"] == "cc0-1.0"
-    crate = json.loads((published / "croissant.json").read_text())
+    crate = json.loads((published / CROISSANT_NAME).read_text())
     assert (
         crate["distribution"][0]["contentUrl"] == "https://example.org/data/" + manifest["files"][0]["name"]
     )
@@ -415,7 +417,7 @@ def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_
 
     results = fx.write_results(tmp_path / "results", gradcam=False)
     data = fx.write_data(tmp_path / "data", base_url=base_url)
-    write_cards(data, json.loads((data / "manifest.json").read_text()))
+    write_cards(data, json.loads((data / MANIFEST_NAME).read_text()))
     project = fx.make_site_project(tmp_path / "project")
     export_site(results, data, project / "site", progress=False)
     page = (project / "site" / "datasets.md").read_text()
@@ -427,9 +429,9 @@ def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_
     else:
         shipped = project / "site" / "generated" / "data"
         assert "(generated/data/README.md.txt)" in page and "(generated/data/croissant.json)" in page
-        assert (shipped / "croissant.json").read_bytes() == (data / "croissant.json").read_bytes()
+        assert (shipped / CROISSANT_NAME).read_bytes() == (data / CROISSANT_NAME).read_bytes()
         assert (shipped / "README.md.txt").read_text().startswith("---\nlicense: ")
         # a strict MkDocs build accepts the links (and does not turn the card into a page)
         build_site(project / "mkdocs.yml")
         built = project / "build" / "site" / "generated" / "data"
-        assert (built / "README.md.txt").is_file() and (built / "croissant.json").is_file()
+        assert (built / "README.md.txt").is_file() and (built / CROISSANT_NAME).is_file()

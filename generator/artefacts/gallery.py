@@ -20,14 +20,14 @@ def demo_image(seed: int = 0, size: tuple[int, int] = (600, 450)) -> tuple[np.nd
 
     Skin with soft mottling and a vignette, and an irregular brown lesion slightly off centre.
     """
-    from .procedural import _smooth_noise
+    from .texture import smooth_noise
 
     width, height = size
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     ny, nx = (y - height / 2) / (height / 2), (x - width / 2) / (width / 2)
     vignette = 1.0 - 0.35 * np.clip(nx * nx + ny * ny - 0.5, 0, None)
-    mottling = _smooth_noise(rng, height, width, 12) - 0.5
+    mottling = smooth_noise(rng, height, width, 12) - 0.5
     skin = np.array(SKIN, dtype=np.float64)[None, None, :] * (vignette + 0.12 * mottling)[:, :, None]
     cy, cx = height * rng.uniform(0.42, 0.55), width * rng.uniform(0.42, 0.58)
     angle = np.arctan2(y - cy, x - cx)
@@ -37,7 +37,7 @@ def demo_image(seed: int = 0, size: tuple[int, int] = (600, 450)) -> tuple[np.nd
     )
     dist = np.sqrt((y - cy) ** 2 + ((x - cx) * 0.85) ** 2) / (radius * wobble)
     lesion = dist < 1.0
-    pigment = np.clip(1.15 - dist, 0, 1) ** 0.6 * (0.75 + 0.5 * _smooth_noise(rng, height, width, 9))
+    pigment = np.clip(1.15 - dist, 0, 1) ** 0.6 * (0.75 + 0.5 * smooth_noise(rng, height, width, 9))
     brown = np.array([95.0, 58.0, 42.0])
     image = skin * (1 - pigment[:, :, None]) + brown * pigment[:, :, None]
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), lesion.astype(np.uint8)

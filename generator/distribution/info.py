@@ -52,7 +52,7 @@ def default_manifest_path() -> Path | None:
 def load_manifest_any(manifest: str | os.PathLike | dict | None) -> tuple[dict | None, str | None]:
     """(manifest dict, default base) from a dict, path, folder or URL; (None, None) when None given
     and no packaged manifest exists. Validated by generator.distribution.fetch."""
-    from .fetch import fetchable_entries, read_manifest
+    from .untrusted import fetchable_entries, read_manifest
 
     if manifest is None:
         packaged = default_manifest_path()

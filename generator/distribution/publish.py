@@ -23,7 +23,7 @@ def _check_publish_url(base_url: str) -> str:
     if not isinstance(base_url, str) or not base_url:
         raise UserError("--base-url: required")
     from ..userio import printable
-    from .fetch import url_scheme
+    from .untrusted import url_scheme
 
     scheme = url_scheme(base_url, "--base-url")
     parts = urllib.parse.urlsplit(base_url)
@@ -72,8 +72,9 @@ def publish(
 
     from ..atomic import write_json_atomic
     from ..variants.labels import LABELS_DIR, write_label_csvs
+    from ..variants.manifest import MANIFEST_NAME, sha256_file
     from .cards import write_cards
-    from .fetch import MANIFEST_NAME, fetchable_entries, read_manifest, select_entries, sha256_file
+    from .untrusted import fetchable_entries, read_manifest, select_entries
 
     base_url = _check_publish_url(base_url)
     data_dir = Path(data_dir)

@@ -167,10 +167,3 @@ def resolve_variants(names: Sequence[str] | None) -> list[VariantSpec]:
     if not wanted:
         raise UserError("--variants: no variant named")
     return [spec for name, spec in VARIANTS.items() if name in wanted]
-
-
-def variants_table() -> str:
-    """Markdown table of the registry (used by the docs)."""
-    lines = ["| variant | split | images carrying an artefact |", "|---|---|---|"]
-    lines += [f"| `{s.name}` | {s.split} | {s.description} |" for s in VARIANTS.values()]
-    return "\n".join(lines)

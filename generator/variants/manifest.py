@@ -15,17 +15,20 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .. import CLASSES
 from ..errors import UserError
 from ..userio import printable
 
+if TYPE_CHECKING:
+    import numpy as np
+
 FORMAT = "ham-artefacts-manifest/1"
 MANIFEST_NAME = "manifest.json"
 CONTENT_DIGEST_VERSION = b"ham-artefacts-content/1\n"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+"""A SHA-256 as the manifest writes it: 64 lowercase hex digits (use ``fullmatch``)."""
 
 _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -56,6 +59,7 @@ _FILE_KEYS: dict[str, type | tuple[type, ...]] = {
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk``-byte blocks (the project's one file hash)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -68,6 +72,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 def row_digest(image: np.ndarray, lesion_mask: np.ndarray, artefact_mask: np.ndarray) -> bytes:
     """32-byte digest of one row's decoded pixels (uint8 HxWx3) and 0/1 masks."""
+    import numpy as np  # here: fetch, info and publish read manifests without numpy
+
     h = hashlib.sha256()
     for array in (
         np.asarray(image, np.uint8),
@@ -147,7 +153,7 @@ def validate_manifest(manifest, where: str = "manifest") -> None:
             raise UserError(f"{at}: must be an object")
         _check_keys(entry, _FILE_KEYS, at)
         for key in ("sha256", "content_digest"):
-            if not _HEX64.match(entry[key]):
+            if not SHA256_HEX.fullmatch(entry[key]):
                 raise UserError(f"{at}: {key!r} is not 64 hex digits")
         name = entry["name"]
         if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".h5"):
