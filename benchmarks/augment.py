@@ -13,7 +13,7 @@ Times, per image (median thread-CPU ms, best of ``--rounds`` rounds of ``--image
 * p = 0.5, the mean cost per image a training epoch pays.
 
 Baseline, measured in the same run on the same images: the rest of the training loader's per-image
-work: JPEG decode (full size, and drafted as ``training.data.variant_dataset`` does) plus the v2 training
+work: JPEG decode (full size, and drafted as ``training.data.decode`` does) plus the v2 training
 augmentations of ``training.data.transforms.train_transform(224)`` (crop, rotation, flips, colour jitter).
 
     python benchmarks/augment.py [--images 200] [--rounds 3] [--templates builtin|DIR]
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     from generator.artefacts.augment import AUTO_MASK_SIDE, ArtefactAugmenter
     from generator.artefacts.gallery import demo_image
     from training.data.augment import RandomArtefact
+    from training.data.decode import reduce_like_jpeg_draft
     from training.data.transforms import box_from_mask, train_transform
-    from training.data.variant_dataset import reduce_like_jpeg_draft
 
     torch.set_num_threads(1)
     scenes = [demo_image(seed, (600, 450)) for seed in range(8)]

@@ -278,18 +278,20 @@ def ceiling(device, sizes: dict, deadline: float) -> None:
 
 
 def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> None:
+    from training.data.batches import training_targets
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import train_transform
-    from training.data.variant_dataset import HDF5VariantDataset
     from training.run.engine import TrainConfig, train_loader
 
     size = sizes["image_size"]
     rows = []
     for workers in worker_counts:
-        dataset = HDF5VariantDataset(
-            data / "train_none.h5",
-            transform=train_transform(size, float_output=False),
-            decode_size=(size, size),
-            with_masks=False,
+        dataset = HAMArtefacts(
+            data,
+            "train_none",
+            target_types=training_targets(),
+            transforms=train_transform(size, float_output=False),
+            decode_size=size,
         )
         config = TrainConfig(arch="resnet34", data=str(data), batch_size=sizes["batch_size"], workers=workers)
         loader_, sampler = train_loader(dataset, config, device)

@@ -190,7 +190,7 @@ class FolderTransform:
         self.joint = joint
 
     def __call__(self, image):
-        return self.joint(pil_to_channels_last(image))[0]
+        return self.joint(pil_to_channels_last(image))
 
 
 def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
@@ -199,8 +199,9 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
+    from training.data.batches import collate, training_targets, worker_init_fn
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import COLOUR_JITTER, CROP_SCALE, ROTATION_DEGREES, train_transform
-    from training.data.variant_dataset import HDF5VariantDataset, collate, worker_init_fn
 
     root = export_image_folder(variant, folder_root)
     joint = train_transform(args.size, float_output=False)  # as training.run.engine builds it: uint8 out
@@ -214,7 +215,16 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
         "shuffle": False,
         "persistent_workers": args.workers > 0,
     }
-    reduced = (args.size, args.size)
+
+    def hdf5(with_masks: bool, decode_size=None):
+        return HAMArtefacts(
+            variant.parent,
+            variant.stem,
+            target_types=training_targets(with_masks),
+            transforms=joint,
+            decode_size=decode_size,
+        )
+
     # context, not the comparison: the same augmentations as a user would write them, torchvision's
     # stock kernels on the PIL images ImageFolder returns
     stock = v2.Compose(
@@ -232,15 +242,11 @@ def compare(variant: Path, folder_root: Path, args) -> tuple[float, float]:
         "ImageFolder (JPEG files)": ImageFolder(str(root), transform=folder_transform),
         "ImageFolder, stock v2 kernels (PIL)": ImageFolder(str(root), transform=stock),
         # the like-for-like comparison: image only, full-size decode
-        "HDF5 image only, full size": HDF5VariantDataset(variant, transform=joint, with_masks=False),
+        "HDF5 image only, full size": hdf5(with_masks=False),
         # what the classifier trains on: image only, reduced-size decode
-        "HDF5 image only, reduced decode": HDF5VariantDataset(
-            variant, transform=joint, with_masks=False, decode_size=reduced
-        ),
-        # what the detectors train on: image + lesion mask PNG + box, all through the transforms
-        "HDF5 + masks, reduced decode": HDF5VariantDataset(
-            variant, transform=joint, with_masks=True, decode_size=reduced
-        ),
+        "HDF5 image only, reduced decode": hdf5(with_masks=False, decode_size=args.size),
+        # what the detectors train on: image + lesion mask PNG through the transforms, box in collate
+        "HDF5 + masks, reduced decode": hdf5(with_masks=True, decode_size=args.size),
     }
     loaders = {
         name: DataLoader(ds, **common)
@@ -284,8 +290,8 @@ def print_cost_split(hdf5, folder, joint, n: int = 32) -> None:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    image = hdf5._decode_image(hdf5.reader.image_buffer(0))
-    hdf5_decode = cpu_ms(lambda i: hdf5._decode_image(hdf5.reader.image_buffer(i)))
+    image = hdf5.load(0)[0]
+    hdf5_decode = cpu_ms(lambda i: hdf5.load(i))  # the row read and decoded, no transform
     folder_decode = cpu_ms(lambda i: pil_to_channels_last(folder.loader(folder.samples[i][0])))
     augment = cpu_ms(lambda i: joint(image))
     torch.set_num_threads(threads)

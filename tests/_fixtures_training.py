@@ -131,3 +131,15 @@ def write_synthetic_data(
             out / f"{variant}.h5", synthetic_rows(n_test, "test", seed, size, ids), variant
         )
     return out
+
+
+def digest_arrays(*arrays) -> str:
+    """SHA-256 over each array's dtype, shape and bytes: records outputs that must stay byte-identical."""
+    import hashlib
+
+    hashed = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(np.asarray(array))
+        hashed.update(str((array.dtype.str, array.shape)).encode())
+        hashed.update(array.tobytes())
+    return hashed.hexdigest()

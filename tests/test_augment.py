@@ -259,6 +259,90 @@ def test_masks_and_boxes_pass_through_unchanged_and_the_artefact_mask_is_returne
     assert clean is image and not empty.any()
 
 
+# Recorded with the RandomArtefact of version 0.2.0 (whole insertion in make_params, forward overridden).
+RANDOM_ARTEFACT_DIGESTS = {
+    "Image+Mask+Box p=1 mask": "36bb0a508c9735308a01a61841872b34ba19695b4dc0b3d23d74083662a47844",
+    "tensor p=0.7 auto mask": "79d119ddfe1a5e1a2c970d186f7b04f30b620cf975f4ac28caa38e906629956e",
+    "PIL bubble/circle": "0d172349077eb2aaa826baf98f5108570af594393943ad92ceac975e7bd9223c",
+    "p=0.5 ruler/marking Image+Mask mask": "1d2ab73b5609cc633d2199dcc44afb31f913dd0196c73c7dbef7dcd0a47f9862",
+    "small scale0.5 mask": "277c35eb45a3074a5d3ddbc041ef35818654e8c1cb3132621cef484b3399a974",
+}
+
+
+def test_outputs_for_a_seed_are_byte_identical_to_before():
+    from _fixtures_training import digest_arrays
+    from PIL import Image
+
+    from training.data.augment import RandomArtefact
+
+    image, mask = skin_image(240, 320, seed=2)
+    tensor = tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1))
+    lesion = tv_tensors.Mask(torch.from_numpy(mask))
+    box = tv_tensors.BoundingBoxes([[100.0, 60.0, 220.0, 170.0]], format="XYXY", canvas_size=(240, 320))
+    small = torch.from_numpy(skin_image(113, 150, seed=5)[0]).permute(2, 0, 1)
+    cases = {
+        "Image+Mask+Box p=1 mask": (
+            RandomArtefact(p=1.0, return_artefact_mask=True),
+            (tensor, lesion, box),
+            6,
+        ),
+        "tensor p=0.7 auto mask": (RandomArtefact(p=0.7), (tensor.as_subclass(torch.Tensor),), 8),
+        "PIL bubble/circle": (
+            RandomArtefact(p=1.0, kinds=["bubble", "marking_circle"]),
+            (Image.fromarray(image),),
+            4,
+        ),
+        "p=0.5 ruler/marking Image+Mask mask": (
+            RandomArtefact(p=0.5, kinds={"ruler": 2, "marking": 1}, return_artefact_mask=True),
+            (tensor, lesion),
+            8,
+        ),
+        "small scale0.5 mask": (
+            RandomArtefact(p=1.0, template_scale=0.5, return_artefact_mask=True),
+            (small,),
+            4,
+        ),
+    }
+    for name, (transform, sample, seeds) in cases.items():
+        arrays = []
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            out = transform(*sample)
+            arrays += [np.asarray(part) for part in (out if isinstance(out, tuple) else (out,))]
+        assert digest_arrays(*arrays) == RANDOM_ARTEFACT_DIGESTS[name], name
+
+
+def test_make_params_draws_the_record_and_transform_renders_it():
+    """v2's contract: the record (kinds, template ids, flips, scales, angles, centres) is drawn in
+    make_params; transform paints it on the image and hands every other input back untouched; no
+    forward override and no private torchvision import."""
+    import ast
+    import inspect
+
+    import training.data.augment as module
+    from training.data.augment import RandomArtefact
+
+    image, mask, box = _sample()
+    transform = RandomArtefact(p=1.0, kinds="marking_circle")
+    params = transform.make_params([image, mask, box])
+    record = params["record"]
+    assert record["kind"] == "marking_circle" and record["instances"]
+    assert {"template", "flip", "scale", "angle", "centre"} <= set(record["instances"][0])
+    painted = transform.transform(image, params)
+    expected, _ = render(image.permute(1, 2, 0).numpy(), record, transform.augmenter.bank)
+    assert type(painted) is tv_tensors.Image and np.array_equal(painted.permute(1, 2, 0).numpy(), expected)
+    assert transform.transform(mask, params) is mask and transform.transform(box, params) is box
+    assert "forward" not in RandomArtefact.__dict__
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(inspect.getsource(module)))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    private = [name for name in imported if any(part.startswith("_") for part in name.split("."))]
+    assert private == ["__future__"]
+
+
 def test_pil_and_plain_tensor_inputs():
     from PIL import Image
 
@@ -284,20 +368,20 @@ def test_pil_and_plain_tensor_inputs():
 
 def test_detector_pipeline_keeps_mask_and_box_consistent():
     """With augmentation the joint training transform moves mask and box exactly as without it (same
-    geometric draws): the artefact changes pixels only, and the box is the transformed mask's."""
+    geometric draws): the artefact changes pixels only."""
     from generator.artefacts.augment import SEED_LIMIT
-    from training.data.transforms import box_from_mask, train_transform
+    from training.data.transforms import train_transform
 
-    image, mask, _ = _sample()
+    image, mask, box = _sample()
     augmented, plain = train_transform(64, augment_artefacts=1.0), train_transform(64)
     for seed in range(5):
         torch.manual_seed(seed)
-        image_a, mask_a, box_a = augmented(image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor))
+        image_a, (mask_a, box_a) = augmented(image.as_subclass(torch.Tensor), (mask, box))
         torch.manual_seed(seed)
         torch.randint(SEED_LIMIT, (1,))  # the artefact's one draw, so the geometry draws line up
-        image_p, mask_p, box_p = plain(image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor))
-        assert torch.equal(mask_a, mask_p) and torch.equal(box_a, box_p)
-        assert torch.equal(box_a, box_from_mask(mask_a))
+        image_p, (mask_p, box_p) = plain(image.as_subclass(torch.Tensor), (mask, box))
+        assert type(mask_a) is tv_tensors.Mask and type(box_a) is tv_tensors.BoundingBoxes
+        assert torch.equal(mask_a, mask_p) and torch.equal(box_a, box_p) and mask_a.shape == (64, 64)
         assert not torch.equal(image_a, image_p)
 
 

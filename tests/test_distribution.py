@@ -246,6 +246,7 @@ def test_publish_rejects_a_file_that_no_longer_matches(tmp_path):
 
 
 def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
+    import torch
     from PIL import Image
 
     from training.data.datasets import HAMArtefacts
@@ -262,17 +263,12 @@ def test_dataset_download_fetches_then_loads(data_dir, tmp_path):
         assert [p for p in server.paths() if p.endswith(".h5")] == fetched  # intact: not fetched twice
     assert sha256_file(root / "test_40.h5") == sha256_file(data_dir / "test_40.h5")
     assert len(ds) == len(again) == 10
-    image, label, meta = ds[3]
+    image, label = ds[3]
     with VariantReader(data_dir / "test_40.h5") as reader:
-        assert isinstance(image, Image.Image) and np.array_equal(np.asarray(image), reader.image(3))
+        assert image.dtype == torch.uint8 and np.array_equal(image.permute(1, 2, 0).numpy(), reader.image(3))
         assert label == reader.labels[3]
-        assert meta == {
-            "image_id": reader.image_ids[3],
-            "has_artefact": bool(reader.has_artefact[3]),
-            "kind": reader.artefact_kinds[3],
-        }
         n_art = int(reader.has_artefact.sum())
-    assert ds[-1][2]["image_id"] == ds[9][2]["image_id"]
+    assert ds[-1][1] == ds[9][1]
     with pytest.raises(IndexError):
         ds[10]
     assert sum(1 for _ in ds) == 10
@@ -298,13 +294,14 @@ def test_dataset_transforms_and_torch_loader(data_dir):
     ds = HAMArtefacts(
         data_dir,
         "train_none",
-        transform=lambda im: torch.from_numpy(np.asarray(im).copy()),
-        target_transform=lambda y: y + 100,
+        target_types=("label", "meta"),
+        transform=lambda image: image.permute(1, 2, 0).float(),
+        target_transform=lambda target: (target[0] + 100, target[1]),
     )
     assert isinstance(ds, torch.utils.data.Dataset)
-    images, labels, meta = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    images, (labels, meta) = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
     assert images.shape == (4, 24, 32, 3) and labels.tolist() == [100, 101, 102, 103]
-    assert meta["has_artefact"].tolist() == [False] * 4
+    assert meta["has_artefact"].tolist() == [False] * 4 and meta["index"].tolist() == [0, 1, 2, 3]
 
 
 def test_real_engine_records_are_summarised():

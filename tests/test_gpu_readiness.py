@@ -211,17 +211,21 @@ def test_persistent_workers_draw_new_augmentations_each_epoch_and_match_a_fresh_
     """Per-(seed, epoch, row) seeds: two persistent workers give each epoch new augmentations, and the
     very images, in the very order, that a fresh main-process loader gives for that epoch (what a
     resumed run reads)."""
+    from torch.utils.data import Subset
+
+    from training.data.batches import training_targets
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import train_transform
-    from training.data.variant_dataset import HDF5VariantDataset
     from training.run.engine import train_loader
 
-    dataset = HDF5VariantDataset(
-        train_dir / "train_none.h5",
-        indices=np.arange(12),
-        transform=train_transform(32, float_output=False),
-        decode_size=(32, 32),
-        with_masks=False,
+    variant = HAMArtefacts(
+        train_dir,
+        "train_none",
+        target_types=training_targets(),
+        transforms=train_transform(32, float_output=False),
+        decode_size=32,
     )
+    dataset = Subset(variant, np.arange(12))
     cpu = torch.device("cpu")
     loader, sampler = train_loader(dataset, _config(train_dir, workers=2, batch_size=4), cpu, drop_last=False)
     assert loader.persistent_workers and loader.num_workers == 2

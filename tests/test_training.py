@@ -83,7 +83,9 @@ def _random_lesion(rng, height, width):
 @pytest.mark.parametrize("seed", range(12))
 def test_train_transform_keeps_image_mask_and_box_aligned(seed):
     """The image is the mask painted grey-white; after random crop/rotate/flip/jitter the bright pixels
-    must still be the mask pixels, and the box must be the tight box of the transformed mask."""
+    must still be the mask pixels, and the tight box of the transformed mask must frame them."""
+    from torchvision import tv_tensors
+
     from training.data.transforms import box_from_mask, train_transform
 
     torch.manual_seed(seed)
@@ -91,12 +93,12 @@ def test_train_transform_keeps_image_mask_and_box_aligned(seed):
     height, width = int(rng.integers(60, 120)), int(rng.integers(60, 120))
     mask = _random_lesion(rng, height, width)
     image = torch.from_numpy(np.repeat(mask[None] * 230 + 10, 3, axis=0).astype(np.uint8))
-    out_image, out_mask, box = train_transform(64)(image, torch.from_numpy(mask))
+    out_image, out_mask = train_transform(64)(image, tv_tensors.Mask(torch.from_numpy(mask)))
+    box = box_from_mask(out_mask)
 
     assert out_image.shape == (3, 64, 64) and out_image.dtype == torch.float32
     assert 0.0 <= out_image.min() and out_image.max() <= 1.0
     assert out_mask.shape == (64, 64) and set(out_mask.unique().tolist()) <= {0, 1}
-    assert torch.equal(box, box_from_mask(out_mask))
     bright = out_image.mean(0) > out_image.mean(0).amin() + 0.5 * (
         out_image.mean(0).amax() - out_image.mean(0).amin()
     )
@@ -110,18 +112,20 @@ def test_train_transform_keeps_image_mask_and_box_aligned(seed):
 
 
 def test_eval_transform_only_resizes():
-    from training.data.transforms import eval_transform
+    from torchvision import tv_tensors
+
+    from training.data.transforms import box_from_mask, eval_transform
 
     rng = np.random.default_rng(0)
-    mask = _random_lesion(rng, 96, 128)
-    image = torch.from_numpy(np.repeat(mask[None] * 255, 3, axis=0).astype(np.uint8))
-    first = eval_transform(64)(image, torch.from_numpy(mask))
-    second = eval_transform(64)(image, torch.from_numpy(mask))
+    mask = tv_tensors.Mask(torch.from_numpy(_random_lesion(rng, 96, 128)))
+    image = torch.from_numpy(np.repeat(mask.numpy()[None] * 255, 3, axis=0).astype(np.uint8))
+    first = eval_transform(64)(image, mask)
+    second = eval_transform(64)(image, mask)
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a, b)  # no randomness: no test-time augmentation
-    ys, xs = np.nonzero(mask)
+    ys, xs = np.nonzero(mask.numpy())
     expected = [xs.min() * 64 / 128, ys.min() * 64 / 96, (xs.max() + 1) * 64 / 128, (ys.max() + 1) * 64 / 96]
-    assert np.abs(first[2].numpy() - expected).max() <= 1.5
+    assert np.abs(box_from_mask(first[1]).numpy() - expected).max() <= 1.5
 
 
 def test_box_from_mask():
@@ -133,40 +137,54 @@ def test_box_from_mask():
     assert box_from_mask(mask).tolist() == [7, 3, 8, 4]
 
 
-def test_dataset_returns_the_contract_fields(data_dir):
-    from training.data.transforms import train_transform
-    from training.data.variant_dataset import HDF5VariantDataset, collate
+def test_training_batches_hold_the_contract_fields(data_dir):
+    from torch.utils.data import Subset
 
-    dataset = HDF5VariantDataset(data_dir / "train_none.h5", indices=[3, 5], transform=train_transform(48))
-    item = dataset[1]
-    assert item["image"].shape == (3, 48, 48) and item["image"].dtype == torch.float32
-    assert item["label"] == dataset.reader.labels[5] and item["image_id"] == dataset.reader.image_ids[5]
-    assert item["lesion_mask"].shape == (48, 48) and item["box"].shape == (4,)
+    from training.data.batches import collate, training_targets
+    from training.data.datasets import HAMArtefacts
+    from training.data.transforms import box_from_mask, train_transform
+
+    variant = HAMArtefacts(
+        data_dir, "train_none", target_types=training_targets(with_masks=True), transforms=train_transform(48)
+    )
+    dataset = Subset(variant, [3, 5])
+    image, (label, meta, mask) = dataset[1]
+    assert image.shape == (3, 48, 48) and image.dtype == torch.float32 and type(image) is torch.Tensor
+    assert label == variant.reader.labels[5] and meta["image_id"] == variant.reader.image_ids[5]
+    assert meta["index"] == 5 and mask.shape == (48, 48)
     batch = collate([dataset[0], dataset[1]])
     assert batch["image"].shape == (2, 3, 48, 48) and batch["index"].tolist() == [3, 5]
-    plain = HDF5VariantDataset(data_dir / "train_none.h5")[0]
-    assert plain["image"].shape[1:] == plain["lesion_mask"].shape == (64, 80)
+    assert batch["image_id"] == [variant.reader.image_ids[3], variant.reader.image_ids[5]]
+    assert batch["lesion_mask"].shape == (2, 48, 48) and batch["box"].shape == (2, 4)
+    # the detectors' box is the tight box of the transformed mask
+    assert all(torch.equal(batch["box"][i], box_from_mask(batch["lesion_mask"][i])) for i in range(2))
+    plain_image, (_, _, plain_mask) = HAMArtefacts(
+        data_dir, "train_none", target_types=training_targets(True)
+    )[0]
+    assert plain_image.shape[1:] == plain_mask.shape == (64, 80) and plain_image.dtype == torch.uint8
 
 
 def test_dataset_without_masks_gives_the_same_images(data_dir):
-    """with_masks=False (classifier, prediction) drops mask and box but not a pixel of the image."""
+    """Without the lesion mask (classifier, prediction) the batch has no mask and box but the same images."""
+    from training.data.batches import collate, training_targets
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import eval_transform, train_transform
-    from training.data.variant_dataset import HDF5VariantDataset, collate
 
-    path = data_dir / "train_none.h5"
-    with_masks = HDF5VariantDataset(path, indices=[1, 4], transform=eval_transform(40))
-    image_only = HDF5VariantDataset(path, indices=[1, 4], transform=eval_transform(40), with_masks=False)
-    for i in range(2):
-        assert torch.equal(with_masks[i]["image"], image_only[i]["image"])
-    batch = collate([image_only[0], image_only[1]])
+    def dataset(with_masks: bool, transforms):
+        return HAMArtefacts(
+            data_dir, "train_none", target_types=training_targets(with_masks), transforms=transforms
+        )
+
+    with_masks, image_only = dataset(True, eval_transform(40)), dataset(False, eval_transform(40))
+    for i in (1, 4):
+        assert torch.equal(with_masks[i][0], image_only[i][0])
+    batch = collate([image_only[1], image_only[4]])
     assert "lesion_mask" not in batch and "box" not in batch and batch["image"].shape == (2, 3, 40, 40)
     # the training augmentations draw the same random parameters with or without the mask
-    augmented = HDF5VariantDataset(path, indices=[2], transform=train_transform(32), with_masks=False)
     torch.manual_seed(7)
-    a = augmented[0]["image"]
-    augmented.with_masks = True
+    a = dataset(False, train_transform(32))[2][0]
     torch.manual_seed(7)
-    assert torch.equal(a, augmented[0]["image"])
+    assert torch.equal(a, dataset(True, train_transform(32))[2][0])
 
 
 def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
@@ -176,8 +194,9 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
     from PIL import Image
 
     from generator.variants.store import Row, encode_mask, write_variant
+    from training.data.datasets import HAMArtefacts
+    from training.data.decode import decode_row
     from training.data.transforms import eval_transform
-    from training.data.variant_dataset import HDF5VariantDataset
 
     rng = np.random.default_rng(0)
     rows = []
@@ -210,17 +229,15 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
             "templates": "none",
         },
     )
-    full = HDF5VariantDataset(variant, transform=eval_transform(48), with_masks=False)
-    reduced = HDF5VariantDataset(
-        variant, transform=eval_transform(48), decode_size=(48, 48), with_masks=False
-    )
-    assert reduced._decode_image(reduced.reader.image_bytes(0)).shape == (3, 48, 64)  # 1/4 scale covers 48
+    full = HAMArtefacts(tmp_path, variant.stem, transform=eval_transform(48))
+    reduced = HAMArtefacts(tmp_path, variant.stem, transform=eval_transform(48), decode_size=(48, 48))
+    assert decode_row(reduced.reader.image_bytes(0), (48, 48)).shape == (48, 64, 3)  # 1/4 scale covers 48
     for i in range(3):
-        a, b = full[i]["image"], reduced[i]["image"]
+        a, b = full[i][0], reduced[i][0]
         assert a.shape == b.shape == (3, 48, 48) and b.is_contiguous()
         assert (a - b).abs().mean() < 0.02
-    masked = HDF5VariantDataset(variant, decode_size=(48, 48))[0]
-    assert masked["lesion_mask"].shape == masked["image"].shape[1:] == (48, 64)
+    image, mask = HAMArtefacts(tmp_path, variant.stem, target_types="lesion_mask", decode_size=48)[0]
+    assert mask.shape == image.shape[1:] == (48, 64)
 
 
 # --- detector -> class scores -----------------------------------------------------------------
@@ -597,13 +614,18 @@ def test_dihedral_policy_moves_image_and_mask_by_square_symmetries_only():
     from training.data.transforms import AUGMENT_POLICIES, train_transform
 
     assert set(AUGMENT_POLICIES) == {"paper", "dihedral"}
+    from torchvision import tv_tensors
+
+    from training.data.transforms import box_from_mask
+
     transform = train_transform(32, float_output=False, policy="dihedral")
     image = torch.full((3, 48, 48), 200, dtype=torch.uint8)
-    mask = torch.zeros(48, 48, dtype=torch.uint8)
+    mask = tv_tensors.Mask(torch.zeros(48, 48, dtype=torch.uint8))
     mask[10:20, 5:30] = 1
     for seed in range(20):
         torch.manual_seed(seed)
-        out, out_mask, box = transform(image, mask)
+        out, out_mask = transform(image, mask)
+        box = box_from_mask(out_mask)
         assert out.shape == (3, 32, 32) and out.dtype == torch.uint8
         assert int(out.min()) == 200  # no black corners (the paper's free rotation fills them with 0)
         assert out_mask.sum() > 0

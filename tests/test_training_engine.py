@@ -39,16 +39,17 @@ def data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
+    from training.data.batches import collate, training_targets
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import eval_transform
-    from training.data.variant_dataset import HDF5VariantDataset, collate
     from training.models import build_model
     from training.run.engine import training_loss
 
     torch.manual_seed(0)
-    dataset = HDF5VariantDataset(
-        data_dir / "train_none.h5", indices=[0, 2, 4, 6], transform=eval_transform(32)
+    dataset = HAMArtefacts(
+        data_dir, "train_none", target_types=training_targets(with_masks=True), transforms=eval_transform(32)
     )
-    batch = collate([dataset[i] for i in range(len(dataset))])
+    batch = collate([dataset[i] for i in (0, 2, 4, 6)])
     assert len(set(batch["label"].tolist())) == 4
     model = build_model(arch, image_size=32, detector_options=TINY_DETECTOR).train()
     params = [p for p in model.parameters() if p.requires_grad]

@@ -70,7 +70,7 @@ def mixed_variant(tmp_path_factory):
     ],
 )
 def test_jpeg_draft_factor_never_fails_and_never_shrinks_below_the_target(width, height, size, factor):
-    from training.data.variant_dataset import jpeg_draft_factor
+    from training.data.decode import jpeg_draft_factor
 
     got = jpeg_draft_factor(width, height, size)
     assert got == factor
@@ -84,21 +84,27 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
     size (the transform upscales); a whole DataLoader epoch yields every row."""
     from torch.utils.data import DataLoader
 
+    from training.data.batches import collate, training_targets
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import eval_transform, train_transform
-    from training.data.variant_dataset import HDF5VariantDataset, collate
 
-    size = (image_size, image_size)
-    for transform in (
+    for transforms in (
         train_transform(image_size, float_output=False),
         eval_transform(image_size, float_output=False),
     ):
-        dataset = HDF5VariantDataset(mixed_variant, transform=transform, decode_size=size, with_masks=False)
+        dataset = HAMArtefacts(
+            mixed_variant.parent,
+            "train_none",
+            target_types=training_targets(),
+            transforms=transforms,
+            decode_size=image_size,
+        )
         assert {bytes(dataset.reader.image_buffer(i)[:4]) for i in range(len(dataset))} == {
             b"\xff\xd8\xff\xe0",
             b"\x89PNG",
         }
         for i in range(len(dataset)):
-            assert tuple(dataset[i]["image"].shape) == (3, image_size, image_size)
+            assert tuple(dataset[i][0].shape) == (3, image_size, image_size)
         seen = [
             int(i) for batch in DataLoader(dataset, batch_size=4, collate_fn=collate) for i in batch["index"]
         ]
@@ -108,25 +114,20 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
 def test_stop_iteration_inside_a_dataset_is_an_error_not_an_empty_epoch(mixed_variant):
     from torch.utils.data import DataLoader
 
-    from training.data.variant_dataset import HDF5VariantDataset, collate
-
-    def broken(image, mask):
-        raise StopIteration
-
-    dataset = HDF5VariantDataset(mixed_variant, transform=broken, with_masks=False)
-    with pytest.raises(RuntimeError, match="StopIteration"):
-        list(DataLoader(dataset, batch_size=2, collate_fn=collate))
-
-
-def test_hamartefacts_turns_stop_iteration_into_an_error(mixed_variant):
+    from training.data.batches import collate, training_targets
     from training.data.datasets import HAMArtefacts
 
-    def broken(image):
+    def broken(*inputs):
         raise StopIteration
 
-    ds = HAMArtefacts(mixed_variant.parent, "train_none", transform=broken)
-    with pytest.raises(RuntimeError, match="StopIteration"):
-        list(ds)
+    for transforms in ({"transforms": broken}, {"transform": broken}, {"target_transform": broken}):
+        dataset = HAMArtefacts(
+            mixed_variant.parent, "train_none", target_types=training_targets(), **transforms
+        )
+        with pytest.raises(RuntimeError, match="train_none.h5: reading row 0 raised StopIteration"):
+            list(DataLoader(dataset, batch_size=2, collate_fn=collate))
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            list(dataset)
 
 
 def test_expected_images_per_epoch():

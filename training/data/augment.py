@@ -1,10 +1,12 @@
 """``RandomArtefact``: artefact insertion as a torchvision ``transforms.v2`` transform.
 
-A thin wrapper around the numpy :class:`generator.artefacts.augment.ArtefactAugmenter`: the only randomness
-it draws is one 63-bit seed from torch's default generator (``torch.randint``), handed to the
-augmenter. DataLoader workers seed torch's generator per worker from the loader's own, so a seeded
-loader gives the same artefacts on every run (for a given number of workers), and
-``ArtefactAugmenter(...)(image, mask, seed)`` reproduces any single call.
+It follows v2's contract for custom transforms: ``make_params`` draws the insertion (one 63-bit seed
+from torch's default generator, ``torch.randint``, handed to
+:meth:`generator.artefacts.augment.ArtefactAugmenter.draw`, which returns the JSON-serialisable
+record: kind, template ids, flips, scales, angles, centres), and ``transform`` paints that record
+onto the image (:func:`generator.artefacts.render`). DataLoader workers seed torch's generator per
+worker from the loader's own, so a seeded loader gives the same artefacts on every run (for a given
+number of workers), and ``ArtefactAugmenter(...)(image, mask, seed)`` reproduces any single call.
 
 The artefact is painted over the pixels; geometry is unchanged, so lesion masks
 (``tv_tensors.Mask``) and boxes (``tv_tensors.BoundingBoxes``) pass through untouched and stay
@@ -19,23 +21,26 @@ from typing import Any
 import numpy as np
 import PIL.Image
 import torch
-from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2._utils import is_pure_tensor
 
-from generator.artefacts.augment import SEED_LIMIT, ArtefactAugmenter
+from generator.artefacts import render
+from generator.artefacts.augment import SEED_LIMIT, ArtefactAugmenter, check_image, check_lesion_mask
 
 
-def _image_index(flat_inputs: list[Any]) -> int:
-    """Position of the image in the flattened sample, by v2's rule: the first ``tv_tensors.Image``
-    or PIL image, else the first plain tensor (other plain tensors, labels say, pass through)."""
-    for index, inpt in enumerate(flat_inputs):
+def _is_plain_tensor(inpt: Any) -> bool:
+    return isinstance(inpt, torch.Tensor) and not isinstance(inpt, tv_tensors.TVTensor)
+
+
+def _image_of(flat_inputs: list[Any]) -> Any:
+    """The image of a flattened sample, by v2's rule: the first ``tv_tensors.Image`` or PIL image,
+    else the first plain tensor (other plain tensors, labels say, pass through)."""
+    for inpt in flat_inputs:
         if isinstance(inpt, tv_tensors.Image | PIL.Image.Image):
-            return index
-    for index, inpt in enumerate(flat_inputs):
-        if is_pure_tensor(inpt):
-            return index
+            return inpt
+    for inpt in flat_inputs:
+        if _is_plain_tensor(inpt):
+            return inpt
     raise TypeError("RandomArtefact: the sample holds no image (a PIL image or a uint8 3xHxW tensor)")
 
 
@@ -63,6 +68,40 @@ def _to_mask(mask: tv_tensors.Mask) -> np.ndarray:
             f"lesion_mask: RandomArtefact needs an HxW or 1xHxW Mask, got shape {tuple(mask.shape)}"
         )
     return array.numpy()
+
+
+def _leaves(sample: Any) -> list[Any]:
+    """The leaves of a (nested) tuple / list / dict sample, depth first: the order v2 flattens in."""
+    if isinstance(sample, tuple | list):
+        return [leaf for item in sample for leaf in _leaves(item)]
+    if isinstance(sample, dict):
+        return [leaf for item in sample.values() for leaf in _leaves(item)]
+    return [sample]
+
+
+def _changed_pixels(before: Any, after: Any) -> tv_tensors.Mask:
+    """uint8 0/1 HxW Mask of the pixels where ``after`` differs from ``before`` in any channel."""
+    if after is before:  # left clean: ``transform`` hands the very input back
+        height, width = v2.functional.get_size(before)
+        return tv_tensors.Mask(torch.zeros((height, width), dtype=torch.uint8))
+    if isinstance(before, PIL.Image.Image):
+        changed = torch.from_numpy((np.asarray(after) != np.asarray(before)).any(axis=2))
+    else:
+        changed = (after.as_subclass(torch.Tensor) != before.as_subclass(torch.Tensor)).any(dim=0)
+    return tv_tensors.Mask(changed.to(torch.uint8))
+
+
+def _append_artefact_mask(transform: RandomArtefact, inputs: tuple, outputs: Any) -> Any:
+    """Forward hook of ``return_artefact_mask=True``: appends the artefact mask to the output.
+
+    v2's ``forward`` returns the structure it was given, and a transform must not override it; a
+    forward hook (public ``nn.Module`` API) may replace the output. The artefact is exactly the set
+    of pixels that ``render`` changed, so the mask is read off the image before and after."""
+    if not transform.return_artefact_mask:
+        return outputs
+    sample = inputs if len(inputs) > 1 else inputs[0]
+    artefact_mask = _changed_pixels(_image_of(_leaves(sample)), _image_of(_leaves(outputs)))
+    return (*outputs, artefact_mask) if len(inputs) > 1 else (outputs, artefact_mask)
 
 
 class RandomArtefact(v2.Transform):
@@ -93,60 +132,31 @@ class RandomArtefact(v2.Transform):
             p=p, kinds=kinds, templates=templates, template_scale=template_scale
         )
         self.return_artefact_mask = bool(return_artefact_mask)
+        self.register_forward_hook(_append_artefact_mask)
 
     @property
     def p(self) -> float:
         return self.augmenter.p
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """The insertion record (None: the image stays clean), drawn from one torch-drawn seed."""
         seed = int(torch.randint(SEED_LIMIT, (1,)).item())
-        image = flat_inputs[_image_index(flat_inputs)]
+        image = _image_of(flat_inputs)
+        pixels = check_image(_to_pixels(image))
         lesion = next((inpt for inpt in flat_inputs if isinstance(inpt, tv_tensors.Mask)), None)
-        pixels = _to_pixels(image)
-        out, artefact_mask, record = self.augmenter(
-            pixels, None if lesion is None else _to_mask(lesion), seed
-        )
-        return {
-            "image": image,
-            "out": out if record is not None else None,
-            "artefact_mask": artefact_mask,
-            "record": record,
-            "seed": seed,
-        }
+        lesion_mask = check_lesion_mask(None if lesion is None else _to_mask(lesion), pixels.shape[:2])
+        record = self.augmenter.draw(pixels.shape[:2], lesion_mask, seed, pixels)
+        return {"image": image, "pixels": pixels, "record": record, "seed": seed}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if inpt is not params["image"] or params["out"] is None:
-            return inpt  # masks, and the image when it stays clean
-        out = params["out"]
+        if inpt is not params["image"] or params["record"] is None:
+            return inpt  # masks and boxes, and the image when it stays clean
+        out, _ = render(params["pixels"], params["record"], self.augmenter.bank)
         if isinstance(inpt, PIL.Image.Image):
             return PIL.Image.fromarray(out)
-        # a channels-last view, as training.data.variant_dataset decodes: torch's uint8 resize is fastest on it
+        # a channels-last view, as training.data.decode decodes: torch's uint8 resize is fastest on it
         pixels = torch.from_numpy(out).permute(2, 0, 1)
         return tv_tensors.wrap(pixels, like=inpt) if isinstance(inpt, tv_tensors.Image) else pixels
-
-    def forward(self, *inputs: Any) -> Any:
-        # v2.Transform.forward, plus the artefact mask when asked for (make_params computes it)
-        flat_inputs, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
-        self.check_inputs(flat_inputs)
-        image_index = _image_index(flat_inputs)
-        needs_transform = [
-            index == image_index or isinstance(inpt, tv_tensors.Mask)
-            for index, inpt in enumerate(flat_inputs)
-        ]
-        params = self.make_params(
-            [inpt for inpt, needed in zip(flat_inputs, needs_transform, strict=True) if needed]
-        )
-        outputs = tree_unflatten(
-            [
-                self.transform(inpt, params) if needed else inpt
-                for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
-            ],
-            spec,
-        )
-        if not self.return_artefact_mask:
-            return outputs
-        artefact_mask = tv_tensors.Mask(torch.from_numpy(params["artefact_mask"].view(np.uint8)))
-        return (*outputs, artefact_mask) if len(inputs) > 1 else (outputs, artefact_mask)
 
     def extra_repr(self) -> str:
         augmenter = self.augmenter

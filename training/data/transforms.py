@@ -4,8 +4,9 @@ Training: random resized crop, rotation, horizontal and vertical flips (geometry
 the mask and the box together), then colour jitter (the image only: v2's ColorJitter passes masks and
 boxes through untouched). Evaluation: a plain resize, no test-time augmentation.
 
-The box handed to the models is always recomputed from the *transformed* mask: v2 rotates a box by
-enclosing its rotated corners, which overstates the lesion extent, while the mask stays exact.
+The detectors' box is recomputed from the *transformed* mask (:func:`training.data.batches.collate`):
+v2 rotates a box by enclosing its rotated corners, which overstates the lesion extent, while the mask
+stays exact.
 """
 
 from __future__ import annotations
@@ -164,12 +165,15 @@ class OpenCVRandomRotation(v2.RandomRotation):
 
 
 class JointTransform:
-    """Apply a v2 pipeline to (image, mask HxW) and return (image float [0,1] CxHxW, mask, box)
-    (the image as uint8 with ``float_output=False``).
+    """A v2 pipeline that hands the image over as a plain float [0, 1] CxHxW tensor (uint8 with
+    ``float_output=False``), usable as a dataset's joint ``transforms`` (``(image, target) ->
+    (image, target)``, e.g. :class:`training.data.datasets.HAMArtefacts`) or as an image
+    ``transform`` (``image -> image``).
 
     The image is a uint8 CxHxW tensor (a channels-last view is fastest) or a PIL image. The pipeline
-    sees tv_tensors Image / Mask / BoundingBoxes, so geometric transforms move all three together
-    and photometric ones touch the image only.
+    sees it as a tv_tensors Image beside the target's Masks and BoundingBoxes, so geometric
+    transforms move them all together and photometric ones touch the image only; the target comes
+    back as the pipeline returns it.
     """
 
     def __init__(self, pipeline: v2.Transform, float_output: bool = True):
@@ -186,22 +190,19 @@ class JointTransform:
         if isinstance(image, Image.Image):
             image = v2.functional.pil_to_tensor(image)
         image = image.as_subclass(torch.Tensor)
-        # contiguous: a channels-last view (see training.data.variant_dataset) must not reach the model as such
+        # contiguous: a channels-last view (see training.data.datasets) must not reach the model as such
         return (self.to_float(image) if self.float_output else image).contiguous()
 
-    def __call__(self, image, mask: torch.Tensor | None = None):
-        """With ``mask=None`` only the image is transformed (the same random draws): (image, None, None)."""
+    def __call__(self, image, target=None):
+        """``image -> image`` without a target, ``(image, target) -> (image, target)`` with one."""
         from PIL import Image
 
         if not isinstance(image, Image.Image):
             image = tv_tensors.Image(image)
-        if mask is None:
-            return self._finish(self.pipeline(image)), None, None
-        height, width = v2.functional.get_size(image)
-        box = tv_tensors.BoundingBoxes(box_from_mask(mask)[None], format="XYXY", canvas_size=(height, width))
-        image, mask, box = self.pipeline(image, tv_tensors.Mask(mask), box)
-        mask = mask.as_subclass(torch.Tensor)
-        return self._finish(image), mask, box_from_mask(mask)
+        if target is None:
+            return self._finish(self.pipeline(image))
+        image, target = self.pipeline(image, target)
+        return self._finish(image), target
 
     def __repr__(self) -> str:
         return f"JointTransform({self.pipeline!r})"

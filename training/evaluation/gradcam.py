@@ -225,15 +225,9 @@ def _overlay(image, cam) -> np.ndarray:
     return show_cam_on_image(image.permute(1, 2, 0).numpy().astype(np.float32), shown, use_rgb=True)
 
 
-def _prepare(reader, row: int, image_size):
-    """(image float CxHxW in [0, 1], artefact mask HxW bool) after the evaluation transform."""
-    import torch
-
-    from training.data.transforms import eval_transform
-
-    image = torch.from_numpy(np.array(reader.image(row))).permute(2, 0, 1)  # writable copy
-    mask = torch.from_numpy(reader.artefact_mask(row))
-    image, mask, _ = eval_transform(image_size)(image, mask)
+def _prepare(dataset, row: int):
+    """(image float CxHxW in [0, 1], artefact mask HxW bool) after the dataset's evaluation transform."""
+    image, mask = dataset[row]
     return image, mask.numpy() > 0
 
 
@@ -255,15 +249,19 @@ def run_gradcam(
     from tqdm import tqdm
 
     from generator.atomic import write_bytes_atomic, write_json_atomic
-    from generator.variants.store import VariantReader, encode_png
+    from generator.variants import ALL_TEST, CLEAN_TEST
+    from generator.variants.store import encode_png
+    from training.data.datasets import HAMArtefacts
+    from training.data.transforms import eval_transform
     from training.models import load_trained
 
     from .aggregate import t_interval
     from .output import write_table
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    clean_reader = VariantReader(data_dir / "test_none.h5")
-    artefact_reader = VariantReader(data_dir / "test_all.h5")
+    clean_set = HAMArtefacts(data_dir, CLEAN_TEST, target_types="artefact_mask")
+    artefact_set = HAMArtefacts(data_dir, ALL_TEST, target_types="artefact_mask")
+    clean_reader, artefact_reader = clean_set.reader, artefact_set.reader
     models = find_models(runs_dir, fold, archs, train_variants)
     rows = sample_images(artefact_reader.labels, artefact_reader.artefact_kinds, n_images, seed)
     gradcam_dir = out_dir / "gradcam"
@@ -272,15 +270,15 @@ def run_gradcam(
     for arch, train, run_dir in models:
         model, config = load_trained(run_dir, map_location=device)
         model.to(device)
-        image_size = config["image_size"]
+        clean_set.transforms = artefact_set.transforms = eval_transform(config["image_size"])
         for row in rows:
             image_id = artefact_reader.image_ids[row]
             try:
                 clean_row = clean_reader.index_of(image_id)
             except KeyError as exc:
                 raise UserError(f"{data_dir / 'test_none.h5'}: no image {image_id} (in test_all.h5)") from exc
-            with_artefact, mask = _prepare(artefact_reader, row, image_size)
-            clean, _ = _prepare(clean_reader, clean_row, image_size)
+            with_artefact, mask = _prepare(artefact_set, row)
+            clean, _ = _prepare(clean_set, clean_row)
             cams = {
                 name: grad_cam(model, arch, image.to(device))[0]
                 for name, image in (("clean", clean), ("artefact", with_artefact))

@@ -23,15 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import Dataset, RandomSampler, Sampler, SequentialSampler, Subset
 
 from generator import NUM_CLASSES
 from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
 from generator.errors import RunFailed, UserError
 from generator.seeding import derive_seed
+from training.data.batches import training_targets
+from training.data.datasets import HAMArtefacts
 from training.data.folds import fold_indices, folds_for_data
 from training.data.transforms import eval_transform, train_transform
-from training.data.variant_dataset import HDF5VariantDataset
 from training.models import build_model, has_mask_head, is_detector, needs_masks, resolve_weights
 from training.run.distributed import Dist, gather_predictions, init_distributed, pick_device, unwrap
 from training.run.inference import amp_scope, channels_last_model, make_loader, predict_loader, to_device
@@ -555,29 +556,31 @@ def train(
     # Folds: once, from train_none, identical for every training variant.
     folds = folds_for_data(data_dir, config.n_folds, config.seed, variant_path)
     # Masks and boxes are detector targets only: the classifier and validation read images alone.
-    train_ds = HDF5VariantDataset(
-        variant_path,
-        transform=train_transform(
+    variant = HAMArtefacts(
+        data_dir,
+        config.train_variant,
+        target_types=training_targets(with_masks=needs_masks(config.arch)),
+        transforms=train_transform(
             config.image_size,
             float_output=False,
             augment_artefacts=config.augment_artefacts,
             artefact_templates=config.augment_templates,
             policy=config.augment,
         ),
-        decode_size=(config.image_size, config.image_size),
-        with_masks=needs_masks(config.arch),
+        decode_size=config.image_size,
     )
-    train_idx, val_idx = fold_indices(folds, train_ds.reader.image_ids, config.fold)
+    train_idx, val_idx = fold_indices(folds, variant.reader.image_ids, config.fold)
     train_idx = _subsample(train_idx, config.max_train_images, config.seed, "train")
     val_idx = _subsample(val_idx, config.max_val_images, config.seed, "val")
-    train_ds.indices = train_idx
-    val_ds = HDF5VariantDataset(
-        variant_path,
-        val_idx,
-        transform=eval_transform(config.image_size, float_output=False),
-        decode_size=(config.image_size, config.image_size),
-        with_masks=False,
+    train_ds = Subset(variant, train_idx.tolist())
+    val_variant = HAMArtefacts(
+        data_dir,
+        config.train_variant,
+        target_types=training_targets(),
+        transforms=eval_transform(config.image_size, float_output=False),
+        decode_size=config.image_size,
     )
+    val_ds = Subset(val_variant, val_idx.tolist())
 
     last_file = run_dir / "last.pt"
     if dist.is_main:
@@ -633,7 +636,7 @@ def train(
         generator=torch.Generator().manual_seed(derive_seed(config.seed, "val-loader")),
         persistent=True,
     )
-    val_labels = val_ds.reader.labels
+    val_labels = val_variant.labels
     where = f"{run_dir} ({config.arch} {config.train_variant} fold {config.fold})"
 
     def save_last():

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2.functional import to_dtype
 
 from generator import NUM_CLASSES
-from training.data.variant_dataset import collate, worker_init_fn
+from training.data.batches import collate, worker_init_fn
 from training.models import is_detector, uses_channels_last
 from training.models.detector_scores import boxes_only, image_scores
 from training.run.distributed import unwrap

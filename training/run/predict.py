@@ -105,10 +105,11 @@ def predict_variants(
     Under DDP each rank predicts a shard and rank 0 writes the merged tables (sampler padding removed).
     """
     import torch
-    from torch.utils.data import Sampler, SequentialSampler
+    from torch.utils.data import Sampler, SequentialSampler, Subset
 
+    from training.data.batches import training_targets
+    from training.data.datasets import HAMArtefacts
     from training.data.transforms import eval_transform
-    from training.data.variant_dataset import HDF5VariantDataset
     from training.run.distributed import Dist, gather_predictions
     from training.run.inference import channels_last_model, make_loader, predict_loader
 
@@ -125,13 +126,14 @@ def predict_variants(
     cache: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
     written = []
     for path in files_of_test_variants(data_dir, variants):
-        dataset = HDF5VariantDataset(
-            path,
-            transform=eval_transform(image_size, float_output=False),
-            decode_size=(image_size, image_size),
-            with_masks=False,
+        variant = HAMArtefacts(
+            path.parent,
+            path.stem,
+            target_types=training_targets(),
+            transforms=eval_transform(image_size, float_output=False),
+            decode_size=image_size,
         )
-        reader = dataset.reader
+        reader = variant.reader
         keys = [
             (image_id, json.dumps(record, sort_keys=True) if record is not None else "")
             for image_id, record in zip(reader.image_ids, reader.records(), strict=True)
@@ -140,7 +142,7 @@ def predict_variants(
         for i, key in enumerate(keys):
             if key not in cache:
                 first_rows.setdefault(key, i)
-        dataset.indices = np.array(sorted(first_rows.values()), dtype=np.int64)
+        dataset = Subset(variant, sorted(first_rows.values()))
         if len(dataset):
             sampler: Sampler
             if dist.enabled:
