@@ -45,6 +45,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from generator.variants import CLEAN_TRAIN  # noqa: E402  (the checkout, on the path above)
+
+TRAIN_FILE = f"{CLEAN_TRAIN}.h5"
 # Idle OpenMP threads sleep instead of spinning (read once, when torch loads): spinning threads slow
 # every small op of the data path in the main process (training/cli.py:_passive_openmp).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -151,11 +154,11 @@ def synthetic_train_none(folder: Path, rows: int, unique: int, shape) -> Path:
         for i in range(rows)
     ]
     return write_variant(
-        folder / "train_none.h5",
+        folder / TRAIN_FILE,
         table,
         rows,
         {
-            "variant": {"name": "train_none"},
+            "variant": {"name": CLEAN_TRAIN},
             "split": "train",
             "seed": 0,
             "source_fingerprint": "benchmark",
@@ -288,7 +291,7 @@ def loader(device, data: Path, sizes: dict, worker_counts, deadline: float) -> N
     for workers in worker_counts:
         dataset = HAMArtefacts(
             data,
-            "train_none",
+            CLEAN_TRAIN,
             target_types=training_targets(),
             transforms=train_transform(size, float_output=False),
             decode_size=size,
@@ -416,7 +419,7 @@ def train_resnet34(device, data: Path, sizes: dict, workers: int, tmp: Path, rea
 def _row_count(data: Path) -> int:
     from generator.variants.store import VariantReader
 
-    with VariantReader(data / "train_none.h5") as reader:
+    with VariantReader(data / TRAIN_FILE) as reader:
         return len(reader)
 
 
@@ -547,8 +550,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    if args.data and not (Path(args.data) / "train_none.h5").is_file():
-        print(f"{args.data}: no train_none.h5", file=sys.stderr)
+    if args.data and not (Path(args.data) / TRAIN_FILE).is_file():
+        print(f"{args.data}: no {TRAIN_FILE}", file=sys.stderr)
         return 2
     if not torch.cuda.is_available() and not args.smoke:
         print("no CUDA GPU available: GPU benchmark skipped (--smoke runs it on the CPU at tiny sizes)")

@@ -8,7 +8,9 @@ imports its heavy dependencies (torch, h5py, mkdocs...) inside the command, so t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
 
 from . import __version__
@@ -29,6 +31,8 @@ COMMAND_MODULES = (
 
 
 DEBUG_FLAG = "--debug"
+LOGGED_PACKAGES = ("generator", "training")
+"""The loggers the CLI shows (``logging.getLogger(__name__)`` in every library module)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,11 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ham-artefacts",
         description="Artefact datasets for HAM10000, model training and a robustness results site.",
-        epilog=f"Errors are one line on stderr (exit 2: bad input, environment, network or disk; 1: a "
-        f"failed check or run; 130: interrupted). {DEBUG_FLAG}, anywhere on the line, shows the traceback.",
+        epilog=f"Progress and warnings go to stderr, results to stdout. --quiet and --verbose come before "
+        f"the command (ham-artefacts --quiet train ...); a command's own --quiet, where it has one, is the "
+        f"same as the global one. Errors are one line on stderr (exit 2: bad input, environment, network or "
+        f"disk; 1: a failed check or run; 130: interrupted). {DEBUG_FLAG}, anywhere on the line, shows the "
+        f"traceback.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(DEBUG_FLAG, action="store_true", help="print the traceback of an error")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-q",
+        "--quiet",
+        dest="log_level",
+        action="store_const",
+        const=logging.WARNING,
+        help="only warnings and errors: no progress lines or progress bars",
+    )
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_level",
+        action="store_const",
+        const=logging.DEBUG,
+        help="debug messages too (e.g. every training epoch)",
+    )
+    parser.set_defaults(log_level=logging.INFO)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -66,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         prog = f"ham-artefacts {args.command}"
-        return int(args.func(args) or 0)
+        if args.log_level >= logging.WARNING or getattr(args, "quiet", False):
+            args.log_level = logging.WARNING
+            if hasattr(args, "quiet"):  # the command's own --quiet: no progress bars
+                args.quiet = True
+        with logging_to_stderr(args.log_level):
+            return int(args.func(args) or 0)
     except SystemExit as exc:  # argparse: --help, --version and usage errors (already printed)
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except BrokenPipeError:
@@ -90,6 +120,26 @@ def main(argv: list[str] | None = None) -> int:
         message, code = describe_error(exc)
         print(f"{prog}: error: {message}", file=sys.stderr)
         return code
+
+
+@contextlib.contextmanager
+def logging_to_stderr(level: int):
+    """Show the project's log records at ``level`` and above on stderr, message only, while a command
+    runs; records still propagate (pytest's caplog sees them). Restored afterwards, so that
+    ``main()`` called twice in one process (the tests) never stacks handlers."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    loggers = [logging.getLogger(name) for name in LOGGED_PACKAGES]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, previous in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(previous)
 
 
 def describe_error(exc: BaseException) -> tuple[str, int]:

@@ -22,6 +22,7 @@ pytest.importorskip("sklearn")
 from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
 
 from generator.errors import RunFailed  # noqa: E402
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,7 @@ def _config(data_dir, **changes):
 @pytest.fixture(scope="module")
 def train_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_ready")
-    write_synthetic_variant(out / "train_none.h5", synthetic_rows(40, "train"), "train_none")
+    write_synthetic_variant(out / f"{CLEAN_TRAIN}.h5", synthetic_rows(40, "train"), CLEAN_TRAIN)
     return out
 
 
@@ -145,7 +146,7 @@ def test_resume_loads_a_checkpoint_written_on_cuda_onto_the_device(tmp_path, mon
 def test_a_cpu_started_run_may_resume_on_a_gpu_but_not_with_another_experiment():
     from dataclasses import asdict
 
-    from training.run.engine import TrainConfig, _comparable
+    from training.run.config import TrainConfig, comparable
 
     config = asdict(TrainConfig(arch="resnet34", data="data"))
     on_cpu = {
@@ -169,9 +170,9 @@ def test_a_cpu_started_run_may_resume_on_a_gpu_but_not_with_another_experiment()
         "workers": 14,
         "checkpoint_every": 2,
     }
-    assert _comparable(on_cpu) == _comparable(on_gpu)
+    assert comparable(on_cpu) == comparable(on_gpu)
     for field, value in (("lr", 0.1), ("pretrained", True), ("world_size", 2), ("seed", 1)):
-        assert _comparable(on_cpu) != _comparable({**on_gpu, field: value}), field
+        assert comparable(on_cpu) != comparable({**on_gpu, field: value}), field
 
 
 # --- 3, 7. loader seeds: per rank, per (epoch, row), persistent workers ---------------------------
@@ -295,15 +296,17 @@ def test_a_non_finite_loss_is_an_error_naming_the_run_at_the_sync_point(
     with pytest.raises(RunFailed, match=r"runs/x epoch 1: non-finite loss at step 1\.\.3"):
         tracker.add(torch.tensor(1.0))
 
+    from training.run import steps
+
     calls = []
-    real_loss = engine.training_loss
+    real_loss = steps.training_loss
 
     def diverging(*args, **kwargs):
         calls.append(1)
         loss = real_loss(*args, **kwargs)
         return loss * float("inf") if len(calls) == 5 else loss  # epoch 2's second step
 
-    monkeypatch.setattr(engine, "training_loss", diverging)
+    monkeypatch.setattr(steps, "training_loss", diverging)  # what engine.train_step calls
     run = tmp_path / "diverged"
     with pytest.raises(
         RunFailed, match=re.escape(f"{run} (small_cnn train_none fold 0) epoch 2: non-finite loss")
@@ -408,12 +411,12 @@ def test_ddp_sets_the_device_before_nccl_and_uses_gloo_for_cpu(spec, backend, mo
 def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_boundary(
     tmp_path, train_dir, small_cnn, monkeypatch, sigint_raises
 ):
-    from training.run import engine
+    from training.run import checkpoint, engine
 
     saved = []
-    real_save = engine._save
+    real_save = checkpoint._save
     monkeypatch.setattr(
-        engine, "_save", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
+        checkpoint, "_save", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
     )
     straight = engine.train(
         _config(train_dir, epochs=5, checkpoint_every=2), tmp_path / "straight", progress=False
@@ -472,7 +475,7 @@ def test_predictions_never_read_image_bytes_to_find_shared_images(tmp_path, monk
     written = predict_variants(model, "resnet34", data, tmp_path / "pred", 32, batch_size=64, progress=False)
     assert len(written) == 13
     assert sum(seen) == 12  # 6 clean images + the same 6 with their artefact: each predicted once
-    clean, everywhere = (read_predictions(tmp_path / "pred" / f"{v}.csv") for v in ("test_none", "test_all"))
+    clean, everywhere = (read_predictions(tmp_path / "pred" / f"{v}.csv") for v in (CLEAN_TEST, ALL_TEST))
     assert not np.allclose(clean["score_akiec"], everywhere["score_akiec"])
     test_40 = read_predictions(tmp_path / "pred" / "test_40.csv")
     pick = test_40["has_artefact"] == 0

@@ -14,6 +14,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+from generator.variants import ALL_TEST, CLEAN_TEST  # noqa: E402
+from generator.variants.manifest import MANIFEST_NAME  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "results" / "showcase"
 SMALL = {
@@ -35,7 +38,7 @@ def small_showcase(tmp_path, monkeypatch):
 
     monkeypatch.setattr(showcase, "SETTINGS", dict(SMALL))
     work, out = tmp_path / "work", tmp_path / "out"
-    data = showcase.build_data(work, progress=False, variants=["test_none", "test_all"])
+    data = showcase.build_data(work, progress=False, variants=[CLEAN_TEST, ALL_TEST])
     runs = (work / "runs").resolve()
     jobs = load_jobs(plan(data, runs, "showcase", seed=0))
     for job in jobs[:2]:  # two runs with a log and a prediction table, the rest untrained
@@ -43,7 +46,7 @@ def small_showcase(tmp_path, monkeypatch):
         (run_dir / "predictions").mkdir(parents=True)
         (run_dir / "log.jsonl").write_text('{"epoch": 1}\n')
         (run_dir / "best.pt").write_bytes(b"checkpoint")
-        (run_dir / "predictions" / "test_none.csv").write_text("image_id\n")
+        (run_dir / "predictions" / f"{CLEAN_TEST}.csv").write_text("image_id\n")
     showcase.collect(runs, data, out, jobs)
     showcase.write_provenance(out, data, jobs, "cpu", {"total_s": 1.0})
     return showcase, out, tmp_path
@@ -53,12 +56,12 @@ def test_collect_keeps_results_and_provenance_but_no_checkpoints_or_variant_file
     showcase, out, _ = small_showcase
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.h5"))
     assert len(list(out.glob("runs/*/*/fold*/log.jsonl"))) == 2
-    assert (out / "data" / "manifest.json").is_file()
+    assert (out / "data" / MANIFEST_NAME).is_file()
     jobs = json.loads((out / "jobs.json").read_text())
     assert all(not Path(j["run_dir"]).is_absolute() and "data" not in j["config"] for j in jobs)
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["settings"] == SMALL and provenance["n_runs"] == len(jobs)
-    assert set(provenance["content_digests"]) == {"test_none.h5", "test_all.h5"}
+    assert set(provenance["content_digests"]) == {f"{CLEAN_TEST}.h5", f"{ALL_TEST}.h5"}
     assert {"torch", "torchvision", "python"} <= set(provenance["versions"])
 
 
@@ -69,7 +72,7 @@ def test_check_passes_on_a_faithful_copy_and_names_what_changed(small_showcase, 
     monkeypatch.setitem(showcase.SETTINGS, "difficulty", "easy")  # other data
     problems = showcase.check_committed(out, tmp_path / "check2")
     assert any("settings differ" in p for p in problems)
-    assert any("test_none.h5: the current data build differs" in p for p in problems)
+    assert any(f"{CLEAN_TEST}.h5: the current data build differs" in p for p in problems)
 
     monkeypatch.setitem(showcase.SETTINGS, "difficulty", "ham")
     from training.run.sweep import PROFILES

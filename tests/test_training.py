@@ -15,7 +15,9 @@ from _fixtures_training import write_synthetic_data  # noqa: E402
 
 from generator import CLASSES  # noqa: E402
 from generator.errors import UserError  # noqa: E402
+from generator.variants import CLEAN_TRAIN  # noqa: E402
 from generator.variants.store import VariantReader  # noqa: E402
+from training.models import list_architectures  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -218,11 +220,11 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
             )
         )
     variant = write_variant(
-        tmp_path / "train_none.h5",
+        tmp_path / f"{CLEAN_TRAIN}.h5",
         rows,
         len(rows),
         {
-            "variant": {"name": "train_none"},
+            "variant": {"name": CLEAN_TRAIN},
             "split": "train",
             "seed": 0,
             "source_fingerprint": "test",
@@ -358,9 +360,7 @@ def test_sweep_plans_135_jobs_and_selects(data_dir, tmp_path):
 
     tiny = load_jobs(plan(data_dir, tmp_path / "tiny", "tiny"))
     assert [(j["arch"], j["train_variant"], j["fold"]) for j in tiny] == [
-        (arch, variant, 0)
-        for arch in ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
-        for variant in ("train_none", "train_nv")
+        (arch, variant, 0) for arch in list_architectures() for variant in (CLEAN_TRAIN, "train_nv")
     ]
     assert all(j["config"]["threads"] == 2 for j in tiny)
 
@@ -504,7 +504,7 @@ def test_cli_sweep_plan_and_bad_input(data_dir, tmp_path, capsys):
                 "--archs",
                 "resnet34",
                 "--train-variants",
-                "train_none",
+                CLEAN_TRAIN,
                 "train_all",
                 "--folds",
                 "0",
@@ -543,7 +543,7 @@ def test_cli_sweep_plan_and_bad_input(data_dir, tmp_path, capsys):
 def test_build_model_registry_and_weights(tmp_path):
     from training.models import MODELS, build_model, list_models
 
-    assert list_models() == ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"] == list(MODELS)
+    assert list_models() == list_architectures() == list(MODELS)
     with pytest.raises(UserError, match="unknown architecture"):
         build_model("vgg16")
     # ImageNet weights (here: any ResNet-34 state dict) load into the classifier and the detector backbone.
@@ -574,10 +574,10 @@ def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
     assert len(keys) == len(set(keys)) == sum(len(entry[2]) for entry in PROFILES["showcase"]["grid"])
     runs_of = lambda arch, variant: sum(k[:2] == (arch, variant) for k in keys)  # noqa: E731
     # the issue's minimum: >= 3 runs each of train_none / train_nv, >= 1 of train_all / train_mel, detectors
-    assert runs_of("resnet34", "train_none") >= 3 and runs_of("resnet34", "train_nv") >= 3
+    assert runs_of("resnet34", CLEAN_TRAIN) >= 3 and runs_of("resnet34", "train_nv") >= 3
     assert runs_of("resnet34", "train_all") >= 1 and runs_of("resnet34", "train_mel") >= 1
     for arch in ("fasterrcnn_resnet34", "maskrcnn_resnet34"):
-        assert runs_of(arch, "train_none") >= 1 and runs_of(arch, "train_nv") >= 1
+        assert runs_of(arch, CLEAN_TRAIN) >= 1 and runs_of(arch, "train_nv") >= 1
     # the remedy conditions (issue 14): on-the-fly artefacts on the unbiased and the nv-biased data
     assert runs_of("resnet34", "train_none+aug") >= 1 and runs_of("resnet34", "train_nv+aug") >= 1
     for job in jobs:
@@ -590,7 +590,7 @@ def test_showcase_plan_is_its_own_grid_with_replicated_runs(data_dir, tmp_path):
         plan(data_dir, tmp_path / "none", "showcase", archs=["resnet34"], folds=[4])
 
 
-def test_sweep_run_reports_each_finished_run_with_an_eta(data_dir, tmp_path, monkeypatch):
+def test_sweep_run_reports_each_finished_run_with_an_eta(data_dir, tmp_path, monkeypatch, caplog):
     import training.run.sweep as sweep
 
     jobs_file = sweep.plan(data_dir, tmp_path / "runs", "tiny")
@@ -603,8 +603,9 @@ def test_sweep_run_reports_each_finished_run_with_an_eta(data_dir, tmp_path, mon
     monkeypatch.setattr(sweep, "run_job", fake_run)
     clock = iter(float(t) for t in range(0, 1000, 10))  # every run of any arch takes 10 "seconds"
     monkeypatch.setattr("time.perf_counter", lambda: next(clock))
-    lines = []
-    sweep.run_all(jobs_file, progress=False, report=lines.append)
+    with caplog.at_level("INFO", logger="training.run.sweep"):
+        sweep.run_all(jobs_file, progress=False)
+    lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == len(trained) == 6
     assert lines[0].startswith("[1/6] resnet34 train_none fold0: 10 s") and "ETA 50 s" in lines[0]
     assert lines[-1].startswith("[6/6]") and lines[-1].endswith("ETA 0 s")
@@ -633,3 +634,174 @@ def test_dihedral_policy_moves_image_and_mask_by_square_symmetries_only():
         assert out_mask[int(y0) : int(y1), int(x0) : int(x1)].sum() == out_mask.sum()
     with pytest.raises(ValueError, match="augment policy"):
         train_transform(32, policy="fancy")
+
+
+# --- profiles, flags and logging --------------------------------------------------------------
+
+# The profiles as training/run/sweep.py held them in Python dicts before they became TOML files (0.2.0):
+# the SHA-256 of the repr of _canonical(PROFILES), recorded before the move.
+RECORDED_PROFILES_SHA256 = "642b779ff960d3baf3834da9deacc32d44ec2a9986cc183970b3e332dc67583b"
+
+
+def _canonical(value):
+    """Sorted keys; the kind of every sequence and scalar kept (a tuple is not a list, 64 not 64.0)."""
+    if isinstance(value, dict):
+        return tuple(sorted((key, _canonical(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_canonical(item) for item in value))
+    return value
+
+
+def test_profile_files_load_as_exactly_the_settings_they_replaced():
+    import hashlib
+
+    from training.run.config import TrainConfig
+    from training.run.sweep import PROFILES, profile_config
+
+    assert sorted(PROFILES) == ["paper", "showcase", "tiny"]
+    assert hashlib.sha256(repr(_canonical(PROFILES)).encode()).hexdigest() == RECORDED_PROFILES_SHA256
+    # what TOML cannot write directly: None ("all") and tuples (arrays)
+    assert PROFILES["paper"]["train_variants"] is None and PROFILES["paper"]["folds"] == (0, 1, 2, 3, 4)
+    assert profile_config("tiny", "resnet34")["max_val_images"] is None
+    assert profile_config("tiny", "maskrcnn_resnet34")["max_val_images"] == 32
+    assert PROFILES["showcase"]["grid"][4] == (
+        "resnet34",
+        CLEAN_TRAIN,
+        (0, 1),
+        {"augment_artefacts": 0.5, "augment_templates": "builtin"},
+    )
+    for name in PROFILES:  # every profile gives every architecture a valid configuration
+        for arch in list_architectures():
+            TrainConfig.from_dict({**profile_config(name, arch), "arch": arch, "data": "d"}).validate()
+
+
+def _train_options() -> dict:
+    from generator.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    return {option: action for action in commands["train"]._actions for option in action.option_strings}
+
+
+def test_every_training_flag_has_help_and_the_choices_of_its_registry():
+    from generator.variants import list_variants
+    from training.data.transforms import AUGMENT_POLICIES
+    from training.run.config import FIELDS, flag_of
+    from training.run.optim import OPTIMIZERS, SCHEDULES
+
+    options = _train_options()
+    overrides = [name for name, spec in FIELDS.items() if spec.metadata["override"]]
+    assert {"epochs", "optimizer", "schedule", "augment", "device", "amp", "threads"} <= set(overrides)
+    for name in overrides:
+        flag = "--no-amp" if name == "amp" else flag_of(name)
+        assert options[flag].help and options[flag].default is None, flag  # None: keep the profile's
+    expected = {
+        "--arch": list_architectures(),
+        "--train-variant": list_variants("train"),
+        "--optimizer": list(OPTIMIZERS),
+        "--schedule": list(SCHEDULES),
+        "--augment": list(AUGMENT_POLICIES),
+    }
+    for flag, names in expected.items():
+        assert list(options[flag].choices) == names, flag
+        assert "bogus" not in options[flag].choices
+    assert options["--epochs"].type is int and options["--max-train-images"].type is int
+    assert options["--lr"].type is float and options["--augment-artefacts"].type is float
+    assert options["--no-amp"].const is False and options["--no-predict"].default is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--optimizer", "adam"], "--optimizer"),
+        (["--schedule", "linear"], "--schedule"),
+        (["--augment", "fancy"], "--augment"),
+        (["--train-variant", "train_bogus"], "--train-variant"),
+        (["--device", "tpu"], "--device"),
+        (["--epochs", "0"], "--epochs"),
+        (["--workers", "-1"], "--workers"),
+        (["--augment-artefacts", "1.5"], "--augment-artefacts"),
+        (["--epochs", "many"], "--epochs"),
+    ],
+)
+def test_a_bad_flag_is_one_line_exit_2_before_any_data_is_read(tmp_path, capsys, monkeypatch, flags, named):
+    import training.run.engine
+    from generator.cli import main
+
+    monkeypatch.setattr(training.run.engine, "setup", lambda *a: pytest.fail("training set up"))
+    argv = [
+        "train",
+        "--data",
+        str(tmp_path / "nowhere"),
+        "--out",
+        str(tmp_path / "runs"),
+        "--arch",
+        "resnet34",
+    ]
+    assert main([*argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err and "Traceback" not in err, err
+    assert "nowhere" not in err  # refused before the data folder was looked at
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_config_refuses_a_bad_value_from_python_too():
+    from training.run.config import TrainConfig
+
+    for change, message in (
+        ({"optimizer": "adam"}, "--optimizer: 'adam' is not one of sgd, adamw"),
+        ({"schedule": "linear"}, "--schedule: 'linear' is not one of cosine, step"),
+        ({"arch": "vgg16"}, "--arch: 'vgg16' is not one of"),
+        ({"fold": 5}, r"--fold: 5 is outside 0\.\.4"),
+        ({"patience": 0}, "--patience: must be at least 1"),
+        ({"device": "cuda:x"}, "--device: 'cuda:x' is not auto, cpu, cuda or cuda:N"),
+    ):
+        with pytest.raises(UserError, match=message):
+            TrainConfig.from_dict({"arch": "resnet34", "data": "d", **change}).validate()
+    TrainConfig(arch="resnet34", data="d", device="cuda:1").validate()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "progress", "debug"),
+    [
+        ([], [], True, False),
+        (["--quiet"], [], False, False),
+        (["-q"], [], False, False),
+        ([], ["--quiet"], False, False),  # the command's own --quiet
+        (["--verbose"], [], True, True),
+        (["-v"], ["--quiet"], False, False),
+    ],
+)
+def test_quiet_and_verbose_set_what_the_cli_shows(
+    data_dir, tmp_path, monkeypatch, capsys, before, after, progress, debug
+):
+    """Library modules log; the CLI shows their records on stderr, message only: info by default, warnings
+    only with --quiet (which also turns the progress bars off), debug too with --verbose."""
+    import logging
+
+    import training.run.sweep as sweep
+    from generator.cli import main
+
+    jobs = sweep.plan(data_dir, tmp_path / "runs", "tiny", archs=["resnet34"], train_variants=[CLEAN_TRAIN])
+    seen = []
+
+    def fake_run(job, progress=True):
+        seen.append(progress)
+        logging.getLogger("training.run.engine").debug("an epoch line")
+        logging.getLogger("training.run.engine").warning("a warning")
+        return {"best_val_macro_pr_auc": 0.5}
+
+    monkeypatch.setattr(sweep, "run_job", fake_run)
+    assert main([*before, "sweep", "run", "--jobs", str(jobs), "--all", *after]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert ("[1/1] resnet34 train_none fold0: " in "\n".join(err)) == progress
+    assert ("an epoch line" in err) == debug and "a warning" in err
+    assert seen == [progress]
+    assert logging.getLogger("training").handlers == []  # nothing left behind after the command
+
+
+def test_quiet_and_verbose_exclude_each_other(capsys):
+    from generator.cli import main
+
+    assert main(["--quiet", "--verbose", "list"]) == 2
+    assert "not allowed with" in capsys.readouterr().err

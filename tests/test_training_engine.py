@@ -13,7 +13,9 @@ pytest.importorskip("sklearn")
 
 from _fixtures_training import write_synthetic_data  # noqa: E402
 
-ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
+from generator.variants import ALL_TEST, CLEAN_TRAIN  # noqa: E402
+from training.models import list_architectures  # noqa: E402
+
 TINY_DETECTOR = {
     "rpn_pre_nms_top_n_train": 100,
     "rpn_post_nms_top_n_train": 30,
@@ -33,11 +35,11 @@ TINY_DETECTOR = {
 def data_dir(tmp_path_factory):
     torch.set_num_threads(2)
     return write_synthetic_data(
-        tmp_path_factory.mktemp("engine_data"), n_train=42, n_test=7, train_variants=("train_none",)
+        tmp_path_factory.mktemp("engine_data"), n_train=42, n_test=7, train_variants=(CLEAN_TRAIN,)
     )
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", list_architectures())
 def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
     from training.data.batches import collate, training_targets
     from training.data.datasets import HAMArtefacts
@@ -47,7 +49,7 @@ def test_each_architecture_overfits_a_tiny_batch(arch, data_dir):
 
     torch.manual_seed(0)
     dataset = HAMArtefacts(
-        data_dir, "train_none", target_types=training_targets(with_masks=True), transforms=eval_transform(32)
+        data_dir, CLEAN_TRAIN, target_types=training_targets(with_masks=True), transforms=eval_transform(32)
     )
     batch = collate([dataset[i] for i in (0, 2, 4, 6)])
     assert len(set(batch["label"].tolist())) == 4
@@ -179,7 +181,7 @@ def test_a_finished_run_is_reused_only_under_its_own_configuration(data_dir, tmp
             train(_config(data_dir, **{"epochs": 1, **change}), run, progress=False)
         job = {
             "arch": "small_cnn",
-            "train_variant": "train_none",
+            "train_variant": CLEAN_TRAIN,
             "fold": 0,
             "run_dir": str(run),
             "config": {**json.loads(json.dumps(vars(_config(data_dir, epochs=1)))), **change},
@@ -230,7 +232,7 @@ def test_a_run_writes_the_contract_files_and_learns(data_dir, tmp_path):
         )
         == 0
     )
-    run = runs / "resnet34" / "train_none" / "fold0"
+    run = runs / "resnet34" / CLEAN_TRAIN / "fold0"
     for name in ("config.json", "folds.csv", "log.jsonl", "best.pt", "last.pt", "DONE"):
         assert (run / name).is_file(), name
     assert len(list((run / "predictions").glob("test_*.csv"))) == 13
@@ -243,9 +245,9 @@ def test_a_run_writes_the_contract_files_and_learns(data_dir, tmp_path):
     done = json.loads((run / "DONE").read_text())
     assert done["predictions"] == 13 and done["epochs_run"] == 3
     # `predict` rewrites the same tables from best.pt
-    before = (run / "predictions" / "test_all.csv").read_text()
+    before = (run / "predictions" / f"{ALL_TEST}.csv").read_text()
     assert main(["predict", "--run", str(run), "--quiet"]) == 0
-    assert (run / "predictions" / "test_all.csv").read_text() == before
+    assert (run / "predictions" / f"{ALL_TEST}.csv").read_text() == before
     assert np.isfinite(done["best_val_macro_pr_auc"])
     from training.run.sweep import chance_check
 

@@ -22,6 +22,7 @@ pytest.importorskip("sklearn")
 from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
 
 from generator.errors import RunFailed  # noqa: E402
+from generator.variants import ALL_TEST, CLEAN_TRAIN  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def data_dir(tmp_path_factory):
     torch.set_num_threads(2)
     # stored images are 80 x 64: every model input below is larger
     return write_synthetic_data(
-        tmp_path_factory.mktemp("reliability_data"), n_train=42, n_test=7, train_variants=("train_none",)
+        tmp_path_factory.mktemp("reliability_data"), n_train=42, n_test=7, train_variants=(CLEAN_TRAIN,)
     )
 
 
@@ -53,7 +54,7 @@ def mixed_variant(tmp_path_factory):
         kind = i % 3
         data = _jpeg(pixels) if kind == 0 else encode_png_stored(pixels) if kind == 1 else row.image_bytes
         out.append(replace(row, image_bytes=data))
-    return write_synthetic_variant(tmp_path_factory.mktemp("mixed") / "train_none.h5", out, "train_none")
+    return write_synthetic_variant(tmp_path_factory.mktemp("mixed") / f"{CLEAN_TRAIN}.h5", out, CLEAN_TRAIN)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +95,7 @@ def test_model_input_larger_than_the_stored_images_reads_every_row(mixed_variant
     ):
         dataset = HAMArtefacts(
             mixed_variant.parent,
-            "train_none",
+            CLEAN_TRAIN,
             target_types=training_targets(),
             transforms=transforms,
             decode_size=image_size,
@@ -122,7 +123,7 @@ def test_stop_iteration_inside_a_dataset_is_an_error_not_an_empty_epoch(mixed_va
 
     for transforms in ({"transforms": broken}, {"transform": broken}, {"target_transform": broken}):
         dataset = HAMArtefacts(
-            mixed_variant.parent, "train_none", target_types=training_targets(), **transforms
+            mixed_variant.parent, CLEAN_TRAIN, target_types=training_targets(), **transforms
         )
         with pytest.raises(RuntimeError, match="train_none.h5: reading row 0 raised StopIteration"):
             list(DataLoader(dataset, batch_size=2, collate_fn=collate))
@@ -185,16 +186,16 @@ def test_training_above_the_stored_size_sees_every_image_and_predicts_every_test
     assert len(log) == 2 and all(np.isfinite(r["train_loss"]) and r["train_images_per_s"] > 0 for r in log)
     assert np.isfinite(summary["best_val_macro_pr_auc"]) and summary["predictions"] == 13
     check_predictions(run / "predictions", data_dir)
-    assert len(read_predictions(run / "predictions" / "test_all.csv")) == 7
+    assert len(read_predictions(run / "predictions" / f"{ALL_TEST}.csv")) == 7
     assert (run / "DONE").is_file()
 
     # a DONE run whose predictions are incomplete is caught by the same check
-    table = run / "predictions" / "test_all.csv"
+    table = run / "predictions" / f"{ALL_TEST}.csv"
     table.write_text("".join(table.read_text().splitlines(keepends=True)[:-1]))
-    with pytest.raises(RunFailed, match="test_all.csv: 6 rows for the 7 images"):
+    with pytest.raises(RunFailed, match=f"{ALL_TEST}.csv: 6 rows for the 7 images"):
         check_predictions(run / "predictions", data_dir)
     table.unlink()
-    with pytest.raises(RunFailed, match="test_all.csv: prediction table missing"):
+    with pytest.raises(RunFailed, match=f"{ALL_TEST}.csv: prediction table missing"):
         check_predictions(run / "predictions", data_dir)
 
 
@@ -203,10 +204,11 @@ def test_an_epoch_that_loses_batches_fails_the_run_without_done(data_dir, tmp_pa
     import itertools
 
     import training.run.engine as engine
+    import training.run.loaders as loaders
     from training.models import MODELS
 
     monkeypatch.setitem(MODELS, "small_cnn", _small_cnn)
-    real_loader = engine.make_loader
+    real_loader = loaders.make_loader
 
     class OneBatch:
         def __init__(self, loader):
@@ -218,7 +220,7 @@ def test_an_epoch_that_loses_batches_fails_the_run_without_done(data_dir, tmp_pa
         def __len__(self):
             return len(self.loader)
 
-    monkeypatch.setattr(engine, "make_loader", lambda *a, **k: OneBatch(real_loader(*a, **k)))
+    monkeypatch.setattr(loaders, "make_loader", lambda *a, **k: OneBatch(real_loader(*a, **k)))
     run = tmp_path / "run"
     with pytest.raises(RunFailed, match=rf"{run}: epoch 1 trained on 8 of 24 images"):
         engine.train(_config(data_dir, image_size=32), run, progress=False)
@@ -265,8 +267,8 @@ def test_train_cli_exits_non_zero_with_one_line_on_a_failed_run(data_dir, tmp_pa
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert str(runs / "resnet34" / "train_none" / "fold0") in lines[0] and "non-finite" in lines[0]
-    assert not (runs / "resnet34" / "train_none" / "fold0" / "DONE").exists()
+    assert str(runs / "resnet34" / CLEAN_TRAIN / "fold0") in lines[0] and "non-finite" in lines[0]
+    assert not (runs / "resnet34" / CLEAN_TRAIN / "fold0" / "DONE").exists()
 
 
 def test_sweep_run_exits_non_zero_when_a_job_fails(data_dir, tmp_path, capsys, monkeypatch):
@@ -289,7 +291,7 @@ def test_sweep_run_exits_non_zero_when_a_job_fails(data_dir, tmp_path, capsys, m
                 "--archs",
                 "resnet34",
                 "--train-variants",
-                "train_none",
+                CLEAN_TRAIN,
             ]
         )
         == 0

@@ -6,37 +6,77 @@ import argparse
 import json
 import sys
 
-# TrainConfig fields settable from the command line (None = keep the profile's value).
-_OVERRIDES = (
-    ("--epochs", int, "epochs"),
-    ("--batch-size", int, "batch_size"),
-    ("--lr", float, "lr"),
-    ("--image-size", int, "image_size"),
-    ("--optimizer", str, "optimizer"),
-    ("--schedule", str, "schedule"),
-    ("--patience", int, "patience"),
-    ("--workers", int, "workers"),
-    ("--threads", int, "threads"),
-    ("--device", str, "device"),
-    ("--weights", str, "weights"),
-    ("--max-train-images", int, "max_train_images"),
-    ("--augment", str, "augment"),
-    ("--augment-artefacts", float, "augment_artefacts"),
-    ("--augment-templates", str, "augment_templates"),
-)
+
+class _Choices:
+    """A TrainConfig field's choices, read from its registry only when argparse needs them (to check a
+    given value, or to write --help): most registries import torch, which ``ham-artefacts insert`` and
+    every other command must not pay for when the parser is built."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _names(self) -> list[str]:
+        from training.run.config import choices_of
+
+        return choices_of(self.name) or []
+
+    def __contains__(self, value) -> bool:
+        return value in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def _value_type(name: str) -> type:
+    """A TrainConfig field's type without None (``int | None`` -> int): the option's argparse ``type``."""
+    from typing import get_args, get_type_hints
+
+    from training.run.config import TrainConfig
+
+    hint = get_type_hints(TrainConfig)[name]
+    return next((kind for kind in get_args(hint) if kind is not type(None)), hint)
+
+
+def add_config_option(parser, name: str, **settings) -> None:
+    """The option of TrainConfig field ``name``, its flag, type, help and choices generated from the
+    field; ``settings`` (default, required) are argparse's. A field that is True by default gets a
+    ``--no-<name>`` flag that turns it off."""
+    from training.run.config import FIELDS, flag_of
+
+    metadata = FIELDS[name].metadata
+    help_text = metadata["help"].replace("%", "%%")
+    if _value_type(name) is bool:
+        flag = "--no-" + flag_of(name).removeprefix("--")
+        parser.add_argument(
+            flag, dest=name, action="store_const", const=False, help=f"no {help_text}", **settings
+        )
+        return
+    if metadata["choices"]:
+        # an explicit metavar: argparse would otherwise read the choices to write the usage line
+        settings.update(choices=_Choices(name), metavar=name.upper())
+        help_text += ": %(choices)s"
+    parser.add_argument(flag_of(name), dest=name, type=_value_type(name), help=help_text, **settings)
+
+
+def _override_names() -> list[str]:
+    from training.run.config import FIELDS
+
+    return [name for name, spec in FIELDS.items() if spec.metadata["override"]]
 
 
 def _add_overrides(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training settings (override the profile)")
-    for flag, kind, dest in _OVERRIDES:
-        group.add_argument(flag, type=kind, default=None, dest=dest)
-    group.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
+    group = parser.add_argument_group("training settings (each overrides the profile's value)")
+    for name in _override_names():
+        add_config_option(group, name, default=None)
 
 
 def _overrides(args) -> dict:
-    values = {dest: getattr(args, dest) for _, _, dest in _OVERRIDES if getattr(args, dest) is not None}
-    if getattr(args, "no_amp", False):
-        values["amp"] = False
+    """The override flags given, each checked before any work (a UserError naming the flag)."""
+    from training.run.config import check_value
+
+    values = {name: getattr(args, name) for name in _override_names() if getattr(args, name) is not None}
+    for name, value in values.items():
+        check_value(name, value)
     return values
 
 
@@ -46,8 +86,13 @@ def _add_selectors(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", nargs="+", type=int, metavar="K", help="folds (0-4)")
 
 
+PROFILE_HELP = "where every setting not given as a flag comes from (training/run/profiles/<name>.toml)"
+QUIET_HELP = "no progress bars or progress lines (as ham-artefacts --quiet)"
+
+
 def register(sub) -> None:
-    from training.run.sweep import ARCHS, PROFILES
+    from generator.variants import CLEAN_TRAIN
+    from training.run.sweep import PROFILES
 
     p = sub.add_parser(
         "train",
@@ -58,13 +103,13 @@ def register(sub) -> None:
     )
     p.add_argument("--data", required=True, help="folder of <variant>.h5 files")
     p.add_argument("--out", required=True, help="runs folder")
-    p.add_argument("--arch", required=True, choices=ARCHS)
-    p.add_argument("--train-variant", default="train_none")
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", choices=sorted(PROFILES), default="paper")
-    p.add_argument("--no-predict", action="store_true", help="skip the test-variant predictions")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_option(p, "arch", required=True)
+    add_config_option(p, "train_variant", default=CLEAN_TRAIN)
+    add_config_option(p, "fold", default=0)
+    add_config_option(p, "seed", default=0)
+    p.add_argument("--profile", choices=sorted(PROFILES), default="paper", help=PROFILE_HELP)
+    add_config_option(p, "predict", default=True)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     _add_overrides(p)
     p.set_defaults(func=run_train)
 
@@ -75,11 +120,11 @@ def register(sub) -> None:
     )
     p.add_argument("--run", required=True, help="run folder (config.json + best.pt)")
     p.add_argument("--data", help="data folder (default: the one the run was trained on)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--test-variants", nargs="+", metavar="VARIANT")
-    p.add_argument("--quiet", action="store_true")
+    add_config_option(p, "device", default="auto")
+    p.add_argument("--batch-size", type=int, help="batch size (default: the run's evaluation batch size)")
+    add_config_option(p, "workers", default=0)
+    p.add_argument("--test-variants", nargs="+", metavar="VARIANT", help="only these (default: all 13)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser("sweep", help="plan or run the experiment grid (3 archs x 9 variants x 5 folds)")
@@ -87,10 +132,10 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     q = sweep_sub.add_parser("plan", help="write <out>/jobs.jsonl")
-    q.add_argument("--data", required=True)
+    q.add_argument("--data", required=True, help="folder of <variant>.h5 files")
     q.add_argument("--out", required=True, help="runs folder")
-    q.add_argument("--profile", choices=sorted(PROFILES), default="paper")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--profile", choices=sorted(PROFILES), default="paper", help=PROFILE_HELP)
+    add_config_option(q, "seed", default=0)
     _add_selectors(q)
     _add_overrides(q)
     q.set_defaults(func=run_sweep_plan)
@@ -107,9 +152,9 @@ def register(sub) -> None:
     which.add_argument("--index", type=int, help="run job K (e.g. $SLURM_ARRAY_TASK_ID)")
     which.add_argument("--all", action="store_true", help="run every selected job, skipping finished ones")
     q.add_argument("--data", help="plan first (when no jobs file exists) from this data folder")
-    q.add_argument("--profile", choices=sorted(PROFILES), default="paper")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--quiet", action="store_true")
+    q.add_argument("--profile", choices=sorted(PROFILES), default="paper", help=PROFILE_HELP)
+    add_config_option(q, "seed", default=0)
+    q.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     _add_selectors(q)
     _add_overrides(q)
     q.set_defaults(func=run_sweep_run)
@@ -131,7 +176,7 @@ def _passive_openmp() -> None:
 
 def run_train(args) -> int:
     _passive_openmp()
-    from training.run.engine import TrainConfig, run_dir_for, train
+    from training.run.config import TrainConfig, run_dir_for
     from training.run.sweep import profile_config
 
     values = {
@@ -142,7 +187,7 @@ def run_train(args) -> int:
         "train_variant": args.train_variant,
         "fold": args.fold,
         "seed": args.seed,
-        "predict": not args.no_predict,
+        "predict": args.predict,
     }
     if "threads" in values and values["threads"]:
         import torch
@@ -150,12 +195,17 @@ def run_train(args) -> int:
         torch.set_num_threads(values["threads"])
     config = TrainConfig.from_dict(values)
     run_dir = run_dir_for(args.out, args.arch, args.train_variant, args.fold, config.augment_artefacts)
+    from training.run.engine import train
+
     summary = train(config, run_dir, progress=not args.quiet)
     print(f"{run_dir}: {json.dumps(summary)}")
     return 0
 
 
 def run_predict(args) -> int:
+    from training.run.config import check_device
+
+    check_device(args.device)
     _passive_openmp()
     from training.run.predict import predict_run
 
@@ -194,6 +244,7 @@ def run_sweep_run(args) -> int:
     from pathlib import Path
 
     from generator.errors import UserError
+    from generator.variants import CLEAN_TEST
     from training.run.sweep import chance_check, plan, run_all, run_index
 
     if not args.jobs and not args.out:
@@ -213,21 +264,14 @@ def run_sweep_run(args) -> int:
     if args.index is not None:
         results = [run_index(jobs, args.index, progress=not args.quiet)]
     else:
-        results = run_all(
-            jobs,
-            args.archs,
-            args.train_variants,
-            args.folds,
-            progress=not args.quiet,
-            report=lambda line: print(line, file=sys.stderr, flush=True),
-        )
+        results = run_all(jobs, args.archs, args.train_variants, args.folds, progress=not args.quiet)
     for job, summary in results:
         line = {
             "run_dir": job["run_dir"],
             "best_val_macro_pr_auc": summary.get("best_val_macro_pr_auc"),
             "skipped": bool(summary.get("skipped")),
         }
-        if (Path(job["run_dir"]) / "predictions" / "test_none.csv").is_file():
-            line["test_none"] = chance_check(job["run_dir"])
+        if (Path(job["run_dir"]) / "predictions" / f"{CLEAN_TEST}.csv").is_file():
+            line[CLEAN_TEST] = chance_check(job["run_dir"])
         print(json.dumps(line), file=sys.stdout)
     return 0

@@ -17,8 +17,8 @@ the committed results still match the current data build and sweep plan (a test 
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -29,7 +29,10 @@ from pathlib import Path
 from typing import TypedDict
 
 from generator.atomic import write_json_atomic
-from generator.errors import UserError
+from generator.variants import ALL_TEST, CLEAN_TEST
+from generator.variants.manifest import MANIFEST_NAME, sha256_file
+
+logger = logging.getLogger(__name__)
 
 
 class Settings(TypedDict):
@@ -52,18 +55,20 @@ SETTINGS: Settings = {
     "gradcam_n": 8,
 }
 """The showcase's data build and training profile: one place, read by the runner, the check and the README."""
-TRAIN_VARIANTS = ("train_none", "train_nv", "train_all", "train_mel")
 COLLECTED = ("config.json", "log.jsonl", "DONE")
 
 
 def study_variants() -> list[str]:
+    """The training variants of the showcase's grid, then every test variant: what it generates."""
     from generator.variants import list_variants
+    from training.run.sweep import PROFILES
 
-    return [*TRAIN_VARIANTS, *list_variants("test")]
+    grid = PROFILES[SETTINGS["profile"]]["grid"]
+    return [*dict.fromkeys(variant for _, variant, *_ in grid), *list_variants("test")]
 
 
 def _stage(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
+    logger.info("==> %s", message)
 
 
 def build_data(work: Path, progress: bool = True, variants=None) -> Path:
@@ -129,9 +134,7 @@ def run_showcase(
     # unfinished run planned differently before is refused by the engine as "another configuration"
     plan_jobs(data, runs, device)
     t0 = time.perf_counter()
-    finished = run_all(
-        jobs_file, progress=progress, report=lambda line: print(line, file=sys.stderr, flush=True)
-    )
+    finished = run_all(jobs_file, progress=progress)
     timings["train_s"] = round(time.perf_counter() - t0, 1)
     timings.update(run_seconds([summary for _, summary in finished]))
 
@@ -167,10 +170,8 @@ def write_provenance(out: Path, data: Path, jobs: list[dict], device: str, timin
     provenance = {
         "settings": SETTINGS,
         "device": device,
-        "data_manifest_sha256": _sha256(data / "manifest.json"),
-        "content_digests": {
-            e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]
-        },
+        "data_manifest_sha256": sha256_file(data / MANIFEST_NAME),
+        "content_digests": _content_digests(data),
         "commit": _commit(),
         "versions": _versions(),
         "timings": timings,
@@ -232,18 +233,16 @@ def check_committed(out: str | os.PathLike, work: str | os.PathLike) -> list[str
     committed = json.loads((out / "jobs.json").read_text())
     if planned != committed:
         problems.append("the sweep plan differs from the committed jobs.json")
-    data = build_data(work, progress=False, variants=["test_none", "test_all"])
-    rebuilt = {
-        e["name"]: e["content_digest"] for e in json.loads((data / "manifest.json").read_text())["files"]
-    }
-    for name, digest in rebuilt.items():
+    data = build_data(work, progress=False, variants=[CLEAN_TEST, ALL_TEST])
+    for name, digest in _content_digests(data).items():
         if provenance["content_digests"].get(name) != digest:
             problems.append(f"{name}: the current data build differs from the committed one")
     return problems
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _content_digests(data: Path) -> dict[str, str]:
+    """Variant file name -> content digest, from the data folder's manifest."""
+    return {e["name"]: e["content_digest"] for e in json.loads((data / MANIFEST_NAME).read_text())["files"]}
 
 
 def _commit() -> str | None:
@@ -298,16 +297,16 @@ def register(sub) -> None:
     )
     p.add_argument("--out", default="results/showcase", help="committed results folder")
     p.add_argument("--work", default="showcase-work", help="data, checkpoints and logs (not committed)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise UserError(f"--device: {args.device!r} is not auto, cpu or cuda")
     from generator.userio import refuse_non_folder
+    from training.run.config import check_device
 
+    check_device(args.device)
     refuse_non_folder(args.work, "--work")
     refuse_non_folder(args.out)
     provenance = run_showcase(args.work, args.out, args.device, progress=not args.quiet)

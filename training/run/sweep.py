@@ -4,149 +4,56 @@
 train_variant, condition (training.data.conditions), fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
 array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists.
 
-Profiles hold the training settings:
+Profiles hold the training settings, one TOML file each in ``training/run/profiles/`` (:data:`PROFILES`):
 
-* ``paper``: 224 px classifier input, 448 px detector input, up to 50 epochs with early stopping
-  (patience 10), SGD + cosine, batch 32 (16 for the detectors), all 9 training variants, 5 folds.
-* ``showcase``: the published study on the calibrated synthetic twin (``make showcase``): 64 px,
-  ResNet-34 x (train_none, train_nv) x 3 runs, x (train_all, train_mel) x 1 and x (train_none+aug,
-  train_nv+aug) x 2 (the remedy: on-the-fly artefacts, p = 0.5), Faster and Mask R-CNN
-  x (train_none, train_nv) x 1; a run is a cross-validation fold (its own split and seed). Sized for
-  at most 2 hours on 2 CPU cores (ResNet-34 trains 24 epochs, the detectors 9 epochs of 600 images;
-  about 114 min); ``--device cuda``
-  runs the same jobs in minutes.
-* ``tiny``: the demo / CI profile: 64 px; the classifier trains 14 epochs on its whole fold with
-  the dihedral augmentation, the detectors 4 epochs on a seeded subsample of 48 images with smaller
-  RoI heads (smoke runs: the site labels them so when they do not learn); 2 CPU threads, fold 0 of
-  train_none and train_nv (the demo site's nv-biased model) for the three architectures: 6 runs.
+* ``paper``: the paper's protocol, 3 architectures x 9 training variants x 5 folds;
+* ``showcase``: the published study on the calibrated synthetic twin (``make showcase``), its own job grid;
+* ``tiny``: the demo / CI profile (``make demo``), 6 runs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from generator.errors import UserError
+from generator.variants import CLEAN_TEST
 from training.models import ARCHITECTURES
+
+logger = logging.getLogger(__name__)
 
 ARCHS = tuple(ARCHITECTURES)
 
-_TINY_DETECTOR = {
-    "epochs": 4,
-    "batch_size": 8,
-    "lr": 0.02,
-    "optimizer": "sgd",
-    "max_train_images": 48,
-    # Far fewer proposals and sampled RoIs than torchvision's defaults (2000 / 512): one lesion per
-    # image, and the box / mask heads dominate CPU time at 64 px.
-    "detector_options": {
-        "rpn_pre_nms_top_n_train": 200,
-        "rpn_post_nms_top_n_train": 50,
-        "rpn_pre_nms_top_n_test": 100,
-        "rpn_post_nms_top_n_test": 20,
-        "rpn_batch_size_per_image": 64,
-        "box_batch_size_per_image": 16,
-        "box_detections_per_img": 20,
-        # Smaller RoI heads (training.models.HEAD_OPTIONS): torchvision's 1024-wide box MLP and four
-        # 256-channel convolutions on 14x14 mask RoIs made Mask R-CNN ~5x slower than Faster R-CNN.
-        "box_representation_size": 256,
-        "mask_roi_size": 7,
-        "mask_head_layers": 2,
-    },
-}
-AUGMENTED = {"augment_artefacts": 0.5, "augment_templates": "builtin"}
-"""Overrides of the showcase's augmented conditions (``<train_variant>+aug``)."""
-# 9 epochs of 600 images: the time the 2-hour CPU budget leaves after the classifier's runs. At 10 epochs
-# of 300 images both detectors were still learning when training stopped (README, "Showcase results").
-_SHOWCASE_DETECTOR = {
-    **_TINY_DETECTOR,
-    "epochs": 9,
-    "batch_size": 8,
-    "lr": 0.02,
-    "max_train_images": 600,
-}
-PROFILES: dict[str, dict] = {
-    "showcase": {
-        "common": {
-            "image_size": 64,
-            "workers": 0,
-            "threads": 2,
-            "patience": 100,
-            "schedule": "cosine",
-            "eval_batch_size": 64,
-            "augment": "dihedral",
-        },
-        # 24 epochs of the ~1,200 images of a fold: the most the 2-hour CPU budget allows (README, "Tiers"),
-        # because the artefact shortcut needs training steps; the twin's difficulty is calibrated under it
-        "resnet34": {"epochs": 24, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
-        "fasterrcnn_resnet34": _SHOWCASE_DETECTOR,
-        "maskrcnn_resnet34": _SHOWCASE_DETECTOR,
-        # Not the full 3 x 9 x 5 grid: the runs the study's controls need, replicated where run-to-run
-        # variance matters (train_none vs train_nv of the classifier). A job may carry a 4th element:
-        # TrainConfig overrides for that job alone.
-        "grid": (
-            ("resnet34", "train_none", (0, 1, 2)),
-            ("resnet34", "train_nv", (0, 1, 2)),
-            ("resnet34", "train_all", (0,)),
-            ("resnet34", "train_mel", (0,)),
-            # The remedy experiment (issue 14): class-independent on-the-fly artefacts (built-in
-            # templates) on half of the training images. 2 runs each, not 3 like their plain
-            # counterparts: an augmented 24-epoch run takes ~8 min on 2 cores and the whole showcase
-            # measured 103 min (114 with the detectors' later budget), so 2 more would not fit. Their DiD
-            # pairs them with train_none of the same folds (0, 1).
-            ("resnet34", "train_none", (0, 1), AUGMENTED),
-            ("resnet34", "train_nv", (0, 1), AUGMENTED),
-            ("fasterrcnn_resnet34", "train_none", (0,)),
-            ("fasterrcnn_resnet34", "train_nv", (0,)),
-            ("maskrcnn_resnet34", "train_none", (0,)),
-            ("maskrcnn_resnet34", "train_nv", (0,)),
-        ),
-    },
-    "tiny": {
-        "common": {
-            "image_size": 64,
-            "workers": 0,
-            "threads": 2,
-            "patience": 100,
-            "max_val_images": 32,
-            "schedule": "cosine",
-            "eval_batch_size": 32,
-        },
-        # every training image of the fold (~400 in the demo), dihedral augmentation as in the showcase;
-        # the best epoch is chosen on the whole validation fold: on 32 images a poor early epoch won.
-        # 14 epochs: the time `make demo`'s 10-minute budget leaves, with a minute's margin (README, "Tiers")
-        "resnet34": {
-            "epochs": 14,
-            "batch_size": 16,
-            "optimizer": "adamw",
-            "lr": 2e-3,
-            "weight_decay": 1e-4,
-            "augment": "dihedral",
-            "max_val_images": None,
-        },
-        "fasterrcnn_resnet34": _TINY_DETECTOR,
-        "maskrcnn_resnet34": _TINY_DETECTOR,
-        # train_nv: the nv-biased model of the demo site's bias page
-        "train_variants": ("train_none", "train_nv"),
-        "folds": (0,),
-    },
-    "paper": {
-        "common": {
-            "epochs": 50,
-            "patience": 10,
-            "optimizer": "sgd",
-            "lr": 0.01,
-            "schedule": "cosine",
-            "workers": 8,
-        },
-        "resnet34": {"image_size": 224, "batch_size": 32},
-        "fasterrcnn_resnet34": {"image_size": 448, "batch_size": 16},
-        "maskrcnn_resnet34": {"image_size": 448, "batch_size": 16},
-        "train_variants": None,  # all 9
-        "folds": (0, 1, 2, 3, 4),
-    },
-}
+PROFILE_FOLDER = "profiles"
+"""Beside this module: ``<name>.toml`` for each profile."""
+UNLIMITED = "all"
+"""How a profile file writes None (TOML has no null): no limit, every image, every training variant."""
+
+
+def _from_toml(value):
+    """A profile value as the sweep uses it: arrays as tuples, :data:`UNLIMITED` as None."""
+    if isinstance(value, list):
+        return tuple(_from_toml(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _from_toml(v) for k, v in value.items()}
+    return None if value == UNLIMITED else value
+
+
+def load_profiles() -> dict[str, dict]:
+    """Every profile file, by name: ``common`` (settings of every architecture), one table per architecture
+    (its own settings, over ``common``), and either ``grid`` (the profile's own job list) or
+    ``train_variants`` and ``folds`` (the default selection of the archs x variants x folds grid)."""
+    import tomllib
+
+    return {
+        path.stem: _from_toml(tomllib.loads(path.read_text(encoding="utf-8")))
+        for path in sorted((Path(__file__).parent / PROFILE_FOLDER).glob("*.toml"))
+    }
+
+
+PROFILES: dict[str, dict] = load_profiles()
 
 
 def profile_config(profile: str, arch: str) -> dict:
@@ -210,7 +117,7 @@ def plan(
     """Write ``<runs_dir>/jobs.jsonl``; returns its path. Selectors narrow the grid; by default the
     profile's grid (paper: 3 x 9 x 5 = 135 jobs)."""
     from generator.atomic import write_text_atomic
-    from training.run.engine import TrainConfig, run_dir_for
+    from training.run.config import TrainConfig, run_dir_for
 
     _check_selection(archs, train_variants, folds)
     if profile not in PROFILES:
@@ -308,7 +215,8 @@ def select(jobs: list[dict], archs=None, train_variants=None, folds=None) -> lis
 
 
 def run_job(job: dict, progress: bool = True) -> dict:
-    from training.run.engine import TrainConfig, train
+    from training.run.config import TrainConfig
+    from training.run.engine import train
 
     return train(TrainConfig.from_dict(job["config"]), job["run_dir"], progress=progress)
 
@@ -321,16 +229,16 @@ def run_index(jobs_file, index: int, progress: bool = True) -> tuple[dict, dict]
 
 
 def run_all(
-    jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True, report=None
+    jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True
 ) -> list[tuple[dict, dict]]:
     """Run the selected jobs in order, skipping finished ones; returns (job, summary) pairs.
 
-    ``report(line)`` (e.g. ``print``) gets one line per finished run with the elapsed time and an ETA
-    for the rest: the mean seconds of the runs of that architecture finished so far (of any, for an
-    architecture not yet seen)."""
+    Logs one line per finished run with the elapsed time and an ETA for the rest: the mean seconds of
+    the runs of that architecture finished so far (of any, for an architecture not yet seen)."""
     import time
 
-    from training.run.engine import TrainConfig, finished_summary
+    from training.run.checkpoint import finished_summary
+    from training.run.config import TrainConfig
 
     results = []
     selected = select(load_jobs(jobs_file), archs, train_variants, folds)
@@ -340,21 +248,30 @@ def run_all(
         summary = finished_summary(TrainConfig.from_dict(job["config"]), job["run_dir"])
         if summary is not None:
             results.append((job, summary | {"skipped": True}))
-            if report:
-                report(
-                    f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: done earlier"
-                )
+            logger.info(
+                "[%d/%d] %s %s fold%s: done earlier",
+                k,
+                len(selected),
+                job["arch"],
+                _condition(job),
+                job["fold"],
+            )
             continue
         t0 = time.perf_counter()
         results.append((job, run_job(job, progress)))
         seconds.setdefault(job["arch"], []).append(time.perf_counter() - t0)
-        if report:
-            report(
-                f"[{k}/{len(selected)}] {job['arch']} {_condition(job)} fold{job['fold']}: "
-                f"{seconds[job['arch']][-1]:.0f} s, best val macro PR-AUC "
-                f"{results[-1][1].get('best_val_macro_pr_auc', float('nan')):.3f}; elapsed "
-                f"{time.perf_counter() - started:.0f} s, ETA {_eta(selected[k:], seconds):.0f} s"
-            )
+        logger.info(
+            "[%d/%d] %s %s fold%s: %.0f s, best val macro PR-AUC %.3f; elapsed %.0f s, ETA %.0f s",
+            k,
+            len(selected),
+            job["arch"],
+            _condition(job),
+            job["fold"],
+            seconds[job["arch"]][-1],
+            results[-1][1].get("best_val_macro_pr_auc", float("nan")),
+            time.perf_counter() - started,
+            _eta(selected[k:], seconds),
+        )
     return results
 
 
@@ -373,7 +290,7 @@ def _eta(remaining: list[dict], seconds: dict[str, list[float]]) -> float:
     return sum(mean.get(job["arch"], overall) for job in remaining if not is_done(job))
 
 
-def chance_check(run_dir, test_variant: str = "test_none") -> dict:
+def chance_check(run_dir, test_variant: str = CLEAN_TEST) -> dict:
     """Macro PR-AUC of a run's predictions on ``test_variant`` against the class-prior baseline."""
     from training.run.engine import macro_pr_auc, prior_pr_auc
     from training.run.predict import SCORE_COLUMNS, read_predictions
