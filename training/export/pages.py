@@ -304,7 +304,7 @@ def _paper_sentence(archs: list[str]) -> str:
 
 def controls_sentence(controls: pd.DataFrame, archs: list[str], synthetic: bool) -> str:
     """The plain sentence saying what the controls show, built only from the controls table's numbers."""
-    from training.evaluation.effects import ACCEPTANCE
+    from training.evaluation.controls import ACCEPTANCE
 
     with_rows = [a for a in archs if not controls[controls["arch"] == a].empty]
     data = (
@@ -1048,7 +1048,7 @@ REMEDY_CLAIM = (
 def remedy_conditions() -> list[str]:
     """The augmented conditions the showcase trains (from its grid), in the evaluation's order."""
     from training.data.conditions import condition_label
-    from training.evaluation.predictions import TRAIN_VARIANTS
+    from training.evaluation.predictions import TRAINING_CONDITIONS
     from training.run.sweep import PROFILES
 
     labels = {
@@ -1056,7 +1056,7 @@ def remedy_conditions() -> list[str]:
         for _, variant, _, *extra in PROFILES["showcase"]["grid"]
         if extra
     }
-    return [v for v in TRAIN_VARIANTS if v in labels]
+    return [v for v in TRAINING_CONDITIONS if v in labels]
 
 
 def _verdict(mean, lo, hi) -> str:
@@ -1181,7 +1181,7 @@ def remedy_section(
 ) -> str:
     """The "Remedy" section: the paper's claim quoted, and our measured answer beside it (or why there is none)."""
     from training.data.conditions import is_augmented
-    from training.evaluation.predictions import TRAIN_VARIANTS
+    from training.evaluation.predictions import TRAINING_CONDITIONS
 
     claim = (
         f"**The paper's claim.** Katsch, Rinner & Tschandl (2022) propose that {REMEDY_CLAIM}. Their "
@@ -1191,7 +1191,7 @@ def remedy_section(
     present = (
         set() if effects_summary is None or effects_summary.empty else set(effects_summary["train_variant"])
     )
-    augmented = [v for v in TRAIN_VARIANTS if v in present and is_augmented(v)]
+    augmented = [v for v in TRAINING_CONDITIONS if v in present and is_augmented(v)]
     augmented += sorted(v for v in present if is_augmented(v) and v not in augmented)
     if not augmented:
         wanted = ", ".join(f"`{v}`" for v in remedy_conditions())
