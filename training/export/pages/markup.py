@@ -14,7 +14,7 @@ from training.evaluation.formats import esc, fmt_interval, fmt_pp, number
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("training.export", "templates"),
         # The templates are Markdown, not HTML: what a page puts into its HTML is escaped where it is
         # put there (``| esc``, or by the module that built the fragment), as MkDocs would not.
@@ -24,13 +24,13 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["esc"] = esc
+    return environment
 
 
 def render(template: str, **context: Any) -> str:
     """A page (or section) from its template in ``training/export/templates``."""
-    environment = _environment()
-    environment.filters["esc"] = esc
-    return environment.get_template(template).render(**context)
+    return _environment().get_template(template).render(**context)
 
 
 def not_available(title: str, text: str) -> str:
