@@ -13,26 +13,22 @@ from pathlib import Path
 import numpy as np
 
 from generator import CLASSES
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES
 from generator.seeding import derive_seed
+from generator.variants import ALL_TEST, CLEAN_TEST, list_variants
+from training.models import ARCHITECTURES
 
-ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
-TRAIN_VARIANTS = ("train_none", "train_all", *(f"train_{c}" for c in CLASSES))
-TEST_VARIANTS = (
-    "test_none",
-    "test_all",
-    *(f"test_{c}" for c in CLASSES),
-    "test_20",
-    "test_40",
-    "test_60",
-    "test_80",
-)
-KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
+ARCHS = tuple(ARCHITECTURES)
+TRAIN_VARIANTS = tuple(list_variants("train"))
+TEST_VARIANTS = tuple(list_variants("test"))
+KINDS = tuple(kind for family in DEFAULT_FAMILIES for kind in FAMILIES[family])
+"""The kinds of the paper's three families, the ones artefacted rows draw from by default."""
 
 
 def _artefacted(test_variant: str, labels: np.ndarray, u: np.ndarray) -> np.ndarray:
-    if test_variant == "test_none":
+    if test_variant == CLEAN_TEST:
         return np.zeros(len(labels), bool)
-    if test_variant == "test_all":
+    if test_variant == ALL_TEST:
         return np.ones(len(labels), bool)
     code = test_variant.removeprefix("test_")
     if code in CLASSES:

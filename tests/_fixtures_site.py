@@ -17,19 +17,43 @@ import pandas as pd
 from PIL import Image
 
 from generator import CLASSES
+from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN, list_variants
+from training.evaluation.curves import PCT_ARTEFACT
+from training.evaluation.metrics import METRICS
+from training.models import ARCHITECTURES
 
-ARCHS = ("resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34")
-TRAIN_VARIANTS = ("train_none", "train_all") + tuple(f"train_{c}" for c in CLASSES)
-TEST_VARIANTS = (
-    ("test_none", "test_all")
-    + tuple(f"test_{c}" for c in CLASSES)
-    + ("test_20", "test_40", "test_60", "test_80")
-)
-KINDS = ("bubble", "ruler_horizontal", "ruler_vertical", "marking_circle", "marking_spot")
-PCT_TO_TEST = {0: "test_none", 20: "test_20", 40: "test_40", 60: "test_60", 80: "test_80", 100: "test_all"}
-METRICS = ("pr_auc", "precision", "recall", "fpr", "fnr", "accuracy", "balanced_accuracy")
+ARCHS = tuple(ARCHITECTURES)
+TRAIN_VARIANTS = tuple(list_variants("train"))
+TEST_VARIANTS = tuple(list_variants("test"))
+KINDS = tuple(kind for family in DEFAULT_FAMILIES for kind in FAMILIES[family])
+
+PCT_TO_TEST = {pct: test for test, pct in sorted(PCT_ARTEFACT.items(), key=lambda item: item[1])}
 # Known headline values, so tests can find them on the overview page.
 BASELINE_PR_AUC = {"resnet34": 0.8123, "fasterrcnn_resnet34": 0.7345, "maskrcnn_resnet34": 0.7012}
+
+
+def baseline_summary(baselines: dict[str, float]) -> pd.DataFrame:
+    """metrics_summary rows holding only each architecture's baseline: train_none's macro PR-AUC on
+    test_none (the smoke-run rule's number)."""
+    return pd.DataFrame(
+        [
+            dict(
+                arch=arch,
+                train_variant=CLEAN_TRAIN,
+                test_variant=CLEAN_TEST,
+                metric="pr_auc",
+                **{"class": "macro"},
+                mean=value,
+                ci_lo=value - 0.05,
+                ci_hi=value + 0.05,
+                n_folds=1,
+                delta_vs_test_none=0.0,
+                delta_vs_train_none=0.0,
+            )
+            for arch, value in baselines.items()
+        ]
+    )
 
 
 def _write_table(folder: Path, stem: str, frame: pd.DataFrame) -> None:
@@ -90,8 +114,8 @@ def write_results(
                 for metric in METRICS:
                     for cls in _classes_for(metric):
                         if (
-                            train == "train_none"
-                            and test == "test_none"
+                            train == CLEAN_TRAIN
+                            and test == CLEAN_TEST
                             and metric == "pr_auc"
                             and cls == "macro"
                         ):
@@ -111,10 +135,10 @@ def write_results(
                                 ci_hi=mean + half,
                                 n_folds=1,
                                 delta_vs_test_none=0.0
-                                if test == "test_none"
+                                if test == CLEAN_TEST
                                 else float(rng.normal(-0.02, 0.01)),
                                 delta_vs_train_none=0.0
-                                if train == "train_none"
+                                if train == CLEAN_TRAIN
                                 else float(rng.normal(-0.05, 0.03)),
                             )
                         )
@@ -192,7 +216,7 @@ def write_results(
             train = f"train_{biased}"
             if train not in train_variants:
                 continue
-            for test in ("test_none", "test_all"):
+            for test in (CLEAN_TEST, ALL_TEST):
                 for cls in CLASSES:
                     for metric in ("recall", "fpr", "fnr"):
                         baseline = float(rng.uniform(0.05, 0.9))
@@ -228,7 +252,7 @@ def write_results(
 
     flip_rows = []
     for arch in archs:
-        for train in [v for v in ("train_none", "train_all") if v in train_variants]:
+        for train in [v for v in (CLEAN_TRAIN, "train_all") if v in train_variants]:
             for kind in ("all",) + KINDS:
                 n = int(rng.integers(20, 200))
                 flipped = int(rng.integers(0, n // 4))
@@ -236,7 +260,7 @@ def write_results(
                     dict(
                         arch=arch,
                         train_variant=train,
-                        test_variant="test_all",
+                        test_variant=ALL_TEST,
                         kind=kind,
                         n=n,
                         n_flipped=flipped,
@@ -251,7 +275,7 @@ def write_results(
     if gradcam:
         index_rows, attention_rows = [], []
         for arch in archs:
-            for train in [v for v in ("train_none", "train_all") if v in train_variants]:
+            for train in [v for v in (CLEAN_TRAIN, "train_all") if v in train_variants]:
                 values = []
                 for i in range(2):
                     image_id = f"ISIC_00{i:05d}"
@@ -338,7 +362,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                 dict(
                     control="positive",
                     train_variant="train_nv",
-                    test_variant="test_all",
+                    test_variant=ALL_TEST,
                     **common,
                     shift_pp=shift,
                     shift_lo=shift - 8,
@@ -358,7 +382,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                     control="positive",
                     arch=arch,
                     train_variant="train_nv",
-                    test_variant="test_all",
+                    test_variant=ALL_TEST,
                     reference_class="nv",
                     n_runs=0,
                     rule="did_pp >= 15",
@@ -368,8 +392,8 @@ def _write_controls(root: Path, archs, train_variants) -> None:
         rows.append(
             dict(
                 control="negative",
-                train_variant="train_none",
-                test_variant="test_all",
+                train_variant=CLEAN_TRAIN,
+                test_variant=ALL_TEST,
                 **common,
                 shift_pp=negative,
                 shift_lo=negative - 4,
@@ -383,8 +407,8 @@ def _write_controls(root: Path, archs, train_variants) -> None:
         rows.append(
             dict(
                 control="identity",
-                train_variant="train_none",
-                test_variant="test_none",
+                train_variant=CLEAN_TRAIN,
+                test_variant=CLEAN_TEST,
                 **common,
                 shift_pp=0.0,
                 shift_lo=0.0,
@@ -401,7 +425,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                 dict(
                     arch=arch,
                     train_variant=train,
-                    test_variant="test_all",
+                    test_variant=ALL_TEST,
                     reference_class="nv",
                     n_runs=1,
                     folds="0",
@@ -424,7 +448,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                     dict(
                         arch=arch,
                         train_variant=train,
-                        test_variant="test_all",
+                        test_variant=ALL_TEST,
                         kind=kind,
                         reference_class="nv",
                         n_runs=1,
@@ -447,7 +471,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                     arch=arch,
                     train_variant=train,
                     fold=0,
-                    test_variant="test_all",
+                    test_variant=ALL_TEST,
                     reference_class="nv",
                     n=120,
                     pct_ref_clean=10.0,
@@ -462,7 +486,7 @@ def _write_controls(root: Path, archs, train_variants) -> None:
                     did_hi=float("nan"),
                 )
             )
-    from training.evaluation.effects import CONTROL_COLUMNS
+    from training.evaluation.controls import CONTROL_COLUMNS
 
     _write_table(root, "controls", pd.DataFrame(rows).reindex(columns=CONTROL_COLUMNS))
     _write_table(root, "effects_summary", pd.DataFrame(summary))
@@ -605,7 +629,7 @@ def build_partial_site(root: Path) -> Path:
     from training.export.site import build_site, export_site
 
     project = make_site_project(root / "project")
-    results = write_results(root / "results", train_variants=("train_none", "train_nv"), archs=ARCHS[:2])
+    results = write_results(root / "results", train_variants=(CLEAN_TRAIN, "train_nv"), archs=ARCHS[:2])
     curves = pd.read_csv(results / "curves.csv")
     curves.loc[curves["class"] == "df", ["mean", "ci_lo", "ci_hi"]] = float("nan")
     curves.to_csv(results / "curves.csv", index=False)

@@ -12,7 +12,11 @@ from scipy.stats import binomtest
 from statsmodels.stats.contingency_tables import mcnemar
 
 from generator import CLASSES
-from training.evaluation import aggregate, effects
+from generator.variants import ALL_TEST, CLEAN_TEST
+from training.evaluation import aggregate, effects, paired
+from training.evaluation.controls import ACCEPTANCE, controls_table, identity_check
+from training.evaluation.predictions import RunKey
+from training.evaluation.remedy import remedy_table, summarise_remedy
 
 NV, MEL, BKL = CLASSES.index("nv"), CLASSES.index("mel"), CLASSES.index("bkl")
 
@@ -100,8 +104,8 @@ def _runs(shifts_biased, shift_none, n=40, folds=(0,)):
         for train, moved in (("train_nv", shifts_biased[k]), ("train_none", shift_none)):
             clean = _table(ids, y_true, [MEL] * n, [0] * n)
             pred = [NV] * moved + [MEL] * (n - moved)
-            tables[("resnet34", train, fold, "test_none")] = clean
-            tables[("resnet34", train, fold, "test_all")] = _table(ids, y_true, pred, [1] * n)
+            tables[RunKey("resnet34", train, fold, CLEAN_TEST)] = clean
+            tables[RunKey("resnet34", train, fold, ALL_TEST)] = _table(ids, y_true, pred, [1] * n)
     return tables
 
 
@@ -160,21 +164,17 @@ def test_run_variance_uses_t_across_runs_and_labels_a_single_run():
 )
 def test_control_verdicts_follow_the_acceptance_rule(n, moved_biased, moved_none, p_ok, positive, negative):
     tables = _runs([moved_biased], moved_none, n=n)
-    controls = effects.controls_table(
-        tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0))
-    )
+    controls = controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
     by = controls.set_index("control")
     assert by.loc["positive", "status"] == positive and by.loc["negative", "status"] == negative
-    assert (by.loc["positive", "p_mcnemar_ref_max"] < effects.ACCEPTANCE["positive_max_p"]) == p_ok
+    assert (by.loc["positive", "p_mcnemar_ref_max"] < ACCEPTANCE["positive_max_p"]) == p_ok
     assert by.loc["identity", "status"] == "pass" and by.loc["identity", "shift_pp"] == 0.0
 
 
 def test_positive_control_needs_every_run_significant():
     # Mean DiD 25 pp, but one run moved only 3 of 40 images (p = 0.25): not accepted.
     tables = _runs([20, 20, 3], 0, folds=(0, 1, 2))
-    controls = effects.controls_table(
-        tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0))
-    )
+    controls = controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
     positive = controls.set_index("control").loc["positive"]
     assert positive["did_pp"] == pytest.approx((50 + 50 + 7.5) / 3)
     assert positive["p_mcnemar_ref_max"] == pytest.approx(binomtest(0, 3, 0.5).pvalue)
@@ -183,25 +183,23 @@ def test_positive_control_needs_every_run_significant():
 
 def test_controls_not_available_without_train_nv():
     tables = {k: v for k, v in _runs([8], 0).items() if k[1] == "train_none"}
-    controls = effects.controls_table(
-        tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0))
-    )
+    controls = controls_table(tables, effects.summarise_effects(effects.effects_table(tables, n_boot=0)))
     positive = controls.set_index("control").loc["positive"]
     assert positive["status"] == "not available" and positive["passed"] is None
 
 
 def test_identity_control_is_zero_and_raises_when_the_pairing_is_broken(monkeypatch):
     tables = _runs([8], 2)
-    assert effects.identity_check(tables) == {"n_runs": 1, "n_images": 40, "shift_pp": 0.0}
-    tables[("resnet34", "train_none", 0, "test_none")].loc[:9, "y_pred"] = NV
+    assert identity_check(tables) == {"n_runs": 1, "n_images": 40, "shift_pp": 0.0}
+    tables[RunKey("resnet34", "train_none", 0, CLEAN_TEST)].loc[:9, "y_pred"] = NV
 
     def shifted(first, second):  # pairs image k with image k+1: no longer an identity
         n = len(first)
         return np.arange(n - 1), np.arange(1, n)
 
-    monkeypatch.setattr(effects, "pair_rows", shifted)
+    monkeypatch.setattr(paired, "pair_rows", shifted)
     with pytest.raises(RuntimeError, match="identity control failed for resnet34/train_none/fold0"):
-        effects.identity_check(tables)
+        identity_check(tables)
 
 
 def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
@@ -221,7 +219,7 @@ def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
         assert f"{stem}.csv" in info["tables"] and f"{stem}.json" in info["tables"]
         table = pd.read_csv(tmp_path / "out" / f"{stem}.csv")
         assert len(json.loads((tmp_path / "out" / f"{stem}.json").read_text())) == len(table) > 0
-    assert info["acceptance"] == effects.ACCEPTANCE
+    assert info["acceptance"] == ACCEPTANCE
     table = pd.read_csv(tmp_path / "out" / "effects.csv")
     assert set(table.loc[table.train_variant == "train_mel", "reference_class"]) == {"mel"}
     assert set(table.loc[table.train_variant == "train_none", "reference_class"]) == {"nv"}
@@ -287,8 +285,11 @@ def test_instrument_check_fails_when_the_measure_is_blind(monkeypatch):
 
 def test_did_interval_is_labelled_when_train_none_has_fewer_runs():
     tables = _runs([8, 12, 16], 2, folds=(0, 1, 2))
-    for test in ("test_none", "test_all"):
-        del tables[("resnet34", "train_none", 1, test)], tables[("resnet34", "train_none", 2, test)]
+    for test in (CLEAN_TEST, ALL_TEST):
+        del (
+            tables[RunKey("resnet34", "train_none", 1, test)],
+            tables[RunKey("resnet34", "train_none", 2, test)],
+        )
     summary = effects.summarise_effects(effects.effects_table(tables, n_boot=100))
     row = summary[summary.train_variant == "train_nv"].iloc[0]
     assert row["interval"] == "t across 3 runs; DiD: 1 run: bootstrap over images"
@@ -306,9 +307,9 @@ def _remedy_runs(moved: dict[str, list[int]], n=40, folds=(0,)):
     tables = {}
     for train, per_fold in moved.items():
         for k, fold in enumerate(folds):
-            tables[("resnet34", train, fold, "test_none")] = _table(ids, y_true, [MEL] * n, [0] * n)
+            tables[RunKey("resnet34", train, fold, CLEAN_TEST)] = _table(ids, y_true, [MEL] * n, [0] * n)
             pred = [NV] * per_fold[k] + [MEL] * (n - per_fold[k])
-            tables[("resnet34", train, fold, "test_all")] = _table(ids, y_true, pred, [1] * n)
+            tables[RunKey("resnet34", train, fold, ALL_TEST)] = _table(ids, y_true, pred, [1] * n)
     return tables
 
 
@@ -327,7 +328,7 @@ def test_augmented_conditions_are_biased_like_their_variant_and_compared_with_tr
 
 def test_remedy_is_augmented_minus_plain_paired_per_image_and_fold():
     tables = _remedy_runs({"train_none": [2], "train_nv": [12], "train_nv+aug": [4], "train_none+aug": [3]})
-    remedy = effects.remedy_table(tables, n_boot=500, seed=3).set_index("train_variant")
+    remedy = remedy_table(tables, n_boot=500, seed=3).set_index("train_variant")
     row = remedy.loc["train_nv+aug"]
     assert row["plain_variant"] == "train_nv" and row["reference_class"] == "nv" and row["n"] == 40
     assert (row["shift_pp"], row["plain_shift_pp"], row["remedy_pp"]) == (10.0, 30.0, -20.0)
@@ -335,27 +336,25 @@ def test_remedy_is_augmented_minus_plain_paired_per_image_and_fold():
     none = remedy.loc["train_none+aug"]
     assert (none["plain_variant"], none["remedy_pp"]) == ("train_none", 2.5)
     assert list(remedy.index) == ["train_none+aug", "train_nv+aug"]  # plain models get no remedy row
-    pd.testing.assert_frame_equal(
-        effects.remedy_table(tables, n_boot=500, seed=3).set_index("train_variant"), remedy
-    )
+    pd.testing.assert_frame_equal(remedy_table(tables, n_boot=500, seed=3).set_index("train_variant"), remedy)
     # without the plain run of the same fold there is nothing to pair with
-    del tables[("resnet34", "train_nv", 0, "test_all")]
-    assert set(effects.remedy_table(tables, n_boot=0).train_variant) == {"train_none+aug"}
+    del tables[RunKey("resnet34", "train_nv", 0, ALL_TEST)]
+    assert set(remedy_table(tables, n_boot=0).train_variant) == {"train_none+aug"}
 
 
 def test_remedy_summary_uses_t_across_runs_and_labels_a_single_run():
     tables = _remedy_runs({"train_nv": [12, 16, 20], "train_nv+aug": [4, 12, 8]}, folds=(0, 1, 2))
-    summary = effects.summarise_remedy(effects.remedy_table(tables, n_boot=100))
+    summary = summarise_remedy(remedy_table(tables, n_boot=100))
     row = summary.iloc[0]
     mean, lo, hi = aggregate.t_interval([-20.0, -10.0, -30.0])
     assert row["interval"] == "t across 3 runs" and row["remedy_runs"] == "-20;-10;-30"
     assert (row["remedy_mean"], row["remedy_lo"], row["remedy_hi"]) == pytest.approx((mean, lo, hi))
     assert row["shift_mean"] == pytest.approx(20.0) and row["plain_shift_mean"] == pytest.approx(40.0)
-    one = effects.summarise_remedy(
-        effects.remedy_table(_remedy_runs({"train_nv": [12], "train_nv+aug": [4]}), n_boot=100)
+    one = summarise_remedy(
+        remedy_table(_remedy_runs({"train_nv": [12], "train_nv+aug": [4]}), n_boot=100)
     ).iloc[0]
     assert one["interval"] == "1 run: bootstrap over images" and one["remedy_lo"] < -20 < one["remedy_hi"]
-    assert effects.summarise_remedy(effects.remedy_table({}, n_boot=0)).empty
+    assert summarise_remedy(remedy_table({}, n_boot=0)).empty
 
 
 def test_evaluate_discovers_augmented_runs_after_their_variant_and_writes_the_remedy(tmp_path):
@@ -414,8 +413,8 @@ def _kind_runs(moved_nv: set[int], moved_none: set[int], n: int = 50):
     y_true = [MEL] * n
     tables = {}
     for train, moved in (("train_nv", moved_nv), ("train_none", moved_none)):
-        tables[("resnet34", train, 0, "test_none")] = _kind_table(ids, y_true, [MEL] * n, [""] * n)
-        tables[("resnet34", train, 0, "test_all")] = _kind_table(
+        tables[RunKey("resnet34", train, 0, CLEAN_TEST)] = _kind_table(ids, y_true, [MEL] * n, [""] * n)
+        tables[RunKey("resnet34", train, 0, ALL_TEST)] = _kind_table(
             ids, y_true, [NV if i in moved else MEL for i in range(n)], kinds
         )
     return tables
@@ -453,10 +452,10 @@ def test_effects_by_kind_partition_each_run_of_the_whole_variant():
         kinds = rng.choice(KIND_CYCLE, n)
         tables = {}
         for train in ("train_nv", "train_none"):
-            tables[("resnet34", train, 0, "test_none")] = _kind_table(
+            tables[RunKey("resnet34", train, 0, CLEAN_TEST)] = _kind_table(
                 ids, y_true, rng.integers(0, len(CLASSES), n), [""] * n
             )
-            tables[("resnet34", train, 0, "test_all")] = _kind_table(
+            tables[RunKey("resnet34", train, 0, ALL_TEST)] = _kind_table(
                 ids, y_true, rng.integers(0, len(CLASSES), n), kinds
             )
         whole = effects.effects_table(tables, n_boot=0)

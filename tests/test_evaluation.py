@@ -13,9 +13,11 @@ from _fixtures_evaluation import ARCHS, TEST_VARIANTS, TRAIN_VARIANTS, make_runs
 from sklearn.metrics import average_precision_score, balanced_accuracy_score
 
 from generator import CLASSES
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN
 from training.evaluation import aggregate, bias, flips, significance
 from training.evaluation.bootstrap import bootstrap_metrics, resample_counts
 from training.evaluation.metrics import average_precision, point_metrics
+from training.evaluation.predictions import RunKey
 
 
 def _scores(n, column=None, values=None):
@@ -240,7 +242,7 @@ def test_flips_pair_by_image_id_and_count_only_artefacted_images():
         kinds=["", "bubble", "bubble", "ruler_vertical"],
     )
     table = flips.flips_table(
-        {("m", "train_none", 0, "test_none"): clean, ("m", "train_none", 0, "test_all"): variant}
+        {RunKey("m", CLEAN_TRAIN, 0, CLEAN_TEST): clean, RunKey("m", CLEAN_TRAIN, 0, ALL_TEST): variant}
     )
     by_kind = table.set_index("kind")
     assert by_kind.loc["all", ["n", "n_flipped"]].tolist() == [3, 2]
@@ -251,8 +253,8 @@ def test_flips_pair_by_image_id_and_count_only_artefacted_images():
 def test_bias_shift_is_change_in_share_predicted_as_biased_class():
     ids = ["a", "b", "c", "d"]
     tables = {
-        ("m", "train_none", 0, "test_all"): _table(ids, [0, 1, 2, 3], [0, 1, 2, 3]),
-        ("m", "train_mel", 0, "test_all"): _table(ids, [0, 1, 2, 3], [4, 4, 4, 3]),
+        RunKey("m", CLEAN_TRAIN, 0, ALL_TEST): _table(ids, [0, 1, 2, 3], [0, 1, 2, 3]),
+        RunKey("m", "train_mel", 0, ALL_TEST): _table(ids, [0, 1, 2, 3], [4, 4, 4, 3]),
     }
     row = bias.bias_shift_table(tables).iloc[0]
     assert (row["biased_class"], row["share_biased"], row["share_baseline"], row["shift"]) == (
@@ -468,3 +470,21 @@ def test_drops_interval_covers_the_runs_and_shrinks_with_more_runs():
     assert three.drop_lo < three.drop_mean < three.drop_hi
     assert twenty.drop_lo < -0.06 < twenty.drop_hi  # covers the planted drop
     assert twenty.drop_hi - twenty.drop_lo < three.drop_hi - three.drop_lo
+
+
+def test_clean_pairs_pair_each_artefacted_table_with_its_runs_clean_one():
+    from training.evaluation.predictions import clean_pairs
+
+    tables = {
+        RunKey("resnet34", "train_nv", 0, ALL_TEST): pd.DataFrame({"t": [1]}),
+        RunKey("resnet34", "train_nv", 0, CLEAN_TEST): pd.DataFrame({"t": [0]}),
+        RunKey("resnet34", "train_nv", 1, ALL_TEST): pd.DataFrame({"t": [2]}),  # fold 1 has no clean table
+        RunKey("resnet34", "train_nv", 0, "test_mel"): pd.DataFrame({"t": [3]}),
+    }
+    pairs = list(clean_pairs(tables))
+    assert [key for key, _, _ in pairs] == [
+        RunKey("resnet34", "train_nv", 0, ALL_TEST),
+        RunKey("resnet34", "train_nv", 0, "test_mel"),
+    ]  # the tables' order; the clean table is never paired with itself
+    for key, clean, table in pairs:
+        assert clean is tables[key._replace(test_variant=CLEAN_TEST)] and table is tables[key]

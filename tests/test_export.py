@@ -56,7 +56,7 @@ def test_overview_shows_our_numbers_beside_the_papers(exported):
 
 
 def test_headline_numbers_are_selected_not_computed():
-    from training.export.pages import headline_numbers
+    from training.evaluation.report import headline_numbers
 
     rows = []
     for train, test, metric, mean, d_test, d_train in [
@@ -82,14 +82,15 @@ def test_headline_numbers_are_selected_not_computed():
             )
         )
     numbers = headline_numbers(pd.DataFrame(rows), ["resnet34", "maskrcnn_resnet34"])
-    assert numbers["resnet34"]["baseline"] == {
-        "value": 0.7,
-        "lo": pytest.approx(0.6),
-        "hi": pytest.approx(0.8),
-    }
-    assert numbers["resnet34"]["drop_all"]["value"] == pytest.approx(0.123)
-    assert numbers["resnet34"]["recall_drop_nv"]["value"] == pytest.approx(0.456)
-    assert numbers["maskrcnn_resnet34"]["baseline"]["value"] is None  # missing: shown as a dash
+    resnet = numbers["resnet34"]
+    assert (resnet.baseline, resnet.baseline_lo, resnet.baseline_hi) == (
+        0.7,
+        pytest.approx(0.6),
+        pytest.approx(0.8),
+    )
+    assert resnet.drop_all == pytest.approx(0.123)
+    assert resnet.recall_drop_nv == pytest.approx(0.456)
+    assert numbers["maskrcnn_resnet34"].baseline is None  # missing: shown as a dash
 
 
 def test_charts_are_valid_vega_lite_with_the_promised_interactions(exported):
@@ -475,7 +476,7 @@ def test_overview_shows_the_controls_first_with_their_numbers_and_verdicts(expor
 
 
 def test_controls_sentence_for_ham10000_and_without_train_nv():
-    from training.export.pages import controls_sentence
+    from training.evaluation.report import controls_sentence
 
     rows = pd.DataFrame(
         [
@@ -579,7 +580,7 @@ def test_bias_page_splits_the_within_model_shift_by_artefact_kind(exported):
     )
 
 
-def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, capsys):
+def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, caplog):
     from training.evaluation import effects
     from training.export.mkdocs_hooks import INSTRUMENT_PART
     from training.export.site import export_site
@@ -590,7 +591,7 @@ def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, 
     data = fx.write_data(tmp_path / "data")
     project = fx.make_site_project(tmp_path / "project")
     info = export_site(results, data, project / "site", progress=False)
-    assert "instrument check failed" in capsys.readouterr().err
+    assert "instrument check failed" in caplog.text
     part = (project / "site" / "generated" / INSTRUMENT_PART).read_text()
     assert "**Failed**" in part and '<td class="ham-fail"><strong>FAIL</strong>' in part
     assert (
@@ -600,28 +601,10 @@ def test_a_blind_measure_shows_a_failed_instrument_check(tmp_path, monkeypatch, 
 
 
 def test_architectures_that_did_not_learn_are_labelled_smoke_runs():
-    from training.export.pages import LEARNED_PR_AUC, headline_table, smoke_admonition, smoke_archs
+    from training.evaluation.report import LEARNED_PR_AUC, smoke_archs
+    from training.export.pages import headline_table, smoke_admonition
 
-    def summary(values):
-        return pd.DataFrame(
-            [
-                dict(
-                    arch=arch,
-                    train_variant="train_none",
-                    test_variant="test_none",
-                    metric="pr_auc",
-                    **{"class": "macro"},
-                    mean=value,
-                    ci_lo=value - 0.05,
-                    ci_hi=value + 0.05,
-                    n_folds=1,
-                    delta_vs_test_none=0.0,
-                    delta_vs_train_none=0.0,
-                )
-                for arch, value in values.items()
-            ]
-        )
-
+    summary = fx.baseline_summary
     archs = ["resnet34", "fasterrcnn_resnet34", "maskrcnn_resnet34"]
     mixed = summary(
         {"resnet34": 0.71, "fasterrcnn_resnet34": LEARNED_PR_AUC - 0.01, "maskrcnn_resnet34": 0.2}
@@ -691,7 +674,8 @@ def _remedy_tables(rng, remedy_interval: tuple[float, float], tests=("test_all",
 def test_remedy_section_states_what_the_numbers_show(seed):
     import numpy as np
 
-    from training.export.pages import REMEDY_CLAIM, remedy_section
+    from training.evaluation.report import REMEDY_CLAIM
+    from training.export.pages import remedy_section
 
     rng = np.random.default_rng(seed)
     lo = float(rng.uniform(-30, 20))
@@ -725,7 +709,8 @@ def test_remedy_section_states_what_the_numbers_show(seed):
 
 
 def test_remedy_section_says_plainly_when_the_augmented_runs_are_absent(exported):
-    from training.export.pages import REMEDY_CLAIM, remedy_conditions, remedy_section
+    from training.evaluation.report import REMEDY_CLAIM, remedy_conditions
+    from training.export.pages import remedy_section
 
     assert remedy_conditions() == ["train_none+aug", "train_nv+aug"]  # from the showcase grid
     for name in ("robustness.md", "bias.md"):

@@ -42,13 +42,13 @@ def test_adding_a_variant_is_one_registry_entry():
                                           "percent", percent=90)
         from generator.cli import main
         from generator.distribution.info import bare_info
-        from training.evaluation.predictions import TEST_VARIANTS, TRAIN_VARIANTS
-        from training.export.results import TRAIN_VARIANTS as TABLE_TRAIN_VARIANTS
+        from training.evaluation.predictions import TEST_VARIANTS, TRAINING_CONDITIONS
+        from training.export.results import TRAINING_CONDITIONS as TABLE_TRAIN_VARIANTS
         listing = io.StringIO()
         with contextlib.redirect_stdout(listing):
             main(["list"])
         print(json.dumps({"list": listing.getvalue(), "info": list(bare_info()), "test": TEST_VARIANTS,
-                          "train": TRAIN_VARIANTS, "tables": TABLE_TRAIN_VARIANTS}))
+                          "train": TRAINING_CONDITIONS, "tables": TABLE_TRAIN_VARIANTS}))
     """)
     assert out["test"][-1] == "test_90" and "test_90" in out["info"]
     # each training variant is followed by its augmented condition (training.data.conditions)

@@ -6,8 +6,12 @@ With a single fold there is no spread to use, so that fold's bootstrap CI (over 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
+
+from generator.variants import CLEAN_TEST, CLEAN_TRAIN
 
 SUMMARY_KEYS = ["arch", "train_variant", "test_variant", "metric", "class"]
 SUMMARY_COLUMNS = [
@@ -57,10 +61,10 @@ def summarise(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     summary = everything.merge(summary, on=SUMMARY_KEYS, how="left")
     summary["n_folds"] = summary["n_folds"].fillna(0).astype(int)
 
-    ref_test = summary[summary["test_variant"] == "test_none"][
+    ref_test = summary[summary["test_variant"] == CLEAN_TEST][
         ["arch", "train_variant", "metric", "class", "mean"]
     ].rename(columns={"mean": "_ref_test"})
-    ref_train = summary[summary["train_variant"] == "train_none"][
+    ref_train = summary[summary["train_variant"] == CLEAN_TRAIN][
         ["arch", "test_variant", "metric", "class", "mean"]
     ].rename(columns={"mean": "_ref_train"})
     summary = summary.merge(ref_test, on=["arch", "train_variant", "metric", "class"], how="left")
@@ -95,11 +99,9 @@ def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     (the evaluation's order of conditions)."""
     macro = metrics[(metrics["metric"] == "pr_auc") & (metrics["class"] == "macro")].dropna(subset=["value"])
     run = ["arch", "train_variant", "fold"]
-    clean = macro.loc[macro["test_variant"] == "test_none", [*run, "value"]].rename(
-        columns={"value": "clean"}
-    )
+    clean = macro.loc[macro["test_variant"] == CLEAN_TEST, [*run, "value"]].rename(columns={"value": "clean"})
     # an inner merge keeps the left order: runs without a test_none value drop out
-    paired = macro[macro["test_variant"] != "test_none"].merge(clean, on=run)
+    paired = macro[macro["test_variant"] != CLEAN_TEST].merge(clean, on=run)
     rows = []
     for (arch, condition, test), group in paired.groupby(
         ["arch", "train_variant", "test_variant"], sort=False
@@ -122,3 +124,34 @@ def drops_table(metrics: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=DROP_COLUMNS)
+
+
+def run_groups(table: pd.DataFrame, keys: list[str]) -> Iterator[tuple[dict, pd.DataFrame]]:
+    """Per group of ``keys`` (in table order): the row it starts (its keys, n_runs and the folds, in
+    fold order) and its runs, sorted by fold; each fold is one training run."""
+    for key, group in table.groupby(keys, sort=False):
+        group = group.sort_values("fold")
+        row = dict(zip(keys, key, strict=True))
+        row["n_runs"] = len(group)
+        row["folds"] = ";".join(str(int(f)) for f in group["fold"])
+        yield row, group
+
+
+def over_runs(group: pd.DataFrame, measure: str, level: float) -> tuple[np.ndarray, float, float, float, str]:
+    """(per-run values, mean, lo, hi, label) of ``<measure>_pp`` over a group's runs: a t-interval
+    across the runs that have a value, or with one such run its image bootstrap interval
+    (``<measure>_lo`` / ``_hi``)."""
+    values = group[f"{measure}_pp"].to_numpy(dtype=float)
+    defined = np.isfinite(values)
+    mean, lo, hi = t_interval(values, level)
+    label = f"t across {defined.sum()} runs"
+    if defined.sum() == 1:  # one run: fall back to its image bootstrap
+        one = group[defined].iloc[0]
+        lo, hi = float(one[f"{measure}_lo"]), float(one[f"{measure}_hi"])
+        label = "1 run: bootstrap over images" if np.isfinite(lo) else "1 run: no interval"
+    return values, mean, lo, hi, label
+
+
+def runs_text(values) -> str:
+    """Per-run values as one cell ("a;b;c", 6 significant digits; an undefined run is empty)."""
+    return ";".join("" if pd.isna(v) else f"{v:.6g}" for v in values)

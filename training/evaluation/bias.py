@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 
 from generator import CLASSES
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN
 from training.data.conditions import base_variant
 
-BIAS_TESTS = ("test_none", "test_all")
+from .predictions import PredictionTables
+
+BIAS_TESTS = (CLEAN_TEST, ALL_TEST)
 BIAS_METRICS = ("recall", "fpr", "fnr")
 BIAS_COLUMNS = [
     "arch",
@@ -53,7 +56,7 @@ def bias_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """bias table from the per-fold metrics table."""
     keys = ["arch", "fold", "test_variant", "metric", "class"]
     rows = metrics[metrics["metric"].isin(BIAS_METRICS) & metrics["test_variant"].isin(BIAS_TESTS)]
-    baseline = rows[rows["train_variant"] == "train_none"][[*keys, "value"]].rename(
+    baseline = rows[rows["train_variant"] == CLEAN_TRAIN][[*keys, "value"]].rename(
         columns={"value": "baseline"}
     )
     biased = rows[rows["train_variant"].map(biased_class).notna()]
@@ -70,12 +73,13 @@ def bias_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return out[BIAS_COLUMNS].reset_index(drop=True)
 
 
-def bias_shift_table(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> pd.DataFrame:
+def bias_shift_table(tables: PredictionTables) -> pd.DataFrame:
     """bias_shift table from the prediction tables."""
     rows = []
-    for (arch, train, fold, test), table in tables.items():
+    for key, table in tables.items():
+        arch, train, _, test = key
         code = biased_class(train)
-        baseline = tables.get((arch, "train_none", fold, test))
+        baseline = tables.get(key._replace(train_variant=CLEAN_TRAIN))
         if code is None or test not in BIAS_TESTS or baseline is None:
             continue
         label = CLASSES.index(code)

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from generator.variants import ALL_TEST, CLEAN_TEST, VARIANTS
+
 # Nominal share of test images with an artefact in each nested test variant.
-PCT_ARTEFACT = {"test_none": 0, "test_20": 20, "test_40": 40, "test_60": 60, "test_80": 80, "test_all": 100}
+PCT_ARTEFACT = {
+    CLEAN_TEST: 0,
+    **{
+        name: spec.percent
+        for name, spec in VARIANTS.items()
+        if spec.split == "test" and spec.rule == "percent" and spec.percent is not None
+    },
+    ALL_TEST: 100,
+}
 CURVE_COLUMNS = ["arch", "train_variant", "pct_artefact", "class", "mean", "ci_lo", "ci_hi"]
 
 

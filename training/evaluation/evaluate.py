@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from generator import CLASSES, __version__
@@ -12,10 +13,18 @@ from generator.atomic import write_json_atomic
 from generator.seeding import derive_seed
 from generator.userio import refuse_non_folder
 
-from . import TABLES, aggregate, bias, curves, effects, flips, metrics, significance
+from . import TABLES, aggregate, bias, controls, curves, effects, flips, metrics, remedy, significance
 from .bootstrap import DEFAULT_B, bootstrap_metrics
 from .output import write_table
-from .predictions import SCORE_COLUMNS, TEST_VARIANTS, TRAIN_VARIANTS, detect_synthetic, load_runs
+from .predictions import (
+    SCORE_COLUMNS,
+    TEST_VARIANTS,
+    TRAINING_CONDITIONS,
+    PredictionTables,
+    RunKey,
+    detect_synthetic,
+    load_runs,
+)
 
 METRIC_COLUMNS = [
     "arch",
@@ -69,14 +78,18 @@ DEFINITIONS = {
     "remedy_summary": "The remedy table across training runs: mean with a t-interval across runs when there are "
     ">= 2, else the single run's image-bootstrap interval (see 'interval').",
     "controls": f"Positive control: train_nv on test_all (passes when the mean did_pp over runs >= "
-    f"{effects.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
-    f"{effects.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
-    f"test_all (passes when |mean shift_pp| <= {effects.ACCEPTANCE['negative_max_abs_shift_pp']:g}). "
+    f"{controls.ACCEPTANCE['positive_min_did_pp']:g} and exact McNemar p < "
+    f"{controls.ACCEPTANCE['positive_max_p']:g} in every run). Negative control: train_none on "
+    f"test_all (passes when |mean shift_pp| <= {controls.ACCEPTANCE['negative_max_abs_shift_pp']:g}). "
     "Identity control: test_none against itself, exactly 0 (checked in code).",
 }
 
 
-def _table_metrics(item) -> list[tuple]:
+MetricsJob = tuple[RunKey, np.ndarray, np.ndarray, np.ndarray, int, int]
+"""One prediction table's work for :func:`metrics_table`: key, y_true, scores, y_pred, B, seed."""
+
+
+def _table_metrics(item: MetricsJob) -> list[tuple]:
     (arch, train, fold, test), y_true, scores, y_pred, n_boot, seed = item
     results = bootstrap_metrics(
         y_true, scores, y_pred, n_boot=n_boot, seed=derive_seed(seed, "bootstrap", arch, train, fold, test)
@@ -88,7 +101,7 @@ def _table_metrics(item) -> list[tuple]:
 
 
 def metrics_table(
-    tables: dict, n_boot: int = DEFAULT_B, seed: int = 0, progress: bool = False, workers: int = 1
+    tables: PredictionTables, n_boot: int = DEFAULT_B, seed: int = 0, progress: bool = False, workers: int = 1
 ) -> pd.DataFrame:
     """metrics table: every metric of every prediction table with its bootstrap CI.
 
@@ -98,7 +111,7 @@ def metrics_table(
     """
     from tqdm import tqdm
 
-    items = [
+    items: list[MetricsJob] = [
         (key, t["y_true"].to_numpy(), t[list(SCORE_COLUMNS)].to_numpy(), t["y_pred"].to_numpy(), n_boot, seed)
         for key, t in tables.items()
     ]
@@ -119,16 +132,18 @@ def metrics_table(
     out = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     order = {m: i for i, m in enumerate(metrics.METRICS)}
     cls_order = {c: i for i, c in enumerate((*CLASSES, "macro", "all"))}
+
+    def rank(col: pd.Series) -> pd.Series:
+        return col.map(_sort_key(str(col.name), order, cls_order))
+
     return out.sort_values(
-        ["arch", "train_variant", "fold", "test_variant", "metric", "class"],
-        key=lambda col: col.map(_sort_key(col.name, order, cls_order)),
-        kind="stable",
+        ["arch", "train_variant", "fold", "test_variant", "metric", "class"], key=rank, kind="stable"
     ).reset_index(drop=True)
 
 
 def _sort_key(column: str, order: dict, cls_order: dict):
     if column == "train_variant":
-        return {v: i for i, v in enumerate(TRAIN_VARIANTS)}.get
+        return {v: i for i, v in enumerate(TRAINING_CONDITIONS)}.get
     if column == "test_variant":
         return {v: i for i, v in enumerate(TEST_VARIANTS)}.get
     if column == "metric":
@@ -167,9 +182,9 @@ def evaluate(
     results["effects_summary"] = effects.summarise_effects(results["effects"])
     results["effects_by_kind"] = effects.effects_by_kind_table(tables, n_boot=n_boot, seed=seed)
     results["effects_by_kind_summary"] = effects.summarise_effects(results["effects_by_kind"], by_kind=True)
-    results["controls"] = effects.controls_table(tables, results["effects_summary"])
-    results["remedy"] = effects.remedy_table(tables, n_boot=n_boot, seed=seed)
-    results["remedy_summary"] = effects.summarise_remedy(results["remedy"])
+    results["controls"] = controls.controls_table(tables, results["effects_summary"])
+    results["remedy"] = remedy.remedy_table(tables, n_boot=n_boot, seed=seed)
+    results["remedy_summary"] = remedy.summarise_remedy(results["remedy"])
     assert tuple(results) == TABLES, "training.evaluation.TABLES lists every table, in order"
     written = []
     for stem, table in results.items():
@@ -179,15 +194,15 @@ def evaluate(
         "synthetic": detect_synthetic(runs_dir),
         "runs": str(runs_dir),
         "generated_by": f"ham-artefacts {__version__}",
-        "archs": sorted({k[0] for k in keys}),
-        "train_variants": [v for v in TRAIN_VARIANTS if any(k[1] == v for k in keys)],
-        "test_variants": [v for v in TEST_VARIANTS if any(k[3] == v for k in keys)],
-        "folds": sorted({k[2] for k in keys}),
+        "archs": sorted({k.arch for k in keys}),
+        "train_variants": [v for v in TRAINING_CONDITIONS if any(k.train_variant == v for k in keys)],
+        "test_variants": [v for v in TEST_VARIANTS if any(k.test_variant == v for k in keys)],
+        "folds": sorted({k.fold for k in keys}),
         "n_prediction_tables": len(keys),
         "classes": list(CLASSES),
         "bootstrap": {"B": n_boot, "seed": seed, "level": 0.95, "method": "percentile, over images"},
         "alpha": significance.ALPHA,
-        "acceptance": effects.ACCEPTANCE,
+        "acceptance": controls.ACCEPTANCE,
         "definitions": DEFINITIONS,
         "tables": written,
         "seconds": round(time.perf_counter() - started, 2),

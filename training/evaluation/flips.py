@@ -10,17 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .predictions import pair_rows
+from .predictions import PredictionTables, clean_pairs, pair_rows
 
 FLIP_COLUMNS = ["arch", "train_variant", "test_variant", "kind", "n", "n_flipped", "share"]
 
 
-def flips_table(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> pd.DataFrame:
+def flips_table(tables: PredictionTables) -> pd.DataFrame:
     pieces = []
-    for (arch, train, fold, test), table in tables.items():
-        clean = tables.get((arch, train, fold, "test_none"))
-        if test == "test_none" or clean is None:
-            continue
+    for (arch, train, _, test), clean, table in clean_pairs(tables):
         i, j = pair_rows(clean, table)
         artefacted = table["has_artefact"].to_numpy()[j] == 1
         i, j = i[artefacted], j[artefacted]

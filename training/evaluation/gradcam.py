@@ -185,7 +185,7 @@ def find_models(
 ) -> list[tuple[str, str, Path]]:
     """[(arch, train_variant, run_dir)]: one run with best.pt per (arch, train_variant), lowest fold
     (or exactly ``fold``), optionally only the given archs / training variants."""
-    from .predictions import TRAIN_VARIANTS, _order
+    from .predictions import TRAINING_CONDITIONS, _order
 
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -213,7 +213,7 @@ def find_models(
                 else ""
             )
         )
-    keys = sorted(best, key=lambda key: (key[0], _order(key[1], TRAIN_VARIANTS)))
+    keys = sorted(best, key=lambda key: (key[0], _order(key[1], TRAINING_CONDITIONS)))
     return [(arch, train, best[(arch, train)][1]) for arch, train in keys]
 
 

@@ -25,15 +25,17 @@ import pandas as pd
 
 from generator import CLASSES
 from generator.seeding import derive_seed
+from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN
 
-from .effects import DEFAULT_REFERENCE, POSITIVE_CONTROL
+from .controls import POSITIVE_CONTROL
+from .paired import DEFAULT_REFERENCE
 
 PLANTED = {  # arch -> (what its train_nv model does, whether the positive control must detect it)
     "planted_cheat": ("calls nv whenever an artefact is present", True),
     "planted_honest": ("ignores artefacts", False),
 }
-PLANTED_TRAIN = ("train_none", "train_nv")
-PLANTED_TESTS = ("test_none", "test_all")
+PLANTED_TRAIN = (CLEAN_TRAIN, POSITIVE_CONTROL[0])
+PLANTED_TESTS = (CLEAN_TEST, ALL_TEST)
 CHECK_COLUMNS = [
     "model",
     "behaviour",
@@ -90,8 +92,8 @@ def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: i
                 swapped = model.random(n) < 0.1
                 blind = np.where(swapped, clean[model.permutation(n)], clean)
                 for test in PLANTED_TESTS:
-                    has = np.full(n, test != "test_none")
-                    y_pred = clean if test == "test_none" else (np.where(has, nv, clean) if cheats else blind)
+                    has = np.full(n, test != CLEAN_TEST)
+                    y_pred = clean if test == CLEAN_TEST else (np.where(has, nv, clean) if cheats else blind)
                     run = root / arch / train / f"fold{fold}"
                     _write_predictions(
                         run / "predictions" / f"{test}.csv",

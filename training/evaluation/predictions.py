@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from generator import CLASSES
 from generator.errors import UserError
-from generator.variants import list_variants
+from generator.variants import CLEAN_TEST, list_variants
 from training.data.conditions import with_augmented
 
 SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
 COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
 TEST_VARIANTS = tuple(list_variants("test"))
-# Each frozen training variant followed by its augmented condition (training.data.conditions: "X+aug").
-TRAIN_VARIANTS = with_augmented(tuple(list_variants("train")))
+TRAINING_CONDITIONS = with_augmented(tuple(list_variants("train")))
+"""What a run can be trained on: each frozen training variant followed by its augmented condition
+(``X+aug``, :mod:`training.data.conditions`), the order tables and pages list runs in."""
 NO_DETECTION = -1  # y_pred of a detector that found nothing: counted as a wrong prediction
 _FOLD_DIR = re.compile(r"^fold(\d+)$")
+
+
+class RunKey(NamedTuple):
+    """Which prediction table: one run (architecture, training condition, fold) on one test variant."""
+
+    arch: str
+    train_variant: str
+    fold: int
+    test_variant: str
+
+
+PredictionTables = dict[RunKey, pd.DataFrame]
+"""Every prediction table of a runs folder, as :func:`load_runs` returns them."""
 
 
 @dataclass(frozen=True)
@@ -31,10 +47,6 @@ class Run:
     train_variant: str
     fold: int
     path: Path
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.arch, self.train_variant, self.fold)
 
 
 def discover_runs(runs_dir: str | Path) -> list[Run]:
@@ -51,7 +63,7 @@ def discover_runs(runs_dir: str | Path) -> list[Run]:
         runs.append(Run(fold_dir.parent.parent.name, fold_dir.parent.name, int(match.group(1)), fold_dir))
     if not runs:
         raise UserError(f"{runs_dir}: no <arch>/<train_variant>/fold<k>/predictions/*.csv found")
-    return sorted(runs, key=lambda r: (r.arch, _order(r.train_variant, TRAIN_VARIANTS), r.fold))
+    return sorted(runs, key=lambda r: (r.arch, _order(r.train_variant, TRAINING_CONDITIONS), r.fold))
 
 
 def _order(name: str, names: tuple[str, ...]) -> tuple[int, str]:
@@ -109,16 +121,47 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
 
 
-def load_runs(runs_dir: str | Path, progress: bool = False) -> dict[tuple[str, str, int, str], pd.DataFrame]:
-    """{(arch, train_variant, fold, test_variant): table} for every prediction table of every run."""
+def load_runs(runs_dir: str | Path, progress: bool = False) -> PredictionTables:
+    """{RunKey: table} for every prediction table of every run."""
     from tqdm import tqdm
 
     runs = discover_runs(runs_dir)
-    tables = {}
+    tables: PredictionTables = {}
     for run in tqdm(runs, desc="loading predictions", unit="run", disable=not progress):
         for csv in sorted((run.path / "predictions").glob("*.csv")):
-            tables[(*run.key, csv.stem)] = load_predictions(csv)
+            tables[RunKey(run.arch, run.train_variant, run.fold, csv.stem)] = load_predictions(csv)
     return tables
+
+
+def clean_pairs(tables: PredictionTables) -> Iterator[tuple[RunKey, pd.DataFrame, pd.DataFrame]]:
+    """(key, the run's clean table, its table on ``key.test_variant``) for every artefacted test table
+    whose run also has :data:`~generator.variants.CLEAN_TEST`, in the order of ``tables``: the pairs
+    every within-model comparison (clean against artefacted, same model) is made on."""
+    for key, table in tables.items():
+        if key.test_variant == CLEAN_TEST:
+            continue
+        clean = tables.get(key._replace(test_variant=CLEAN_TEST))
+        if clean is not None:
+            yield key, clean, table
+
+
+def sort_by_registry(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the registries' order of training conditions and test variants (then architecture and
+    fold; a stable sort, unknown names last)."""
+    order = {
+        "train_variant": {v: i for i, v in enumerate(TRAINING_CONDITIONS)},
+        "test_variant": {v: i for i, v in enumerate(TEST_VARIANTS)},
+    }
+
+    def rank(col: pd.Series) -> pd.Series:
+        if col.name not in order:
+            return col
+        ranks = order[str(col.name)]
+        return col.map(lambda v: ranks.get(v, len(ranks)))
+
+    return table.sort_values(
+        ["arch", "train_variant", "fold", "test_variant"], kind="stable", key=rank
+    ).reset_index(drop=True)
 
 
 def pair_rows(first: pd.DataFrame, second: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +180,8 @@ def detect_synthetic(runs_dir: str | Path) -> bool | None:
     """
     import json
 
+    from generator.variants.manifest import MANIFEST_NAME
+
     for config_path in sorted(Path(runs_dir).glob("*/*/fold*/config.json")):
         try:
             config = json.loads(config_path.read_text())
@@ -148,7 +193,7 @@ def detect_synthetic(runs_dir: str | Path) -> bool | None:
             return config["synthetic"]
         data = config.get("data") or config.get("data_dir")
         if isinstance(data, str):
-            manifest = Path(data) / "manifest.json"
+            manifest = Path(data) / MANIFEST_NAME
             try:
                 flag = json.loads(manifest.read_text()).get("synthetic")
             except (OSError, ValueError, RecursionError, AttributeError):

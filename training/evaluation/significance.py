@@ -23,7 +23,7 @@ import gc
 import numpy as np
 import pandas as pd
 
-from .predictions import pair_rows
+from .predictions import PredictionTables, clean_pairs, pair_rows
 
 EXACT_BELOW = 25
 ALPHA = 0.05
@@ -83,13 +83,10 @@ def holm(p_values) -> np.ndarray:
     return multipletests(p_values, alpha=ALPHA, method="holm")[1]
 
 
-def mcnemar_table(tables: dict[tuple[str, str, int, str], pd.DataFrame]) -> pd.DataFrame:
+def mcnemar_table(tables: PredictionTables) -> pd.DataFrame:
     """mcnemar table for every run with a test_none table, against each of its other test variants."""
     rows = []
-    for (arch, train, fold, test), table in tables.items():
-        clean = tables.get((arch, train, fold, "test_none"))
-        if test == "test_none" or clean is None:
-            continue
+    for (arch, train, fold, test), clean, table in clean_pairs(tables):
         i, j = pair_rows(clean, table)
         correct_clean = clean["y_pred"].to_numpy()[i] == clean["y_true"].to_numpy()[i]
         n00, n01, n10, n11 = contingency(

@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 
 from generator import CLASSES
+from generator.variants import ALL_TEST, CLEAN_TRAIN
 from training.models import arch_label
 
 METRIC_LABELS = {"recall": "recall", "fpr": "FPR", "fnr": "FNR"}
@@ -80,7 +81,7 @@ def robustness_chart(
     legend = alt.selection_point(fields=["Architecture"], bind="legend", name="arch_pick")
     if interactive:
         cls_param = _select("cls_pick", classes, _first(classes, "macro"), "Class ")
-        train_param = _select("train_pick", trains, _first(trains, "train_none"), "Training variant ")
+        train_param = _select("train_pick", trains, _first(trains, CLEAN_TRAIN), "Training variant ")
         params = [cls_param, train_param]
         base = alt.Chart(data).transform_filter("datum.cls == cls_pick && datum.train_variant == train_pick")
     else:
@@ -88,7 +89,7 @@ def robustness_chart(
         base = alt.Chart(
             data[
                 (data["cls"] == _first(classes, "macro"))
-                & (data["train_variant"] == _first(trains, "train_none"))
+                & (data["train_variant"] == _first(trains, CLEAN_TRAIN))
             ]
         )
     x = alt.X(
@@ -128,7 +129,7 @@ def _per_test_variant(table: pd.DataFrame, archs: list[str], param_name: str):
         return None
     data, archs = plottable
     tests = list(dict.fromkeys(data["test_variant"]))
-    return data, archs, _select(param_name, tests, _first(tests, "test_all"), "Test variant ")
+    return data, archs, _select(param_name, tests, _first(tests, ALL_TEST), "Test variant ")
 
 
 def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
@@ -160,7 +161,7 @@ def bias_heatmap(bias: pd.DataFrame, archs: list[str]) -> dict | None:
             alt.Tooltip("cls:N", title="class"),
             alt.Tooltip("Metric:N"),
             alt.Tooltip("value:Q", format=".3f"),
-            alt.Tooltip("baseline:Q", title="train_none", format=".3f"),
+            alt.Tooltip("baseline:Q", title=CLEAN_TRAIN, format=".3f"),
             alt.Tooltip("shift:Q", format="+.3f"),
         ],
     )
@@ -227,7 +228,7 @@ def flips_chart(flips: pd.DataFrame, archs: list[str]) -> dict | None:
     data, archs = plottable
     data["label"] = data["train_variant"] + " → " + data["test_variant"]
     options = list(dict.fromkeys(data["label"]))
-    pick = _select("flip_pick", options, _first(options, "train_none → test_all"), "Training → test ")
+    pick = _select("flip_pick", options, _first(options, f"{CLEAN_TRAIN} → {ALL_TEST}"), "Training → test ")
     legend = alt.selection_point(fields=["Architecture"], bind="legend", name="flip_arch")
     kinds = sorted(dict.fromkeys(data["kind"]), key=lambda k: (k != "all", k))  # "all" first
     chart = (

@@ -11,8 +11,9 @@ import pandas as pd
 from generator.errors import UserError
 from training.models import ARCHITECTURES
 
-# Training variants in the registry's order, each followed by its augmented condition (X+aug).
-from ..evaluation.predictions import TRAIN_VARIANTS
+from ..evaluation.controls import CONTROL_COLUMNS
+from ..evaluation.predictions import TRAINING_CONDITIONS
+from ..evaluation.remedy import REMEDY_COLUMNS, REMEDY_SUMMARY_COLUMNS
 
 # Table stem -> required columns. Tables marked optional may be absent (e.g. Grad-CAM not run).
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -162,55 +163,10 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "did_runs",
         "p_mcnemar_ref_max",
     ),
-    "controls": (
-        "control",
-        "arch",
-        "train_variant",
-        "test_variant",
-        "reference_class",
-        "n_runs",
-        "n_images",
-        "interval",
-        "shift_pp",
-        "shift_lo",
-        "shift_hi",
-        "did_pp",
-        "did_lo",
-        "did_hi",
-        "p_mcnemar_ref_max",
-        "rule",
-        "status",
-        "passed",
-    ),
+    "controls": tuple(CONTROL_COLUMNS),
     # The remedy experiment (augmented conditions X+aug against X); absent in older results folders.
-    "remedy": (
-        "arch",
-        "train_variant",
-        "plain_variant",
-        "fold",
-        "test_variant",
-        "reference_class",
-        "n",
-        "shift_pp",
-        "plain_shift_pp",
-        "remedy_pp",
-        "remedy_lo",
-        "remedy_hi",
-    ),
-    "remedy_summary": (
-        "arch",
-        "train_variant",
-        "plain_variant",
-        "test_variant",
-        "reference_class",
-        "n_runs",
-        "interval",
-        "shift_mean",
-        "plain_shift_mean",
-        "remedy_mean",
-        "remedy_lo",
-        "remedy_hi",
-    ),
+    "remedy": tuple(REMEDY_COLUMNS),
+    "remedy_summary": tuple(REMEDY_SUMMARY_COLUMNS),
     "gradcam/index": (
         "arch",
         "train_variant",
@@ -308,7 +264,7 @@ class Results:
         if arch is not None:
             summary = summary[summary["arch"] == arch]
         present = set(summary["train_variant"])
-        return [v for v in TRAIN_VARIANTS if v in present] + sorted(present - set(TRAIN_VARIANTS))
+        return [v for v in TRAINING_CONDITIONS if v in present] + sorted(present - set(TRAINING_CONDITIONS))
 
     @property
     def n_folds(self) -> int:

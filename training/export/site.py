@@ -16,6 +16,7 @@ staged beside the old one and swapped in, so an interrupted export leaves the pr
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from generator.atomic import write_json_atomic, write_text_atomic
 from generator.errors import UserError
+from generator.variants.manifest import MANIFEST_NAME
 
 from .mkdocs_hooks import INSTRUMENT_PART
 
@@ -40,6 +42,7 @@ PAGES = (
 )
 COPY_DATA_LIMIT = 128 * 1024 * 1024  # copy variant files into the site only when small (the embedded demo)
 REPO_ROOT = Path(__file__).resolve().parents[2]
+logger = logging.getLogger(__name__)
 
 
 def _is_synthetic(mode: str, results_info: dict, manifest: dict) -> bool:
@@ -103,10 +106,7 @@ def export_site(
     manifest = load_manifest(data_dir)
     is_synthetic = _is_synthetic(synthetic, results.info, manifest)
     if not is_synthetic and (results.info.get("synthetic") or manifest.get("synthetic")):
-        print(
-            "export: warning: the inputs say synthetic, but --synthetic no hides the demo banner",
-            file=sys.stderr,
-        )
+        logger.warning("export: warning: the inputs say synthetic, but --synthetic no hides the demo banner")
     citation_bibtex, citation_texts = citation_box(citation)
     recipe = reading_recipe()
     archs = results.archs
@@ -124,10 +124,9 @@ def export_site(
 
     instrument = run_instrument_check()
     if not instrument["ok"].all():
-        print(
+        logger.warning(
             "export: warning: the instrument check failed (see the methods page): the controls cannot be "
-            "trusted",
-            file=sys.stderr,
+            "trusted"
         )
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress, file=sys.stderr)
 
@@ -164,9 +163,9 @@ def export_site(
         )
         write_text_atomic(g / INSTRUMENT_PART, pages.instrument_section(instrument))
         _copy(results_dir / "results.json", g / "tables" / "results.json")
-        shutil.copyfile(data_dir / "manifest.json", g / "tables" / "manifest.json")
+        shutil.copyfile(data_dir / MANIFEST_NAME, g / "tables" / MANIFEST_NAME)
         downloads.append(("results.json", "", f"{GENERATED}/tables/results.json"))
-        downloads.append(("manifest.json (datasets)", "", f"{GENERATED}/tables/manifest.json"))
+        downloads.append((f"{MANIFEST_NAME} (datasets)", "", f"{GENERATED}/tables/{MANIFEST_NAME}"))
         steps.update()
 
         # Charts: specs as files (downloads) and inline in the pages.
