@@ -24,7 +24,7 @@ COLOUR_JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0
 # Training augmentation policies (``TrainConfig.augment``). "dihedral" exists for small from-scratch
 # models on the synthetic twin: at 64 px the paper's policy hid the artefacts themselves (a probe that
 # only had to tell artefact from clean images stayed near chance loss after 8,000 images with it,
-# and learnt with this one; README, "Can the model see the artefacts?"): crops of 35 % of the area
+# and learnt with this one; site/study.md, "Can the model see the artefacts?"): crops of 35 % of the area
 # drop peripheral artefacts (vertical rulers), and rotations by any angle paint black corners.
 AUGMENT_POLICIES = {
     "paper": "random resized crop (35-100 % of the area), rotation by any angle, horizontal and vertical flips, "

@@ -14,7 +14,7 @@ dermatofibromas and vascular lesions stand apart. With ``difficulty`` d > 0 each
 is drawn toward one of its class's usual confusers (``CONFUSERS``): colour, pattern, border
 irregularity, softness and size are interpolated with a weight uniform on [0, d x reach] (reach 1
 for nv / mel / bkl, less for the distinct classes). The label never changes. d = 0 is the old,
-colour-coded twin; the default preset was chosen by measurement (README, "Calibrating the twin").
+colour-coded twin; the default preset was chosen by measurement (site/study.md, "Calibration").
 
 Rendering is vectorised numpy/OpenCV: a lesion is painted on its own square canvas (colour plus
 opacity) in lesion coordinates, then warped into the photograph, so repeat images of one lesion
