@@ -1,8 +1,9 @@
 """Fabricated runs folders for the evaluation tests: plausible prediction tables, no training needed.
 
-Every image gets a fixed clean "evidence" for its true class; an artefact (when the test variant puts
-one on the image) adds a pull toward the class a class-biased model was trained to associate with
-artefacts, plus a little noise, so flips, bias shifts and McNemar discordance all occur.
+Every image gets a fixed clean "evidence" for its true class; an artefact (where the test variant puts
+one by the registry's own selection rule, so that the tables pass evaluate's input checks) adds a pull
+toward the class a class-biased model was trained to associate with artefacts, plus a little noise, so
+flips, bias shifts and McNemar discordance all occur.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from generator import CLASSES
 from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES
 from generator.seeding import derive_seed
-from generator.variants import ALL_TEST, CLEAN_TEST, list_variants
+from generator.variants import VARIANTS, list_variants
 from training.models import ARCHITECTURES
 
 ARCHS = tuple(ARCHITECTURES)
@@ -23,17 +24,6 @@ TRAIN_VARIANTS = tuple(list_variants("train"))
 TEST_VARIANTS = tuple(list_variants("test"))
 KINDS = tuple(kind for family in DEFAULT_FAMILIES for kind in FAMILIES[family])
 """The kinds of the paper's three families, the ones artefacted rows draw from by default."""
-
-
-def _artefacted(test_variant: str, labels: np.ndarray, u: np.ndarray) -> np.ndarray:
-    if test_variant == CLEAN_TEST:
-        return np.zeros(len(labels), bool)
-    if test_variant == ALL_TEST:
-        return np.ones(len(labels), bool)
-    code = test_variant.removeprefix("test_")
-    if code in CLASSES:
-        return labels == CLASSES.index(code)
-    return u < int(code) / 100  # nested: test_20 ⊂ test_40 ⊂ ...
 
 
 def make_runs(
@@ -51,7 +41,6 @@ def make_runs(
     labels = np.arange(n_images) % len(CLASSES)  # every class present
     rng.shuffle(labels)
     image_ids = [f"ISIC_{1000000 + i:07d}" for i in range(n_images)]
-    u = rng.random(n_images)
     kinds = np.array(KINDS)[rng.integers(0, len(KINDS), n_images)]
     for arch in archs:
         for train in train_variants:
@@ -64,7 +53,7 @@ def make_runs(
                 evidence = model_rng.normal(0, 1, (n_images, len(CLASSES)))
                 evidence[np.arange(n_images), labels] += 1.5
                 for test in test_variants:
-                    has = _artefacted(test, labels, u)
+                    has = VARIANTS[test].selection(labels, image_ids, seed)  # as the data defines it
                     noise_rng = np.random.default_rng(derive_seed(seed, arch, train, fold, test))
                     logits = evidence + has[:, None] * noise_rng.normal(0, 0.6, evidence.shape)
                     if pull is not None:

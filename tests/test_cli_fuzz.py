@@ -207,6 +207,7 @@ def _companions(work: Path, bad_rel: str) -> None:
         fold = work / "runs" / CLASSIFIER / CLEAN_TRAIN / "fold0"
         (fold / "predictions").mkdir(parents=True, exist_ok=True)
         (fold / "best.pt").write_bytes(b"not a checkpoint")
+        (fold / "DONE").write_text("{}\n")  # finished: evaluate reads its tables instead of skipping it
         (work / "data").mkdir(exist_ok=True)
     if bad_rel.startswith("results/"):
         (work / "data").mkdir(exist_ok=True)

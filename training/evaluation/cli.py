@@ -14,10 +14,24 @@ def register(subparsers) -> None:
         help="metrics with CIs, McNemar tests, bias and flips from a runs folder",
         description="Read the prediction tables of a runs folder (<runs>/<arch>/<train_variant>/fold<k>/"
         f"predictions/<test_variant>.csv) and write {', '.join(TABLES[:-1])} and {TABLES[-1]} "
-        "(CSV + JSON) and results.json to --out.",
+        "(CSV + JSON) and results.json to --out. Only finished runs (with DONE) are read; each run needs "
+        "a table for every test variant, all with test_none's images and labels and has_artefact as the "
+        "variant defines it, or evaluate stops naming the run, the table and the first bad row.",
     )
     p.add_argument("--runs", required=True, help="runs folder written by `ham-artefacts train`/`sweep`")
     p.add_argument("--out", required=True, help="results folder to write")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="data folder the runs were predicted on: also check every table's images, labels and "
+        "artefacts against its variant file (opened through manifest.json)",
+    )
+    p.add_argument(
+        "--include-unfinished",
+        action="store_true",
+        help="also read runs without DONE (default: list and skip them); their tables are checked alike",
+    )
     p.add_argument(
         "--bootstrap",
         type=_non_negative,
@@ -80,10 +94,19 @@ def _positive(text: str) -> int:
 
 
 def run_evaluate(args) -> int:
+    import logging
+
     from .evaluate import evaluate
 
     info = evaluate(
-        args.runs, args.out, n_boot=args.bootstrap, seed=args.seed, progress=True, workers=args.workers
+        args.runs,
+        args.out,
+        n_boot=args.bootstrap,
+        seed=args.seed,
+        progress=args.log_level < logging.WARNING,  # the global --quiet: no progress bars
+        workers=args.workers,
+        include_unfinished=args.include_unfinished,
+        data_dir=args.data,
     )
     print(
         f"evaluated {info['n_prediction_tables']} prediction tables of {len(info['archs'])} architecture(s) "

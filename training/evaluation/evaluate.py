@@ -160,12 +160,17 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     workers: int = 1,
+    include_unfinished: bool = False,
+    data_dir: str | Path | None = None,
 ) -> dict:
-    """Compute and write every evaluation table; returns the results.json content."""
+    """Compute and write every evaluation table; returns the results.json content.
+
+    Reads the finished runs only (``include_unfinished``: every run), each run's tables checked against
+    each other and, with ``data_dir``, against the frozen files (:func:`.predictions.load_runs`)."""
     started = time.perf_counter()
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     refuse_non_folder(out_dir)  # before minutes of bootstrap, not after
-    tables = load_runs(runs_dir, progress=progress)
+    tables = load_runs(runs_dir, progress=progress, include_unfinished=include_unfinished, data_dir=data_dir)
     per_fold = metrics_table(tables, n_boot=n_boot, seed=seed, progress=progress, workers=workers)
     summary = aggregate.summarise(per_fold)
     results = {
@@ -199,6 +204,10 @@ def evaluate(
         "test_variants": [v for v in TEST_VARIANTS if any(k.test_variant == v for k in keys)],
         "folds": sorted({k.fold for k in keys}),
         "n_prediction_tables": len(keys),
+        "inputs_checked": {
+            "include_unfinished": include_unfinished,
+            "data": None if data_dir is None else str(data_dir),
+        },
         "classes": list(CLASSES),
         "bootstrap": {"B": n_boot, "seed": seed, "level": 0.95, "method": "percentile, over images"},
         "alpha": significance.ALPHA,

@@ -8,10 +8,12 @@ loader and control verdicts:
   like an artefact-blind model otherwise). The positive control must detect it.
 - ``planted_honest``: its train_nv model ignores artefacts. The positive control must not detect it.
 
-Both architectures' train_none models ignore artefacts, so both negative controls must pass. An
-artefact-blind model is not a constant one: it is right on about 70% of images (different per run),
-and on a tenth of the artefacted images its prediction is swapped with that of another image, noise
-unrelated to the artefact, so "not detected" is not trivially a zero.
+Every planted run is finished (``DONE``) and has a table for every test variant, each with the variant's
+own artefacted images (the registry's rule), as ``evaluate`` requires of any run; the controls read
+test_none and test_all. Both architectures' train_none models ignore artefacts, so both negative controls
+must pass. An artefact-blind model is not a constant one: it is right on about 70% of images (different
+per run), and on a tenth of the artefacted images its prediction is swapped with that of another image,
+noise unrelated to the artefact, so "not detected" is not trivially a zero.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pandas as pd
 
 from generator import CLASSES
 from generator.seeding import derive_seed
-from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN
+from generator.variants import CLEAN_TRAIN, VARIANTS, list_variants
 
 from .controls import POSITIVE_CONTROL
 from .paired import DEFAULT_REFERENCE
@@ -35,7 +37,6 @@ PLANTED = {  # arch -> (what its train_nv model does, whether the positive contr
     "planted_honest": ("ignores artefacts", False),
 }
 PLANTED_TRAIN = (CLEAN_TRAIN, POSITIVE_CONTROL[0])
-PLANTED_TESTS = (CLEAN_TEST, ALL_TEST)
 CHECK_COLUMNS = [
     "model",
     "behaviour",
@@ -55,7 +56,9 @@ KINDS = ("bubble", "ruler_horizontal", "marking_circle")
 
 def _write_predictions(path: Path, image_ids, y_true, y_pred, has_artefact, kinds) -> None:
     """One prediction table with predict.py's columns, order and formatting."""
-    from training.run.predict import COLUMNS, SCORE_COLUMNS, write_table
+    from training.run.predict import write_table
+
+    from .predictions import COLUMNS, SCORE_COLUMNS
 
     scores = np.full((len(y_pred), len(CLASSES)), 0.4 / (len(CLASSES) - 1))
     scores[np.arange(len(y_pred)), y_pred] = 0.6
@@ -75,7 +78,8 @@ def _write_predictions(path: Path, image_ids, y_true, y_pred, has_artefact, kind
 
 
 def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: int = 0) -> Path:
-    """Write ``<root>/<planted arch>/<train_variant>/fold<k>/{config.json,predictions/*.csv}``; return root."""
+    """Write ``<root>/<planted arch>/<train_variant>/fold<k>/{config.json,DONE,predictions/*.csv}``; return
+    root."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     y_true = np.repeat(np.arange(len(CLASSES)), n_per_class)
@@ -83,6 +87,10 @@ def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: i
     image_ids = np.array([f"ISIC_{9000000 + i:07d}" for i in range(n)], dtype=object)
     kinds = np.array(KINDS)[rng.integers(0, len(KINDS), n)]
     nv = CLASSES.index(DEFAULT_REFERENCE)
+    artefacted = {
+        test: VARIANTS[test].selection(y_true.tolist(), list(image_ids), seed)
+        for test in list_variants("test")
+    }
     for arch, (_, _) in PLANTED.items():
         for train in PLANTED_TRAIN:
             cheats = arch == "planted_cheat" and train == POSITIVE_CONTROL[0]
@@ -91,10 +99,9 @@ def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: i
                 clean = np.where(model.random(n) < 0.7, y_true, model.integers(0, len(CLASSES), n))
                 swapped = model.random(n) < 0.1
                 blind = np.where(swapped, clean[model.permutation(n)], clean)
-                for test in PLANTED_TESTS:
-                    has = np.full(n, test != CLEAN_TEST)
-                    y_pred = clean if test == CLEAN_TEST else (np.where(has, nv, clean) if cheats else blind)
-                    run = root / arch / train / f"fold{fold}"
+                run = root / arch / train / f"fold{fold}"
+                for test, has in artefacted.items():
+                    y_pred = np.where(has, nv if cheats else blind, clean)
                     _write_predictions(
                         run / "predictions" / f"{test}.csv",
                         image_ids,
@@ -115,6 +122,7 @@ def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: i
                     )
                     + "\n"
                 )
+                (run / "DONE").write_text("{}\n")
     return root
 
 

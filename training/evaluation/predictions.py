@@ -1,7 +1,11 @@
-"""Discover runs in a runs folder and load their prediction tables, validating every column."""
+"""Discover runs in a runs folder and load their prediction tables, validating every column.
+
+This module holds the prediction-table contract (:data:`COLUMNS`), which ``training.run.predict`` writes.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +20,13 @@ from generator.errors import UserError
 from generator.variants import CLEAN_TEST, list_variants
 from training.data.conditions import with_augmented
 
+from .run_checks import check_run, frozen_columns, split_finished
+
+logger = logging.getLogger(__name__)
+
 SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
 COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
+"""A prediction table's columns, in order (rows sorted by image_id)."""
 TEST_VARIANTS = tuple(list_variants("test"))
 TRAINING_CONDITIONS = with_augmented(tuple(list_variants("train")))
 """What a run can be trained on: each frozen training variant followed by its augmented condition
@@ -71,8 +80,18 @@ def _order(name: str, names: tuple[str, ...]) -> tuple[int, str]:
 
 
 def load_predictions(path: str | Path) -> pd.DataFrame:
-    """One prediction table, validated; UserError naming the file and the column on any problem."""
-    path = Path(path)
+    """One prediction table, validated, rows sorted by image_id; UserError naming the file and the column
+    on any problem."""
+    return _by_image_id(_read_validated(Path(path)))
+
+
+def _by_image_id(table: pd.DataFrame) -> pd.DataFrame:
+    order = np.argsort(table["image_id"].to_numpy(), kind="stable")
+    return table if (order == np.arange(len(order))).all() else table.iloc[order].reset_index(drop=True)
+
+
+def _read_validated(path: Path) -> pd.DataFrame:
+    """A prediction table in its file's row order (so that errors can name the file's rows), validated."""
     try:
         table = pd.read_csv(path, dtype={"image_id": str, "artefact_kind": str}, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -109,9 +128,7 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
             row = int(np.flatnonzero(~np.isfinite(values))[0])
             raise UserError(f"{path}: row {row + 2}: {column} must be a finite number")
         columns[column] = values
-    out = pd.DataFrame({c: columns[c] for c in COLUMNS})
-    order = np.argsort(columns["image_id"], kind="stable")
-    return out if (order == np.arange(len(order))).all() else out.iloc[order].reset_index(drop=True)
+    return pd.DataFrame({c: columns[c] for c in COLUMNS})
 
 
 def _numeric(column: pd.Series) -> np.ndarray:
@@ -121,15 +138,44 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
 
 
-def load_runs(runs_dir: str | Path, progress: bool = False) -> PredictionTables:
-    """{RunKey: table} for every prediction table of every run."""
+def load_runs(
+    runs_dir: str | Path,
+    progress: bool = False,
+    include_unfinished: bool = False,
+    data_dir: str | Path | None = None,
+) -> PredictionTables:
+    """{RunKey: table} for every prediction table of every finished run (its ``DONE`` written).
+
+    Unfinished runs are skipped with one warning line naming them (``include_unfinished`` reads them
+    too); none finished is a UserError. Each run's tables are checked before any is used
+    (:func:`~training.evaluation.run_checks.check_run`: all test variants, test_none's images and labels,
+    has_artefact as each variant defines it), and against the frozen files of ``data_dir`` when given.
+    """
     from tqdm import tqdm
 
-    runs = discover_runs(runs_dir)
+    found = discover_runs(runs_dir)
+    runs, unfinished = split_finished(found, include_unfinished)
+    if unfinished:
+        names = ", ".join(f"{run.arch}/{run.train_variant}/fold{run.fold}" for run in unfinished)
+        if not runs:
+            raise UserError(
+                f"{runs_dir}: none of its {len(found)} run(s) is finished (no DONE: {names}); "
+                "wait for them, or pass --include-unfinished"
+            )
+        logger.warning(
+            "skipping %d unfinished run(s) (no DONE; --include-unfinished reads them): %s",
+            len(unfinished),
+            names,
+        )
+    frozen = frozen_columns(data_dir) if data_dir is not None else None
     tables: PredictionTables = {}
     for run in tqdm(runs, desc="loading predictions", unit="run", disable=not progress):
-        for csv in sorted((run.path / "predictions").glob("*.csv")):
-            tables[RunKey(run.arch, run.train_variant, run.fold, csv.stem)] = load_predictions(csv)
+        as_written = {
+            csv.stem: _read_validated(csv) for csv in sorted((run.path / "predictions").glob("*.csv"))
+        }
+        check_run(str(run.path), as_written, frozen)
+        for test_variant, table in as_written.items():
+            tables[RunKey(run.arch, run.train_variant, run.fold, test_variant)] = _by_image_id(table)
     return tables
 
 

@@ -16,9 +16,7 @@ import pandas as pd
 
 from generator import CLASSES
 from generator.errors import RunFailed, UserError
-
-SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
-COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
+from training.evaluation.predictions import COLUMNS, SCORE_COLUMNS  # the one table contract, read there
 
 
 def files_of_test_variants(data_dir: str | os.PathLike, variants=None) -> list[Path]:
