@@ -19,7 +19,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
+from _fixtures_training import (  # noqa: E402
+    synthetic_rows,
+    write_data_manifest,
+    write_synthetic_data,
+    write_synthetic_variant,
+)
 
 from generator.errors import RunFailed  # noqa: E402
 from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN  # noqa: E402
@@ -62,6 +67,7 @@ def _config(data_dir, **changes):
 def train_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_ready")
     write_synthetic_variant(out / f"{CLEAN_TRAIN}.h5", synthetic_rows(40, "train"), CLEAN_TRAIN)
+    write_data_manifest(out)
     return out
 
 
@@ -414,9 +420,9 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
     from training.run import checkpoint, engine
 
     saved = []
-    real_save = checkpoint._save
+    real_save = checkpoint.save_checkpoint
     monkeypatch.setattr(
-        checkpoint, "_save", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
+        checkpoint, "save_checkpoint", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
     )
     straight = engine.train(
         _config(train_dir, epochs=5, checkpoint_every=2), tmp_path / "straight", progress=False

@@ -19,7 +19,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
+from _fixtures_training import (  # noqa: E402
+    synthetic_rows,
+    write_data_manifest,
+    write_synthetic_data,
+    write_synthetic_variant,
+)
 
 from generator.errors import RunFailed  # noqa: E402
 from generator.variants import ALL_TEST, CLEAN_TRAIN  # noqa: E402
@@ -54,7 +59,9 @@ def mixed_variant(tmp_path_factory):
         kind = i % 3
         data = _jpeg(pixels) if kind == 0 else encode_png_stored(pixels) if kind == 1 else row.image_bytes
         out.append(replace(row, image_bytes=data))
-    return write_synthetic_variant(tmp_path_factory.mktemp("mixed") / f"{CLEAN_TRAIN}.h5", out, CLEAN_TRAIN)
+    path = write_synthetic_variant(tmp_path_factory.mktemp("mixed") / f"{CLEAN_TRAIN}.h5", out, CLEAN_TRAIN)
+    write_data_manifest(path.parent)
+    return path
 
 
 @pytest.mark.parametrize(
