@@ -145,3 +145,20 @@ def digest_arrays(*arrays) -> str:
         hashed.update(str((array.dtype.str, array.shape)).encode())
         hashed.update(array.tobytes())
     return hashed.hexdigest()
+
+
+def small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
+    """A few-layer CNN with BatchNorm and dropout, with build_model's signature, for fast engine tests
+    (``monkeypatch.setitem(training.models.MODELS, "small_cnn", small_cnn)``): what the loop guarantees
+    does not depend on the architecture, and ResNet-34 steps cost seconds on a shared 2-core CPU."""
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(128, num_classes),
+    )

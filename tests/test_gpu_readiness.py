@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
+from _fixtures_training import small_cnn as _small_cnn  # noqa: E402
 from _fixtures_training import (  # noqa: E402
     synthetic_rows,
     write_data_manifest,
@@ -30,18 +31,6 @@ from generator.errors import RunFailed  # noqa: E402
 from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1),
-        torch.nn.BatchNorm2d(8),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4),
-        torch.nn.Flatten(),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(128, num_classes),
-    )
 
 
 def _config(data_dir, **changes):

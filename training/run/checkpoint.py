@@ -35,8 +35,8 @@ from training.run.distributed import Dist, unwrap
 
 logger = logging.getLogger(__name__)
 
-_HELD: set[Path] = set()
-"""Run folders whose lock this process holds (sweep run takes it, then train takes it again)."""
+_HELD = threading.local()
+"""``folders``: the run folders whose lock this thread holds (sweep run takes it, then train again)."""
 RESTART = "delete it to train the run from its first epoch"
 """What to do about a damaged last.pt."""
 
@@ -49,12 +49,13 @@ class RunFolderBusy(UserError):
 def run_folder_lock(run_dir: str | os.PathLike, wait: float = RUN_LOCK_WAIT_S) -> Iterator[None]:
     """One writer per run folder: ``<run_dir>/.ham-artefacts.lock`` (``generator.lock.folder_lock``, as
     fetch and generate take theirs) held for the block. Another process holding it is waited for
-    ``wait`` seconds, then RunFolderBusy names it. Re-entrant within a process; under torchrun only
+    ``wait`` seconds, then RunFolderBusy names it. Re-entrant within a thread; under torchrun only
     rank 0 takes it (the other ranks write nothing, and would wait for rank 0 forever)."""
     from generator.lock import folder_lock
 
     folder = Path(run_dir).resolve()
-    if folder in _HELD or int(os.environ.get("RANK", "0")) != 0:
+    held: set[Path] = _HELD.__dict__.setdefault("folders", set())
+    if folder in held or int(os.environ.get("RANK", "0")) != 0:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,11 +64,11 @@ def run_folder_lock(run_dir: str | os.PathLike, wait: float = RUN_LOCK_WAIT_S) -
             stack.enter_context(folder_lock(folder, "train", wait=wait))
         except UserError as exc:
             raise RunFolderBusy(str(exc)) from None
-        _HELD.add(folder)
+        held.add(folder)
         try:
             yield
         finally:
-            _HELD.discard(folder)
+            held.discard(folder)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Train / validate / checkpoint / resume one run (arch x training variant x fold), on CPU, one GPU or DDP.
 
-Read :func:`train` top to bottom: :func:`setup` builds the run (device, data, model, optimizer,
-schedule; resumed from ``last.pt`` when there is one), then each epoch is :func:`train_one_epoch` and
+Read :func:`train` top to bottom: every file the run will read is checked against the data folder's
+manifest first (:func:`~training.run.inputs.open_inputs`), the run folder's lock is taken (one writer per
+folder), :func:`setup` builds the run (device, data, model, optimizer, schedule; resumed from
+``last.pt`` when there is one), then each epoch is :func:`train_one_epoch` and
 :func:`validate`, the :class:`~training.run.checkpoint.Checkpointer` keeps best.pt, last.pt and the log,
 and the best weights predict every test variant at the end.
 
@@ -394,7 +396,9 @@ def _train(
     if config.predict:
         from training.run.predict import predict_after_training
 
-        summary.update(predict_after_training(run, progress))
+        summary.update(
+            predict_after_training(config, checkpoints, run.model, run.device, run.amp, run.dist, progress)
+        )
         checkpoints.mark_done(summary)
     run.dist.barrier()
     return summary

@@ -21,7 +21,9 @@ from training.run.config import RUN_LOCK_WAIT_S
 
 if TYPE_CHECKING:
     from generator.variants.verified import CheckedFile
-    from training.run.engine import Run
+    from training.run.checkpoint import Checkpointer
+    from training.run.config import TrainConfig
+    from training.run.distributed import Dist
 
 SCORE_COLUMNS = tuple(f"score_{c}" for c in CLASSES)
 COLUMNS = ("image_id", "y_true", *SCORE_COLUMNS, "y_pred", "has_artefact", "artefact_kind")
@@ -228,30 +230,38 @@ def predict_run(
         )
 
 
-def predict_after_training(run: Run, progress: bool = True) -> dict:
-    """Predict every test variant of a trained run with its best.pt and check the tables (RunFailed
-    unless each has one row per test image); returns the summary's ``predictions`` and ``predict_seconds``."""
+def predict_after_training(
+    config: TrainConfig,
+    checkpoints: Checkpointer,
+    model,
+    device,
+    amp: bool,
+    dist: Dist,
+    progress: bool = True,
+) -> dict:
+    """Predict every test variant of a trained run with its best.pt (loaded into ``model``) and check the
+    tables (RunFailed unless each has one row per test image); returns the summary's ``predictions``
+    and ``predict_seconds``."""
     import time
 
     from training.run.distributed import unwrap
 
-    config, checkpoints = run.config, run.checkpoints
-    checkpoints.load_best(run.model, run.device)
+    checkpoints.load_best(model, device)
     t0 = time.time()
     written = predict_variants(
-        unwrap(run.model),
+        unwrap(model),
         config.arch,
         Path(config.data),
         checkpoints.run_dir / "predictions",
         config.image_size,
-        device=run.device,
+        device=device,
         batch_size=config.eval_batch_size or config.batch_size,
         workers=config.workers,
-        amp=run.amp,
-        dist=run.dist,
+        amp=amp,
+        dist=dist,
         progress=progress,
     )
     result = {"predictions": len(written), "predict_seconds": time.time() - t0}
-    if run.dist.is_main:  # the tables DONE vouches for
+    if dist.is_main:  # the tables DONE vouches for
         check_predictions(checkpoints.run_dir / "predictions", Path(config.data))
     return result

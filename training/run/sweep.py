@@ -2,7 +2,9 @@
 
 ``plan`` writes every job to ``<runs>/jobs.jsonl`` (one JSON object a line: index, arch,
 train_variant, condition (training.data.conditions), fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
-array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists.
+array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists or
+whose run folder another process holds (its lock: machines sharing the runs folder never train a job
+twice).
 
 Profiles hold the training settings, one TOML file each in ``training/run/profiles/`` (:data:`PROFILES`):
 
