@@ -238,19 +238,8 @@ def test_a_second_train_or_sweep_run_waits_then_stops_naming_the_holder(data, tm
     assert err.count("\n") == 1 and f"{run_dir}: in use by process {process.pid}" in err
     assert not (run_dir / "config.json").exists()
 
-    plan = [
-        "sweep",
-        "plan",
-        "--data",
-        str(data),
-        "--out",
-        str(runs),
-        "--profile",
-        "tiny",
-        "--archs",
-        "resnet34",
-    ]
-    assert main([*plan, "--train-variants", CLEAN_TRAIN]) == 0
+    plan = ["sweep", "plan", "--data", str(data), "--out", str(runs), "--profile", "tiny"]
+    assert main([*plan, "--archs", "resnet34", "--train-variants", CLEAN_TRAIN]) == 0
     jobs = [json.loads(line) for line in (runs / "jobs.jsonl").read_text().splitlines()]
     index = next(job["index"] for job in jobs if Path(job["run_dir"]) == run_dir.resolve())
     capsys.readouterr()
