@@ -153,7 +153,7 @@ def synthetic_train_none(folder: Path, rows: int, unique: int, shape) -> Path:
         )
         for i in range(rows)
     ]
-    return write_variant(
+    path = write_variant(
         folder / TRAIN_FILE,
         table,
         rows,
@@ -165,6 +165,10 @@ def synthetic_train_none(folder: Path, rows: int, unique: int, shape) -> Path:
             "templates": "none",
         },
     )
+    from generator.variants.manifest import write_manifest_of_files
+
+    write_manifest_of_files(folder)  # consumers read a data folder only through its manifest
+    return path
 
 
 # --- figures ------------------------------------------------------------------------------------

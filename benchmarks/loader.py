@@ -81,7 +81,7 @@ def synthetic_variant(folder: Path, n_images: int, artefacts: bool, size=(600, 4
             )
         )
     name = "train_all" if artefacts else "train_none"
-    return write_variant(
+    path = write_variant(
         folder / f"{name}.h5",
         rows,
         len(rows),
@@ -93,6 +93,10 @@ def synthetic_variant(folder: Path, n_images: int, artefacts: bool, size=(600, 4
             "templates": "builtin:0",
         },
     )
+    from generator.variants.manifest import write_manifest_of_files
+
+    write_manifest_of_files(folder)  # consumers read a data folder only through its manifest
+    return path
 
 
 def export_image_folder(variant: Path, root: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Small synthetic variant files for the training tests, written through generator.variants.store.write_variant.
+"""Small synthetic variant files for the training tests, written through generator.variants.store.write_variant,
+and their manifest (generator.variants.manifest: the consumers read a folder only through it).
 
 Each image is a skin-coloured background with one elliptical lesion whose colour depends on the
 diagnosis (so a model can learn something in a few steps), a lesion mask equal to the ellipse, and, on
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from generator import CLASSES
+from generator.variants import CLEAN_TRAIN, VARIANTS
 from generator.variants.store import Row, encode_mask, encode_png, write_variant
 
 LESION_COLOURS = np.array(
@@ -77,7 +79,9 @@ def synthetic_rows(
     return rows
 
 
-def write_synthetic_variant(path: Path, rows: list[Row], variant: str) -> Path:
+def write_synthetic_variant(path: Path, rows: list[Row], variant: str, seed: int = 0) -> Path:
+    """One variant file; its folder is read only through a manifest: :func:`write_data_manifest` after the
+    last file."""
     split = variant.split("_")[0]
     return write_variant(
         path,
@@ -86,11 +90,18 @@ def write_synthetic_variant(path: Path, rows: list[Row], variant: str) -> Path:
         {
             "variant": {"name": variant, "split": split},
             "split": split,
-            "seed": 0,
+            "seed": seed,
             "source_fingerprint": "synthetic-test",
             "templates": "none",
         },
     )
+
+
+def write_data_manifest(folder: Path, seed: int = 0) -> dict:
+    """``<folder>/manifest.json`` for the variant files written there (the generator's own entries)."""
+    from generator.variants.manifest import write_manifest_of_files
+
+    return write_manifest_of_files(folder, seed=seed, source_fingerprint="synthetic-test")
 
 
 def write_synthetic_data(
@@ -98,38 +109,29 @@ def write_synthetic_data(
     n_train: int = 42,
     n_test: int = 14,
     size: tuple[int, int] = (80, 64),
-    train_variants=("train_none", "train_all"),
+    train_variants=(CLEAN_TRAIN, "train_all"),
     seed: int = 0,
 ) -> Path:
-    """A data folder with the named training variants and all 13 test variants.
+    """A data folder with the named training variants, all 13 test variants and their manifest.
 
-    train_all / test_all put an artefact on every image, test_<cls> on one class, test_<p> on the first
-    p % of the images; other train variants are clean copies (enough for training tests).
+    Each variant puts its artefact (a dark stripe) on the images its registry definition selects
+    (``VARIANTS[v].selection``, with ``seed``): train_all / test_all on every image, *_<cls> on one
+    class, test_<p> on a stratified p % of every class.
     """
     from generator.variants import list_variants
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train_ids = [r.image_id for r in synthetic_rows(n_train, "train", seed, size)]
-    for variant in train_variants:
-        ids = set(train_ids) if variant == "train_all" else set()
+    for variant in [*train_variants, *list_variants("test")]:
+        split = VARIANTS[variant].split
+        n_images = n_train if split == "train" else n_test
+        clean = synthetic_rows(n_images, split, seed, size)
+        chosen = VARIANTS[variant].selection([r.label for r in clean], [r.image_id for r in clean], seed)
+        ids = {r.image_id for r, on in zip(clean, chosen, strict=True) if on}
         write_synthetic_variant(
-            out / f"{variant}.h5", synthetic_rows(n_train, "train", seed, size, ids), variant
+            out / f"{variant}.h5", synthetic_rows(n_images, split, seed, size, ids), variant, seed
         )
-    clean = synthetic_rows(n_test, "test", seed, size)
-    for variant in list_variants("test"):
-        suffix = variant.split("_", 1)[1]
-        if suffix == "none":
-            ids = set()
-        elif suffix == "all":
-            ids = {r.image_id for r in clean}
-        elif suffix in CLASSES:
-            ids = {r.image_id for r in clean if CLASSES[r.label] == suffix}
-        else:
-            ids = {r.image_id for r in clean[: round(int(suffix) / 100 * n_test)]}
-        write_synthetic_variant(
-            out / f"{variant}.h5", synthetic_rows(n_test, "test", seed, size, ids), variant
-        )
+    write_data_manifest(out, seed)
     return out
 
 
@@ -143,3 +145,20 @@ def digest_arrays(*arrays) -> str:
         hashed.update(str((array.dtype.str, array.shape)).encode())
         hashed.update(array.tobytes())
     return hashed.hexdigest()
+
+
+def small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
+    """A few-layer CNN with BatchNorm and dropout, with build_model's signature, for fast engine tests
+    (``monkeypatch.setitem(training.models.MODELS, "small_cnn", small_cnn)``): what the loop guarantees
+    does not depend on the architecture, and ResNet-34 steps cost seconds on a shared 2-core CPU."""
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(4),
+        torch.nn.Flatten(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(128, num_classes),
+    )

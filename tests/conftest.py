@@ -1,4 +1,5 @@
-"""Shared test configuration: the optional real artefact templates, and the session-wide built sites."""
+"""Shared test configuration: the optional real artefact templates, the session-wide built sites, and
+temporary folders for what the code would keep in the user's home (torch weights, the digest cache)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def _no_torch_home_downloads(monkeypatch, tmp_path_factory):
     # Tests never download: point TORCH_HOME at an empty folder unless a test sets its own.
     if "HAM_ARTEFACTS_TEST_TORCH_HOME" not in os.environ:
         monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _digest_cache_in_tmp(tmp_path_factory):
+    # The consumers' trusted SHA-256 digests (generator.variants.verified) live in the user cache:
+    # tests keep theirs in the session's temporary folder, never in ~/.cache. Session-wide, so that
+    # module-scoped fixtures (which train and predict) see it too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg_cache"))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from _fixtures_training import digest_arrays as digest  # noqa: E402
-from _fixtures_training import synthetic_rows, write_synthetic_variant  # noqa: E402
+from _fixtures_training import synthetic_rows, write_data_manifest, write_synthetic_variant  # noqa: E402
 from torchvision import tv_tensors  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
@@ -47,6 +47,7 @@ def root(tmp_path_factory):
         stored.append(replace(row, image_bytes=data))
     folder = tmp_path_factory.mktemp("hamartefacts")
     write_synthetic_variant(folder / f"{CLEAN_TRAIN}.h5", stored, CLEAN_TRAIN)
+    write_data_manifest(folder)
     return folder
 
 

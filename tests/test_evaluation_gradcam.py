@@ -149,6 +149,9 @@ def _write_data(folder, n=14, size=32):
                 "templates": "test",
             },
         )
+    from generator.variants.manifest import write_manifest_of_files
+
+    write_manifest_of_files(folder)  # gradcam reads a data folder only through its manifest
     return folder
 
 

@@ -225,8 +225,10 @@ def test_reduced_decode_gives_jpeg_and_stored_png_rows_one_resolution(tmp_path):
         assert np.abs(clean.astype(np.float32) - artefact.astype(np.float32)).mean() < 1.5
     assert np.array_equal(decode_row(rows[1].image_bytes), pixels)
     # the Dataset reads its rows through decode_row: the same arrays
+    from generator.variants.manifest import write_manifest_of_files
     from training.data.datasets import HAMArtefacts
 
+    write_manifest_of_files(variant.parent)  # the Dataset reads a folder only through its manifest
     image, _ = HAMArtefacts(variant.parent, variant.stem, decode_size=(224, 224))[0]
     assert np.array_equal(image.permute(1, 2, 0).numpy(), decode_row(rows[0].image_bytes, (224, 224)))
 

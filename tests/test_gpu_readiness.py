@@ -19,24 +19,18 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
+from _fixtures_training import small_cnn as _small_cnn  # noqa: E402
+from _fixtures_training import (  # noqa: E402
+    synthetic_rows,
+    write_data_manifest,
+    write_synthetic_data,
+    write_synthetic_variant,
+)
 
 from generator.errors import RunFailed  # noqa: E402
 from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1),
-        torch.nn.BatchNorm2d(8),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4),
-        torch.nn.Flatten(),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(128, num_classes),
-    )
 
 
 def _config(data_dir, **changes):
@@ -62,6 +56,7 @@ def _config(data_dir, **changes):
 def train_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_ready")
     write_synthetic_variant(out / f"{CLEAN_TRAIN}.h5", synthetic_rows(40, "train"), CLEAN_TRAIN)
+    write_data_manifest(out)
     return out
 
 
@@ -414,9 +409,9 @@ def test_last_pt_is_written_every_n_epochs_and_a_signal_stops_at_an_epoch_bounda
     from training.run import checkpoint, engine
 
     saved = []
-    real_save = checkpoint._save
+    real_save = checkpoint.save_checkpoint
     monkeypatch.setattr(
-        checkpoint, "_save", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
+        checkpoint, "save_checkpoint", lambda obj, path: (saved.append(Path(path).name), real_save(obj, path))
     )
     straight = engine.train(
         _config(train_dir, epochs=5, checkpoint_every=2), tmp_path / "straight", progress=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +12,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import write_synthetic_data  # noqa: E402
+from _fixtures_training import write_data_manifest, write_synthetic_data  # noqa: E402
 
 from generator import CLASSES  # noqa: E402
 from generator.errors import UserError  # noqa: E402
-from generator.variants import CLEAN_TRAIN  # noqa: E402
+from generator.variants import CLEAN_TRAIN, list_variants  # noqa: E402
 from generator.variants.store import VariantReader  # noqa: E402
 from training.models import list_architectures  # noqa: E402
 
@@ -231,6 +232,7 @@ def test_reduced_jpeg_decode_matches_full_decode(tmp_path):
             "templates": "none",
         },
     )
+    write_data_manifest(tmp_path)
     full = HAMArtefacts(tmp_path, variant.stem, transform=eval_transform(48))
     reduced = HAMArtefacts(tmp_path, variant.stem, transform=eval_transform(48), decode_size=(48, 48))
     assert decode_row(reduced.reader.image_bytes(0), (48, 48)).shape == (48, 64, 3)  # 1/4 scale covers 48
@@ -317,11 +319,19 @@ def test_prediction_tables_have_one_row_per_test_image(data_dir, tmp_path):
 
 
 def test_missing_test_variant_is_a_user_error(data_dir, tmp_path):
-    from training.run.predict import files_of_test_variants
+    import shutil
 
-    with pytest.raises(UserError, match="missing test variant"):
-        files_of_test_variants(tmp_path)
-    assert len(files_of_test_variants(data_dir)) == 13
+    from training.run.predict import open_test_variants
+
+    assert list(open_test_variants(data_dir)) == list_variants("test")
+    with pytest.raises(UserError, match="no manifest"):
+        open_test_variants(tmp_path)
+    copy = Path(shutil.copytree(data_dir, tmp_path / "copy"))
+    (copy / "test_40.h5").unlink()
+    with pytest.raises(UserError, match=r"test_40\.h5: missing \(manifest.json lists it"):
+        open_test_variants(copy)
+    with pytest.raises(UserError, match="--test-variants: unknown test variant 'test_41'"):
+        open_test_variants(copy, ["test_41"])
 
 
 # --- sweep planning ---------------------------------------------------------------------------
@@ -458,7 +468,9 @@ def test_cli_train_picks_the_condition_folder(tmp_path, monkeypatch, capsys, fla
 
     seen = []
     monkeypatch.setattr(
-        training.run.engine, "train", lambda config, run_dir, progress: seen.append((config, run_dir)) or {}
+        training.run.engine,
+        "train",
+        lambda config, run_dir, progress, wait: seen.append((config, run_dir)) or {},
     )
     assert (
         main(

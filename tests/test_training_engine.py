@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
+from _fixtures_training import small_cnn as _small_cnn  # noqa: E402
 from _fixtures_training import write_synthetic_data  # noqa: E402
 
 from generator.variants import ALL_TEST, CLEAN_TRAIN  # noqa: E402
@@ -94,20 +95,6 @@ def _config(data_dir, **changes):
         "seed": 5,
     }
     return TrainConfig(**{**values, **changes})
-
-
-def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
-    """A few-layer CNN with BatchNorm: resume exactness is a property of the loop, not of the architecture,
-    and ResNet-34 steps cost seconds on a shared 2-core CPU."""
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1),
-        torch.nn.BatchNorm2d(8),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(4),
-        torch.nn.Flatten(),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(128, num_classes),
-    )
 
 
 def test_resume_after_interruption_gives_the_same_final_weights(data_dir, tmp_path, monkeypatch):

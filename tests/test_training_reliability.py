@@ -19,7 +19,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import synthetic_rows, write_synthetic_data, write_synthetic_variant  # noqa: E402
+from _fixtures_training import small_cnn as _small_cnn  # noqa: E402
+from _fixtures_training import (  # noqa: E402
+    synthetic_rows,
+    write_data_manifest,
+    write_synthetic_data,
+    write_synthetic_variant,
+)
 
 from generator.errors import RunFailed  # noqa: E402
 from generator.variants import ALL_TEST, CLEAN_TRAIN  # noqa: E402
@@ -54,7 +60,9 @@ def mixed_variant(tmp_path_factory):
         kind = i % 3
         data = _jpeg(pixels) if kind == 0 else encode_png_stored(pixels) if kind == 1 else row.image_bytes
         out.append(replace(row, image_bytes=data))
-    return write_synthetic_variant(tmp_path_factory.mktemp("mixed") / f"{CLEAN_TRAIN}.h5", out, CLEAN_TRAIN)
+    path = write_synthetic_variant(tmp_path_factory.mktemp("mixed") / f"{CLEAN_TRAIN}.h5", out, CLEAN_TRAIN)
+    write_data_manifest(path.parent)
+    return path
 
 
 @pytest.mark.parametrize(
@@ -140,17 +148,6 @@ def test_expected_images_per_epoch():
     check_epoch("run", 0, 24, 24)
     with pytest.raises(RunFailed, match=r"run: epoch 1 trained on 8 of 24 images"):
         check_epoch("run", 0, 8, 24)
-
-
-def _small_cnn(num_classes=7, image_size=32, weights=None, pretrained_layout=None, detector_options=None):
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1),
-        torch.nn.BatchNorm2d(4),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(16, num_classes),
-    )
 
 
 def _config(data_dir, **changes):

@@ -90,6 +90,19 @@ PROFILE_HELP = "where every setting not given as a flag comes from (training/run
 QUIET_HELP = "no progress bars or progress lines (as ham-artefacts --quiet)"
 
 
+def _add_wait(parser, extra: str = "") -> None:
+    from training.run.config import RUN_LOCK_WAIT_S
+
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=RUN_LOCK_WAIT_S,
+        metavar="SECONDS",
+        help="how long to wait for another process writing the run folder before stopping with its "
+        f"name{extra} (default: %(default)s)",
+    )
+
+
 def register(sub) -> None:
     from generator.variants import CLEAN_TRAIN
     from training.run.sweep import PROFILES
@@ -110,6 +123,7 @@ def register(sub) -> None:
     p.add_argument("--profile", choices=sorted(PROFILES), default="paper", help=PROFILE_HELP)
     add_config_option(p, "predict", default=True)
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_wait(p)
     _add_overrides(p)
     p.set_defaults(func=run_train)
 
@@ -125,6 +139,7 @@ def register(sub) -> None:
     add_config_option(p, "workers", default=0)
     p.add_argument("--test-variants", nargs="+", metavar="VARIANT", help="only these (default: all 13)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_wait(p)
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser("sweep", help="plan or run the experiment grid (3 archs x 9 variants x 5 folds)")
@@ -155,6 +170,7 @@ def register(sub) -> None:
     q.add_argument("--profile", choices=sorted(PROFILES), default="paper", help=PROFILE_HELP)
     add_config_option(q, "seed", default=0)
     q.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    _add_wait(q, "; --all skips such a job")
     _add_selectors(q)
     _add_overrides(q)
     q.set_defaults(func=run_sweep_run)
@@ -197,7 +213,7 @@ def run_train(args) -> int:
     run_dir = run_dir_for(args.out, args.arch, args.train_variant, args.fold, config.augment_artefacts)
     from training.run.engine import train
 
-    summary = train(config, run_dir, progress=not args.quiet)
+    summary = train(config, run_dir, progress=not args.quiet, wait=args.wait)
     print(f"{run_dir}: {json.dumps(summary)}")
     return 0
 
@@ -217,6 +233,7 @@ def run_predict(args) -> int:
         workers=args.workers,
         variants=args.test_variants,
         progress=not args.quiet,
+        wait=args.wait,
     )
     print(f"wrote {len(written)} prediction tables to {written[0].parent if written else args.run}")
     return 0
@@ -262,7 +279,7 @@ def run_sweep_run(args) -> int:
             _overrides(args),
         )
     if args.index is not None:
-        results = [run_index(jobs, args.index, progress=not args.quiet)]
+        results = [run_index(jobs, args.index, progress=not args.quiet, wait=args.wait)]
     else:
         results = run_all(jobs, args.archs, args.train_variants, args.folds, progress=not args.quiet)
     for job, summary in results:
@@ -271,7 +288,9 @@ def run_sweep_run(args) -> int:
             "best_val_macro_pr_auc": summary.get("best_val_macro_pr_auc"),
             "skipped": bool(summary.get("skipped")),
         }
-        if (Path(job["run_dir"]) / "predictions" / f"{CLEAN_TEST}.csv").is_file():
+        if "busy" in summary:  # another process is training it: its tables are not ours to read yet
+            line["busy"] = summary["busy"]
+        elif (Path(job["run_dir"]) / "predictions" / f"{CLEAN_TEST}.csv").is_file():
             line[CLEAN_TEST] = chance_check(job["run_dir"])
         print(json.dumps(line), file=sys.stdout)
     return 0

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import CLASSES, __version__
+from .. import __version__
 from ..artefacts.kinds import DEFAULT_FAMILIES, family_kinds, resolve_families
 from ..errors import UserError
 from ..licences import (
@@ -279,7 +279,7 @@ def build_part(
 
 def _write_one_variant(task) -> dict:
     """Stream one variant's rows from the cache into its HDF5 file; return its manifest entry."""
-    from .manifest import sha256_file
+    from .manifest import file_entry
     from .store import write_variant
 
     spec, part_paths, indices, chosen, path, attrs, kinds = task
@@ -302,22 +302,7 @@ def _write_one_variant(task) -> dict:
         ]
     finally:
         cache.close()
-    artefact_counts = {kind: 0 for kind in kinds}
-    for kind in row_kinds:
-        artefact_counts[kind] = artefact_counts.get(kind, 0) + 1
-    return {
-        "name": Path(path).name,
-        "variant": spec.name,
-        "split": spec.split,
-        "description": spec.description,
-        "sha256": sha256_file(path),
-        "bytes": Path(path).stat().st_size,
-        "rows": len(indices),
-        "class_counts": {c: labels.count(i) for i, c in enumerate(CLASSES)},
-        "artefact_counts": artefact_counts,
-        "n_artefact": int(np.count_nonzero(chosen)),
-        "content_digest": digest,
-    }
+    return file_entry(path, spec, labels, row_kinds, digest, kinds)
 
 
 # --- the command ------------------------------------------------------------------------------

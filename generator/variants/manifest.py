@@ -114,6 +114,87 @@ def content_digest(path: str | os.PathLike) -> str:
         return content_digest_of_rows(rows)
 
 
+# --- entries ----------------------------------------------------------------------------------
+
+
+def file_entry(
+    path: str | os.PathLike,
+    spec,
+    labels: Iterable[int],
+    artefact_kinds: Iterable[str],
+    digest: str,
+    known_kinds: Iterable[str] = (),
+) -> dict:
+    """The manifest entry of the written variant file ``path`` of ``spec`` (a VariantSpec): ``labels``
+    of every row, ``artefact_kinds`` of every row carrying an artefact, its content ``digest``;
+    ``known_kinds`` are counted even when no row has them (the kinds the build draws from)."""
+    labels = [int(label) for label in labels]
+    artefact_counts = {kind: 0 for kind in known_kinds}
+    n_artefact = 0
+    for kind in artefact_kinds:
+        artefact_counts[kind] = artefact_counts.get(kind, 0) + 1
+        n_artefact += 1
+    return {
+        "name": Path(path).name,
+        "variant": spec.name,
+        "split": spec.split,
+        "description": spec.description,
+        "sha256": sha256_file(path),
+        "bytes": Path(path).stat().st_size,
+        "rows": len(labels),
+        "class_counts": {c: labels.count(i) for i, c in enumerate(CLASSES)},
+        "artefact_counts": artefact_counts,
+        "n_artefact": n_artefact,
+        "content_digest": digest,
+    }
+
+
+def entry_of_file(path: str | os.PathLike) -> dict:
+    """The manifest entry of a variant file written outside ``generate`` (the small files of tests and
+    benchmarks), read back from the file: its variant (a registry name) is its file name's stem."""
+    from . import VARIANTS
+    from .store import VariantReader
+
+    path = Path(path)
+    if path.stem not in VARIANTS:
+        raise UserError(f"{path}: {path.stem!r} is not a variant name")
+    with VariantReader(path) as reader:
+        labels = reader.labels.tolist()
+        kinds = [kind for kind, has in zip(reader.artefact_kinds, reader.has_artefact, strict=True) if has]
+    return file_entry(path, VARIANTS[path.stem], labels, kinds, content_digest(path))
+
+
+def write_manifest_of_files(
+    folder: str | os.PathLike, seed: int = 0, source_fingerprint: str = "none", templates: str = "none"
+) -> dict:
+    """Write ``<folder>/manifest.json`` listing the variant files already there (:func:`entry_of_file`,
+    registry order), as ``generate`` would for them; returns it. For the small synthetic folders of
+    tests and benchmarks: the consumers read a folder only through its manifest."""
+    from .. import __version__
+    from ..atomic import write_json_atomic
+    from ..licences import MANIFEST_CITATION, SYNTHETIC_LICENCE
+    from . import VARIANTS
+
+    folder = Path(folder)
+    files = [entry_of_file(folder / f"{name}.h5") for name in VARIANTS if (folder / f"{name}.h5").is_file()]
+    manifest = {
+        "format": FORMAT,
+        "generator_version": __version__,
+        "seed": int(seed),
+        "source_fingerprint": source_fingerprint,
+        "templates": templates,
+        "image_size": None,
+        "synthetic": True,
+        "base_url": None,
+        "licence": SYNTHETIC_LICENCE,
+        "citation": MANIFEST_CITATION,
+        "files": files,
+    }
+    validate_manifest(manifest, str(folder / MANIFEST_NAME))
+    write_json_atomic(folder / MANIFEST_NAME, manifest)
+    return manifest
+
+
 # --- loading and verification -----------------------------------------------------------------
 
 

@@ -23,12 +23,16 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import CLASSES
 from ..errors import UserError
 from .manifest import MANIFEST_NAME, load_manifest, sha256_file
+
+if TYPE_CHECKING:
+    from .store import VariantReader
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ class CheckedFile:
     sha256: str
     rows: int
     content_digest: str
+    reader: VariantReader = field(compare=False, repr=False)
+    """The file opened for reading (its small columns already read), for the consumer to keep."""
 
 
 def cache_dir() -> Path:
@@ -105,6 +111,24 @@ def _entry(manifest: dict, variant: str, where: Path) -> dict:
     raise UserError(f"{where}: lists no variant {variant!r} (it lists {listed})")
 
 
+def manifest_of(data_dir: str | os.PathLike) -> dict:
+    """The manifest of ``data_dir``; UserError naming it when there is none or it is malformed."""
+    manifest_path = Path(data_dir) / MANIFEST_NAME
+    if not Path(data_dir).is_dir():
+        raise UserError(f"{data_dir}: data folder not found")
+    if not manifest_path.is_file():
+        raise UserError(
+            f"{manifest_path}: no manifest: a data folder is read only through its manifest "
+            "(generate or fetch it again)"
+        )
+    return load_manifest(manifest_path)
+
+
+def listed_variants(manifest: dict) -> list[str]:
+    """The variants a manifest lists, in its order."""
+    return [entry["variant"] for entry in manifest["files"]]
+
+
 def open_checked(data_dir: str | os.PathLike, variant: str, manifest: dict | None = None) -> CheckedFile:
     """The variant file of ``data_dir`` if it is the one its ``manifest.json`` lists; UserError otherwise."""
     from .store import VariantReader
@@ -112,12 +136,7 @@ def open_checked(data_dir: str | os.PathLike, variant: str, manifest: dict | Non
     data_dir = Path(data_dir)
     manifest_path = data_dir / MANIFEST_NAME
     if manifest is None:
-        if not manifest_path.is_file():
-            raise UserError(
-                f"{manifest_path}: no manifest: a data folder is read only through its manifest "
-                "(generate or fetch it again)"
-            )
-        manifest = load_manifest(manifest_path)
+        manifest = manifest_of(data_dir)
     entry = _entry(manifest, variant, manifest_path)
     path = data_dir / entry["name"]
     fix = f"run `ham-artefacts verify {data_dir}`, then fetch or generate the folder again"
@@ -142,7 +161,23 @@ def open_checked(data_dir: str | os.PathLike, variant: str, manifest: dict | Non
         raise UserError(
             f"{path}: class counts {counts} differ from manifest.json's {entry['class_counts']} ({fix})"
         )
-    return CheckedFile(path, variant, digest, entry["rows"], entry["content_digest"])
+    return CheckedFile(path, variant, digest, entry["rows"], entry["content_digest"], reader)
+
+
+def open_split(
+    data_dir: str | os.PathLike, variants: Iterable[str], reference: str, manifest: dict | None = None
+) -> dict[str, CheckedFile]:
+    """``reference`` and each of ``variants`` through :func:`open_checked`, by name (the reference first);
+    each must hold the reference's images in its order (the variants of a split differ only in
+    which images carry an artefact), else UserError naming the first file that differs."""
+    manifest = manifest if manifest is not None else manifest_of(data_dir)
+    files = {reference: open_checked(data_dir, reference, manifest)}
+    base = files[reference]
+    for name in variants:
+        if name not in files:
+            files[name] = opened = open_checked(data_dir, name, manifest)
+            check_same_images(base.reader.image_ids, opened.reader.image_ids, opened.path, base.path)
+    return files
 
 
 def check_same_images(
@@ -174,10 +209,10 @@ def refuse_other_data(recorded: dict | None, current: dict, run_dir: str | os.Pa
     """A resumed run reads the data it started on: UserError naming the files that differ."""
     if not recorded:
         return  # a run from before data records: nothing to compare
+    before = recorded.get("files", {})
+    # the files both read: a resume may predict where the start did not (predict is a machine setting)
     differ = sorted(
-        name
-        for name in set(recorded.get("files", {})) | set(current["files"])
-        if recorded.get("files", {}).get(name) != current["files"].get(name)
+        name for name in set(before) & set(current["files"]) if before[name] != current["files"][name]
     )
     if differ:
         raise UserError(

@@ -8,8 +8,8 @@
     >>> ds.info["licence"], ds.info["artefact_counts"]
     >>> ds.montage(16).save("grid.png")
 
-Files are read through ``generator.variants.store.VariantReader`` only (the one module that knows the
-layout), and every image through :func:`training.data.decode.decode_row`. Training, prediction and
+Files are opened through their manifest entry only (``generator.variants.verified``), read through
+``generator.variants.store.VariantReader`` (the one module that knows the layout), and every image through :func:`training.data.decode.decode_row`. Training, prediction and
 Grad-CAM read their images through this class too. Downloading, ``info`` and ``montage`` need no
 torch; items need torchvision (they are tv_tensors).
 """
@@ -93,6 +93,11 @@ class HAMArtefacts(_DatasetBase):
     manifest:         where to download from: a manifest path, folder or URL (http/https/file).
                       Default: the manifest packaged with the code (``data_manifest.json``).
 
+    The file is read only through ``root/manifest.json`` (written by ``generate`` and ``fetch``): its
+    size, SHA-256, row count and class counts must be the ones listed, else a UserError naming the
+    file and what differs (:func:`generator.variants.verified.open_checked`; the SHA-256 is computed
+    on the first open and then trusted while the file's size and mtime stand).
+
     The HDF5 handle is opened lazily inside whichever process reads (VariantReader re-opens after a
     fork), so DataLoader workers never share a handle inherited from the parent.
     """
@@ -132,9 +137,11 @@ class HAMArtefacts(_DatasetBase):
                 f"{path}: variant file not found; pass download=True or run "
                 f"`ham-artefacts fetch --out {self.root} --variants {variant}`"
             )
-        from generator.variants.store import VariantReader
+        from generator.variants.verified import open_checked
 
-        self.reader = VariantReader(path)
+        self.checked = open_checked(self.root, variant)
+        """The file as its manifest entry vouches for it (``sha256``: what a run records it read)."""
+        self.reader = self.checked.reader
         self._info: dict | None = None
 
     # --- download -----------------------------------------------------------------------------

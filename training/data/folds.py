@@ -53,18 +53,22 @@ def folds_for_data(
     seed: int = 0,
     variant_path: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Folds of the reference variant (``train_none.h5``) in ``data_dir``.
+    """Folds of the reference variant (``train_none.h5``) in ``data_dir``, opened through its manifest
+    entry (``generator.variants.verified.open_checked``).
 
     Falls back to ``variant_path`` only when the data folder has no train_none file.
     """
-    from generator.variants.store import VariantReader
+    from generator.variants.verified import open_checked
 
     reference = Path(data_dir) / f"{REFERENCE_VARIANT}.h5"
     path = reference if reference.is_file() else variant_path
     if path is None:
         raise UserError(f"{reference}: not found (folds are computed on train_none)")
-    with VariantReader(path) as reader:
+    reader = open_checked(Path(path).parent, Path(path).stem).reader
+    try:
         return make_folds(reader.image_ids, reader.lesion_ids, reader.metadata["dx"], n_folds, seed)
+    finally:
+        reader.close()
 
 
 def fold_indices(folds: pd.DataFrame, image_ids, fold: int) -> tuple[np.ndarray, np.ndarray]:

@@ -251,6 +251,7 @@ def run_gradcam(
     from generator.atomic import write_bytes_atomic, write_json_atomic
     from generator.variants import ALL_TEST, CLEAN_TEST
     from generator.variants.store import encode_png
+    from generator.variants.verified import check_same_images
     from training.data.datasets import HAMArtefacts
     from training.data.transforms import eval_transform
     from training.models import load_trained
@@ -259,9 +260,13 @@ def run_gradcam(
     from .output import write_table
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    # both opened through their manifest entries, and holding the same images (one build)
     clean_set = HAMArtefacts(data_dir, CLEAN_TEST, target_types="artefact_mask")
     artefact_set = HAMArtefacts(data_dir, ALL_TEST, target_types="artefact_mask")
     clean_reader, artefact_reader = clean_set.reader, artefact_set.reader
+    check_same_images(
+        clean_reader.image_ids, artefact_reader.image_ids, artefact_reader.path, clean_reader.path
+    )
     models = find_models(runs_dir, fold, archs, train_variants)
     rows = sample_images(artefact_reader.labels, artefact_reader.artefact_kinds, n_images, seed)
     gradcam_dir = out_dir / "gradcam"

@@ -42,10 +42,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", remedy: 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except _DAMAGED as exc:
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: damaged or not a checkpoint ({first}); {remedy}") from exc
+        raise UserError(f"{path}: damaged or not a checkpoint ({_detail(exc)}); {remedy}") from exc
     except OSError as exc:
-        raise UserError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from exc
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EISDIR, errno.EIO):
+            raise UserError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from exc
+        # a truncated zip makes torch's reader seek past the end of the file (EINVAL)
+        raise UserError(f"{path}: damaged or not a checkpoint ({exc.strerror or exc}); {remedy}") from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """What torch found wrong, in a few words: its weights-only unpickler's own finding rather than the
+    paragraph around it (which suggests ``weights_only=False``)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        found = next((line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()), "")
+        return f"refused by the weights-only unpickler: {found[:100]}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:120] if lines else type(exc).__name__
 
 
 def _disk_full(path: Path, exc: BaseException) -> bool:

@@ -1,31 +1,74 @@
 """A run folder's record of its progress: config.json, folds.csv, log.jsonl, last.pt, best.pt and DONE.
 
 :class:`Checkpointer` writes them (rank 0 only under torchrun), resumes from ``last.pt`` and refuses a
-folder that holds a run of another configuration, finished or not, so that a resumed sweep whose
-profile changed never mixes old epochs or old results into new ones. :class:`StopRequest` turns
-SIGTERM / SIGINT into a stop at the next epoch boundary, after a checkpoint.
+folder that holds a run of another configuration, finished or not, or an unfinished run started on
+other data, so that a resumed sweep whose profile or data changed never mixes old epochs or old
+results into new ones. :func:`run_folder_lock` keeps a second process out of a folder being written.
+:class:`StopRequest` turns SIGTERM / SIGINT into a stop at the next epoch boundary, after a checkpoint.
+
+Every file here that cannot be read or written is one UserError naming it: checkpoints go through
+:mod:`training.models.checkpoints` (weights-only loads, atomic writes that keep the previous
+``last.pt`` on a full disk), config.json through ``generator.userio.read_json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import math
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from generator.atomic import atomic_path, write_json_atomic, write_text_atomic
+from generator.atomic import write_json_atomic, write_text_atomic
 from generator.errors import UserError
-from training.run.config import TrainConfig, comparable
+from training.models.checkpoints import load_checkpoint, save_checkpoint
+from training.run.config import DATA_RECORD, RUN_LOCK_WAIT_S, TrainConfig, comparable
 from training.run.distributed import Dist, unwrap
 
 logger = logging.getLogger(__name__)
+
+_HELD = threading.local()
+"""``folders``: the run folders whose lock this thread holds (sweep run takes it, then train again)."""
+RESTART = "delete it to train the run from its first epoch"
+"""What to do about a damaged last.pt."""
+
+
+class RunFolderBusy(UserError):
+    """Another process holds the run folder's lock (``sweep run --all`` skips such a job)."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: str | os.PathLike, wait: float = RUN_LOCK_WAIT_S) -> Iterator[None]:
+    """One writer per run folder: ``<run_dir>/.ham-artefacts.lock`` (``generator.lock.folder_lock``, as
+    fetch and generate take theirs) held for the block. Another process holding it is waited for
+    ``wait`` seconds, then RunFolderBusy names it. Re-entrant within a thread; under torchrun only
+    rank 0 takes it (the other ranks write nothing, and would wait for rank 0 forever)."""
+    from generator.lock import folder_lock
+
+    folder = Path(run_dir).resolve()
+    held: set[Path] = _HELD.__dict__.setdefault("folders", set())
+    if folder in held or int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(folder, "train", wait=wait))
+        except UserError as exc:
+            raise RunFolderBusy(str(exc)) from None
+        held.add(folder)
+        try:
+            yield
+        finally:
+            held.discard(folder)
 
 
 @dataclass
@@ -51,11 +94,6 @@ class TrainState:
         return improved
 
 
-def _save(obj: Any, path: Path) -> None:
-    with atomic_path(path, suffix=".pt.partial") as tmp:
-        torch.save(obj, tmp)
-
-
 def _rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -78,12 +116,18 @@ def resume_from(path: Path, model, optimizer, scheduler, device: torch.device) -
     weights and the optimizer state onto their parameters' device), so a checkpoint written on any
     device resumes on any other.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    _set_rng_state(checkpoint["rng"], device)
-    return {k: checkpoint[k] for k in ("epoch", "best_metric", "best_epoch", "epochs_without_improvement")}
+    checkpoint = load_checkpoint(path, map_location="cpu", remedy=RESTART)
+    try:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        _set_rng_state(checkpoint["rng"], device)
+        return {
+            k: checkpoint[k] for k in ("epoch", "best_metric", "best_epoch", "epochs_without_improvement")
+        }
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a checkpoint of another run or model
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise UserError(f"{path}: not a checkpoint of this run ({detail}); {RESTART}") from None
 
 
 def _refuse_other_configuration(run_dir: Path, what: str, changed: list[str]) -> None:
@@ -127,29 +171,45 @@ class Checkpointer:
                 raise UserError(
                     f"{self.config_file}: not a file beside DONE; remove the run folder to train it again"
                 )
-            recorded = read_json(self.config_file)
+            recorded = self._recorded()
             wanted = json.loads(json.dumps(comparable(asdict(config))))  # as config.json stores it
             # only the TrainConfig fields: config.json also records resolved ones (pretrained, world_size)
-            changed = sorted(
-                k for k, v in wanted.items() if not isinstance(recorded, dict) or recorded.get(k) != v
-            )
+            # and what the run read (DATA_RECORD): a finished run recorded before that is still this run
+            changed = sorted(k for k, v in wanted.items() if recorded.get(k) != v)
             _refuse_other_configuration(self.run_dir, "a finished run", changed)
         summary = read_json(self.done)
         if not isinstance(summary, dict):
             raise UserError(f"{self.done}: not a run summary (remove the run folder to train it again)")
         return summary
 
+    def _recorded(self) -> dict:
+        """config.json as the run wrote it; UserError naming it when it is damaged."""
+        from generator.userio import read_json
+
+        recorded = read_json(self.config_file)
+        if not isinstance(recorded, dict):
+            raise UserError(
+                f"{self.config_file}: not a run configuration (remove the run folder to train it again)"
+            )
+        return recorded
+
     def begin(self, record: dict, folds_csv: str) -> None:
-        """Record the run's configuration and folds; refuses a folder whose unfinished run (a last.pt)
-        was started with another configuration."""
+        """Record the run's configuration, the data it reads (``record[DATA_RECORD]``) and its folds;
+        refuses a folder whose unfinished run (a last.pt) was started with another configuration or on
+        other data."""
+        from generator.variants.verified import refuse_other_data
+
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.last.is_file() and self.config_file.is_file():
-                previous, current = comparable(json.loads(self.config_file.read_text())), comparable(record)
+                recorded = self._recorded()
+                previous, current = comparable(recorded), comparable(record)
                 changed = sorted(
                     k for k in previous.keys() | current.keys() if previous.get(k) != current.get(k)
                 )
                 _refuse_other_configuration(self.run_dir, "a run", changed)
+                if DATA_RECORD in record:
+                    refuse_other_data(recorded.get(DATA_RECORD), record[DATA_RECORD], self.run_dir)
             write_json_atomic(self.config_file, record)
             write_text_atomic(self.run_dir / "folds.csv", folds_csv)
         self.dist.barrier()
@@ -158,6 +218,8 @@ class Checkpointer:
         """The state of ``last.pt`` loaded into the model, optimizer, scheduler and RNGs, or a fresh one.
         Log lines of epochs the checkpoint does not hold (written just before a kill) are dropped."""
         if not self.last.is_file():
+            if self.dist.is_main:
+                self._truncate_log(0)  # epochs logged before a kill that came before the first last.pt
             return TrainState()
         state = TrainState(**resume_from(self.last, model, optimizer, scheduler, device))
         if self.dist.is_main:
@@ -168,7 +230,7 @@ class Checkpointer:
 
     def save_last(self, model, optimizer, scheduler, device: torch.device, state: TrainState) -> None:
         if self.dist.is_main:
-            _save(
+            save_checkpoint(
                 {
                     "model": unwrap(model).state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -182,15 +244,22 @@ class Checkpointer:
 
     def save_best(self, model) -> None:
         if self.dist.is_main:
-            _save(unwrap(model).state_dict(), self.best)
+            save_checkpoint(unwrap(model).state_dict(), self.best)
 
     def load_best(self, model, device: torch.device) -> None:
-        unwrap(model).load_state_dict(torch.load(self.best, map_location=device, weights_only=True))
+        state = load_checkpoint(
+            self.best, map_location=device, remedy="delete it and last.pt to train the run again"
+        )
+        unwrap(model).load_state_dict(state)
 
     def log_epoch(self, record: dict) -> None:
         if self.dist.is_main:
-            with open(self.log_file, "a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
+            try:
+                with open(self.log_file, "a", encoding="utf-8") as log:
+                    log.write(json.dumps(record) + "\n")
+            except OSError as exc:
+                what = "no space left on device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+                raise UserError(f"{self.log_file}: {what} (epoch {record.get('epoch')} not logged)") from None
 
     def mark_done(self, summary: dict) -> None:
         """DONE means "ready for evaluation"; the caller checks the prediction tables first."""
@@ -198,11 +267,39 @@ class Checkpointer:
             write_json_atomic(self.done, summary)
 
     def _truncate_log(self, epochs_done: int) -> None:
+        """Keep the log lines of the epochs last.pt holds. A last line cut short (a kill while it was
+        written, after the last checkpoint) goes with the epochs the checkpoint does not hold; a line
+        that is not JSON anywhere else is a damaged log: UserError naming it."""
+        from generator.userio import parse_json
+
         if not self.log_file.is_file():
             return
-        lines = [line for line in self.log_file.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("epoch", 0) <= epochs_done]
-        if len(kept) != len(lines):
+        try:
+            text = self.log_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{self.log_file}: cannot read the log ({exc})") from None
+        lines = text.splitlines()
+        kept = []
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            if n == len(lines) and not text.endswith("\n"):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    logger.warning(
+                        "%s: dropped the last line, cut short (%d characters)", self.log_file, len(line)
+                    )
+                    continue
+            else:
+                entry = parse_json(line, f"{self.log_file}: line {n}")
+            if not isinstance(entry, dict) or not isinstance(entry.get("epoch", 0), int):
+                raise UserError(
+                    f"{self.log_file}: line {n} is not an epoch record (remove the run folder to train it again)"
+                )
+            if entry.get("epoch", 0) <= epochs_done:
+                kept.append(line)
+        if kept != lines:
             write_text_atomic(self.log_file, "".join(line + "\n" for line in kept))
 
 

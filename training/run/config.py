@@ -213,9 +213,20 @@ def check_value(name: str, value: Any) -> None:
         raise UserError(f"{flag}: {value!r} is neither 'builtin' nor a folder")
 
 
+RUN_LOCK_WAIT_S = 10.0
+"""How long ``train``, ``predict`` and ``sweep run --index`` wait for another process writing the run
+folder before they stop (``--wait``)."""
+
+DATA_RECORD = "data_record"
+"""The config.json key of what a run read (generator.variants.verified.data_record: the manifest's and
+each variant file's SHA-256). Not a setting: a resumed run compares it on its own (other data is
+refused with the files named), and runs recorded before it existed stay the same runs."""
+
+
 def comparable(record: dict) -> dict:
-    """A config.json record without the machine's settings: what must match for a run to be the same."""
-    ignored = (*TrainConfig.RUNTIME_FIELDS, *TrainConfig.RESOLVED_RUNTIME_FIELDS)
+    """A config.json record without the machine's settings and the data record: what must match for a
+    run to be the same."""
+    ignored = (*TrainConfig.RUNTIME_FIELDS, *TrainConfig.RESOLVED_RUNTIME_FIELDS, DATA_RECORD)
     return {k: v for k, v in record.items() if k not in ignored}
 
 

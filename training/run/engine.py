@@ -1,7 +1,9 @@
 """Train / validate / checkpoint / resume one run (arch x training variant x fold), on CPU, one GPU or DDP.
 
-Read :func:`train` top to bottom: :func:`setup` builds the run (device, data, model, optimizer,
-schedule; resumed from ``last.pt`` when there is one), then each epoch is :func:`train_one_epoch` and
+Read :func:`train` top to bottom: every file the run will read is checked against the data folder's
+manifest first (:func:`~training.run.inputs.open_inputs`), the run folder's lock is taken (one writer per
+folder), :func:`setup` builds the run (device, data, model, optimizer, schedule; resumed from
+``last.pt`` when there is one), then each epoch is :func:`train_one_epoch` and
 :func:`validate`, the :class:`~training.run.checkpoint.Checkpointer` keeps best.pt, last.pt and the log,
 and the best weights predict every test variant at the end.
 
@@ -26,17 +28,25 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from generator import NUM_CLASSES
-from generator.errors import RunFailed, UserError
+from generator.errors import RunFailed
 from generator.seeding import derive_seed
 from training.data.batches import training_targets
 from training.data.datasets import HAMArtefacts
-from training.data.folds import fold_indices, folds_for_data
+from training.data.folds import fold_indices
 from training.data.transforms import eval_transform, train_transform
 from training.models import build_model, is_detector, needs_masks, resolve_weights
-from training.run.checkpoint import Checkpointer, StopRequest, TrainState, finished_summary, resume_from
-from training.run.config import TrainConfig, run_dir_for
+from training.run.checkpoint import (
+    Checkpointer,
+    StopRequest,
+    TrainState,
+    finished_summary,
+    resume_from,
+    run_folder_lock,
+)
+from training.run.config import DATA_RECORD, RUN_LOCK_WAIT_S, TrainConfig, run_dir_for
 from training.run.distributed import Dist, gather_predictions, init_distributed, pick_device, unwrap
 from training.run.inference import amp_scope, channels_last_model, predict_loader
+from training.run.inputs import RunInputs, open_inputs
 from training.run.loaders import (
     SampleSeeds,
     check_epoch,
@@ -47,6 +57,7 @@ from training.run.loaders import (
     train_loader,
     validation_loader,
 )
+from training.run.metrics import macro_pr_auc, prior_pr_auc
 from training.run.optim import make_optimizer, make_scheduler
 from training.run.steps import SYNC_EVERY_STEPS, LossTracker, train_step, training_loss
 
@@ -85,25 +96,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def macro_pr_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Mean one-vs-rest average precision over the classes present in ``y_true``."""
-    from sklearn.metrics import average_precision_score
-
-    y_true = np.asarray(y_true)
-    values = [
-        average_precision_score(y_true == c, scores[:, c])
-        for c in range(scores.shape[1])
-        if (y_true == c).any()
-    ]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def prior_pr_auc(y_true: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
-    """Macro PR-AUC of a chance scorer: the mean prevalence of the classes present (the baseline to beat)."""
-    y_true = np.asarray(y_true)
-    return float(np.mean([(y_true == c).mean() for c in range(num_classes) if (y_true == c).any()]))
-
-
 # --- setup ------------------------------------------------------------------------------------
 
 
@@ -137,17 +129,16 @@ class Run:
         return f"{self.checkpoints.run_dir} ({config.arch} {config.train_variant} fold {config.fold})"
 
 
-def setup(config: TrainConfig, run_dir: str | os.PathLike) -> Run:
+def setup(config: TrainConfig, run_dir: str | os.PathLike, inputs: RunInputs | None = None) -> Run:
     """The device, the fold's data, the model, optimizer and schedule of ``config``, with config.json and
-    folds.csv written and the state of ``last.pt`` loaded when the run was interrupted before."""
+    folds.csv written and the state of ``last.pt`` loaded when the run was interrupted before.
+    ``inputs``: the checked files (:func:`~training.run.inputs.open_inputs` of ``config`` by default)."""
+    inputs = inputs or open_inputs(config)
     dist = init_distributed(config.device)
     if config.threads:
         torch.set_num_threads(int(config.threads))
     device = pick_device(config.device, dist)
     data_dir = Path(config.data)
-    variant_path = data_dir / f"{config.train_variant}.h5"
-    if not variant_path.is_file():
-        raise UserError(f"{variant_path}: training variant file not found")
     detector = is_detector(config.arch)
     amp = config.amp and device.type == "cuda"
     # cuDNN autotuning pays off for the classifier's fixed input shape; the detectors' RoI heads see
@@ -165,7 +156,7 @@ def setup(config: TrainConfig, run_dir: str | os.PathLike) -> Run:
     }
 
     # Folds: once, from train_none, identical for every training variant.
-    folds = folds_for_data(data_dir, config.n_folds, config.seed, variant_path)
+    folds = inputs.folds
     # Masks and boxes are detector targets only: the classifier and validation read images alone.
     variant = HAMArtefacts(
         data_dir,
@@ -194,7 +185,10 @@ def setup(config: TrainConfig, run_dir: str | os.PathLike) -> Run:
     val_ds = Subset(val_variant, val_idx.tolist())
 
     checkpoints = Checkpointer(run_dir, dist)
-    checkpoints.begin({**asdict(config), **resolved}, folds.to_csv(index=False, lineterminator="\n"))
+    checkpoints.begin(
+        {**asdict(config), **resolved, DATA_RECORD: inputs.record},
+        folds.to_csv(index=False, lineterminator="\n"),
+    )
 
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build_model(
@@ -308,8 +302,13 @@ def train(
     *,
     progress: bool = True,
     stop_after_epochs: int | None = None,
+    wait: float = RUN_LOCK_WAIT_S,
 ) -> dict:
     """Train one run into ``run_dir`` (resuming from ``last.pt`` when present); returns the summary.
+
+    Every input is checked (:func:`~training.run.inputs.open_inputs`) before the folder is touched; then
+    the folder's lock is held to the end (another process writing it is waited for ``wait`` seconds,
+    then :class:`~training.run.checkpoint.RunFolderBusy` names it).
 
     Writes config.json, folds.csv, log.jsonl, last.pt (every ``checkpoint_every`` epochs, at the end,
     and when SIGTERM/SIGINT stop the run at an epoch boundary), best.pt, predictions/ and, last, DONE
@@ -320,10 +319,26 @@ def train(
     """
     config.validate()
     summary = finished_summary(config, run_dir)
-    if summary is not None:
-        logger.debug("%s: finished earlier (DONE)", run_dir)
-        return summary
-    run = setup(config, run_dir)
+    if summary is None:
+        inputs = open_inputs(config)
+        with run_folder_lock(run_dir, wait):
+            # finished by the process this one waited for: never trained twice
+            summary = finished_summary(config, run_dir)
+            if summary is None:
+                return _train(config, run_dir, inputs, progress, stop_after_epochs)
+    logger.debug("%s: finished earlier (DONE)", run_dir)
+    return summary
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    inputs: RunInputs,
+    progress: bool,
+    stop_after_epochs: int | None,
+) -> dict:
+    """:func:`train`'s loop, with the inputs checked and the run folder's lock held."""
+    run = setup(config, run_dir, inputs)
     state, checkpoints = run.state, run.checkpoints
 
     def save_last() -> None:
@@ -379,34 +394,11 @@ def train(
         "train_seconds": time.time() - start,
     }
     if config.predict:
-        summary.update(predict_test_variants(run, progress))
+        from training.run.predict import predict_after_training
+
+        summary.update(
+            predict_after_training(config, checkpoints, run.model, run.device, run.amp, run.dist, progress)
+        )
         checkpoints.mark_done(summary)
     run.dist.barrier()
     return summary
-
-
-def predict_test_variants(run: Run, progress: bool = True) -> dict:
-    """Predict every test variant with best.pt and check the tables (RunFailed unless each has one row
-    per test image); returns the summary's ``predictions`` and ``predict_seconds``."""
-    from training.run.predict import check_predictions, predict_variants
-
-    config, checkpoints = run.config, run.checkpoints
-    checkpoints.load_best(run.model, run.device)
-    t0 = time.time()
-    written = predict_variants(
-        unwrap(run.model),
-        config.arch,
-        Path(config.data),
-        checkpoints.run_dir / "predictions",
-        config.image_size,
-        device=run.device,
-        batch_size=config.eval_batch_size or config.batch_size,
-        workers=config.workers,
-        amp=run.amp,
-        dist=run.dist,
-        progress=progress,
-    )
-    result = {"predictions": len(written), "predict_seconds": time.time() - t0}
-    if run.dist.is_main:  # the tables DONE vouches for
-        check_predictions(checkpoints.run_dir / "predictions", Path(config.data))
-    return result

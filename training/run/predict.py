@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,21 +18,30 @@ import pandas as pd
 from generator import CLASSES
 from generator.errors import RunFailed, UserError
 from training.evaluation.predictions import COLUMNS, SCORE_COLUMNS  # the one table contract, read there
+from training.run.config import RUN_LOCK_WAIT_S
+
+if TYPE_CHECKING:
+    from generator.variants.verified import CheckedFile
+    from training.run.checkpoint import Checkpointer
+    from training.run.config import TrainConfig
+    from training.run.distributed import Dist
 
 
-def files_of_test_variants(data_dir: str | os.PathLike, variants=None) -> list[Path]:
-    """The test variant files of ``data_dir`` in registry order (all 13 unless ``variants`` narrows them)."""
-    from generator.variants import list_variants
+def open_test_variants(
+    data_dir: str | os.PathLike, variants=None, manifest: dict | None = None
+) -> dict[str, CheckedFile]:
+    """The test variant files of ``data_dir`` (all 13 unless ``variants`` narrows them), by name, each
+    opened through its manifest entry and holding test_none's images in test_none's order (a file of
+    another build would be predicted for other images); UserError naming the first that is not."""
+    from generator.variants import CLEAN_TEST, list_variants
+    from generator.variants.verified import open_split
 
-    data_dir = Path(data_dir)
     names = list(variants) if variants else list_variants("test")
     unknown = [n for n in names if n not in list_variants("test")]
     if unknown:
         raise UserError(f"--test-variants: unknown test variant {unknown[0]!r}")
-    missing = [n for n in names if not (data_dir / f"{n}.h5").is_file()]
-    if missing:
-        raise UserError(f"{data_dir}: missing test variant files {', '.join(m + '.h5' for m in missing)}")
-    return [data_dir / f"{n}.h5" for n in names]
+    files = open_split(data_dir, names, CLEAN_TEST, manifest)
+    return {name: files[name] for name in names}
 
 
 def prediction_table(reader, indices: np.ndarray, scores: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
@@ -57,16 +67,12 @@ def prediction_table(reader, indices: np.ndarray, scores: np.ndarray, y_pred: np
 def check_predictions(predictions_dir: str | os.PathLike, data_dir: str | os.PathLike) -> None:
     """Raise RunFailed unless ``predictions_dir`` holds a table for every test variant of the registry,
     each with exactly one row per image of its variant file (what evaluation relies on)."""
-    from generator.variants import list_variants
-    from generator.variants.store import VariantReader
-
     predictions_dir = Path(predictions_dir)
-    for name in list_variants("test"):
+    for name, checked in open_test_variants(data_dir).items():
         table_path = predictions_dir / f"{name}.csv"
         if not table_path.is_file():
             raise RunFailed(f"{table_path}: prediction table missing")
-        with VariantReader(Path(data_dir) / f"{name}.h5") as reader:
-            expected = sorted(reader.image_ids)
+        expected = sorted(checked.reader.image_ids)
         got = read_predictions(table_path)["image_id"].tolist()
         if got != expected:
             raise RunFailed(f"{table_path}: {len(got)} rows for the {len(expected)} images of {name}.h5")
@@ -123,10 +129,11 @@ def predict_variants(
     # variants), both small columns: no pass over the image bytes before the GPU gets work.
     cache: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
     written = []
-    for path in files_of_test_variants(data_dir, variants):
+    for name, checked in open_test_variants(data_dir, variants).items():
+        path = checked.path
         variant = HAMArtefacts(
             path.parent,
-            path.stem,
+            name,
             target_types=training_targets(),
             transforms=eval_transform(image_size, float_output=False),
             decode_size=image_size,
@@ -190,28 +197,69 @@ def predict_run(
     workers: int = 0,
     variants=None,
     progress: bool = True,
+    wait: float = RUN_LOCK_WAIT_S,
 ) -> list[Path]:
     """Load ``<run_dir>/best.pt`` (architecture and size from config.json) and predict all test variants
-    into ``<run_dir>/predictions/``. ``data_dir`` defaults to the run's training data folder."""
+    into ``<run_dir>/predictions/``. ``data_dir`` defaults to the run's training data folder. Holds the
+    run folder's lock (another process writing it is waited for ``wait`` seconds)."""
     from training.models import load_trained
+    from training.run.checkpoint import run_folder_lock
     from training.run.distributed import Dist, pick_device
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():
         raise UserError(f"{run_dir}: not a finished run (needs config.json and best.pt)")
-    model, config = load_trained(run_dir)
-    torch_device = pick_device(device, Dist())
-    model.to(torch_device)
-    return predict_variants(
-        model,
-        config["arch"],
-        data_dir or config["data"],
-        run_dir / "predictions",
-        config["image_size"],
-        device=torch_device,
-        batch_size=batch_size or config.get("eval_batch_size") or config["batch_size"],
-        workers=workers,
-        amp=bool(config.get("amp", True)),
+    with run_folder_lock(run_dir, wait):
+        model, config = load_trained(run_dir)
+        torch_device = pick_device(device, Dist())
+        model.to(torch_device)
+        return predict_variants(
+            model,
+            config["arch"],
+            data_dir or config["data"],
+            run_dir / "predictions",
+            config["image_size"],
+            device=torch_device,
+            batch_size=batch_size or config.get("eval_batch_size") or config["batch_size"],
+            workers=workers,
+            amp=bool(config.get("amp", True)),
+            progress=progress,
+            variants=variants,
+        )
+
+
+def predict_after_training(
+    config: TrainConfig,
+    checkpoints: Checkpointer,
+    model,
+    device,
+    amp: bool,
+    dist: Dist,
+    progress: bool = True,
+) -> dict:
+    """Predict every test variant of a trained run with its best.pt (loaded into ``model``) and check the
+    tables (RunFailed unless each has one row per test image); returns the summary's ``predictions``
+    and ``predict_seconds``."""
+    import time
+
+    from training.run.distributed import unwrap
+
+    checkpoints.load_best(model, device)
+    t0 = time.time()
+    written = predict_variants(
+        unwrap(model),
+        config.arch,
+        Path(config.data),
+        checkpoints.run_dir / "predictions",
+        config.image_size,
+        device=device,
+        batch_size=config.eval_batch_size or config.batch_size,
+        workers=config.workers,
+        amp=amp,
+        dist=dist,
         progress=progress,
-        variants=variants,
     )
+    result = {"predictions": len(written), "predict_seconds": time.time() - t0}
+    if dist.is_main:  # the tables DONE vouches for
+        check_predictions(checkpoints.run_dir / "predictions", Path(config.data))
+    return result

@@ -2,7 +2,9 @@
 
 ``plan`` writes every job to ``<runs>/jobs.jsonl`` (one JSON object a line: index, arch,
 train_variant, condition (training.data.conditions), fold, run_dir, config); ``run_job`` runs one line (``sweep run --index K`` from a SLURM
-array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists.
+array or any scheduler); ``run_all`` runs them in order and skips jobs whose DONE marker exists or
+whose run folder another process holds (its lock: machines sharing the runs folder never train a job
+twice).
 
 Profiles hold the training settings, one TOML file each in ``training/run/profiles/`` (:data:`PROFILES`):
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from generator.errors import UserError
 from generator.variants import CLEAN_TEST
 from training.models import ARCHITECTURES
+from training.run.config import RUN_LOCK_WAIT_S
 
 logger = logging.getLogger(__name__)
 
@@ -221,23 +224,33 @@ def run_job(job: dict, progress: bool = True) -> dict:
     return train(TrainConfig.from_dict(job["config"]), job["run_dir"], progress=progress)
 
 
-def run_index(jobs_file, index: int, progress: bool = True) -> tuple[dict, dict]:
+def run_index(
+    jobs_file, index: int, progress: bool = True, wait: float = RUN_LOCK_WAIT_S
+) -> tuple[dict, dict]:
+    """Run job ``index`` (its run folder's lock held: another process writing it is waited for ``wait``
+    seconds, then RunFolderBusy names it)."""
+    from training.run.checkpoint import run_folder_lock
+
     jobs = load_jobs(jobs_file)
     if not 0 <= index < len(jobs):
         raise UserError(f"--index: {index} is outside 0..{len(jobs) - 1}")
-    return jobs[index], run_job(jobs[index], progress)
+    with run_folder_lock(jobs[index]["run_dir"], wait):
+        return jobs[index], run_job(jobs[index], progress)
 
 
 def run_all(
     jobs_file, archs=None, train_variants=None, folds=None, progress: bool = True
 ) -> list[tuple[dict, dict]]:
-    """Run the selected jobs in order, skipping finished ones; returns (job, summary) pairs.
+    """Run the selected jobs in order, skipping finished ones and those another process is training
+    (their run folder's lock is held: several machines sharing the runs folder each take the jobs no
+    other holds, and none is trained twice); returns (job, summary) pairs, a skipped job's summary
+    with ``skipped`` (finished) or ``busy`` (held elsewhere).
 
     Logs one line per finished run with the elapsed time and an ETA for the rest: the mean seconds of
     the runs of that architecture finished so far (of any, for an architecture not yet seen)."""
     import time
 
-    from training.run.checkpoint import finished_summary
+    from training.run.checkpoint import RunFolderBusy, finished_summary, run_folder_lock
     from training.run.config import TrainConfig
 
     results = []
@@ -245,8 +258,21 @@ def run_all(
     seconds: dict[str, list[float]] = {}
     started = time.perf_counter()
     for k, job in enumerate(selected, 1):
-        summary = finished_summary(TrainConfig.from_dict(job["config"]), job["run_dir"])
-        if summary is not None:
+        try:
+            with run_folder_lock(job["run_dir"], wait=0):
+                summary = finished_summary(TrainConfig.from_dict(job["config"]), job["run_dir"])
+                if summary is None:
+                    t0 = time.perf_counter()
+                    summary = run_job(job, progress)
+                    seconds.setdefault(job["arch"], []).append(time.perf_counter() - t0)
+                    trained = True
+                else:
+                    trained = False
+        except RunFolderBusy as exc:
+            results.append((job, {"busy": str(exc)}))
+            logger.info("[%d/%d] %s", k, len(selected), exc)
+            continue
+        if not trained:
             results.append((job, summary | {"skipped": True}))
             logger.info(
                 "[%d/%d] %s %s fold%s: done earlier",
@@ -257,9 +283,7 @@ def run_all(
                 job["fold"],
             )
             continue
-        t0 = time.perf_counter()
-        results.append((job, run_job(job, progress)))
-        seconds.setdefault(job["arch"], []).append(time.perf_counter() - t0)
+        results.append((job, summary))
         logger.info(
             "[%d/%d] %s %s fold%s: %.0f s, best val macro PR-AUC %.3f; elapsed %.0f s, ETA %.0f s",
             k,
@@ -292,7 +316,7 @@ def _eta(remaining: list[dict], seconds: dict[str, list[float]]) -> float:
 
 def chance_check(run_dir, test_variant: str = CLEAN_TEST) -> dict:
     """Macro PR-AUC of a run's predictions on ``test_variant`` against the class-prior baseline."""
-    from training.run.engine import macro_pr_auc, prior_pr_auc
+    from training.run.metrics import macro_pr_auc, prior_pr_auc
     from training.run.predict import SCORE_COLUMNS, read_predictions
 
     table = read_predictions(Path(run_dir) / "predictions" / f"{test_variant}.csv")
