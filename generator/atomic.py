@@ -64,7 +64,7 @@ def require_free_space(folder: str | os.PathLike, need_bytes: int, what: str) ->
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 @contextlib.contextmanager

@@ -25,49 +25,19 @@ from pathlib import Path
 from .. import CLASSES
 from ..errors import UserError
 from ..images import opened_image
-from .layout import (
-    EXPECTED_COUNTS,
-    MASK_DIR,
-    MASK_SUFFIX,
-    METADATA_KEYS,
-    METADATA_NAME,
-    METADATA_STEM,
-    ONEHOT_COLUMNS,
-    REQUIRED_COLUMNS,
-    SYNTHETIC_MARKER,
-    TABLE_SUFFIXES,
-    TEST_GROUND_TRUTH_NAME,
-    TEST_IMAGES_DIR,
-    TEST_IMAGES_DIR_PREFIX,
-    TEST_TABLE_PREFIX,
-    TRAIN_IMAGE_DIRS,
-)
+
+# The layout's names stay importable from here: synth writes the layout that this module reads.
+from .layout import EXPECTED_COUNTS as EXPECTED_COUNTS
+from .layout import MASK_DIR as MASK_DIR
+from .layout import METADATA_KEYS, METADATA_STEM, SYNTHETIC_MARKER, TEST_IMAGES_DIR_PREFIX, TEST_TABLE_PREFIX
+from .layout import METADATA_NAME as METADATA_NAME
+from .layout import ONEHOT_COLUMNS as ONEHOT_COLUMNS
+from .layout import REQUIRED_COLUMNS as REQUIRED_COLUMNS
+from .layout import TEST_GROUND_TRUTH_NAME as TEST_GROUND_TRUTH_NAME
+from .layout import TEST_IMAGES_DIR as TEST_IMAGES_DIR
+from .layout import TRAIN_IMAGE_DIRS as TRAIN_IMAGE_DIRS
 from .scan import ContentDigests, fingerprint, scan
 from .tables import parse_ham_rows, pick_ground_truth, read_table
-
-__all__ = [  # the layout's names stay importable from here (synth writes the layout this module reads)
-    "EXPECTED_COUNTS",
-    "MASK_DIR",
-    "MASK_SUFFIX",
-    "METADATA_KEYS",
-    "METADATA_NAME",
-    "METADATA_STEM",
-    "ONEHOT_COLUMNS",
-    "REQUIRED_COLUMNS",
-    "SYNTHETIC_MARKER",
-    "TABLE_SUFFIXES",
-    "TEST_GROUND_TRUTH_NAME",
-    "TEST_IMAGES_DIR",
-    "TEST_IMAGES_DIR_PREFIX",
-    "TEST_TABLE_PREFIX",
-    "TRAIN_IMAGE_DIRS",
-    "Source",
-    "SourceRecord",
-    "expected_counts_report",
-    "load_source",
-    "read_image",
-    "read_mask",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +60,7 @@ class SourceRecord:
 
 @dataclass
 class Source:
-    """A loaded HAM10000 folder: training and test records plus a fingerprint of the inputs."""
+    """A loaded HAM10000 folder: training and test records plus a fingerprint of their content."""
 
     root: Path
     train: list[SourceRecord]

@@ -64,11 +64,17 @@ def _rows_as_dicts(path: Path, header: list[str], rows, required: tuple[str, ...
         yield line, dict(zip(lower, values, strict=True))
 
 
-def _check_image_id(path: Path, line: int, image_id: str) -> None:
+def _check_new_id(path: Path, line: int, image_id: str, seen: dict[str, int], column: str) -> None:
+    """``image_id`` well formed and not listed before (``seen``: id -> row, updated)."""
     if not re.fullmatch(r"ISIC_\d+", image_id):
         raise UserError(
             f"{path}, row {line}: malformed image_id {image_id!r} (expected ISIC_ followed by digits)"
         )
+    if image_id in seen:
+        raise UserError(
+            f"{path}, row {line}: duplicate {column} {image_id} (first listed at row {seen[image_id]})"
+        )
+    seen[image_id] = line
 
 
 def _plausible_age(path: Path, line: int, age: str) -> bool:
@@ -92,12 +98,7 @@ def parse_ham_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
     implausible: list[tuple[int, str]] = []
     for line, row in _rows_as_dicts(path, header, rows, REQUIRED_COLUMNS):
         image_id = row["image_id"]
-        _check_image_id(path, line, image_id)
-        if image_id in seen:
-            raise UserError(
-                f"{path}, row {line}: duplicate image_id {image_id} (first listed at row {seen[image_id]})"
-            )
-        seen[image_id] = line
+        _check_new_id(path, line, image_id, seen, "image_id")
         dx = row["dx"].lower()
         if dx not in CLASSES:
             raise UserError(
@@ -128,12 +129,7 @@ def parse_onehot_rows(path: Path, header, rows) -> list[tuple[int, dict]]:
     seen: dict[str, int] = {}
     for line, row in _rows_as_dicts(path, header, rows, ONEHOT_COLUMNS):
         image_id = row["image"]
-        _check_image_id(path, line, image_id)
-        if image_id in seen:
-            raise UserError(
-                f"{path}, row {line}: duplicate image {image_id} (first listed at row {seen[image_id]})"
-            )
-        seen[image_id] = line
+        _check_new_id(path, line, image_id, seen, "image")
         try:
             scores = {c: float(row[c.lower()]) for c in ONEHOT_COLUMNS[1:]}
         except ValueError:

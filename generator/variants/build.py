@@ -11,10 +11,15 @@ image_id, then test) as ``k % n == i``. Shard ``i`` writes cache part ``i`` of `
 parts exist (or with ``--merge``) the variant files are written from them, byte-identical to a
 single run, because a single run is exactly the one-part case.
 
-Reliability: every file is written under a temporary name and renamed; ``manifest.json`` is
-removed at the start of any run that will change the folder and written last, so an
-interrupted run never leaves a folder that ``verify`` accepts. A re-run reuses cache parts and
-variant files already finished (their SHA-256 re-checked against a sidecar record).
+Reliability: every file is written under a temporary name and renamed; ``manifest.json`` and
+the dataset cards beside it are removed at the start of any run that will change the folder, and
+written last, so an interrupted run never leaves a folder that ``verify`` accepts, nor cards
+without a manifest. A re-run reuses cache parts and variant files already finished (their SHA-256
+re-checked against a sidecar record) only when the configuration is the same, the source
+fingerprint included: that is of the source's content (``generator.sources.scan``), so a changed
+image is rebuilt. Free space is checked against a lower bound of the bytes to write
+(``plan.RowBytes``) before the long writes, and a full disk is one error naming the file
+(``generator.atomic``), after which the same command resumes.
 """
 
 from __future__ import annotations
@@ -44,12 +49,14 @@ from .manifest import FORMAT as MANIFEST_FORMAT
 from .manifest import MANIFEST_NAME, check_entry, load_manifest
 from .plan import Plan, RowBytes, make_plan, parse_shard
 from .rows import build_part, ordered_results, worker_pool, write_one_variant
+from .store import HDF5_HEADROOM
 
 __all__ = ["CACHE_DIR", "generate", "make_plan", "parse_shard"]
 
 logger = logging.getLogger(__name__)
 
 CACHE_DIR = ".cache"
+_HEADROOM_NOTE = f" (with the {HDF5_HEADROOM >> 20} MiB that HDF5 writes keep free)"
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -252,8 +259,11 @@ def _build(
             part_path = cache_dir / f"rows-{plan.part_key}-{i}of{n}.h5"
             if not part_path.is_file():
                 need = row_bytes.part((i, n)) + (row_bytes.variants(todo) if shard is None else 0)
+                need += HDF5_HEADROOM
                 require_free_space(
-                    out, need, "the row cache" + (" and the variant files" if shard is None else "")
+                    out,
+                    need,
+                    "the row cache" + (" and the variant files" if shard is None else "") + _HEADROOM_NOTE,
                 )
                 build_part(plan, part_path, (i, n), workers, templates, progress)
             parts = _complete_parts(cache_dir, plan.part_key)
@@ -269,7 +279,9 @@ def _build(
     kinds = _known_kinds(bank)
     if todo:
         assert row_bytes is not None
-        require_free_space(out, row_bytes.variants(todo), f"{len(todo)} variant file(s)")
+        require_free_space(
+            out, row_bytes.variants(todo) + HDF5_HEADROOM, f"{len(todo)} variant file(s){_HEADROOM_NOTE}"
+        )
         attrs_common = {
             "seed": plan.config["seed"],
             "source_fingerprint": plan.config["source_fingerprint"],

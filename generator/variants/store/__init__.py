@@ -45,13 +45,14 @@ from .codec import (
 )
 from .layout import FORMAT, FORMAT_VERSION, METADATA_COLUMNS, RECORD_FIELDS, Row
 from .reader import VariantReader
-from .writer import hdf5_output, write_variant
+from .writer import HDF5_HEADROOM, ensure_room, hdf5_output, write_variant
 
 __all__ = [
     "CACHE_BLOB_COLUMNS",
     "CACHE_TEXT_COLUMNS",
     "FORMAT",
     "FORMAT_VERSION",
+    "HDF5_HEADROOM",
     "METADATA_COLUMNS",
     "RECORD_FIELDS",
     "STORED_PNG_LEVEL",
@@ -64,6 +65,7 @@ __all__ = [
     "encode_mask",
     "encode_png",
     "encode_png_stored",
+    "ensure_room",
     "hdf5_output",
     "write_cache_part",
     "write_variant",

@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import UserError
 from .layout import Row
 from .reader import OPEN_ERRORS
-from .writer import hdf5_output
+from .writer import ensure_room, hdf5_output
 
 CACHE_BLOB_COLUMNS = ("lesion_mask", "clean_image", "clean_mask", "art_image", "art_mask")
 CACHE_TEXT_COLUMNS = (
@@ -44,6 +44,7 @@ def write_cache_part(path: Path, n_rows: int, attrs: dict) -> Iterator[Callable[
         blobs = {c: f.create_dataset(c, (n_rows,), dtype=vlen) for c in CACHE_BLOB_COLUMNS}
 
         def flush():  # one HDF5 call per column for a block of rows, not one per row
+            ensure_room(path, sum(len(r[c]) for r in pending for c in CACHE_BLOB_COLUMNS))
             start = len(labels) - len(pending)
             for c in CACHE_BLOB_COLUMNS:
                 values = [np.frombuffer(r[c], np.uint8) for r in pending]

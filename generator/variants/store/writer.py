@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,9 +16,26 @@ from pathlib import Path
 import numpy as np
 
 from ... import CLASSES, __version__
-from ...atomic import atomic_path, is_disk_full
+from ...atomic import atomic_path, disk_full_error, is_disk_full
 from ...licences import VARIANT_FILE_LICENCE
 from .layout import FORMAT, FORMAT_VERSION, METADATA_COLUMNS, STRING_COLUMNS, Row
+
+HDF5_HEADROOM = 64 * 2**20
+"""Free bytes kept beyond each HDF5 write (:func:`ensure_room`). HDF5 holds up to its metadata cache's
+32 MiB of dirty data (the global heap collections of variable-length rows among them) and may write
+it during any call; and when such a write meets a full disk inside ``H5Dwrite``, HDF5 2.0 crashes
+(segfault) instead of failing. So the writers stop, with the full-disk error, before the disk can
+fill under HDF5."""
+
+
+def ensure_room(path: Path, nbytes: int) -> None:
+    """``disk_full_error(path)`` unless ``nbytes`` + HDF5_HEADROOM bytes are free where ``path`` is written."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return  # cannot tell: the write itself will say so
+    if free < nbytes + HDF5_HEADROOM:
+        raise disk_full_error(path)
 
 
 @contextlib.contextmanager
@@ -25,28 +43,58 @@ def hdf5_output(path: Path, **options):
     """An ``h5py.File`` open for writing at a temporary name beside ``path``, renamed onto ``path`` when
     the block succeeds (``options`` go to ``h5py.File``).
 
-    HDF5 reports a full disk late and sideways: when closing (an OSError with errno 28), or from
+    The writers call :func:`ensure_room` before each block of rows, so that the disk does not fill
+    under HDF5. Should it fill anyway (another process), HDF5 reports it late and sideways: when closing (an OSError with errno 28), or from
     h5py's deallocation of a temporary object, which cannot raise and prints a traceback instead
     (a RuntimeError "Can't decrement id ref count ... errno = 28"). Such a lost flush is caught here
-    and fails the write. A file whose flush failed also stays open inside the library, which
-    retries the flush later and at exit (a crash), so a failed write gives the partial file's space
-    back and then closes it; ``atomic_path`` removes it and names ``path`` in the error.
+    and fails the write. An object half closed that way can crash HDF5 later, so every dataset
+    created stays open until the file is flushed (``_KeptOpen``). A file whose writing failed cannot
+    be closed either (its cached metadata still has to go somewhere), and HDF5 would retry at exit
+    and crash, so it is discarded: see :func:`_discard`. ``atomic_path`` then removes the partial
+    file and names ``path`` in the error.
     """
-    import h5py
-
     with atomic_path(path, suffix=".h5.partial") as tmp, _lost_flushes() as lost:
-        f = h5py.File(tmp, "w", **options)
+        f = _kept_open_file()(tmp, "w", **options)
         try:
             yield f
-            f.close()
+            ensure_room(path, 0)
+            f.flush()  # where a full disk shows, if it did not before: still a file that can be closed
             if lost:
                 raise lost[0]
+            f.close()
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.truncate(tmp, 0)  # frees the blocks, so that the closing metadata flush fits
-            with contextlib.suppress(Exception):
-                f.close()
+            _discard(f)
             raise
+
+
+def _kept_open_file():
+    """``h5py.File`` whose datasets stay open until the file closes (a dataset dropped mid-write would
+    be closed, and flushed, by its deallocation, which cannot report a full disk)."""
+    import h5py
+
+    class KeptOpen(h5py.File):
+        def create_dataset(self, *args, **kwargs):
+            dataset = super().create_dataset(*args, **kwargs)
+            self.__dict__.setdefault("kept_datasets", []).append(dataset)
+            return dataset
+
+    return KeptOpen
+
+
+def _discard(f) -> None:
+    """Close an HDF5 file whose writes failed without needing the disk: the library's descriptor of the
+    partial file is pointed at an anonymous in-memory file (Linux ``memfd_create``), so its last
+    writes land there and the close succeeds, releasing every object of the file (their later
+    deallocation at exit is what crashed). Elsewhere, the close is only attempted."""
+    with contextlib.suppress(Exception):
+        if f.id.valid and hasattr(os, "memfd_create"):
+            sink = os.memfd_create("ham-artefacts-discarded-hdf5")
+            try:
+                os.dup2(sink, f.id.get_vfd_handle())
+            finally:
+                os.close(sink)
+    with contextlib.suppress(Exception):
+        f.close()
 
 
 @contextlib.contextmanager
@@ -102,6 +150,9 @@ def write_variant(path: str | os.PathLike, rows: Iterable[Row], n_rows: int, att
         for i, row in enumerate(rows):
             if i >= n_rows:
                 raise ValueError(f"{path.name}: more rows than the declared {n_rows}")
+            ensure_room(
+                path, len(row.image_bytes) + len(row.lesion_mask_bytes) + len(row.artefact_mask_bytes)
+            )
             ds["images"][i] = np.frombuffer(row.image_bytes, np.uint8)
             ds["lesion_masks"][i] = np.frombuffer(row.lesion_mask_bytes, np.uint8)
             ds["artefact_masks"][i] = np.frombuffer(row.artefact_mask_bytes, np.uint8)
