@@ -1,13 +1,57 @@
-"""Reading and normalising images and lesion masks (RGB uint8 images, boolean masks)."""
+"""Reading and normalising images and lesion masks (RGB uint8 images, boolean masks).
+
+Every image file is opened through :func:`opened_image`: a file that does not decode is one UserError
+naming it, and so is one past Pillow's decompression-bomb limit (more than twice
+``PIL.Image.MAX_IMAGE_PIXELS``, 179 megapixels by default). Between once and twice the limit the
+image is decoded, with one logged warning instead of Pillow's two-line DecompressionBombWarning.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def opened_image(
+    source: bytes | str | os.PathLike, name: str | os.PathLike, problem: str = "not a readable image"
+) -> Iterator[PILImage.Image]:
+    """``PIL.Image.open(source)`` (bytes or a path) for the block; a decoding failure inside the block
+    (opening, ``load()``, ``convert()``...) is ``UserError("{name}: {problem} (...)")``."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                yield im
+        except Image.DecompressionBombError as exc:
+            raise UserError(
+                f"{name}: {exc} (Pillow's decompression-bomb limit is twice PIL.Image.MAX_IMAGE_PIXELS; "
+                "raise it if the image is genuine)"
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise UserError(f"{name}: {problem} ({exc})") from None
+    for warning in caught:
+        if issubclass(warning.category, Image.DecompressionBombWarning):
+            logger.warning(f"{name}: {warning.message} (decoding it anyway)")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -34,22 +78,17 @@ def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8 HxWx3 (grayscale and RGBA are converted)."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            usable = (
-                img
-                if img.mode in ("L", "RGB", "RGBA", "LA")
-                else img.convert("RGBA" if "A" in img.getbands() else "RGB")
-            )
-            array = np.asarray(usable)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc})") from None
+    with opened_image(path, path) as img:
+        img.load()
+        usable = (
+            img
+            if img.mode in ("L", "RGB", "RGBA", "LA")
+            else img.convert("RGBA" if "A" in img.getbands() else "RGB")
+        )
+        array = np.asarray(usable)
     return as_rgb(array, name=str(path))
 
 
@@ -82,16 +121,11 @@ def check_mask(
 
 def load_mask(path: str | Path, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Read a 0/1 or 0/255 mask file as a boolean HxW array; checks its size against ``image_shape``."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such mask file")
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("L") if img.mode not in ("L", "1", "I", "P") else img)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable mask image ({exc})") from None
+    with opened_image(path, path, "not a readable mask image") as img:
+        array = np.asarray(img.convert("L") if img.mode not in ("L", "1", "I", "P") else img)
     if image_shape is not None:
         checked = check_mask(array, image_shape, name=str(path))
         assert checked is not None  # check_mask keeps None only for None

@@ -112,6 +112,28 @@ def test_fingerprint_is_stable_and_tracks_inputs(small_source_dir):
     assert load_source(small_source_dir).fingerprint != first
 
 
+def test_fingerprint_is_of_content_not_names_and_sizes(small_source_dir):
+    """Issue 24, case 4: the same names and byte sizes with other bytes are another source."""
+    source = load_source(small_source_dir)
+    mask = source.train[0].mask_path
+    data = bytearray(mask.read_bytes())
+    data[-20] ^= 0xFF  # one byte inside the PNG: same name, same size
+    mask.write_bytes(bytes(data))
+    changed = load_source(small_source_dir).fingerprint
+    assert changed != source.fingerprint
+    (small_source_dir / "SYNTHETIC.txt").unlink()  # the licence the build writes depends on it
+    assert load_source(small_source_dir).fingerprint != changed
+
+
+def test_read_image_refuses_bytes_changed_since_the_fingerprint(small_source_dir):
+    rec = load_source(small_source_dir).train[2]
+    data = bytearray(rec.image_path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    rec.image_path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=rf"{re.escape(str(rec.image_path))}: changed since the source"):
+        read_image(rec)
+
+
 def test_read_image_keeps_jpeg_bytes_only_without_resize(small_source_dir):
     rec = load_source(small_source_dir).train[0]
     rgb, data = read_image(rec)
@@ -257,23 +279,26 @@ def test_test_images_without_ground_truth(small_source_dir):
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_corrupt_jpeg_fails_at_read_time(small_source_dir, damage):
+    path = load_source(small_source_dir).train[1].image_path
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3] if damage == "truncated" else b"not a jpeg" * 50)
     rec = load_source(small_source_dir).train[1]
-    data = rec.image_path.read_bytes()
-    rec.image_path.write_bytes(data[: len(data) * 2 // 3] if damage == "truncated" else b"not a jpeg" * 50)
     with pytest.raises(UserError, match=rf"{re.escape(str(rec.image_path))}: corrupt or truncated image"):
         read_image(rec)
 
 
 def test_truncation_by_one_byte_is_detected(small_source_dir):
+    path = load_source(small_source_dir).train[1].image_path
+    path.write_bytes(path.read_bytes()[:-1])
     rec = load_source(small_source_dir).train[1]
-    rec.image_path.write_bytes(rec.image_path.read_bytes()[:-1])
     with pytest.raises(UserError, match="truncated"):
         read_image(rec)
 
 
 def test_mask_of_wrong_size(small_source_dir):
+    mask_path = load_source(small_source_dir).train[0].mask_path
+    Image.open(mask_path).resize((32, 24)).save(mask_path)
     rec = load_source(small_source_dir).train[0]
-    Image.open(rec.mask_path).resize((32, 24)).save(rec.mask_path)
     with pytest.raises(
         UserError,
         match=rf"{re.escape(str(rec.mask_path))}: mask is 32x24 but image "

@@ -75,7 +75,8 @@ def segment_lesion(rgb: np.ndarray, work_side: int = 256) -> np.ndarray:
     h, w = rgb.shape[:2]
     scale = min(1.0, work_side / max(h, w))
     sw, sh = max(8, int(round(w * scale))), max(8, int(round(h * scale)))
-    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
+    # Shrunk for speed; an image under 8 pixels a side is enlarged to 8 (the filters need a few pixels).
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA) if (sw, sh) != (w, h) else rgb
     fov = field_of_view(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
 
     # Hair removal: a grey-level closing with a disc wider than a hair fills thin dark lines.
