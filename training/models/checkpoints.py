@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from generator.atomic import atomic_path
+from generator.atomic import atomic_path, is_disk_full
 from generator.errors import UserError
 
 # What torch.load raises on a file that is not a whole checkpoint (truncated, garbage, another format).
@@ -62,11 +62,11 @@ def _detail(exc: BaseException) -> str:
     return lines[0][:120] if lines else type(exc).__name__
 
 
-def _disk_full(path: Path, exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return True
+def _disk_full(exc: BaseException) -> bool:
     # torch's zip writer reports a short write as an enforce failure, not as ENOSPC
-    return isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc))
+    return is_disk_full(exc) or (
+        isinstance(exc, RuntimeError) and ("unexpected pos" in str(exc) or "file write failed" in str(exc))
+    )
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
@@ -74,14 +74,14 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
     import torch
 
     path = Path(path)
-    try:
-        with atomic_path(path, suffix=".pt.partial") as tmp:
+    with atomic_path(path, suffix=".pt.partial") as tmp:  # removes the temporary file on any failure
+        try:
             torch.save(obj, tmp)
-    except (OSError, RuntimeError) as exc:
-        if _disk_full(path, exc):
-            raise UserError(
-                f"{path}: no space left on device (checkpoint not written; the previous one is intact)"
-            ) from exc
-        if isinstance(exc, OSError):
-            raise UserError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from exc
-        raise
+        except (OSError, RuntimeError) as exc:
+            if _disk_full(exc):
+                raise UserError(
+                    f"{path}: no space left on device (checkpoint not written; the previous one is intact)"
+                ) from None
+            if isinstance(exc, OSError):
+                raise UserError(f"{path}: cannot write checkpoint ({exc.strerror or exc})") from exc
+            raise
