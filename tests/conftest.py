@@ -52,14 +52,14 @@ def _digest_cache_in_tmp(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
     """One exported + built demo site project per test session (the build and browser tests share it)."""
-    import _fixtures_site as fx
+    from helpers import site as fx
 
     return fx.export_and_build(tmp_path_factory.mktemp("site-shared"))
 
 
 @pytest.fixture(scope="session")
 def partial_site(tmp_path_factory) -> Path:
-    """A built project from a partial grid (see _fixtures_site.build_partial_site)."""
-    import _fixtures_site as fx
+    """A built project from a partial grid (see helpers.site.build_partial_site)."""
+    from helpers import site as fx
 
     return fx.build_partial_site(tmp_path_factory.mktemp("site-partial"))

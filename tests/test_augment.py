@@ -270,7 +270,7 @@ RANDOM_ARTEFACT_DIGESTS = {
 
 
 def test_outputs_for_a_seed_are_byte_identical_to_before():
-    from _fixtures_training import digest_arrays
+    from helpers.training import digest_arrays
     from PIL import Image
 
     from training.data.augment import RandomArtefact
@@ -465,7 +465,7 @@ def test_runs_are_reproducible_across_processes_and_dataloader_workers():
 # ------------------------------------------------------------------------------------ training option
 def test_augment_artefacts_option_trains_on_training_images_only_and_is_recorded(tmp_path, monkeypatch):
     pytest.importorskip("sklearn")
-    from _fixtures_training import write_synthetic_data
+    from helpers.training import write_synthetic_data
     from test_training_engine import _config, _small_cnn
 
     from training.data import augment

@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from _fixtures_training import digest_arrays as digest  # noqa: E402
-from _fixtures_training import synthetic_rows, write_data_manifest, write_synthetic_variant  # noqa: E402
+from helpers.training import digest_arrays as digest  # noqa: E402
+from helpers.training import synthetic_rows, write_data_manifest, write_synthetic_variant  # noqa: E402
 from torchvision import tv_tensors  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 

@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures_distribution import build_dataset, cli_main, serve
+from helpers.distribution import build_dataset, cli_main, serve
 
 from generator import CLASSES
 from generator.distribution.cards import CARD_NAME

@@ -203,7 +203,7 @@ def test_identity_control_is_zero_and_raises_when_the_pairing_is_broken(monkeypa
 
 
 def test_evaluate_writes_effect_tables_and_lists_them(tmp_path):
-    from _fixtures_evaluation import make_runs
+    from helpers.evaluation import make_runs
 
     from training.evaluation.evaluate import evaluate
 
@@ -358,7 +358,7 @@ def test_remedy_summary_uses_t_across_runs_and_labels_a_single_run():
 
 
 def test_evaluate_discovers_augmented_runs_after_their_variant_and_writes_the_remedy(tmp_path):
-    from _fixtures_evaluation import make_runs
+    from helpers.evaluation import make_runs
 
     from training.evaluation.evaluate import evaluate
     from training.evaluation.predictions import discover_runs
@@ -473,7 +473,7 @@ def test_effects_by_kind_partition_each_run_of_the_whole_variant():
 
 
 def test_evaluate_writes_every_listed_table_in_order_and_help_names_them(tmp_path, capsys):
-    from _fixtures_evaluation import make_runs
+    from helpers.evaluation import make_runs
 
     from generator.cli import main
     from training.evaluation import TABLES

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures_evaluation import ARCHS, TEST_VARIANTS, TRAIN_VARIANTS, make_runs
+from helpers.evaluation import ARCHS, TEST_VARIANTS, TRAIN_VARIANTS, make_runs
 from sklearn.metrics import average_precision_score, balanced_accuracy_score
 
 from generator import CLASSES

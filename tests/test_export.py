@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
-import _fixtures_site as fx
 import pandas as pd
 import pytest
+from helpers import site as fx
 
 from generator import CLASSES
 from generator.cli import main
@@ -562,7 +562,7 @@ def test_bias_page_without_effects_says_to_rerun_evaluate(tmp_path):
 
 
 def test_bias_page_splits_the_within_model_shift_by_artefact_kind(exported):
-    from _fixtures_site import KIND_SHIFT, KINDS
+    from helpers.site import KIND_SHIFT, KINDS
 
     page = (exported / "site" / "bias.md").read_text()
     section = page.split("### By artefact kind")[1].split("## ")[0]
@@ -725,7 +725,7 @@ def test_remedy_section_says_plainly_when_the_augmented_runs_are_absent(exported
 
 def test_remedy_section_reaches_the_site_from_the_evaluation(tmp_path):
     """Augmented runs -> evaluate -> export: both pages show the measured remedy rows."""
-    from _fixtures_evaluation import make_runs
+    from helpers.evaluation import make_runs
 
     from training.evaluation.evaluate import evaluate
     from training.export.site import export_site

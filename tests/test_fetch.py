@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _fixtures_distribution import build_dataset, cli_main, serve
+from helpers.distribution import build_dataset, cli_main, serve
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

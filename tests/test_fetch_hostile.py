@@ -1,7 +1,7 @@
 """fetch against a hostile server on 127.0.0.1 (issue 13): drip-feed, stale .part files, permanent
 failures, concurrent runs into one folder, terminal escapes and long names, partial fetch + verify.
 
-Every server behaviour is bounded (tests/_fixtures_distribution.py) and every fetch here runs with short
+Every server behaviour is bounded (tests/helpers/distribution.py) and every fetch here runs with short
 timeouts, so the file takes seconds.
 """
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _fixtures_distribution import DEFAULT_VARIANTS, build_dataset, cli_main, serve
+from helpers.distribution import DEFAULT_VARIANTS, build_dataset, cli_main, serve
 
 from generator.distribution.fetch import FetchError, fetch, verify_files
 from generator.errors import UserError
@@ -293,7 +293,7 @@ def test_interrupt_keeps_the_part_and_exits_130(dataset, tmp_path, capsys, monke
 
 def test_generate_into_a_folder_in_use_is_refused_and_changes_nothing(tmp_path, capsys):
     """generate takes the same folder lock as fetch: a second writer is refused, the folder untouched."""
-    from _fixtures_variants import make_source
+    from helpers.variants import make_source
 
     from generator.cli import main
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _fixtures_variants import make_source
+from helpers.variants import make_source
 
 from generator import CLASSES
 from generator.cli import main

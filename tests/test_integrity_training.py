@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import small_cnn, write_data_manifest, write_synthetic_data  # noqa: E402
+from helpers.training import small_cnn, write_data_manifest, write_synthetic_data  # noqa: E402
 
 from generator.cli import describe_error  # noqa: E402
 from generator.errors import UserError  # noqa: E402

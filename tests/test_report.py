@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures_site import baseline_summary
+from helpers.site import baseline_summary
 
 from generator.variants import ALL_TEST, CLEAN_TEST, CLEAN_TRAIN, list_variants
 from training.evaluation import report

@@ -182,7 +182,7 @@ def _flip_a_non_mel_row(rows, header):
 
 @pytest.fixture
 def one_run(tmp_path):
-    from _fixtures_evaluation import make_runs
+    from helpers.evaluation import make_runs
 
     runs = make_runs(tmp_path / "runs", archs=(ARCH,), train_variants=(CLEAN_TRAIN,), n_images=28)
     return runs, runs / ARCH / CLEAN_TRAIN / "fold0"
@@ -247,7 +247,7 @@ def test_a_lone_unfinished_run_with_one_table_is_refused(one_run, tmp_path, caps
 
 
 def test_unfinished_runs_are_listed_and_skipped_or_included(tmp_path, capsys):
-    from _fixtures_evaluation import make_runs
+    from helpers.evaluation import make_runs
 
     runs = make_runs(tmp_path / "runs", archs=(ARCH,), train_variants=(CLEAN_TRAIN, "train_nv"), n_images=28)
     (runs / ARCH / "train_nv" / "fold0" / "DONE").unlink()  # its tables are complete, its DONE is not there

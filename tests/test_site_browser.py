@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-import _fixtures_site as fx
 import pytest
+from helpers import site as fx
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

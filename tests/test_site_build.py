@@ -6,9 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
-import _fixtures_site as fx
 import pytest
 import yaml
+from helpers import site as fx
 
 from generator.errors import UserError
 

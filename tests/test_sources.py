@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _fixtures_sources import private_copy, synthetic_folder
+from helpers.sources import private_copy, synthetic_folder
 from PIL import Image
 
 from generator import CLASSES

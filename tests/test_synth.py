@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _fixtures_sources import SMALL, synthetic_folder
+from helpers.sources import SMALL, synthetic_folder
 from PIL import Image
 
 from generator import CLASSES

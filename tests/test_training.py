@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import write_data_manifest, write_synthetic_data  # noqa: E402
+from helpers.training import write_data_manifest, write_synthetic_data  # noqa: E402
 
 from generator import CLASSES  # noqa: E402
 from generator.errors import UserError  # noqa: E402

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import small_cnn as _small_cnn  # noqa: E402
-from _fixtures_training import write_synthetic_data  # noqa: E402
+from helpers.training import small_cnn as _small_cnn  # noqa: E402
+from helpers.training import write_synthetic_data  # noqa: E402
 
 from generator.variants import ALL_TEST, CLEAN_TRAIN  # noqa: E402
 from training.models import list_architectures  # noqa: E402

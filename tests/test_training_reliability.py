@@ -19,8 +19,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("sklearn")
 
-from _fixtures_training import small_cnn as _small_cnn  # noqa: E402
-from _fixtures_training import (  # noqa: E402
+from helpers.training import small_cnn as _small_cnn  # noqa: E402
+from helpers.training import (  # noqa: E402
     synthetic_rows,
     write_data_manifest,
     write_synthetic_data,

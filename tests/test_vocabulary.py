@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _fixtures_variants import make_source
+from helpers.variants import make_source
 
 from generator.artefacts import insert_artefact, realize, realize_random, render
 from generator.artefacts.kinds import DEFAULT_FAMILIES, FAMILIES, KINDS, family_kinds
@@ -410,7 +410,7 @@ def test_publish_card_licence_follows_the_manifest(all_families, tmp_path):
 @pytest.mark.parametrize("base_url", [None, "https://example.org/ham/"])
 def test_results_site_datasets_page_links_the_card_and_croissant(tmp_path, base_url):
     pytest.importorskip("yaml", reason="the site extra")
-    import _fixtures_site as fx
+    from helpers import site as fx
 
     from generator.distribution.cards import write_cards
     from training.export.site import build_site, export_site

@@ -544,7 +544,7 @@ def write_data(
 
 # ---- a throw-away copy of the MkDocs project, exported from fabricated tables and built ----
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GENERATED_PAGES = (
     "index.md",
     "robustness.md",
