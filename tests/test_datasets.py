@@ -242,3 +242,27 @@ def test_bad_arguments_are_one_line_user_errors(root, arguments, message):
     arguments = {"root": root, "variant": CLEAN_TRAIN, **arguments}
     with pytest.raises(UserError, match=message):
         HAMArtefacts(**arguments)
+
+
+def test_the_readme_dataset_example_runs_as_written(tmp_path, monkeypatch):
+    """README.md's "The dataset" example, verbatim but for the folder (and no download: the files are here)."""
+    import re
+    from pathlib import Path
+
+    from helpers.training import write_synthetic_data
+
+    data = write_synthetic_data(tmp_path / "data", train_variants=("train_none", "train_all"))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The dataset") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"data/"', repr(str(data))).replace(", download=True", "")
+    namespace: dict = {}
+    exec(code, namespace)
+    image, lesion_mask = namespace["image"], namespace["lesion_mask"]
+    assert (
+        isinstance(image, tv_tensors.Image)
+        and image.dtype == torch.float32
+        and image.shape[-2:] == (224, 224)
+    )
+    assert isinstance(lesion_mask, tv_tensors.Mask) and lesion_mask.shape == (224, 224)
+    assert isinstance(namespace["label"], int) and 0 <= namespace["label"] < len(namespace["ds"].classes)
