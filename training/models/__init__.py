@@ -11,16 +11,14 @@ The detector heads always train from scratch (torchvision has no ResNet-34 detec
 
 from __future__ import annotations
 
-import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator import NUM_CLASSES
-
-logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -124,10 +122,10 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path | None:
     path = default_weights_path()
     if path.is_file():
         return path
-    logger.warning(  # one line through the CLI's log handler (warnings.warn printed a second, source line)
-        "ImageNet ResNet-34 weights not found at %s (pass --weights PATH or place the file there); "
+    warnings.warn(
+        f"ImageNet ResNet-34 weights not found at {path} (pass --weights PATH or place the file there); "
         "training from random initialisation",
-        path,
+        stacklevel=2,
     )
     return None
 
