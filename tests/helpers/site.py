@@ -545,15 +545,7 @@ def write_data(
 # ---- a throw-away copy of the MkDocs project, exported from fabricated tables and built ----
 
 REPO = Path(__file__).resolve().parents[2]
-GENERATED_PAGES = (
-    "index.md",
-    "robustness.md",
-    "bias.md",
-    "significance.md",
-    "gallery.md",
-    "datasets.md",
-    "downloads.md",
-)
+from training.export.site import PAGES as GENERATED_PAGES  # noqa: E402
 
 
 def make_site_project(root: str | Path) -> Path:

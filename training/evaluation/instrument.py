@@ -28,6 +28,7 @@ import pandas as pd
 from generator import CLASSES
 from generator.seeding import derive_seed
 from generator.variants import CLEAN_TRAIN, VARIANTS, list_variants
+from training.run.config import DONE_NAME
 
 from .controls import POSITIVE_CONTROL
 from .paired import DEFAULT_REFERENCE
@@ -122,7 +123,7 @@ def plant_runs(root: str | Path, n_per_class: int = 60, folds=(0, 1, 2), seed: i
                     )
                     + "\n"
                 )
-                (run / "DONE").write_text("{}\n")
+                (run / DONE_NAME).write_text("{}\n")
     return root
 
 

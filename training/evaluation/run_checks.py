@@ -29,10 +29,10 @@ import pandas as pd
 from generator import CLASSES
 from generator.errors import UserError
 from generator.variants import CLEAN_TEST, VARIANTS, list_variants
+from training.run.config import DONE_NAME
 
 logger = logging.getLogger(__name__)
 
-DONE_NAME = "DONE"
 """The marker ``train`` writes into a run folder once its predictions are complete."""
 DATA_COLUMNS = ("image_id", "y_true", "has_artefact", "artefact_kind")
 """The prediction-table columns that come from the variant file, not from the model."""

@@ -30,7 +30,7 @@ import torch
 from generator.atomic import write_json_atomic, write_text_atomic
 from generator.errors import UserError
 from training.models.checkpoints import load_checkpoint, save_checkpoint
-from training.run.config import DATA_RECORD, RUN_LOCK_WAIT_S, TrainConfig, comparable
+from training.run.config import DATA_RECORD, DONE_NAME, RUN_LOCK_WAIT_S, TrainConfig, comparable
 from training.run.distributed import Dist, unwrap
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class Checkpointer:
         self.log_file = self.run_dir / "log.jsonl"
         self.last = self.run_dir / "last.pt"
         self.best = self.run_dir / "best.pt"
-        self.done = self.run_dir / "DONE"
+        self.done = self.run_dir / DONE_NAME
         self.saved_epoch = 0
         """The epoch last.pt holds."""
 

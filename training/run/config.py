@@ -230,6 +230,10 @@ def comparable(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ignored}
 
 
+# A run folder holds this marker once every prediction table is complete ("ready for evaluation").
+DONE_NAME = "DONE"
+
+
 def run_dir_for(
     runs: str | os.PathLike, arch: str, train_variant: str, fold: int, augment_artefacts: float = 0.0
 ) -> Path:

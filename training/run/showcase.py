@@ -31,6 +31,7 @@ from typing import TypedDict
 from generator.atomic import write_json_atomic
 from generator.variants import ALL_TEST, CLEAN_TEST
 from generator.variants.manifest import MANIFEST_NAME, sha256_file
+from training.run.config import DONE_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ SETTINGS: Settings = {
     "gradcam_n": 8,
 }
 """The showcase's data build and training profile: one place, read by the runner, the check and the README."""
-COLLECTED = ("config.json", "log.jsonl", "DONE")
+COLLECTED = ("config.json", "log.jsonl", DONE_NAME)
 
 
 def study_variants() -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from generator.errors import UserError
 from generator.variants import CLEAN_TEST
 from training.models import ARCHITECTURES
-from training.run.config import RUN_LOCK_WAIT_S
+from training.run.config import DONE_NAME, RUN_LOCK_WAIT_S
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def load_jobs(jobs_file: str | os.PathLike) -> list[dict]:
 
 
 def is_done(job: dict) -> bool:
-    return (Path(job["run_dir"]) / "DONE").is_file()
+    return (Path(job["run_dir"]) / DONE_NAME).is_file()
 
 
 def select(jobs: list[dict], archs=None, train_variants=None, folds=None) -> list[dict]:
