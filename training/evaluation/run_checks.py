@@ -174,19 +174,15 @@ def _check_has_artefact(where: str, variant: str, table: pd.DataFrame, defined: 
 def frozen_columns(data_dir: str | Path) -> dict[str, dict]:
     """{test_variant: {file, image_id, y_true, has_artefact, artefact_kind}} of ``data_dir``, each file
     read through its manifest entry; UserError where a file's lesion ids disagree with test_none's."""
-    from generator.variants.manifest import MANIFEST_NAME, load_manifest
-    from generator.variants.store import VariantReader
-    from generator.variants.verified import open_checked
+    from generator.variants.verified import manifest_of, open_checked
 
-    manifest_path = Path(data_dir) / MANIFEST_NAME
-    # Read once for all 13 files; without one, open_checked says what is wrong.
-    manifest = load_manifest(manifest_path) if manifest_path.is_file() else None
+    manifest = manifest_of(data_dir)  # read once for all 13 files
     out = {}
     lesions: dict[str, str] = {}
     clean_name = ""
     clean_first = [CLEAN_TEST, *(v for v in list_variants("test") if v != CLEAN_TEST)]
     for variant in clean_first:
-        with VariantReader(open_checked(data_dir, variant, manifest).path) as reader:
+        with open_checked(data_dir, variant, manifest).reader as reader:
             out[variant] = {
                 "file": str(reader.path),
                 "image_id": np.asarray(reader.image_ids, dtype=object),
